@@ -1,0 +1,54 @@
+# pouw — the two README commands (`make demo`, `make test`) and the tools around them.
+# Every target sets up what it needs first; the set-up is idempotent and, once done,
+# needs no network: pinned packages from PyPI, anvil from npm, the pip-installed Vyper
+# linked where ape-vyper (vvm) looks for it.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+VVM    := $(HOME)/.vvm
+ANVIL  := node_modules/.bin/anvil
+export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+# Keep ape's data (accounts, caches) inside the project unless the user says otherwise.
+export APE_DATA_FOLDER ?= $(CURDIR)/.pouw/ape
+
+.PHONY: setup vvm-link demo test lint contracts-test oracle-test gas coverage bench clean
+
+setup: $(VENV)/.installed $(ANVIL) vvm-link
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+$(ANVIL): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# ape-vyper resolves compilers through vvm, which would download one; point it at ours
+# (re-pointed whenever it names another checkout's venv).
+vvm-link: $(VENV)/.installed
+	@mkdir -p $(VVM)
+	@[ "$$(readlink $(VVM)/vyper-0.4.3)" = "$(CURDIR)/$(BIN)/vyper" ] || ln -sfn $(CURDIR)/$(BIN)/vyper $(VVM)/vyper-0.4.3
+
+demo: setup
+	$(BIN)/pouw demo
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: setup lint
+	$(BIN)/ape test tests -q -p no:randomly
+
+gas: setup
+	$(BIN)/ape test tests/contracts --network ethereum:local:foundry --gas -q
+
+coverage: setup
+	$(BIN)/ape test tests/contracts --network ethereum:local:foundry --coverage -q
+
+bench: setup
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf .build .pouw bench/results.json

@@ -1,0 +1,165 @@
+"""Gas of every JobMarket entry point on anvil (a real node), written to bench/results.json.
+
+Run: `make bench` (or `.venv/bin/python bench/gas.py`). Starts anvil through ape-foundry,
+deploys a fresh protocol, and measures receipts' `gasUsed` (what a user pays, refunds
+included). Settle batches are measured with 8 workers who already hold credited
+balances and work in the current epoch (the steady state of a busy market).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from eth_account import Account
+from eth_utils import keccak
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench._results import merge_results  # noqa: E402
+from oracle.attestation import Attestation, order_signatures, sign_settlement  # noqa: E402
+from oracle.emission import schedule_total  # noqa: E402
+
+ETHER = 10**18
+ZERO = "0x0000000000000000000000000000000000000000"
+EPOCH, EMISSION, HALVING = 3_600, 1_000 * ETHER, 4
+
+
+def main() -> dict[str, float]:
+    import ape
+    from ape import accounts, chain, networks, project
+
+    console = Console()
+    rows: list[tuple[str, int, str]] = []
+    out: dict[str, float] = {}
+    with networks.parse_network_choice("ethereum:local:foundry"):
+        acct = accounts.test_accounts
+        deployer, requester = acct[0], acct[1]
+        workers = [acct[i] for i in range(2, 10)]
+        keys = sorted((Account.from_key(keccak(text=f"bench oracle {i}")) for i in range(3)),
+                      key=lambda a: int(a.address, 16))
+        token = project.WorkToken.deploy("pouw Work", "WORK", schedule_total(EMISSION, HALVING),
+                                         sender=deployer)
+        market = project.JobMarket.deploy(
+            token, EPOCH, EMISSION, HALVING, [k.address for k in keys], 1, ETHER, 86_400, 600,
+            3_600, 30 * 86_400, sender=deployer)
+        token.set_minter(market, True, sender=deployer)
+        token.renounce_ownership(sender=deployer)
+        usd = project.MockToken.deploy("Mock USD", "mUSD", sender=deployer)
+        market.set_asset_allowed(usd, True, sender=deployer)
+        usd.mint(requester, 10**30, sender=deployer)
+        usd.approve(market, 2**256 - 1, sender=requester)
+        for w in workers:
+            market.register(sender=w, value=ETHER)
+
+        def deadline() -> int:
+            return chain.pending_timestamp + 86_400
+
+        counter = iter(range(10**9))
+
+        def spec() -> bytes:
+            return keccak(text=f"bench spec {next(counter)}")
+
+        def gas(tx) -> int:
+            return int(tx.gas_used)
+
+        # createJob: measured after a first job so the id counter is warm (as on a live market).
+        market.create_job(spec(), 1_000, ZERO, 10**15, deadline(), sender=requester, value=10**15)
+        g = gas(market.create_job(spec(), 1_000, ZERO, 10**15, deadline(), sender=requester,
+                                  value=10**15))
+        rows.append(("create_job (ETH)", g, "per job"))
+        out["gas_create_job_eth"] = g
+        g = gas(market.create_job(spec(), 1_000, usd, 10**15, deadline(), sender=requester))
+        rows.append(("create_job (ERC-20)", g, "per job"))
+        out["gas_create_job_erc20"] = g
+        for asset, label in ((ZERO, "ETH"), (usd, "ERC-20")):
+            reqs = [(spec(), 1_000, asset, 10**15, deadline()) for _ in range(64)]
+            value = 64 * 10**15 if asset == ZERO else 0
+            g = gas(market.create_jobs(reqs, sender=requester, value=value)) / 64
+            rows.append((f"create_jobs x64 ({label})", round(g), "per job"))
+            out[f"gas_create_jobs_b64_{label.lower().replace('-', '')}_per_job"] = round(g)
+
+        def post(n: int) -> list[int]:
+            first = market.next_job_id()
+            reqs = [(spec(), 1_000, ZERO, 10**15, deadline()) for _ in range(n)]
+            market.create_jobs(reqs, sender=requester, value=n * 10**15)
+            return list(range(first, first + n))
+
+        def commit(worker, job_id: int) -> bytes:
+            return keccak(bytes.fromhex(worker.address[2:]) + keccak(text=f"root {job_id}"))
+
+        ids = post(1 + 64)
+        g = gas(market.submit_result(ids[0], commit(workers[0], ids[0]), sender=workers[0]))
+        rows.append(("submit_result", g, "per result"))
+        out["gas_submit_result"] = g
+        g = gas(market.submit_results([(j, commit(workers[1], j)) for j in ids[1:]],
+                                      sender=workers[1])) / 64
+        rows.append(("submit_results x64", round(g), "per result"))
+        out["gas_submit_results_b64_per_result"] = round(g)
+
+        def settle_batch(n: int, threshold: int) -> float:
+            jobs = post(n)
+            for i, j in enumerate(jobs):
+                w = workers[i % len(workers)]
+                market.submit_result(j, commit(w, j), sender=w)
+            atts = [Attestation(j, workers[i % len(workers)].address,
+                                commit(workers[i % len(workers)], j), 1_000, 1, keccak(text=str(j)))
+                    for i, j in enumerate(jobs)]
+            sigs = order_signatures(sign_settlement(k, chain.chain_id, market.address, atts)
+                                    for k in keys[:threshold])
+            tx = market.settle([a.as_tuple() for a in atts], [s.as_tuple() for s in sigs],
+                               sender=deployer)
+            assert len(tx.decode_logs(market.JobSettled)) == n
+            return gas(tx)
+
+        # Warm-up: every worker gets a credited balance and work in this epoch.
+        settle_batch(8, 1)
+        results: dict[tuple[int, int], float] = {}
+        for threshold in (1, 3):
+            market.set_threshold(threshold, sender=deployer)
+            for n in (1, 16, 64):
+                results[(n, threshold)] = settle_batch(n, threshold)
+                rows.append((f"settle x{n}, threshold {threshold}",
+                             round(results[(n, threshold)] / n), "per job"))
+        out["gas_settle_per_job_b1_t1"] = round(results[(1, 1)])
+        out["gas_settle_per_job_b16_t1"] = round(results[(16, 1)] / 16)
+        out["gas_settle_per_job_b64_t1"] = round(results[(64, 1)] / 64)
+        out["gas_settle_per_job_b64_t3"] = round(results[(64, 3)] / 64)
+        out["gas_extra_signer"] = round((results[(64, 3)] - results[(64, 1)]) / 2)
+        rows.append(("extra signer (batch 64)", out["gas_extra_signer"], "per signature"))
+
+        # Claim: the worker already holds tokens from an earlier epoch's claim.
+        w = workers[0]
+        e0 = market.current_epoch()
+        chain.pending_timestamp += EPOCH
+        market.claim([e0], sender=w)
+        market.set_threshold(1, sender=deployer)
+        settle_batch(8, 1)
+        e1 = market.current_epoch()
+        chain.pending_timestamp += EPOCH
+        g = gas(market.claim([e1], sender=w))
+        rows.append(("claim one epoch", g, "per claim"))
+        out["gas_claim_epoch"] = g
+        assert token.balanceOf(w) > 0
+
+        g = gas(market.withdraw(ZERO, sender=w))
+        rows.append(("withdraw (ETH)", g, "per call"))
+        out["gas_withdraw_eth"] = g
+        _ = ape  # imported for its plugins' side effects on the network context
+
+    table = Table(title="JobMarket gas on anvil (receipt gasUsed)")
+    table.add_column("operation")
+    table.add_column("gas", justify="right")
+    table.add_column("unit")
+    for name, g, unit in rows:
+        table.add_row(name, f"{g:,}", unit)
+    console.print(table)
+    merge_results(out)
+    return out
+
+
+if __name__ == "__main__":
+    main()

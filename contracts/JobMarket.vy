@@ -1,0 +1,1211 @@
+# pragma version ~=0.4.3
+# pragma nonreentrancy off
+"""
+@title pouw JobMarket
+@custom:contract-name JobMarket
+@license GNU Affero General Public License v3.0 only
+@notice Escrow and settlement for useful-work jobs, and the emission that
+        rewards verified work.
+
+        Requesters escrow ETH or an allow-listed ERC-20 for a job whose spec
+        (canonical JSON, hashed with keccak256) is published in `JobCreated`.
+        Bonded workers commit to results with `submit_result`; a commitment
+        is keccak256(worker address ++ Merkle root of the result), so a copied
+        commitment is worth nothing to the copier. Off-chain oracles verify the
+        result (the challenge seed comes from a block hash after the
+        submission block) and sign one EIP-712 `Settlement` over a batch of
+        `Attestation`s. Anyone may relay a batch to `settle`.
+
+        What an attestation proves: that at least `threshold` distinct members
+        of the current oracle set agreed on the verdict for (job, worker,
+        commitment, work units, transcript). VALID credits the job's escrow to
+        the worker (pull payment) and records the work units in the current
+        epoch; INVALID slashes the worker's whole bond to the requester and
+        leaves the job open. Items already settled, or whose submission no
+        longer matches, are skipped with `AttestationSkipped`, so racing
+        relayers never revert each other's batches and never pay twice.
+
+        Emission: fixed-length epochs; epoch e emits
+        `INITIAL_EMISSION >> (e // HALVING_EPOCHS)` tokens, shared among the
+        workers of that epoch strictly in proportion to verified work units,
+        rounded down. Bonds and token balances never enter the formula.
+@custom:security `threshold` colluding oracles can settle anything: pay any
+                 submitted commitment or slash any submitter. Honest oracles'
+                 verdicts are re-derivable by anyone from public data
+                 (`pouw audit`), which makes such collusion visible, not
+                 impossible. The owner can rotate oracles and pause new jobs
+                 and submissions; it can never move escrow, bonds or credited
+                 balances, and pause never blocks refunds, withdrawals,
+                 settlement or claims.
+"""
+
+
+from ethereum.ercs import IERC20
+
+from interfaces import IWorkToken
+
+from snekmate.auth import ownable
+initializes: ownable
+
+from snekmate.auth import ownable_2step
+initializes: ownable_2step[ownable := ownable]
+
+from snekmate.utils import pausable
+initializes: pausable
+
+from snekmate.utils import ecdsa
+
+from snekmate.utils import eip712_domain_separator
+initializes: eip712_domain_separator
+
+
+exports: (
+    ownable.owner,
+    ownable_2step.pending_owner,
+    ownable_2step.transfer_ownership,
+    ownable_2step.accept_ownership,
+    ownable_2step.renounce_ownership,
+    pausable.paused,
+    eip712_domain_separator.eip712Domain,
+)
+
+
+# ============================================================================
+# STRUCTS
+# ============================================================================
+
+# @dev One oracle verdict on one submission. EIP-712 type:
+# Attestation(uint256 jobId,address worker,bytes32 commitment,
+#             uint64 workUnits,uint8 verdict,bytes32 transcriptHash)
+struct Attestation:
+    job_id: uint256
+    worker: address
+    commitment: bytes32
+    work_units: uint64
+    verdict: uint8
+    transcript_hash: bytes32
+
+
+# @dev An EIP-2098 compact secp256k1 signature: `vs` carries the parity bit
+# of `v` in its top bit and the low-s value below it.
+struct Signature:
+    r: uint256
+    vs: uint256
+
+
+# @dev A job as the requester asks for it (one item of `create_jobs`).
+struct JobRequest:
+    spec_hash: bytes32
+    work_units: uint64
+    asset: address
+    amount: uint256
+    deadline: uint256
+
+
+# @dev A commitment as a worker submits it (one item of `submit_results`).
+struct ResultCommit:
+    job_id: uint256
+    commitment: bytes32
+
+
+# @dev A job's state, unpacked for readers.
+struct Job:
+    requester: address
+    asset: address
+    amount: uint256
+    work_units: uint64
+    deadline: uint256
+    status: uint8
+    submissions: uint256
+
+
+# @dev A worker's commitment to a job and the block that recorded it.
+struct Submission:
+    commitment: bytes32
+    block_number: uint256
+
+
+# @dev Escrow owed to a worker in one asset, summed over a settle batch.
+struct Payout:
+    worker: address
+    asset: address
+    amount: uint256
+    work_units: uint256
+
+
+# ============================================================================
+# CONSTANTS
+# ============================================================================
+
+# @dev Job status values (0 means no such job).
+STATUS_OPEN: constant(uint8) = 1
+STATUS_PAID: constant(uint8) = 2
+STATUS_REFUNDED: constant(uint8) = 3
+STATUS_CANCELLED: constant(uint8) = 4
+
+# @dev Verdict values, as signed in an attestation.
+VERDICT_VALID: constant(uint8) = 1
+VERDICT_INVALID: constant(uint8) = 2
+
+# @dev Reasons given in `AttestationSkipped`.
+SKIP_JOB_NOT_OPEN: constant(uint8) = 1
+SKIP_NO_SUCH_SUBMISSION: constant(uint8) = 2
+SKIP_WORK_UNITS_MISMATCH: constant(uint8) = 3
+
+# @dev Batch and set bounds (they size memory, so they cap gas too).
+MAX_BATCH: constant(uint256) = 128
+MAX_ORACLES: constant(uint256) = 32
+MAX_SUBMISSIONS: constant(uint256) = 8
+MAX_CLAIM_EPOCHS: constant(uint256) = 64
+MAX_ASSETS: constant(uint256) = 256
+
+# @dev Escrow fits 96 bits of the packed job word (7.9e28 base units).
+MAX_AMOUNT: constant(uint256) = 2**96 - 1
+
+# @dev Bounds on owner-set parameters (seconds, or wei for the bond).
+MIN_PERIOD: constant(uint256) = 60
+MAX_PERIOD: constant(uint256) = 365 * 86_400
+MAX_MIN_BOND: constant(uint256) = 10**24
+
+# @dev Emission halves `MAX_HALVINGS` times at most before it is zero:
+# `INITIAL_EMISSION` is below 2**128, so the 128th halving emits nothing.
+MAX_HALVINGS: constant(uint256) = 128
+
+# @dev Bit layout of the packed job word `_terms[job_id]`, low bits first:
+# amount (96) | work_units (64) | deadline (40) | asset id (8) | status (8) |
+# open submissions (8).
+_WORK_SHIFT: constant(uint256) = 96
+_DEADLINE_SHIFT: constant(uint256) = 160
+_ASSET_SHIFT: constant(uint256) = 200
+_STATUS_SHIFT: constant(uint256) = 208
+_SUBS_SHIFT: constant(uint256) = 216
+_MASK_8: constant(uint256) = 2**8 - 1
+_MASK_40: constant(uint256) = 2**40 - 1
+_MASK_64: constant(uint256) = 2**64 - 1
+_MASK_96: constant(uint256) = 2**96 - 1
+
+# @dev EIP-712 type hashes of the attestation and of a signed batch.
+ATTESTATION_TYPEHASH: constant(bytes32) = keccak256(
+    "Attestation(uint256 jobId,address worker,bytes32 commitment,uint64 workUnits,uint8 verdict,bytes32 transcriptHash)"
+)
+SETTLEMENT_TYPEHASH: constant(bytes32) = keccak256(
+    "Settlement(Attestation[] attestations)Attestation(uint256 jobId,address worker,bytes32 commitment,uint64 workUnits,uint8 verdict,bytes32 transcriptHash)"
+)
+
+# @dev The reward token, minted only here.
+TOKEN: public(immutable(IWorkToken))
+# @dev Timestamp at which epoch 0 starts.
+GENESIS: public(immutable(uint256))
+# @dev Length of an epoch in seconds.
+EPOCH_LENGTH: public(immutable(uint256))
+# @dev Tokens emitted in each epoch before the first halving.
+INITIAL_EMISSION: public(immutable(uint256))
+# @dev Epochs between halvings.
+HALVING_EPOCHS: public(immutable(uint256))
+
+
+# ============================================================================
+# STORAGE
+# ============================================================================
+
+# @dev The id the next job gets; ids start at 1.
+next_job_id: public(uint256)
+# @dev Packed job word (see the bit layout above).
+_terms: HashMap[uint256, uint256]
+# @dev Who posted each job (and is refunded, or paid a slashed bond).
+_requester: HashMap[uint256, address]
+# @dev Each worker's commitment to each job.
+submissions: public(HashMap[uint256, HashMap[address, Submission]])
+
+# @dev Allow-listed ERC-20s: address -> id (1..255); ETH is id 0.
+asset_id: public(HashMap[address, uint8])
+# @dev id -> ERC-20 address; `assets[0]` is the zero address (ETH).
+assets: public(address[MAX_ASSETS])
+# @dev How many ids are taken, ETH included.
+asset_count: public(uint256)
+# @dev Whether new jobs may escrow this ERC-20.
+asset_allowed: public(HashMap[address, bool])
+
+# @dev Each worker's bond in wei.
+bonds: public(HashMap[address, uint256])
+# @dev When a worker's bond may be withdrawn; 0 while it is active.
+unbonding_at: public(HashMap[address, uint256])
+
+# @dev Withdrawable balances: account -> asset (zero address = ETH) -> amount.
+credited: public(HashMap[address, HashMap[address, uint256]])
+
+# @dev Verified work units per epoch per worker; zeroed when claimed.
+epoch_work: public(HashMap[uint256, HashMap[address, uint256]])
+# @dev Verified work units per epoch, all workers.
+epoch_total_work: public(HashMap[uint256, uint256])
+
+# @dev The oracle set, sorted ascending.
+_oracles: DynArray[address, MAX_ORACLES]
+# @dev Distinct oracle signatures needed to settle.
+threshold: public(uint256)
+
+# @dev Smallest bond that lets a worker submit, in wei.
+min_bond: public(uint256)
+# @dev Seconds between `request_unbond` and `withdraw_bond`.
+unbonding_delay: public(uint256)
+# @dev Seconds after its submission block within which a worker must serve
+# its result; oracles attest INVALID after that.
+reveal_window: public(uint256)
+# @dev Seconds after the deadline during which a job with submissions can
+# still be settled before anyone may refund it.
+refund_grace: public(uint256)
+# @dev Furthest deadline a job may have, in seconds from now.
+max_horizon: public(uint256)
+
+
+# ============================================================================
+# EVENTS
+# ============================================================================
+
+event JobCreated:
+    job_id: indexed(uint256)
+    requester: indexed(address)
+    spec_hash: bytes32
+    asset: address
+    amount: uint256
+    work_units: uint64
+    deadline: uint256
+
+event ResultSubmitted:
+    job_id: indexed(uint256)
+    worker: indexed(address)
+    commitment: bytes32
+    block_number: uint256
+
+event JobSettled:
+    job_id: indexed(uint256)
+    worker: indexed(address)
+    transcript_hash: bytes32
+
+event WorkerSlashed:
+    job_id: indexed(uint256)
+    worker: indexed(address)
+    requester: address
+    amount: uint256
+    transcript_hash: bytes32
+
+event AttestationSkipped:
+    job_id: indexed(uint256)
+    worker: indexed(address)
+    reason: uint8
+
+event BatchSettled:
+    digest: indexed(bytes32)
+    epoch: uint256
+    settled: uint256
+    slashed: uint256
+    skipped: uint256
+
+event WorkRecorded:
+    epoch: indexed(uint256)
+    worker: indexed(address)
+    work_units: uint256
+
+event JobRefunded:
+    job_id: indexed(uint256)
+    requester: indexed(address)
+    amount: uint256
+
+event JobCancelled:
+    job_id: indexed(uint256)
+    requester: indexed(address)
+    amount: uint256
+
+event Withdrawn:
+    account: indexed(address)
+    asset: indexed(address)
+    amount: uint256
+
+event Bonded:
+    worker: indexed(address)
+    amount: uint256
+    bond: uint256
+
+event UnbondRequested:
+    worker: indexed(address)
+    available_at: uint256
+
+event BondWithdrawn:
+    worker: indexed(address)
+    amount: uint256
+
+event RewardClaimed:
+    worker: indexed(address)
+    epoch: indexed(uint256)
+    work_units: uint256
+    amount: uint256
+
+event OracleAdded:
+    oracle: indexed(address)
+
+event OracleRemoved:
+    oracle: indexed(address)
+
+event UpdateThreshold:
+    threshold: uint256
+
+event AssetAllowed:
+    asset: indexed(address)
+    asset_id: uint8
+    allowed: bool
+
+event UpdateMinBond:
+    min_bond: uint256
+
+event UpdateUnbondingDelay:
+    unbonding_delay: uint256
+
+event UpdateRevealWindow:
+    reveal_window: uint256
+
+event UpdateRefundGrace:
+    refund_grace: uint256
+
+event UpdateMaxHorizon:
+    max_horizon: uint256
+
+
+@deploy
+def __init__(
+    token: IWorkToken,
+    epoch_length: uint256,
+    initial_emission: uint256,
+    halving_epochs: uint256,
+    oracles: DynArray[address, MAX_ORACLES],
+    threshold: uint256,
+    min_bond: uint256,
+    unbonding_delay: uint256,
+    reveal_window: uint256,
+    refund_grace: uint256,
+    max_horizon: uint256,
+):
+    """
+    @notice Deploys the market. The token must already exist with
+            `cap() == emission_schedule_total()` for these parameters.
+    @param token The WorkToken; the deployer makes this market its minter.
+    @param epoch_length Seconds per epoch, within [60, 365 days].
+    @param initial_emission Tokens emitted per epoch before any halving,
+           non-zero and below 2**128.
+    @param halving_epochs Epochs between halvings, in [1, 2**32].
+    @param oracles The initial oracle set: distinct non-zero addresses.
+    @param threshold Signatures needed to settle, in [1, len(oracles)].
+    @param min_bond Smallest worker bond in wei, in (0, 10**24].
+    @param unbonding_delay Seconds from `request_unbond` to `withdraw_bond`.
+    @param reveal_window Seconds a worker has to serve a committed result.
+    @param refund_grace Seconds after a deadline reserved for settlement.
+    @param max_horizon Furthest deadline in seconds from job creation.
+    """
+    ownable.__init__()
+    ownable_2step.__init__()
+    pausable.__init__()
+    eip712_domain_separator.__init__("pouw JobMarket", "1")
+
+    assert epoch_length >= MIN_PERIOD and epoch_length <= MAX_PERIOD, "market: bad epoch length"
+    assert initial_emission != 0 and initial_emission < 2**128, "market: bad emission"
+    assert halving_epochs != 0 and halving_epochs <= 2**32, "market: bad halving period"
+    TOKEN = token
+    GENESIS = block.timestamp
+    EPOCH_LENGTH = epoch_length
+    INITIAL_EMISSION = initial_emission
+    HALVING_EPOCHS = halving_epochs
+    assert staticcall token.cap() == self._schedule_total(), "market: token cap is not the schedule"
+
+    self.next_job_id = 1
+    self.asset_count = 1
+    for oracle: address in oracles:
+        self._add_oracle(oracle)
+    self._set_threshold(threshold)
+    self._set_min_bond(min_bond)
+    self._set_unbonding_delay(unbonding_delay)
+    self._set_reveal_window(reveal_window)
+    self._set_refund_grace(refund_grace)
+    self._set_max_horizon(max_horizon)
+
+
+# ============================================================================
+# JOBS
+# ============================================================================
+
+@external
+@payable
+@nonreentrant
+def create_job(
+    spec_hash: bytes32, work_units: uint64, asset: address, amount: uint256, deadline: uint256
+) -> uint256:
+    """
+    @notice Posts a job and escrows its payment. For ETH pass the zero
+            address as `asset` and send exactly `amount` wei; for an
+            allow-listed ERC-20 approve the market first and send no ETH.
+            A token that delivers less than `amount` is refused.
+    @param spec_hash keccak256 of the job's canonical JSON spec.
+    @param work_units The spec's work units (for a matmul 2*m*n*k), non-zero.
+    @param asset The zero address for ETH, else an allow-listed ERC-20.
+    @param amount Escrow in the asset's base unit, in [1, 2**96 - 1].
+    @param deadline Unix time by which results must be submitted, after
+           now and at most `max_horizon` seconds from now.
+    @return uint256 The new job id.
+    """
+    pausable._require_not_paused()
+    if asset == empty(address):
+        assert msg.value == amount, "market: wrong eth amount"
+    else:
+        assert msg.value == 0, "market: eth sent with token job"
+    job_id: uint256 = self._open_job(spec_hash, work_units, asset, amount, deadline)
+    if asset != empty(address):
+        self._pull_token(asset, amount)
+    return job_id
+
+
+@external
+@payable
+@nonreentrant
+def create_jobs(requests: DynArray[JobRequest, MAX_BATCH]) -> uint256:
+    """
+    @notice Posts many jobs in one transaction. `msg.value` must equal the
+            sum of the ETH jobs' amounts; each ERC-20 is pulled once for the
+            sum of its jobs.
+    @param requests The jobs, each as for `create_job`.
+    @return uint256 The id of the first job; the others follow in order.
+    """
+    pausable._require_not_paused()
+    assert len(requests) != 0, "market: empty batch"
+    first: uint256 = self.next_job_id
+    eth_total: uint256 = 0
+    pulls: DynArray[Payout, MAX_BATCH] = []
+    for req: JobRequest in requests:
+        self._open_job(req.spec_hash, req.work_units, req.asset, req.amount, req.deadline)
+        if req.asset == empty(address):
+            eth_total += req.amount
+        else:
+            pulls = self._add_payout(pulls, empty(address), req.asset, req.amount, 0)
+    assert msg.value == eth_total, "market: wrong eth amount"
+    for pull: Payout in pulls:
+        self._pull_token(pull.asset, pull.amount)
+    return first
+
+
+@external
+@nonreentrant
+def refund(job_id: uint256):
+    """
+    @notice Returns an unsettled job's escrow to its requester (credited,
+            then `withdraw`). Anyone may call it once the deadline has
+            passed and, if the job has open submissions, the settlement
+            grace after it too. Works while paused.
+    @param job_id The job.
+    """
+    terms: uint256 = self._terms[job_id]
+    assert self._status(terms) == STATUS_OPEN, "market: job not open"
+    deadline: uint256 = (terms >> _DEADLINE_SHIFT) & _MASK_40
+    assert block.timestamp > deadline, "market: deadline not passed"
+    if (terms >> _SUBS_SHIFT) & _MASK_8 != 0:
+        assert block.timestamp > deadline + self.refund_grace, "market: settlement grace running"
+    self._close_job(job_id, terms, STATUS_REFUNDED)
+
+
+@external
+@nonreentrant
+def cancel(job_id: uint256):
+    """
+    @notice Lets the requester withdraw a job no worker has committed to,
+            at any time; the escrow is credited back. Works while paused.
+    @param job_id The job.
+    """
+    terms: uint256 = self._terms[job_id]
+    assert self._status(terms) == STATUS_OPEN, "market: job not open"
+    assert self._requester[job_id] == msg.sender, "market: not requester"
+    assert (terms >> _SUBS_SHIFT) & _MASK_8 == 0, "market: job has submissions"
+    self._close_job(job_id, terms, STATUS_CANCELLED)
+
+
+@external
+@view
+def job(job_id: uint256) -> Job:
+    """
+    @notice A job's terms and state. `status` is 0 for an unknown id, then
+            1 open, 2 paid, 3 refunded, 4 cancelled.
+    @param job_id The job.
+    @return Job The unpacked job.
+    """
+    terms: uint256 = self._terms[job_id]
+    return Job(
+        requester=self._requester[job_id],
+        asset=self.assets[(terms >> _ASSET_SHIFT) & _MASK_8],
+        amount=terms & _MASK_96,
+        work_units=convert((terms >> _WORK_SHIFT) & _MASK_64, uint64),
+        deadline=(terms >> _DEADLINE_SHIFT) & _MASK_40,
+        status=self._status(terms),
+        submissions=(terms >> _SUBS_SHIFT) & _MASK_8,
+    )
+
+
+# ============================================================================
+# BONDS AND SUBMISSIONS
+# ============================================================================
+
+@external
+@payable
+def register():
+    """
+    @notice Bonds (or tops up) `msg.value` wei. The bond after this call
+            must be at least `min_bond`. A pending unbonding is cancelled:
+            the whole bond is active again.
+    """
+    pausable._require_not_paused()
+    bond: uint256 = self.bonds[msg.sender] + msg.value
+    assert bond >= self.min_bond, "market: bond below minimum"
+    self.bonds[msg.sender] = bond
+    self.unbonding_at[msg.sender] = 0
+    log Bonded(worker=msg.sender, amount=msg.value, bond=bond)
+
+
+@external
+def request_unbond():
+    """
+    @notice Starts the unbonding delay; the worker can no longer submit,
+            and its bond stays slashable until it is withdrawn.
+    """
+    assert self.bonds[msg.sender] != 0, "market: no bond"
+    assert self.unbonding_at[msg.sender] == 0, "market: already unbonding"
+    available_at: uint256 = block.timestamp + self.unbonding_delay
+    self.unbonding_at[msg.sender] = available_at
+    log UnbondRequested(worker=msg.sender, available_at=available_at)
+
+
+@external
+@nonreentrant
+def withdraw_bond():
+    """
+    @notice Sends the whole bond back once the unbonding delay has passed.
+            Works while paused.
+    """
+    available_at: uint256 = self.unbonding_at[msg.sender]
+    assert available_at != 0, "market: not unbonding"
+    assert block.timestamp >= available_at, "market: bond still locked"
+    amount: uint256 = self.bonds[msg.sender]
+    assert amount != 0, "market: no bond"
+    self.bonds[msg.sender] = 0
+    self.unbonding_at[msg.sender] = 0
+    log BondWithdrawn(worker=msg.sender, amount=amount)
+    self._send(msg.sender, empty(address), amount)
+
+
+@external
+def submit_result(job_id: uint256, commitment: bytes32):
+    """
+    @notice Commits to a result for an open job before its deadline. The
+            caller must be bonded (at least `min_bond`, not unbonding).
+            Serve the result only after this transaction is mined.
+    @param job_id The job.
+    @param commitment keccak256(abi.encodePacked(worker, result_root)).
+    """
+    pausable._require_not_paused()
+    self._require_active_bond(msg.sender)
+    self._commit(job_id, commitment)
+
+
+@external
+def submit_results(commits: DynArray[ResultCommit, MAX_BATCH]):
+    """
+    @notice Commits to many results in one transaction, each as for
+            `submit_result`; one bad item reverts the whole call.
+    @param commits The (job id, commitment) pairs.
+    """
+    pausable._require_not_paused()
+    assert len(commits) != 0, "market: empty batch"
+    self._require_active_bond(msg.sender)
+    for c: ResultCommit in commits:
+        self._commit(c.job_id, c.commitment)
+
+
+# ============================================================================
+# SETTLEMENT
+# ============================================================================
+
+@external
+def settle(attestations: DynArray[Attestation, MAX_BATCH], signatures: DynArray[Signature, MAX_ORACLES]):
+    """
+    @notice Settles a batch of attestations signed as one EIP-712
+            `Settlement` by at least `threshold` distinct current oracles,
+            signatures ordered by strictly ascending signer address. Anyone
+            may relay. VALID credits the escrow to the worker and records
+            its work units in the current epoch; INVALID slashes the
+            worker's bond to the requester and reopens the submission slot.
+            Items for jobs no longer open, for commitments that are not the
+            worker's live submission, or with other work units are skipped
+            with `AttestationSkipped`. Works while paused.
+    @param attestations The items, at most 128.
+    @param signatures EIP-2098 compact signatures of `settlement_digest`.
+    """
+    assert len(attestations) != 0, "market: empty batch"
+    digest: bytes32 = self._settlement_digest(attestations)
+    self._check_signatures(digest, signatures)
+
+    epoch: uint256 = self._current_epoch()
+    payouts: DynArray[Payout, MAX_BATCH] = []
+    settled: uint256 = 0
+    slashed: uint256 = 0
+    for a: Attestation in attestations:
+        assert a.verdict == VERDICT_VALID or a.verdict == VERDICT_INVALID, "market: unknown verdict"
+        terms: uint256 = self._terms[a.job_id]
+        if self._status(terms) != STATUS_OPEN:
+            log AttestationSkipped(job_id=a.job_id, worker=a.worker, reason=SKIP_JOB_NOT_OPEN)
+            continue
+        if a.commitment == empty(bytes32) or self.submissions[a.job_id][a.worker].commitment != a.commitment:
+            log AttestationSkipped(job_id=a.job_id, worker=a.worker, reason=SKIP_NO_SUCH_SUBMISSION)
+            continue
+        if convert((terms >> _WORK_SHIFT) & _MASK_64, uint64) != a.work_units:
+            log AttestationSkipped(job_id=a.job_id, worker=a.worker, reason=SKIP_WORK_UNITS_MISMATCH)
+            continue
+
+        if a.verdict == VERDICT_VALID:
+            # Clear the status byte, then set PAID; everything else stays.
+            self._terms[a.job_id] = (terms & ~(_MASK_8 << _STATUS_SHIFT)) | (
+                convert(STATUS_PAID, uint256) << _STATUS_SHIFT
+            )
+            asset: address = empty(address)
+            asset_index: uint256 = (terms >> _ASSET_SHIFT) & _MASK_8
+            if asset_index != 0:
+                asset = self.assets[asset_index]
+            payouts = self._add_payout(payouts, a.worker, asset, terms & _MASK_96, convert(a.work_units, uint256))
+            settled += 1
+            log JobSettled(job_id=a.job_id, worker=a.worker, transcript_hash=a.transcript_hash)
+        else:
+            # The submission counter is at least 1 here: this worker's live
+            # submission is counted in it.
+            self.submissions[a.job_id][a.worker].commitment = empty(bytes32)
+            self._terms[a.job_id] = unsafe_sub(terms, 1 << _SUBS_SHIFT)
+            amount: uint256 = self.bonds[a.worker]
+            self.bonds[a.worker] = 0
+            requester: address = self._requester[a.job_id]
+            self.credited[requester][empty(address)] += amount
+            slashed += 1
+            log WorkerSlashed(
+                job_id=a.job_id, worker=a.worker, requester=requester, amount=amount, transcript_hash=a.transcript_hash
+            )
+
+    total_work: uint256 = 0
+    for p: Payout in payouts:
+        self.credited[p.worker][p.asset] += p.amount
+        if p.work_units != 0:
+            self.epoch_work[epoch][p.worker] += p.work_units
+            total_work += p.work_units
+            log WorkRecorded(epoch=epoch, worker=p.worker, work_units=p.work_units)
+    if total_work != 0:
+        self.epoch_total_work[epoch] += total_work
+
+    log BatchSettled(
+        digest=digest,
+        epoch=epoch,
+        settled=settled,
+        slashed=slashed,
+        skipped=unsafe_sub(unsafe_sub(len(attestations), settled), slashed),
+    )
+
+
+@external
+@view
+def settlement_digest(attestations: DynArray[Attestation, MAX_BATCH]) -> bytes32:
+    """
+    @notice The EIP-712 digest oracles sign for a batch: the typed-data hash
+            of `Settlement(Attestation[] attestations)` under this contract's
+            domain (name "pouw JobMarket", version "1", chain id, address).
+    @param attestations The batch, in the order it will be settled.
+    @return bytes32 The digest.
+    """
+    return self._settlement_digest(attestations)
+
+
+@external
+@view
+def oracles() -> DynArray[address, MAX_ORACLES]:
+    """
+    @notice The current oracle set, sorted ascending.
+    @return DynArray The oracle addresses.
+    """
+    return self._oracles
+
+
+@external
+@nonreentrant
+def withdraw(asset: address) -> uint256:
+    """
+    @notice Sends the caller everything credited to it in `asset` (escrow
+            earned, refunds, slashed bonds). Works while paused.
+    @param asset The zero address for ETH, else the ERC-20.
+    @return uint256 The amount sent.
+    """
+    amount: uint256 = self.credited[msg.sender][asset]
+    assert amount != 0, "market: nothing to withdraw"
+    self.credited[msg.sender][asset] = 0
+    log Withdrawn(account=msg.sender, asset=asset, amount=amount)
+    self._send(msg.sender, asset, amount)
+    return amount
+
+
+# ============================================================================
+# EMISSION
+# ============================================================================
+
+@external
+@nonreentrant
+def claim(epochs: DynArray[uint256, MAX_CLAIM_EPOCHS]) -> uint256:
+    """
+    @notice Mints the caller's share of each listed ended epoch's emission:
+            `epoch_emission(e) * epoch_work(e, caller) // epoch_total_work(e)`,
+            rounded down. Each epoch can be claimed once. Works while paused.
+    @param epochs Ended epochs in which the caller has unclaimed work.
+    @return uint256 The tokens minted.
+    """
+    assert len(epochs) != 0, "market: empty batch"
+    current: uint256 = self._current_epoch()
+    total: uint256 = 0
+    for e: uint256 in epochs:
+        assert e < current, "market: epoch not ended"
+        work: uint256 = self.epoch_work[e][msg.sender]
+        assert work != 0, "market: nothing to claim"
+        self.epoch_work[e][msg.sender] = 0
+        # Rounds down: the shares of an epoch sum to at most its emission.
+        # work <= epoch total, and emission < 2**128, so no overflow in practice;
+        # the multiplication stays checked anyway.
+        reward: uint256 = self._emission(e) * work // self.epoch_total_work[e]
+        total += reward
+        log RewardClaimed(worker=msg.sender, epoch=e, work_units=work, amount=reward)
+    if total != 0:
+        extcall TOKEN.mint(msg.sender, total)
+    return total
+
+
+@external
+@view
+def current_epoch() -> uint256:
+    """
+    @notice The epoch the chain is in now.
+    @return uint256 (now - GENESIS) // EPOCH_LENGTH.
+    """
+    return self._current_epoch()
+
+
+@external
+@view
+def epoch_emission(epoch: uint256) -> uint256:
+    """
+    @notice Tokens emitted in `epoch`, shared by its verified work.
+    @param epoch The epoch.
+    @return uint256 INITIAL_EMISSION >> (epoch // HALVING_EPOCHS).
+    """
+    return self._emission(epoch)
+
+
+@external
+@view
+def emission_schedule_total() -> uint256:
+    """
+    @notice The most tokens the schedule can ever emit; equals the token's cap.
+    @return uint256 Sum over all halvings of HALVING_EPOCHS * emission.
+    """
+    return self._schedule_total()
+
+
+@external
+@view
+def pending_reward(worker: address, epoch: uint256) -> uint256:
+    """
+    @notice What `claim([epoch])` would mint to `worker` once the epoch has
+            ended (0 once claimed).
+    @param worker The worker.
+    @param epoch The epoch.
+    @return uint256 Tokens, rounded down.
+    """
+    total: uint256 = self.epoch_total_work[epoch]
+    if total == 0:
+        return 0
+    return self._emission(epoch) * self.epoch_work[epoch][worker] // total
+
+
+# ============================================================================
+# ADMIN
+# ============================================================================
+
+@external
+def pause():
+    """
+    @notice Stops new jobs, bonds and submissions. Refunds, cancels,
+            settlement, withdrawals and claims go on. Owner only.
+    """
+    ownable._check_owner()
+    pausable._pause()
+
+
+@external
+def unpause():
+    """
+    @notice Lifts the pause. Owner only.
+    """
+    ownable._check_owner()
+    pausable._unpause()
+
+
+@external
+def add_oracle(oracle: address):
+    """
+    @notice Adds an oracle signer. Owner only.
+    @param oracle A non-zero address not yet in the set.
+    """
+    ownable._check_owner()
+    self._add_oracle(oracle)
+
+
+@external
+def remove_oracle(oracle: address):
+    """
+    @notice Removes an oracle signer; its signatures stop counting at once,
+            including on batches it already signed. The set may not shrink
+            below `threshold`. Owner only.
+    @param oracle A member of the set.
+    """
+    ownable._check_owner()
+    oracles: DynArray[address, MAX_ORACLES] = self._oracles
+    assert len(oracles) > self.threshold, "market: set would fall below threshold"
+    kept: DynArray[address, MAX_ORACLES] = []
+    for o: address in oracles:
+        if o != oracle:
+            kept.append(o)
+    assert len(kept) != len(oracles), "market: not an oracle"
+    self._oracles = kept
+    log OracleRemoved(oracle=oracle)
+
+
+@external
+def set_threshold(threshold: uint256):
+    """
+    @notice Sets how many distinct oracle signatures a batch needs. Owner only.
+    @param threshold In [1, number of oracles].
+    """
+    ownable._check_owner()
+    self._set_threshold(threshold)
+
+
+@external
+def set_asset_allowed(asset: address, allowed: bool):
+    """
+    @notice Allows or stops new jobs in an ERC-20. Jobs already escrowed in
+            it, and balances credited in it, are never affected. Owner only.
+    @param asset The ERC-20 (not the zero address).
+    @param allowed True to accept new jobs in it.
+    """
+    ownable._check_owner()
+    assert asset != empty(address), "market: eth is always allowed"
+    index: uint8 = self.asset_id[asset]
+    if index == 0:
+        count: uint256 = self.asset_count
+        assert count < MAX_ASSETS, "market: too many assets"
+        index = convert(count, uint8)
+        self.asset_id[asset] = index
+        self.assets[count] = asset
+        self.asset_count = count + 1
+    self.asset_allowed[asset] = allowed
+    log AssetAllowed(asset=asset, asset_id=index, allowed=allowed)
+
+
+@external
+def set_min_bond(min_bond: uint256):
+    """
+    @notice Sets the smallest bond that lets a worker submit; bonds already
+            below it must be topped up before submitting again. Owner only.
+    @param min_bond Wei, in (0, 10**24].
+    """
+    ownable._check_owner()
+    self._set_min_bond(min_bond)
+
+
+@external
+def set_unbonding_delay(unbonding_delay: uint256):
+    """
+    @notice Sets the unbonding delay for future `request_unbond` calls.
+            Owner only.
+    @param unbonding_delay Seconds, in [60, 365 days].
+    """
+    ownable._check_owner()
+    self._set_unbonding_delay(unbonding_delay)
+
+
+@external
+def set_reveal_window(reveal_window: uint256):
+    """
+    @notice Sets the time a worker has to serve a committed result. Owner only.
+    @param reveal_window Seconds, in [60, 365 days].
+    """
+    ownable._check_owner()
+    self._set_reveal_window(reveal_window)
+
+
+@external
+def set_refund_grace(refund_grace: uint256):
+    """
+    @notice Sets the settlement grace after a deadline. Owner only.
+    @param refund_grace Seconds, in [60, 365 days].
+    """
+    ownable._check_owner()
+    self._set_refund_grace(refund_grace)
+
+
+@external
+def set_max_horizon(max_horizon: uint256):
+    """
+    @notice Sets how far in the future a new job's deadline may be. Owner only.
+    @param max_horizon Seconds, in [60, 365 days].
+    """
+    ownable._check_owner()
+    self._set_max_horizon(max_horizon)
+
+
+# ============================================================================
+# INTERNAL
+# ============================================================================
+
+@internal
+def _open_job(spec_hash: bytes32, work_units: uint64, asset: address, amount: uint256, deadline: uint256) -> uint256:
+    # Checks every term, stores the packed job and logs it; pulls nothing.
+    assert spec_hash != empty(bytes32), "market: empty spec hash"
+    assert work_units != 0, "market: zero work units"
+    assert amount != 0, "market: zero amount"
+    assert amount <= MAX_AMOUNT, "market: amount too large"
+    assert deadline > block.timestamp, "market: deadline in past"
+    assert deadline <= block.timestamp + self.max_horizon, "market: deadline too far"
+    index: uint256 = 0
+    if asset != empty(address):
+        assert self.asset_allowed[asset], "market: asset not allowed"
+        index = convert(self.asset_id[asset], uint256)
+
+    job_id: uint256 = self.next_job_id
+    self.next_job_id = job_id + 1
+    # deadline < 2**40 holds while max_horizon <= 365 days until year 36812.
+    self._terms[job_id] = (
+        amount
+        | (convert(work_units, uint256) << _WORK_SHIFT)
+        | (deadline << _DEADLINE_SHIFT)
+        | (index << _ASSET_SHIFT)
+        | (convert(STATUS_OPEN, uint256) << _STATUS_SHIFT)
+    )
+    self._requester[job_id] = msg.sender
+    log JobCreated(
+        job_id=job_id,
+        requester=msg.sender,
+        spec_hash=spec_hash,
+        asset=asset,
+        amount=amount,
+        work_units=work_units,
+        deadline=deadline,
+    )
+    return job_id
+
+
+@internal
+def _pull_token(asset: address, amount: uint256):
+    # Counts what arrived, so a fee-on-transfer token cannot under-fund escrow.
+    before: uint256 = staticcall IERC20(asset).balanceOf(self)
+    assert extcall IERC20(asset).transferFrom(msg.sender, self, amount, default_return_value=True), "market: token transfer failed"
+    assert staticcall IERC20(asset).balanceOf(self) - before == amount, "market: token delivered less than amount"
+
+
+@internal
+def _send(to: address, asset: address, amount: uint256):
+    # The caller has already zeroed the balance being paid out.
+    if asset == empty(address):
+        ok: bool = raw_call(to, b"", value=amount, revert_on_failure=False)
+        assert ok, "market: eth transfer failed"
+    else:
+        assert extcall IERC20(asset).transfer(to, amount, default_return_value=True), "market: token transfer failed"
+
+
+@internal
+def _close_job(job_id: uint256, terms: uint256, status: uint8):
+    # Refund or cancel: credit the escrow back to the requester.
+    requester: address = self._requester[job_id]
+    self._terms[job_id] = (terms & ~(_MASK_8 << _STATUS_SHIFT)) | (convert(status, uint256) << _STATUS_SHIFT)
+    asset: address = self.assets[(terms >> _ASSET_SHIFT) & _MASK_8]
+    amount: uint256 = terms & _MASK_96
+    self.credited[requester][asset] += amount
+    if status == STATUS_REFUNDED:
+        log JobRefunded(job_id=job_id, requester=requester, amount=amount)
+    else:
+        log JobCancelled(job_id=job_id, requester=requester, amount=amount)
+
+
+@internal
+def _commit(job_id: uint256, commitment: bytes32):
+    # One live commitment per worker per job; at most MAX_SUBMISSIONS live per job.
+    assert commitment != empty(bytes32), "market: empty commitment"
+    terms: uint256 = self._terms[job_id]
+    assert self._status(terms) == STATUS_OPEN, "market: job not open"
+    assert block.timestamp <= (terms >> _DEADLINE_SHIFT) & _MASK_40, "market: deadline passed"
+    assert self.submissions[job_id][msg.sender].commitment == empty(bytes32), "market: already submitted"
+    subs: uint256 = (terms >> _SUBS_SHIFT) & _MASK_8
+    assert subs < MAX_SUBMISSIONS, "market: too many submissions"
+    # subs < 8, so the counter byte cannot carry into other fields.
+    self._terms[job_id] = unsafe_add(terms, 1 << _SUBS_SHIFT)
+    self.submissions[job_id][msg.sender] = Submission(commitment=commitment, block_number=block.number)
+    log ResultSubmitted(job_id=job_id, worker=msg.sender, commitment=commitment, block_number=block.number)
+
+
+@internal
+@view
+def _require_active_bond(worker: address):
+    assert self.bonds[worker] >= self.min_bond, "market: not bonded"
+    assert self.unbonding_at[worker] == 0, "market: unbonding"
+
+
+@internal
+@pure
+def _status(terms: uint256) -> uint8:
+    return convert((terms >> _STATUS_SHIFT) & _MASK_8, uint8)
+
+
+@internal
+@pure
+def _add_payout(
+    payouts: DynArray[Payout, MAX_BATCH], worker: address, asset: address, amount: uint256, work_units: uint256
+) -> DynArray[Payout, MAX_BATCH]:
+    # Sums into the entry for (worker, asset), so storage is written once each.
+    result: DynArray[Payout, MAX_BATCH] = payouts
+    for i: uint256 in range(len(result), bound=MAX_BATCH):
+        if result[i].worker == worker and result[i].asset == asset:
+            result[i].amount += amount
+            result[i].work_units += work_units
+            return result
+    result.append(Payout(worker=worker, asset=asset, amount=amount, work_units=work_units))
+    return result
+
+
+@internal
+@view
+def _settlement_digest(attestations: DynArray[Attestation, MAX_BATCH]) -> bytes32:
+    # EIP-712: hashStruct(Settlement) = keccak(typehash ++ keccak(hashStruct(a_0) ++ ...)).
+    hashes: DynArray[bytes32, MAX_BATCH] = []
+    for a: Attestation in attestations:
+        hashes.append(
+            keccak256(
+                abi_encode(
+                    ATTESTATION_TYPEHASH, a.job_id, a.worker, a.commitment, a.work_units, a.verdict, a.transcript_hash
+                )
+            )
+        )
+    # abi_encode of a lone dynamic array is (offset, length, items): skip 64 bytes.
+    items: bytes32 = keccak256(slice(abi_encode(hashes), 64, 32 * len(hashes)))
+    return eip712_domain_separator._hash_typed_data_v4(keccak256(abi_encode(SETTLEMENT_TYPEHASH, items)))
+
+
+@internal
+@view
+def _check_signatures(digest: bytes32, signatures: DynArray[Signature, MAX_ORACLES]):
+    # Signers must be current oracles in strictly ascending order, so each
+    # counts once; ecdsa rejects high-s values and the zero address.
+    assert len(signatures) >= self.threshold, "market: below threshold"
+    oracles: DynArray[address, MAX_ORACLES] = self._oracles
+    cursor: uint256 = 0
+    previous: uint256 = 0
+    for sig: Signature in signatures:
+        signer: address = ecdsa._try_recover_r_vs(digest, sig.r, sig.vs)
+        assert convert(signer, uint256) > previous, "market: signers not ascending"
+        previous = convert(signer, uint256)
+        # The set is sorted too, so one forward walk finds every signer.
+        for _: uint256 in range(MAX_ORACLES):
+            if cursor >= len(oracles) or convert(oracles[cursor], uint256) >= previous:
+                break
+            cursor += 1
+        assert cursor < len(oracles) and oracles[cursor] == signer, "market: signer not oracle"
+        cursor += 1
+
+
+@internal
+@view
+def _current_epoch() -> uint256:
+    # GENESIS is the deployment time, never in the future.
+    return unsafe_sub(block.timestamp, GENESIS) // EPOCH_LENGTH
+
+
+@internal
+@view
+def _emission(epoch: uint256) -> uint256:
+    halvings: uint256 = epoch // HALVING_EPOCHS
+    if halvings >= MAX_HALVINGS:
+        return 0
+    return INITIAL_EMISSION >> halvings
+
+
+@internal
+@view
+def _schedule_total() -> uint256:
+    # Each halving period emits HALVING_EPOCHS * emission; 2**32 * 2**128 fits.
+    total: uint256 = 0
+    for h: uint256 in range(MAX_HALVINGS):
+        total += HALVING_EPOCHS * (INITIAL_EMISSION >> h)
+    return total
+
+
+@internal
+def _add_oracle(oracle: address):
+    # Inserts keeping the set sorted ascending.
+    assert oracle != empty(address), "market: zero oracle"
+    oracles: DynArray[address, MAX_ORACLES] = self._oracles
+    assert len(oracles) < MAX_ORACLES, "market: too many oracles"
+    result: DynArray[address, MAX_ORACLES] = []
+    placed: bool = False
+    for o: address in oracles:
+        assert o != oracle, "market: already an oracle"
+        if not placed and convert(oracle, uint256) < convert(o, uint256):
+            result.append(oracle)
+            placed = True
+        result.append(o)
+    if not placed:
+        result.append(oracle)
+    self._oracles = result
+    log OracleAdded(oracle=oracle)
+
+
+@internal
+def _set_threshold(threshold: uint256):
+    assert threshold != 0 and threshold <= len(self._oracles), "market: bad threshold"
+    self.threshold = threshold
+    log UpdateThreshold(threshold=threshold)
+
+
+@internal
+def _set_min_bond(min_bond: uint256):
+    assert min_bond != 0 and min_bond <= MAX_MIN_BOND, "market: bad min bond"
+    self.min_bond = min_bond
+    log UpdateMinBond(min_bond=min_bond)
+
+
+@internal
+def _set_unbonding_delay(unbonding_delay: uint256):
+    assert unbonding_delay >= MIN_PERIOD and unbonding_delay <= MAX_PERIOD, "market: bad unbonding delay"
+    self.unbonding_delay = unbonding_delay
+    log UpdateUnbondingDelay(unbonding_delay=unbonding_delay)
+
+
+@internal
+def _set_reveal_window(reveal_window: uint256):
+    assert reveal_window >= MIN_PERIOD and reveal_window <= MAX_PERIOD, "market: bad reveal window"
+    self.reveal_window = reveal_window
+    log UpdateRevealWindow(reveal_window=reveal_window)
+
+
+@internal
+def _set_refund_grace(refund_grace: uint256):
+    assert refund_grace >= MIN_PERIOD and refund_grace <= MAX_PERIOD, "market: bad refund grace"
+    self.refund_grace = refund_grace
+    log UpdateRefundGrace(refund_grace=refund_grace)
+
+
+@internal
+def _set_max_horizon(max_horizon: uint256):
+    assert max_horizon >= MIN_PERIOD and max_horizon <= MAX_PERIOD, "market: bad max horizon"
+    self.max_horizon = max_horizon
+    log UpdateMaxHorizon(max_horizon=max_horizon)

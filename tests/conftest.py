@@ -1,0 +1,235 @@
+"""Shared fixtures: named actors, the deployed protocol, and factories with defaults.
+
+Session-scoped deployments are cheap to share: Ape snapshots the chain before each
+test and reverts it afterwards, so every test starts from the same fresh protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import pytest
+from eth_account import Account
+from eth_utils import keccak
+
+from oracle.attestation import Attestation, CompactSignature, order_signatures, sign_settlement
+from oracle.emission import schedule_total
+from tests.utils.constants import (
+    EPOCH_LENGTH,
+    ETHER,
+    HALVING_EPOCHS,
+    INITIAL_EMISSION,
+    MAX_HORIZON,
+    MIN_BOND,
+    N_ORACLES,
+    REFUND_GRACE,
+    REVEAL_WINDOW,
+    UNBONDING_DELAY,
+    VALID,
+    ZERO_ADDRESS,
+)
+
+
+@pytest.fixture(scope="session")
+def deployer(accounts):
+    return accounts[0]
+
+
+@pytest.fixture(scope="session")
+def requester(accounts):
+    return accounts[1]
+
+
+@pytest.fixture(scope="session")
+def other_requester(accounts):
+    return accounts[2]
+
+
+@pytest.fixture(scope="session")
+def workers(accounts):
+    return [accounts[i] for i in range(3, 11)]
+
+
+@pytest.fixture(scope="session")
+def worker(workers):
+    return workers[0]
+
+
+@pytest.fixture(scope="session")
+def stranger(accounts):
+    return accounts[11]
+
+
+@pytest.fixture(scope="session")
+def oracle_keys():
+    """Oracle signing keys: off-chain signers only, they never send transactions."""
+    keys = [Account.from_key(keccak(text=f"pouw test oracle {i}")) for i in range(N_ORACLES + 1)]
+    return sorted(keys, key=lambda a: int(a.address, 16))
+
+
+@pytest.fixture(scope="session")
+def oracles(oracle_keys):
+    """The initial oracle set (all but the last key, which stays an outsider)."""
+    return oracle_keys[:N_ORACLES]
+
+
+@pytest.fixture(scope="session")
+def outsider_key(oracle_keys):
+    return oracle_keys[N_ORACLES]
+
+
+@pytest.fixture(scope="session")
+def deploy_protocol(project, deployer):
+    def deploy(oracles: Sequence[str], threshold: int = 1):
+        token = project.WorkToken.deploy(
+            "pouw Work", "WORK", schedule_total(INITIAL_EMISSION, HALVING_EPOCHS), sender=deployer
+        )
+        market = project.JobMarket.deploy(
+            token,
+            EPOCH_LENGTH,
+            INITIAL_EMISSION,
+            HALVING_EPOCHS,
+            list(oracles),
+            threshold,
+            MIN_BOND,
+            UNBONDING_DELAY,
+            REVEAL_WINDOW,
+            REFUND_GRACE,
+            MAX_HORIZON,
+            sender=deployer,
+        )
+        token.set_minter(market, True, sender=deployer)
+        token.renounce_ownership(sender=deployer)
+        return token, market
+
+    return deploy
+
+
+@pytest.fixture(scope="session")
+def protocol(deploy_protocol, oracles):
+    return deploy_protocol([o.address for o in oracles], threshold=1)
+
+
+@pytest.fixture(scope="session")
+def token(protocol):
+    return protocol[0]
+
+
+@pytest.fixture(scope="session")
+def market(protocol):
+    return protocol[1]
+
+
+@pytest.fixture(scope="session")
+def usd(project, deployer, market, requester, other_requester):
+    """An allow-listed ERC-20 escrow asset, funded and approved for both requesters."""
+    t = project.MockToken.deploy("Mock USD", "mUSD", sender=deployer)
+    market.set_asset_allowed(t, True, sender=deployer)
+    for r in (requester, other_requester):
+        t.mint(r, 1_000_000 * ETHER, sender=deployer)
+        t.approve(market, 2**256 - 1, sender=r)
+    return t
+
+
+@pytest.fixture
+def spec_hash() -> Callable[[int], bytes]:
+    return lambda n=0: keccak(text=f"spec {n}")
+
+
+@pytest.fixture
+def create_job(chain, market, requester, spec_hash):
+    """Post a job; ETH by default. Returns the job id."""
+
+    def create(
+        sender=None,
+        amount: int = ETHER // 10,
+        units: int = 2 * 64**3,
+        deadline: int | None = None,
+        asset=ZERO_ADDRESS,
+        spec: bytes | None = None,
+    ) -> int:
+        sender = sender or requester
+        deadline = deadline or chain.pending_timestamp + 3_600
+        value = amount if str(asset) == ZERO_ADDRESS else 0
+        tx = market.create_job(
+            spec or spec_hash(market.next_job_id()), units, asset, amount, deadline,
+            sender=sender, value=value,
+        )
+        return tx.decode_logs(market.JobCreated)[0].job_id
+
+    return create
+
+
+@pytest.fixture
+def bond(market):
+    def bond_(worker, amount: int = MIN_BOND):
+        return market.register(sender=worker, value=amount)
+
+    return bond_
+
+
+def commitment_of(worker: str, root: bytes) -> bytes:
+    """keccak256(worker address ‖ result root), the value workers commit to."""
+    return keccak(bytes.fromhex(str(worker)[2:]) + root)
+
+
+@pytest.fixture
+def submit(market):
+    """Commit a result for a job; returns the commitment."""
+
+    def submit_(worker, job_id: int, root: bytes | None = None) -> bytes:
+        c = commitment_of(worker.address, root or keccak(text=f"root {job_id} {worker.address}"))
+        market.submit_result(job_id, c, sender=worker)
+        return c
+
+    return submit_
+
+
+@pytest.fixture
+def attest(market):
+    """Build an attestation for a job's live submission by `worker`."""
+
+    def attest_(job_id: int, worker, verdict=VALID, commitment: bytes | None = None,
+                units: int | None = None, transcript: bytes | None = None) -> Attestation:
+        address = getattr(worker, "address", worker)
+        return Attestation(
+            job_id=job_id,
+            worker=address,
+            commitment=commitment or bytes(market.submissions(job_id, address).commitment),
+            work_units=units if units is not None else market.job(job_id).work_units,
+            verdict=verdict,
+            transcript_hash=transcript or keccak(text=f"transcript {job_id}"),
+        )
+
+    return attest_
+
+
+@pytest.fixture
+def sign(chain, market, oracles):
+    """Sign a batch with the given oracle keys (default: the first), ordered for the contract."""
+
+    def sign_(attestations: Sequence[Attestation], keys=None, chain_id=None, market_address=None,
+              ordered: bool = True) -> list[CompactSignature]:
+        keys = keys if keys is not None else oracles[:1]
+        sigs = [
+            sign_settlement(k, chain_id or chain.chain_id, market_address or market.address,
+                            attestations)
+            for k in keys
+        ]
+        return order_signatures(sigs) if ordered else sigs
+
+    return sign_
+
+
+@pytest.fixture
+def settle(market, sign, stranger):
+    """Sign and relay a batch (a stranger relays: settlement is permissionless)."""
+
+    def settle_(attestations: Sequence[Attestation], keys=None, sender=None, **kw):
+        sigs = sign(attestations, keys=keys)
+        return market.settle(
+            [a.as_tuple() for a in attestations], [s.as_tuple() for s in sigs],
+            sender=sender or stranger, **kw,
+        )
+
+    return settle_
