@@ -21,9 +21,12 @@
         commitment, work units, transcript). VALID credits the job's escrow to
         the worker (pull payment) and records the work units in the current
         epoch; INVALID slashes the worker's whole bond to the requester and
-        leaves the job open. Items already settled, or whose submission no
+        leaves the job open (it slashes a live submission even after the job
+        was paid or refunded). Items already settled, or whose submission no
         longer matches, are skipped with `AttestationSkipped`, so racing
         relayers never revert each other's batches and never pay twice.
+        A bond stays slashable through the unbonding delay, which is never
+        shorter than the reveal window plus the settlement grace.
 
         Emission: fixed-length epochs; epoch e emits
         `INITIAL_EMISSION >> (e // HALVING_EPOCHS)` tokens, shared among the
@@ -183,6 +186,7 @@ _MASK_8: constant(uint256) = 2**8 - 1
 _MASK_40: constant(uint256) = 2**40 - 1
 _MASK_64: constant(uint256) = 2**64 - 1
 _MASK_96: constant(uint256) = 2**96 - 1
+_MASK_255: constant(uint256) = 2**255 - 1
 
 # @dev EIP-712 type hashes of the attestation and of a signed batch.
 ATTESTATION_TYPEHASH: constant(bytes32) = keccak256(
@@ -425,6 +429,7 @@ def __init__(
     self._set_reveal_window(reveal_window)
     self._set_refund_grace(refund_grace)
     self._set_max_horizon(max_horizon)
+    self._check_windows()
 
 
 # ============================================================================
@@ -636,15 +641,38 @@ def settle(attestations: DynArray[Attestation, MAX_BATCH], signatures: DynArray[
             may relay. VALID credits the escrow to the worker and records
             its work units in the current epoch; INVALID slashes the
             worker's bond to the requester and reopens the submission slot.
-            Items for jobs no longer open, for commitments that are not the
-            worker's live submission, or with other work units are skipped
-            with `AttestationSkipped`. Works while paused.
+            VALID items for jobs no longer open, items whose commitment is
+            not the worker's live submission, and items with other work
+            units are skipped with `AttestationSkipped`. An INVALID verdict
+            on a live submission slashes even if the job has since been paid
+            or refunded. Works while paused.
     @param attestations The items, at most 128.
     @param signatures EIP-2098 compact signatures of `settlement_digest`.
     """
     assert len(attestations) != 0, "market: empty batch"
     digest: bytes32 = self._settlement_digest(attestations)
-    self._check_signatures(digest, signatures)
+    # Signers must be current oracles in strictly ascending order, so each
+    # counts once; ecdsa rejects high-s values and the zero address.
+    assert len(signatures) >= self.threshold, "market: below threshold"
+    oracles: DynArray[address, MAX_ORACLES] = self._oracles
+    count: uint256 = len(oracles)
+    cursor: uint256 = 0
+    previous: uint256 = 0
+    for sig: Signature in signatures:
+        # EIP-2098: the top bit of vs is v - 27, the rest is s (ecdsa checks low-s).
+        signer: address = ecdsa._try_recover_vrs(digest, unsafe_add(sig.vs >> 255, 27), sig.r, sig.vs & _MASK_255)
+        key: uint256 = convert(signer, uint256)
+        assert key > previous, "market: signers not ascending"
+        previous = key
+        # Both lists ascend, so one forward walk over the set finds every
+        # signer, each at most once; running off the end means "not an oracle".
+        for _: uint256 in range(MAX_ORACLES):
+            assert cursor < count, "market: signer not oracle"
+            candidate: address = oracles[cursor]
+            # cursor < count <= MAX_ORACLES, so this cannot overflow.
+            cursor = unsafe_add(cursor, 1)
+            if candidate == signer:
+                break
 
     epoch: uint256 = self._current_epoch()
     payouts: DynArray[Payout, MAX_BATCH] = []
@@ -653,7 +681,10 @@ def settle(attestations: DynArray[Attestation, MAX_BATCH], signatures: DynArray[
     for a: Attestation in attestations:
         assert a.verdict == VERDICT_VALID or a.verdict == VERDICT_INVALID, "market: unknown verdict"
         terms: uint256 = self._terms[a.job_id]
-        if self._status(terms) != STATUS_OPEN:
+        # A VALID verdict needs an open job; an INVALID one slashes a live
+        # submission even after the job was paid or refunded, so a cheater
+        # cannot escape by racing an honest worker or the deadline.
+        if a.verdict == VERDICT_VALID and self._status(terms) != STATUS_OPEN:
             log AttestationSkipped(job_id=a.job_id, worker=a.worker, reason=SKIP_JOB_NOT_OPEN)
             continue
         if a.commitment == empty(bytes32) or self.submissions[a.job_id][a.worker].commitment != a.commitment:
@@ -929,30 +960,36 @@ def set_unbonding_delay(unbonding_delay: uint256):
     """
     @notice Sets the unbonding delay for future `request_unbond` calls.
             Owner only.
-    @param unbonding_delay Seconds, in [60, 365 days].
+    @param unbonding_delay Seconds, in [60, 365 days], and at least
+           `reveal_window + refund_grace`.
     """
     ownable._check_owner()
     self._set_unbonding_delay(unbonding_delay)
+    self._check_windows()
 
 
 @external
 def set_reveal_window(reveal_window: uint256):
     """
     @notice Sets the time a worker has to serve a committed result. Owner only.
-    @param reveal_window Seconds, in [60, 365 days].
+    @param reveal_window Seconds, in [60, 365 days], at most `refund_grace`
+           and with `reveal_window + refund_grace <= unbonding_delay`.
     """
     ownable._check_owner()
     self._set_reveal_window(reveal_window)
+    self._check_windows()
 
 
 @external
 def set_refund_grace(refund_grace: uint256):
     """
     @notice Sets the settlement grace after a deadline. Owner only.
-    @param refund_grace Seconds, in [60, 365 days].
+    @param refund_grace Seconds, in [60, 365 days], at least `reveal_window`
+           and with `reveal_window + refund_grace <= unbonding_delay`.
     """
     ownable._check_owner()
     self._set_refund_grace(refund_grace)
+    self._check_windows()
 
 
 @external
@@ -1103,28 +1140,6 @@ def _settlement_digest(attestations: DynArray[Attestation, MAX_BATCH]) -> bytes3
 
 @internal
 @view
-def _check_signatures(digest: bytes32, signatures: DynArray[Signature, MAX_ORACLES]):
-    # Signers must be current oracles in strictly ascending order, so each
-    # counts once; ecdsa rejects high-s values and the zero address.
-    assert len(signatures) >= self.threshold, "market: below threshold"
-    oracles: DynArray[address, MAX_ORACLES] = self._oracles
-    cursor: uint256 = 0
-    previous: uint256 = 0
-    for sig: Signature in signatures:
-        signer: address = ecdsa._try_recover_r_vs(digest, sig.r, sig.vs)
-        assert convert(signer, uint256) > previous, "market: signers not ascending"
-        previous = convert(signer, uint256)
-        # The set is sorted too, so one forward walk finds every signer.
-        for _: uint256 in range(MAX_ORACLES):
-            if cursor >= len(oracles) or convert(oracles[cursor], uint256) >= previous:
-                break
-            cursor += 1
-        assert cursor < len(oracles) and oracles[cursor] == signer, "market: signer not oracle"
-        cursor += 1
-
-
-@internal
-@view
 def _current_epoch() -> uint256:
     # GENESIS is the deployment time, never in the future.
     return unsafe_sub(block.timestamp, GENESIS) // EPOCH_LENGTH
@@ -1202,6 +1217,17 @@ def _set_refund_grace(refund_grace: uint256):
     assert refund_grace >= MIN_PERIOD and refund_grace <= MAX_PERIOD, "market: bad refund grace"
     self.refund_grace = refund_grace
     log UpdateRefundGrace(refund_grace=refund_grace)
+
+
+@internal
+@view
+def _check_windows():
+    # A worker who commits and then unbonds must stay slashable until the
+    # oracles have had the reveal window plus the settlement grace to post an
+    # INVALID verdict; and a job with submissions is never refunded before a
+    # committed result could have been served.
+    assert self.refund_grace >= self.reveal_window, "market: refund grace below reveal window"
+    assert self.unbonding_delay >= self.reveal_window + self.refund_grace, "market: unbonding delay too short"
 
 
 @internal

@@ -13,6 +13,7 @@ from eth_account import Account
 from eth_utils import keccak
 
 from oracle.attestation import Attestation, CompactSignature, order_signatures, sign_settlement
+from oracle.commitment import commitment
 from oracle.emission import schedule_total
 from tests.utils.constants import (
     EPOCH_LENGTH,
@@ -168,9 +169,9 @@ def bond(market):
     return bond_
 
 
-def commitment_of(worker: str, root: bytes) -> bytes:
+def commitment_of(worker, root: bytes) -> bytes:
     """keccak256(worker address ‖ result root), the value workers commit to."""
-    return keccak(bytes.fromhex(str(worker)[2:]) + root)
+    return commitment(str(getattr(worker, "address", worker)), root)
 
 
 @pytest.fixture
@@ -233,3 +234,105 @@ def settle(market, sign, stranger):
         )
 
     return settle_
+
+
+# ---------------------------------------------------------------------------
+# Auditor fixtures (appended): a ledger of everything money or job state lives
+# in, hostile contracts, and relaying helpers.
+# ---------------------------------------------------------------------------
+
+# A failed transaction is still mined and charged gas; no test moves less than this.
+GAS_SLACK = 10**16
+
+
+class Ledger:
+    """A snapshot of balances, credits, bonds, jobs and epoch work.
+
+    `assert_unchanged()` after a reverted call proves no state and no funds moved; the
+    only tolerance is the gas a sender pays for its own failed transaction.
+    """
+
+    def __init__(self, read: Callable[[], dict], eoas: set[str]):
+        self._read = read
+        self._eoas = eoas
+        self.before = read()
+
+    def changes(self) -> dict:
+        after = self._read()
+        return {k: (v, after[k]) for k, v in self.before.items() if after[k] != v}
+
+    def assert_unchanged(self) -> None:
+        for key, (old, new) in self.changes().items():
+            if key[0] == "eth" and key[1] in self._eoas:
+                assert 0 <= old - new < GAS_SLACK, f"{key}: {old} -> {new}"
+            else:
+                raise AssertionError(f"{key} changed: {old} -> {new}")
+
+
+@pytest.fixture
+def ledger(chain, market, token, usd, requester, other_requester, workers, stranger):
+    """`ledger(jobs=[...], accounts=[...])` snapshots the state a bad call must not move."""
+
+    def snapshot(jobs: Sequence[int] = (), accounts: Sequence = ()) -> Ledger:
+        people = [requester, other_requester, *workers[:2], stranger, *accounts]
+        addresses = list(dict.fromkeys(str(getattr(p, "address", p)) for p in people))
+        workers_ = [w for w in addresses if w not in (str(requester), str(other_requester))]
+
+        epoch = market.current_epoch()
+
+        def read() -> dict:
+            state: dict = {
+                ("eth", str(market.address)): chain.provider.get_balance(market.address),
+                ("usd", str(market.address)): usd.balanceOf(market),
+                ("next_job_id",): market.next_job_id(),
+                ("work_supply",): token.totalSupply(),
+            }
+            state["epoch_total_work", epoch] = market.epoch_total_work(epoch)
+            for a in addresses:
+                state["eth", a] = chain.provider.get_balance(a)
+                state["usd", a] = usd.balanceOf(a)
+                state["credited_eth", a] = market.credited(a, ZERO_ADDRESS)
+                state["credited_usd", a] = market.credited(a, usd)
+            for w in workers_:
+                state["bond", w] = market.bonds(w)
+                state["unbonding_at", w] = market.unbonding_at(w)
+                state["epoch_work", epoch, w] = market.epoch_work(epoch, w)
+            for j in jobs:
+                state["job", j] = tuple(market.job(j))
+                for w in workers_:
+                    state["submission", j, w] = tuple(market.submissions(j, w))
+            return state
+
+        return Ledger(read, {a for a in addresses if not chain.provider.get_code(a)})
+
+    return snapshot
+
+
+@pytest.fixture
+def fee_token(project, deployer, market, requester):
+    """A fee-on-transfer ERC-20, allow-listed, funded and approved for the requester."""
+    t = project.MockFeeToken.deploy(sender=deployer)
+    market.set_asset_allowed(t, True, sender=deployer)
+    t.mint(requester, 1_000 * ETHER, sender=deployer)
+    t.approve(market, 2**256 - 1, sender=requester)
+    return t
+
+
+@pytest.fixture
+def reentrant_worker(project, deployer, market):
+    """A hostile worker contract that calls back into the market when paid ETH."""
+    return project.ReentrantWorker.deploy(market, sender=deployer)
+
+
+@pytest.fixture
+def relay(market, stranger):
+    """Relay already-made signatures for a batch, exactly as given."""
+
+    def relay_(attestations: Sequence[Attestation], signatures: Sequence, sender=None):
+        return market.settle(
+            [a.as_tuple() for a in attestations],
+            [s if isinstance(s, tuple) else s.as_tuple() for s in signatures],
+            sender=sender or stranger,
+        )
+
+    return relay_

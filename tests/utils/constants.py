@@ -1,6 +1,6 @@
 """On-chain enums and test parameters, mirrored once from contracts/JobMarket.vy."""
 
-from oracle.attestation import Verdict
+from oracle.verdict import VerdictCode
 
 STATUS_NONE = 0
 STATUS_OPEN = 1
@@ -12,8 +12,8 @@ SKIP_JOB_NOT_OPEN = 1
 SKIP_NO_SUCH_SUBMISSION = 2
 SKIP_WORK_UNITS_MISMATCH = 3
 
-VALID = Verdict.VALID
-INVALID = Verdict.INVALID
+VALID = VerdictCode.VALID
+INVALID = VerdictCode.INVALID
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 ETHER = 10**18
