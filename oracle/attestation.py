@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Any
 
 from eth_account import Account
@@ -39,16 +38,9 @@ SETTLEMENT_FIELDS: list[dict[str, str]] = [{"name": "attestations", "type": "Att
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
-class Verdict(IntEnum):
-    """On-chain verdict codes (`VERDICT_VALID`, `VERDICT_INVALID` in JobMarket.vy)."""
-
-    VALID = 1
-    INVALID = 2
-
-
 @dataclass(frozen=True)
 class Attestation:
-    """One oracle verdict on one submission."""
+    """One oracle verdict on one submission (`verdict` is a :class:`VerdictCode` value)."""
 
     job_id: int
     worker: str
@@ -147,14 +139,13 @@ def sign_settlement(
     return CompactSignature(signer=account.address, r=r, vs=vs)
 
 
-def recover_signer(chain_id: int, market: str, attestations: Sequence[Attestation],
-                   sig: CompactSignature) -> str:
+def recover_signer(
+    chain_id: int, market: str, attestations: Sequence[Attestation], sig: CompactSignature
+) -> str:
     """The address that made `sig` over this batch (for peers checking each other)."""
     v = 27 + (sig.vs >> 255)
     s = sig.vs & ((1 << 255) - 1)
-    return Account.recover_message(
-        signable(chain_id, market, attestations), vrs=(v, sig.r, s)
-    )
+    return Account.recover_message(signable(chain_id, market, attestations), vrs=(v, sig.r, s))
 
 
 def order_signatures(signatures: Iterable[CompactSignature]) -> list[CompactSignature]:

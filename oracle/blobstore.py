@@ -1,0 +1,313 @@
+"""Content-addressed blob store: a blob's name is keccak256(content) as 64 lower-case hex.
+
+* :class:`LocalBlobStore` — a directory (``<root>/<2 hex>/<64 hex>``). Writes go to a temp file
+  in the same directory, are fsynced, then ``os.replace``-d into place, so a reader never sees
+  a partial blob; reads re-check the hash (a corrupted file is an error, not data).
+* :class:`BlobServer` — ``GET/HEAD /blobs/<name>`` (and ``PUT /blobs/<name>``, which verifies
+  the hash and size before storing) over stdlib ``ThreadingHTTPServer``; a worker runs one to
+  serve its results.
+* :class:`HttpBlobClient` — streams a blob with ``requests``, refuses it as soon as it exceeds
+  the size limit (declared or actual), checks the hash incrementally, with connect/read
+  timeouts. Every failure is a :class:`~oracle.exceptions.BlobError` subclass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Iterator
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from oracle.exceptions import (
+    BlobHashMismatch,
+    BlobNameError,
+    BlobNotFound,
+    BlobTooLarge,
+    BlobTransferError,
+)
+from oracle.hashing import keccak256, new_keccak
+
+__all__ = [
+    "DEFAULT_MAX_BLOB",
+    "BlobServer",
+    "HttpBlobClient",
+    "LocalBlobStore",
+    "blob_name",
+    "check_name",
+]
+
+DEFAULT_MAX_BLOB = 1 << 31
+_NAME_RE = re.compile(r"^[0-9a-f]{64}$")
+_CHUNK = 1 << 20
+
+
+def blob_name(data: bytes | bytearray | memoryview) -> str:
+    """The name of ``data``: keccak256 hex, no 0x."""
+    return keccak256(data).hex()
+
+
+def check_name(name: str) -> str:
+    """Normalize a blob name (strip 0x, lower-case) and validate it."""
+    if not isinstance(name, str):
+        raise BlobNameError(f"blob name must be a string, got {type(name).__name__}")
+    norm = name[2:] if name.startswith("0x") else name
+    norm = norm.lower()
+    if not _NAME_RE.match(norm):
+        raise BlobNameError(f"not a blob name (64 hex characters): {name!r}")
+    return norm
+
+
+class LocalBlobStore:
+    """A directory of blobs, each stored under its hash."""
+
+    def __init__(self, root: str | os.PathLike[str], max_size: int = DEFAULT_MAX_BLOB) -> None:
+        self.root = Path(root)
+        self.max_size = max_size
+
+    def path(self, name: str) -> Path:
+        """Where blob ``name`` lives (it may not exist)."""
+        norm = check_name(name)
+        return self.root / norm[:2] / norm
+
+    def has(self, name: str) -> bool:
+        """True iff the blob is stored."""
+        return self.path(name).is_file()
+
+    def put(self, data: bytes | bytearray | memoryview, name: str | None = None) -> str:
+        """Store ``data`` atomically; returns its name (checked against ``name`` if given)."""
+        view = memoryview(data).cast("B")
+        if len(view) > self.max_size:
+            raise BlobTooLarge(f"blob of {len(view)} bytes exceeds limit {self.max_size}")
+        actual = blob_name(view)
+        if name is not None and check_name(name) != actual:
+            raise BlobHashMismatch(f"content hashes to {actual}, not {check_name(name)}")
+        target = self.path(actual)
+        if target.is_file():
+            return actual
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(view)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return actual
+
+    def get(self, name: str, max_size: int | None = None) -> bytes:
+        """The blob's bytes, hash-checked; BlobNotFound / BlobTooLarge / BlobHashMismatch."""
+        path = self.path(name)
+        limit = self.max_size if max_size is None else max_size
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise BlobNotFound(name) from None
+        if size > limit:
+            raise BlobTooLarge(f"blob {name} has {size} bytes, limit {limit}")
+        data = path.read_bytes()
+        if blob_name(data) != check_name(name):
+            raise BlobHashMismatch(f"stored blob {name} is corrupt")
+        return data
+
+    def open_stream(self, name: str) -> Iterator[bytes]:
+        """Yield the blob's raw bytes in chunks (used by the server; not hash-checked here)."""
+        path = self.path(name)
+        try:
+            fh = path.open("rb")
+        except FileNotFoundError:
+            raise BlobNotFound(name) from None
+        with fh:
+            while chunk := fh.read(_CHUNK):
+                yield chunk
+
+    def size(self, name: str) -> int:
+        """Size in bytes; BlobNotFound if absent."""
+        try:
+            return self.path(name).stat().st_size
+        except FileNotFoundError:
+            raise BlobNotFound(name) from None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+    def _name(self) -> str | None:
+        prefix = "/blobs/"
+        if not self.path.startswith(prefix):
+            self._reply(HTTPStatus.NOT_FOUND, b"not found\n")
+            return None
+        try:
+            return check_name(self.path[len(prefix) :])
+        except BlobNameError:
+            self._reply(HTTPStatus.BAD_REQUEST, b"bad blob name\n")
+            return None
+
+    def _reply(self, status: HTTPStatus, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _get(self, body: bool) -> None:
+        name = self._name()
+        if name is None:
+            return
+        store = self.server.store
+        try:
+            size = store.size(name)
+        except BlobNotFound:
+            self._reply(HTTPStatus.NOT_FOUND, b"no such blob\n")
+            return
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        if body:
+            for chunk in store.open_stream(name):
+                self.wfile.write(chunk)
+
+    def do_GET(self) -> None:
+        self._get(body=True)
+
+    def do_HEAD(self) -> None:
+        self._get(body=False)
+
+    def do_PUT(self) -> None:
+        name = self._name()
+        if name is None:
+            return
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            self._reply(HTTPStatus.LENGTH_REQUIRED, b"content-length required\n")
+            return
+        if int(length) > self.server.store.max_size:
+            self.close_connection = True
+            self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"too large\n")
+            return
+        data = self.rfile.read(int(length))
+        try:
+            self.server.store.put(data, name)
+        except BlobHashMismatch:
+            self._reply(HTTPStatus.BAD_REQUEST, b"hash mismatch\n")
+            return
+        self._reply(HTTPStatus.CREATED, b"stored\n")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    store: LocalBlobStore
+
+
+class BlobServer:
+    """Serve a :class:`LocalBlobStore` over HTTP on a background thread.
+
+    Use as a context manager; ``port=0`` picks a free port (see :attr:`url`).
+    """
+
+    def __init__(self, store: LocalBlobStore, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._httpd = _Server((host, port), _Handler)
+        self._httpd.store = store
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:8765``."""
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> BlobServer:
+        """Start serving in a daemon thread."""
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> BlobServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class HttpBlobClient:
+    """Fetch and publish blobs over HTTP with hash, size and time limits."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        max_size: int = DEFAULT_MAX_BLOB,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.max_size = max_size
+        self.timeout = (connect_timeout, read_timeout)
+        self.session = session or requests.Session()
+
+    def get(self, name: str, max_size: int | None = None) -> bytes:
+        """Download blob ``name``; raises a BlobError subclass on any problem."""
+        norm = check_name(name)
+        limit = self.max_size if max_size is None else min(max_size, self.max_size)
+        url = f"{self.base_url}/blobs/{norm}"
+        try:
+            with self.session.get(url, stream=True, timeout=self.timeout) as resp:
+                if resp.status_code == HTTPStatus.NOT_FOUND:
+                    raise BlobNotFound(norm)
+                if resp.status_code != HTTPStatus.OK:
+                    raise BlobTransferError(f"GET {url}: HTTP {resp.status_code}")
+                declared = resp.headers.get("Content-Length")
+                if declared is not None and declared.isdigit() and int(declared) > limit:
+                    raise BlobTooLarge(f"blob {norm} declares {declared} bytes, limit {limit}")
+                hasher = new_keccak()
+                buf = bytearray()
+                for chunk in resp.iter_content(chunk_size=_CHUNK):
+                    if len(buf) + len(chunk) > limit:
+                        raise BlobTooLarge(f"blob {norm} exceeds limit {limit}")
+                    hasher.update(chunk)
+                    buf += chunk
+        except requests.RequestException as exc:
+            raise BlobTransferError(f"GET {url}: {exc}") from exc
+        if declared is not None and declared.isdigit() and len(buf) != int(declared):
+            raise BlobHashMismatch(f"blob {norm}: truncated ({len(buf)} of {declared} bytes)")
+        if hasher.digest().hex() != norm:
+            raise BlobHashMismatch(f"blob {norm}: content hashes to {hasher.digest().hex()}")
+        return bytes(buf)
+
+    def put(self, data: bytes) -> str:
+        """Upload ``data``; returns its name."""
+        name = blob_name(data)
+        url = f"{self.base_url}/blobs/{name}"
+        try:
+            resp = self.session.put(url, data=data, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise BlobTransferError(f"PUT {url}: {exc}") from exc
+        if resp.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
+            raise BlobTooLarge(f"server refused {len(data)} bytes")
+        if resp.status_code not in (HTTPStatus.OK, HTTPStatus.CREATED):
+            raise BlobTransferError(f"PUT {url}: HTTP {resp.status_code}")
+        return name

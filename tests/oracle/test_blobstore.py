@@ -1,0 +1,198 @@
+"""Content-addressed blob store: local directory, HTTP server and client, bad input."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from oracle.blobstore import BlobServer, HttpBlobClient, LocalBlobStore, blob_name
+from oracle.exceptions import (
+    BlobError,
+    BlobHashMismatch,
+    BlobNameError,
+    BlobNotFound,
+    BlobTooLarge,
+    BlobTransferError,
+    InputError,
+    PouwError,
+)
+from oracle.hashing import keccak256
+from oracle.spec import Spec, parse_spec
+from oracle.verdict import VerdictCode
+from oracle.verify import check_full, prepare
+from oracle.work import compute, load_inputs
+
+SEED = bytes.fromhex("11" * 32)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalBlobStore:
+    return LocalBlobStore(tmp_path / "blobs", max_size=1 << 20)
+
+
+@pytest.fixture
+def server(store: LocalBlobStore) -> Iterator[BlobServer]:
+    with BlobServer(store) as srv:
+        yield srv
+
+
+def test_local__put_get_roundtrip_and_name_is_keccak(store: LocalBlobStore) -> None:
+    name = store.put(b"hello")
+    assert name == keccak256(b"hello").hex() == blob_name(b"hello")
+    assert store.get(name) == b"hello" and store.get("0x" + name.upper()) == b"hello"
+    assert store.has(name)
+    assert not list(store.path(name).parent.glob(".tmp-*"))  # no temp files left behind
+
+
+def test_local__errors(store: LocalBlobStore) -> None:
+    with pytest.raises(BlobNotFound) as info:
+        store.get("00" * 32)
+    assert isinstance(info.value, KeyError) and isinstance(info.value, PouwError)
+    with pytest.raises(BlobNameError):
+        store.get("../../etc/passwd")
+    with pytest.raises(BlobHashMismatch):
+        store.put(b"data", name="11" * 32)
+    with pytest.raises(BlobTooLarge):
+        store.put(b"x" * ((1 << 20) + 1))
+    name = store.put(b"abc")
+    with pytest.raises(BlobTooLarge):
+        store.get(name, max_size=2)
+    store.path(name).write_bytes(b"abd")  # bit rot on disk
+    with pytest.raises(BlobHashMismatch):
+        store.get(name)
+
+
+def test_local__failed_write_leaves_no_partial_file(
+    store: LocalBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(src: str, dst: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("oracle.blobstore.os.replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        store.put(b"payload")
+    assert not store.has(blob_name(b"payload"))
+    assert not [p for p in store.root.rglob("*") if p.is_file()]
+
+
+def test_http__get_put_roundtrip(store: LocalBlobStore, server: BlobServer) -> None:
+    client = HttpBlobClient(server.url, max_size=1 << 20)
+    data = np.arange(50_000, dtype=np.int32).tobytes()
+    name = client.put(data)
+    assert store.get(name) == data
+    assert client.get(name) == data
+    with pytest.raises(BlobNotFound):
+        client.get("22" * 32)
+
+
+def test_http__oversized__refused(store: LocalBlobStore, server: BlobServer) -> None:
+    name = store.put(b"y" * 5000)
+    with pytest.raises(BlobTooLarge):
+        HttpBlobClient(server.url, max_size=4999).get(name)
+    with pytest.raises(BlobTooLarge):
+        HttpBlobClient(server.url).get(name, max_size=100)
+
+
+def _raw_server(response: Callable[[], bytes]) -> tuple[str, threading.Thread, socket.socket]:
+    """A one-shot TCP server sending a hand-made (possibly lying) HTTP response."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+
+    def serve() -> None:
+        conn, _ = sock.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(response())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return f"http://127.0.0.1:{sock.getsockname()[1]}", thread, sock
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "error"),
+    [
+        (b"forged content", None, BlobHashMismatch),  # wrong hash
+        (b"short", "Content-Length: 100\r\n", BlobError),  # truncated
+        (b"z" * 300, "", BlobTooLarge),  # no length header, body over the limit
+        (b"z" * 10, "Content-Length: 1000000\r\n", BlobTooLarge),  # declared too large
+    ],
+)
+def test_http__lying_server__clear_error(
+    body: bytes, headers: str | None, error: type[Exception]
+) -> None:
+    name = keccak256(b"the real content").hex()
+    hdr = f"Content-Length: {len(body)}\r\n" if headers is None else headers
+
+    def response() -> bytes:
+        return b"HTTP/1.1 200 OK\r\nConnection: close\r\n" + hdr.encode() + b"\r\n" + body
+
+    url, thread, sock = _raw_server(response)
+    try:
+        with pytest.raises(error):
+            HttpBlobClient(url, max_size=200, read_timeout=2).get(name)
+    finally:
+        thread.join(timeout=5)
+        sock.close()
+
+
+def test_http__timeout__transfer_error() -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)  # accepts the TCP connection, never answers
+    try:
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        with pytest.raises(BlobTransferError):
+            HttpBlobClient(url, connect_timeout=0.5, read_timeout=0.3).get("33" * 32)
+    finally:
+        sock.close()
+
+
+def _blob_spec(dtype: str, a: str, b: str) -> Spec:
+    return parse_spec(
+        {
+            "version": 1,
+            "kind": "matmul",
+            "dtype": dtype,
+            "m": 6,
+            "n": 5,
+            "k": 4,
+            "inputs": {"a": "0x" + a, "b": "0x" + b},
+            "verify": {"mode": "full"},
+        }
+    )
+
+
+def test_blob_inputs__verified_end_to_end_over_http(
+    store: LocalBlobStore, server: BlobServer
+) -> None:
+    rng = np.random.default_rng(5)
+    a = store.put(rng.standard_normal((6, 4)).astype("<f4").tobytes())
+    b = store.put(rng.standard_normal((4, 5)).astype("<f4").tobytes())
+    spec = _blob_spec("fp32", a, b)
+    client = HttpBlobClient(server.url)
+    result = compute(spec, store=client)
+    verdict = check_full(prepare(spec, SEED, store=client), result)
+    assert verdict.verdict is VerdictCode.VALID
+
+
+@pytest.mark.parametrize("problem", ["wrong-size", "nan", "missing"])
+def test_blob_inputs__bad__input_error(store: LocalBlobStore, problem: str) -> None:
+    good_b = store.put(np.ones((4, 5), "<f4").tobytes())
+    if problem == "wrong-size":
+        a = store.put(np.ones((6, 3), "<f4").tobytes())
+    elif problem == "nan":
+        arr = np.ones((6, 4), "<f4")
+        arr[1, 1] = np.nan
+        a = store.put(arr.tobytes())
+    else:
+        a = "44" * 32
+    spec = _blob_spec("fp32", a, good_b)
+    with pytest.raises((InputError, BlobError)):
+        load_inputs(spec, store)
