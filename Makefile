@@ -12,7 +12,7 @@ export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 # Keep ape's data (accounts, caches) inside the project unless the user says otherwise.
 export APE_DATA_FOLDER ?= $(CURDIR)/.pouw/ape
 
-.PHONY: setup vvm-link demo test lint contracts-test oracle-test gas coverage bench clean
+.PHONY: setup vvm-link demo test lint contracts-test oracle-test gas coverage bench clean abi
 
 setup: $(VENV)/.installed $(ANVIL) vvm-link
 
@@ -45,7 +45,12 @@ gas: setup
 	$(BIN)/ape test tests/contracts --network ethereum:local:foundry --gas -q
 
 coverage: setup
-	$(BIN)/ape test tests/contracts --network ethereum:local:foundry --coverage -q
+	$(BIN)/ape test tests/contracts --network ethereum:local:foundry --coverage -q -m "not slow"
+
+# Re-export oracle/abi/*.json (committed) from the compiled build after changing contracts/.
+abi: setup
+	$(BIN)/ape compile
+	$(BIN)/python scripts/export_abi.py
 
 bench: setup
 	$(BIN)/python bench/run.py

@@ -1,0 +1,68 @@
+"""`make bench`: every figure of DESIGN.md in one run, side by side with its target.
+
+Runs bench/gas.py (anvil), bench/bench_verify.py (verification vs compute, n up to 4096) and
+bench/coverage.py (statement coverage on anvil), each in its own process, then prints the
+headline keys of bench/results.json against their targets. `--quick` skips n = 4096 and
+coverage (minutes instead of ~8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = str(ROOT / ".venv" / "bin" / "python")
+
+#: key -> (comparison, target), as DESIGN.md's Figures table states them.
+TARGETS: dict[str, tuple[str, float]] = {
+    "gas_create_job_eth": ("<=", 90_000),
+    "gas_settle_per_job_b64_t1": ("<=", 20_000),
+    "gas_extra_signer": ("<=", 4_500),
+    "gas_claim_epoch": ("<=", 60_000),
+    "verify_ratio_fp32_4096_full": ("<=", 0.01),
+    "verify_ratio_fp32_4096_sampled": ("<=", 0.005),
+    "verify_ratio_int8_4096_full": ("<=", 0.01),
+    "oracle_total_ratio_int8_4096_seeded": ("<=", 0.05),
+    "worker_vs_numpy": (">=", 0.9),
+    "e2e_settled_per_s_vs_raw_tx": (">=", 2),
+    "coverage_statements_pct": (">=", 95),
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, no coverage run")
+    args = parser.parse_args()
+    steps = [[PY, "bench/gas.py"],
+             [PY, "bench/bench_verify.py", *(["--quick"] if args.quick else [])]]
+    if not args.quick:
+        steps.append([PY, "bench/coverage.py"])
+    for step in steps:
+        print(f"\n$ {' '.join(step[1:])}", flush=True)
+        if subprocess.run(step, cwd=ROOT).returncode != 0:
+            print(f"{step[1]} failed", file=sys.stderr)
+            return 1
+    results = json.loads((ROOT / "bench" / "results.json").read_text())
+    table = Table(title="pouw figures (bench/results.json)")
+    for col in ("key", "measured", "target", "met"):
+        table.add_column(col)
+    for key, (op, target) in TARGETS.items():
+        value = results.get(key)
+        if value is None:
+            table.add_row(key, "not measured", f"{op} {target:g}", "-")
+            continue
+        met = value <= target if op == "<=" else value >= target
+        table.add_row(key, f"{value:,.4g}", f"{op} {target:g}", "yes" if met else "[red]no[/]")
+    Console().print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
