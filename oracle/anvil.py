@@ -1,0 +1,100 @@
+"""Starting a local anvil node (``pouw node`` and the e2e tests).
+
+:func:`start_anvil` launches ``anvil`` on a loopback port (a free one when ``port=0``), waits
+until it answers ``eth_chainId`` (bounded by ``timeout``) and returns the process and its URL.
+Anvil's default accounts are derived from its well-known test mnemonic: never use them on a
+live network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from oracle.exceptions import ChainError
+
+__all__ = [
+    "TEST_MNEMONIC", "anvil_binary", "free_port", "start_anvil", "stop_anvil", "test_accounts",
+]
+
+TEST_MNEMONIC = "test test test test test test test test test test test junk"
+
+
+def anvil_binary() -> str:
+    """The anvil executable of this checkout's node_modules if present, else ``anvil`` on PATH.
+
+    npm's ``node_modules/.bin/anvil`` is a node wrapper that spawns the platform binary as a
+    child; killing the wrapper would orphan the node, so the platform binary itself is used.
+    """
+    modules = Path(__file__).resolve().parent.parent / "node_modules"
+    for native in sorted(modules.glob("@foundry-rs/anvil-*/bin/anvil")):
+        return str(native)
+    local = modules / ".bin" / "anvil"
+    if local.exists():
+        return str(local)
+    found = shutil.which("anvil")
+    if found is None:
+        raise ChainError("anvil not found (run `make setup`, or put anvil on PATH)")
+    return found
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_accounts(n: int = 10) -> list[LocalAccount]:
+    """Anvil's funded default accounts (well-known keys: local chains only)."""
+    Account.enable_unaudited_hdwallet_features()
+    return [Account.from_mnemonic(TEST_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}")
+            for i in range(n)]
+
+
+def start_anvil(port: int = 0, *, timeout: float = 15.0, chain_id: int = 31337,
+                quiet: bool = True) -> tuple[subprocess.Popen[bytes], str]:
+    """Start anvil; returns (process, rpc url). ChainError if it does not come up in time."""
+    port = port or free_port()
+    cmd = [anvil_binary(), "--host", "127.0.0.1", "--port", str(port), "--chain-id",
+           str(chain_id), "--mnemonic", TEST_MNEMONIC]
+    out = subprocess.DEVNULL if quiet else None
+    # Its own session, so stop_anvil() can end it with anything it spawned.
+    proc = subprocess.Popen(cmd, stdout=out, stderr=out, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ChainError(f"anvil exited with code {proc.returncode} (port {port} taken?)")
+        try:
+            r = requests.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId",
+                                         "params": []}, timeout=1)
+            if r.ok:
+                return proc, url
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    stop_anvil(proc)
+    raise ChainError(f"anvil did not answer on {url} within {timeout}s")
+
+
+def stop_anvil(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Stop an anvil started by :func:`start_anvil` and everything in its session."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=timeout)

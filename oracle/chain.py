@@ -1,0 +1,274 @@
+"""Chain access for long-running services, with web3.py (no Ape at run time).
+
+* :func:`artifact` — the committed ABI and bytecode of a contract (``oracle/abi/<Name>.json``,
+  exported from the compiled build by ``make abi``).
+* :class:`Chain` — one RPC endpoint and one deployment: contract handles, the confirmed head
+  (``head - confirmations``), every market event of a block range decoded in chain order,
+  block hashes.
+* :class:`TxSender` — signs transactions locally with an explicit nonce and hands each signed
+  transaction to an ``on_signed`` hook *before* broadcasting it, so a caller can persist it
+  and, after a crash, re-broadcast exactly the same bytes instead of signing something new.
+
+Every RPC failure surfaces as :class:`~oracle.exceptions.ChainError` (a ``RuntimeError``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from web3 import Web3
+from web3.exceptions import TransactionNotFound, Web3Exception
+
+from oracle.deployments import Deployment
+from oracle.exceptions import ChainError
+
+__all__ = ["MARKET_EVENTS", "Chain", "ChainEvent", "SentTx", "TxSender", "artifact"]
+
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+#: The market events services follow, in the order they are decoded.
+MARKET_EVENTS = (
+    "JobCreated",
+    "ResultSubmitted",
+    "JobSettled",
+    "WorkerSlashed",
+    "AttestationSkipped",
+    "BatchSettled",
+    "WorkRecorded",
+    "JobRefunded",
+    "JobCancelled",
+)
+#: Job status codes of ``JobMarket.job(id).status``.
+STATUS_OPEN, STATUS_PAID, STATUS_REFUNDED, STATUS_CANCELLED = 1, 2, 3, 4
+
+
+@cache
+def artifact(name: str) -> dict[str, Any]:
+    """``{"abi": [...], "bytecode": "0x..."}`` of ``JobMarket`` or ``WorkToken``."""
+    text = resources.files("oracle.abi").joinpath(f"{name}.json").read_text()
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+@dataclass(frozen=True)
+class ChainEvent:
+    """One decoded market event with its position in the chain."""
+
+    name: str
+    args: dict[str, Any]
+    block_number: int
+    block_hash: bytes
+    log_index: int
+    tx_hash: bytes
+
+
+@dataclass(frozen=True)
+class SentTx:
+    """A signed transaction as it was (or will be) broadcast."""
+
+    nonce: int
+    tx_hash: bytes
+    raw: bytes
+
+
+def _wrap(what: str, fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except (Web3Exception, OSError, ValueError) as exc:
+        raise ChainError(f"{what}: {exc}") from exc
+
+
+class Chain:
+    """A web3 connection to one pouw deployment.
+
+    ``confirmations`` is the depth below the head that services treat as final: events and
+    block hashes above ``head - confirmations`` are never read by :meth:`events` callers that
+    use :meth:`safe_head`.
+    """
+
+    def __init__(self, rpc_url: str, deployment: Deployment, *, timeout: float = 10.0) -> None:
+        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+        self.deployment = deployment
+        self.market = self.w3.eth.contract(
+            address=to_checksum_address(deployment.market), abi=artifact("JobMarket")["abi"]
+        )
+        self.token = self.w3.eth.contract(
+            address=to_checksum_address(deployment.token), abi=artifact("WorkToken")["abi"]
+        )
+        self._by_topic = {
+            bytes.fromhex(self.market.events[n]().topic[2:]): n for n in MARKET_EVENTS
+        }
+
+    @property
+    def chain_id(self) -> int:
+        """The deployment's chain id (checked against the node by :meth:`check`)."""
+        return self.deployment.chain_id
+
+    def check(self) -> None:
+        """Fail with ChainError unless the node is reachable, on the deployment's chain id,
+        and has code at the market address."""
+        cid = _wrap("eth_chainId", lambda: self.w3.eth.chain_id)
+        if cid != self.deployment.chain_id:
+            raise ChainError(f"node is on chain {cid}, deployment is on {self.deployment.chain_id}")
+        code = _wrap("eth_getCode", lambda: self.w3.eth.get_code(self.market.address))
+        if not code:
+            raise ChainError(f"no contract at {self.market.address} on chain {cid}")
+
+    def head(self) -> int:
+        """The latest block number."""
+        return int(_wrap("eth_blockNumber", lambda: self.w3.eth.block_number))
+
+    def safe_head(self, confirmations: int) -> int:
+        """The newest block with at least ``confirmations`` blocks on top (may be -1)."""
+        return self.head() - confirmations
+
+    def block(self, number: int) -> Any:
+        """A block header; ChainError if the node does not have it."""
+        return _wrap(f"eth_getBlockByNumber({number})", lambda: self.w3.eth.get_block(number))
+
+    def block_hash(self, number: int) -> bytes:
+        """The 32-byte hash of block ``number``."""
+        return bytes(self.block(number)["hash"])
+
+    def events(self, from_block: int, to_block: int) -> list[ChainEvent]:
+        """Every followed market event in [from_block, to_block], in chain order."""
+        if to_block < from_block:
+            return []
+        logs = _wrap(
+            f"eth_getLogs({from_block}..{to_block})",
+            lambda: self.w3.eth.get_logs(
+                {"address": self.market.address, "fromBlock": from_block, "toBlock": to_block}
+            ),
+        )
+        out = []
+        for log in logs:
+            name = self._by_topic.get(bytes(log["topics"][0]))
+            if name is None:
+                continue
+            decoded = self.market.events[name]().process_log(log)
+            out.append(
+                ChainEvent(
+                    name=name,
+                    args=dict(decoded["args"]),
+                    block_number=int(log["blockNumber"]),
+                    block_hash=bytes(log["blockHash"]),
+                    log_index=int(log["logIndex"]),
+                    tx_hash=bytes(log["transactionHash"]),
+                )
+            )
+        out.sort(key=lambda e: (e.block_number, e.log_index))
+        return out
+
+    def call(self, fn: str, *args: Any) -> Any:
+        """A read-only call to the market."""
+        return _wrap(f"call {fn}", lambda: getattr(self.market.functions, fn)(*args).call())
+
+    def submission(self, job_id: int, worker: str) -> tuple[bytes, int]:
+        """(commitment, block number) of ``worker``'s live submission to ``job_id``."""
+        c, b = self.call("submissions", job_id, to_checksum_address(worker))
+        return bytes(c), int(b)
+
+    def job_status(self, job_id: int) -> int:
+        """The job's status code (0: no such job)."""
+        return int(self.call("job", job_id)[5])
+
+
+class TxSender:
+    """Signs and sends market transactions from one local key, nonces assigned locally.
+
+    ``on_signed(SentTx, label)`` runs after signing and before broadcasting (persist it there);
+    :meth:`rebroadcast` re-sends stored bytes after a restart (a duplicate is harmless: same
+    nonce, same hash). A transaction that reverts raises ChainError after it is mined.
+    """
+
+    def __init__(
+        self,
+        chain: Chain,
+        account: LocalAccount,
+        *,
+        on_signed: Callable[[SentTx, str], None] | None = None,
+        next_nonce: int | None = None,
+        receipt_timeout: float = 30.0,
+    ) -> None:
+        self.chain = chain
+        self.account = account
+        self.on_signed = on_signed
+        self.receipt_timeout = receipt_timeout
+        pending = int(
+            _wrap(
+                "eth_getTransactionCount",
+                lambda: chain.w3.eth.get_transaction_count(account.address, "pending"),
+            )
+        )
+        self.nonce = max(pending, next_nonce or 0)
+
+    def sign(self, fn: Any, *, value: int = 0, gas: int | None = None) -> SentTx:
+        """Sign a contract call with the next nonce (not yet sent)."""
+        w3 = self.chain.w3
+        tx: dict[str, Any] = {
+            "from": self.account.address,
+            "nonce": self.nonce,
+            "value": value,
+            "chainId": self.chain.chain_id,
+        }
+        base = _wrap("eth_getBlock(latest)", lambda: w3.eth.get_block("latest"))
+        fee = int(base.get("baseFeePerGas", 0))
+        tip = 10**9
+        tx["maxPriorityFeePerGas"] = tip
+        tx["maxFeePerGas"] = 2 * fee + tip
+        built = _wrap("build transaction", lambda: fn.build_transaction(tx))
+        if gas is not None:
+            built["gas"] = gas
+        signed = self.account.sign_transaction(built)
+        self.nonce += 1
+        return SentTx(nonce=built["nonce"], tx_hash=bytes(signed.hash),
+                      raw=bytes(signed.raw_transaction))
+
+    def send(self, fn: Any, label: str, *, value: int = 0, gas: int | None = None) -> Any:
+        """Sign, persist through ``on_signed``, broadcast and wait; returns the receipt."""
+        sent = self.sign(fn, value=value, gas=gas)
+        if self.on_signed is not None:
+            self.on_signed(sent, label)
+        self.broadcast(sent.raw)
+        return self.wait(sent.tx_hash)
+
+    def broadcast(self, raw: bytes) -> None:
+        """Send raw bytes; "already known" / "nonce too low" mean it is already in."""
+        try:
+            self.chain.w3.eth.send_raw_transaction(raw)
+        except (Web3Exception, ValueError) as exc:
+            text = str(exc).lower()
+            if "already" in text or "nonce too low" in text or "known" in text:
+                return
+            raise ChainError(f"eth_sendRawTransaction: {exc}") from exc
+        except OSError as exc:
+            raise ChainError(f"eth_sendRawTransaction: {exc}") from exc
+
+    def receipt(self, tx_hash: bytes) -> Any | None:
+        """The receipt, or None while the transaction is not mined."""
+        try:
+            return self.chain.w3.eth.get_transaction_receipt(tx_hash)
+        except TransactionNotFound:
+            return None
+        except (Web3Exception, OSError, ValueError) as exc:
+            raise ChainError(f"eth_getTransactionReceipt: {exc}") from exc
+
+    def wait(self, tx_hash: bytes) -> Any:
+        """Wait for the receipt (ChainError on timeout or revert)."""
+        deadline = time.monotonic() + self.receipt_timeout
+        while True:
+            rcpt = self.receipt(tx_hash)
+            if rcpt is not None:
+                if rcpt["status"] != 1:
+                    raise ChainError(f"transaction 0x{tx_hash.hex()} reverted")
+                return rcpt
+            if time.monotonic() > deadline:
+                raise ChainError(f"no receipt for 0x{tx_hash.hex()} in {self.receipt_timeout}s")
+            time.sleep(0.05)

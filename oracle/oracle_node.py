@@ -1,0 +1,590 @@
+"""The oracle node: follow the chain, verify submissions, sign, aggregate k-of-n, settle.
+
+One loop, one thread, every state change one SQLite transaction (:mod:`oracle.db`):
+
+1. **Follow** — read market events of ``(checkpoint, head - confirmations]`` and record them
+   with the new checkpoint atomically. Before that, the recorded hash of the checkpoint block
+   is compared with the chain's: a mismatch is a reorg deeper than the confirmation depth
+   (a shallower one never reaches the node). *Deep reorg behaviour*: the node walks back to
+   the newest block whose recorded hash still matches (the fork point), rewinds its
+   checkpoint there, re-reads the events after it (idempotent), and orphans every verdict
+   whose challenge block hash changed; those submissions are verified again under the new
+   seed if they are still on the chain. Signatures already given over orphaned verdicts are
+   harmless: the contract skips attestations that no longer match a live submission.
+2. **Verify** — for each pending submission whose challenge block (submission block + 1) is
+   confirmed: derive the seed from that block's hash, start :func:`oracle.verify.prepare` on a
+   helper thread while the result is fetched from the worker, then check. Bad input never
+   stops the loop: a malformed spec or a spec whose work units differ from the job's is
+   *given up* (no attestation: the worker is not at fault, the requester is refunded after
+   the deadline); an unreachable worker is retried with exponential backoff until the reveal
+   window has passed on-chain, then INVALID; an oversized result, a served root that does not
+   open the commitment, or a result that fails the check is INVALID with its reason.
+3. **Settle** — unsettled verdicts still live on-chain form batches (``batch_size`` items, or
+   fewer once the oldest has waited ``max_wait`` seconds). Leadership rotates by job id: the
+   node at rank ``(index - job_id) mod n`` in the oracle set waits ``rank * takeover`` extra
+   seconds, so normally one node proposes each item and others step in only if it is down.
+   The proposer signs the batch and POSTs it to each peer's ``/sign``; a peer signs the
+   sub-list of items that match its own recorded verdicts exactly and returns the signature.
+   Any sub-list with ``threshold`` signatures (own included) is settled in one transaction;
+   the transaction is stored before it is broadcast and re-broadcast after a restart.
+
+Restart safety: the checkpoint advances in the same transaction as the events it covers;
+a verdict is never replaced (:class:`~oracle.exceptions.VerdictConflict`), so every signature
+this node ever gives over an item has the same content; a settle transaction is recorded with
+its nonce before broadcast and, after a crash, the same bytes are re-broadcast (never a second
+transaction for that nonce). The contract skips items already settled, so racing nodes can
+waste at most the transaction that lost the race, never pay twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+import requests
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from web3.logs import DISCARD as _DISCARD
+
+from oracle.announce import verify_announcement
+from oracle.attestation import (
+    Attestation,
+    CompactSignature,
+    order_signatures,
+    recover_signer,
+    settlement_digest,
+    sign_settlement,
+)
+from oracle.blobstore import HttpBlobClient
+from oracle.chain import STATUS_OPEN, Chain, SentTx, TxSender
+from oracle.challenge import challenge_block, challenge_seed
+from oracle.commitment import commitment
+from oracle.db import OracleDB, StoredVerdict, VerdictKey
+from oracle.exceptions import (
+    BlobError,
+    BlobTooLarge,
+    ChainError,
+    PeerError,
+    SpecError,
+)
+from oracle.httpapi import ApiServer, Reply, Request, Route
+from oracle.logs import event
+from oracle.results import result_layout
+from oracle.spec import Spec, work_units
+from oracle.specstore import SpecStore
+from oracle.verdict import Verdict, VerdictCode, make_verdict
+from oracle.verify import check_full, check_sampled, prepare
+
+__all__ = ["KILL_POINTS", "OracleConfig", "OracleNode"]
+
+log = logging.getLogger("pouw.oracle")
+
+#: Where a test may ask the node to SIGKILL itself (``OracleConfig.kill_at``).
+KILL_POINTS = ("after_verdict", "after_sign", "after_tx_signed", "after_broadcast")
+MAX_ANSWER_BYTES = 64 << 20
+
+
+@dataclass
+class OracleConfig:
+    """Everything an oracle node needs; the CLI builds it from flags."""
+
+    rpc_url: str
+    db_path: str
+    spec_stores: Sequence[str]
+    confirmations: int = 2
+    poll_interval: float = 0.5
+    batch_size: int = 32
+    max_wait: float = 2.0
+    takeover: float = 8.0
+    peers: Sequence[str] = ()
+    host: str = "127.0.0.1"
+    port: int = 0
+    worker_urls: dict[str, str] = field(default_factory=dict)
+    max_attempts: int = 8
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+    fetch_timeout: float = 5.0
+    kill_at: str | None = None
+
+
+class OracleNode:
+    """One oracle node; :meth:`step` runs one loop iteration, :meth:`run` loops until stopped."""
+
+    def __init__(self, config: OracleConfig, chain: Chain, account: LocalAccount) -> None:
+        self.cfg = config
+        self.chain = chain
+        self.account = account
+        self.db = OracleDB(config.db_path)
+        self.specs = SpecStore(config.spec_stores)
+        self.metrics: Counter[str] = Counter()
+        self.oracles = sorted((to_checksum_address(o) for o in chain.call("oracles")),
+                              key=lambda a: int(a, 16))
+        self.threshold = int(chain.call("threshold"))
+        self.reveal_window = int(chain.call("reveal_window"))
+        if account.address not in self.oracles:
+            raise ChainError(f"{account.address} is not in the market's oracle set")
+        self.index = self.oracles.index(account.address)
+        self.sender = TxSender(chain, account, on_signed=self._on_signed,
+                               next_nonce=self.db.next_nonce())
+        self._pending_digest: bytes | None = None
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pouw-prepare")
+        self._cooldown: dict[bytes, float] = {}
+        self._http = requests.Session()
+        self.server: ApiServer | None = None
+        for addr, url in config.worker_urls.items():
+            self.db.set_worker_url(to_checksum_address(addr), url.rstrip("/"), 0)
+        if self.db.checkpoint() is None:
+            self.db.rewind(chain.deployment.block - 1)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start_server(self) -> str:
+        """Serve /sign, /workers, /metrics and /health; returns the base URL."""
+        routes: list[Route] = [
+            ("POST", r"/sign", self._handle_sign),
+            ("POST", r"/workers", self._handle_announce),
+            ("GET", r"/metrics", self._handle_metrics),
+            ("GET", r"/health", lambda _r: (200, "text/plain", b"ok\n")),
+        ]
+        self.server = ApiServer(routes, self.cfg.host, self.cfg.port).start()
+        event(log, "listening", url=self.server.url, oracle=self.account.address)
+        return self.server.url
+
+    def close(self) -> None:
+        """Stop the HTTP server and the helper threads."""
+        if self.server is not None:
+            self.server.stop()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until ``stop`` is set; an error in one iteration is logged and retried."""
+        self.resume_transactions()
+        while not stop.is_set():
+            try:
+                self.step()
+            except Exception as exc:  # the loop must go on; the cause is logged
+                self.metrics["loop_errors"] += 1
+                event(log, "loop_error", logging.ERROR, error=f"{type(exc).__name__}: {exc}")
+            stop.wait(self.cfg.poll_interval)
+
+    def step(self) -> None:
+        """Follow, verify, settle: one iteration."""
+        safe = self.follow()
+        self.verify_due(safe)
+        self.settle_ready()
+
+    def _kill(self, point: str) -> None:
+        if self.cfg.kill_at == point:
+            event(log, "kill_point", point=point)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    # -- 1. follow -------------------------------------------------------------------------
+
+    def follow(self, max_range: int = 2_000) -> int:
+        """Record events up to the confirmed head; returns the confirmed head."""
+        safe = self.chain.safe_head(self.cfg.confirmations)
+        self._check_reorg()
+        cp = self.db.checkpoint()
+        assert cp is not None
+        while cp < safe:
+            to = min(safe, cp + max_range)
+            evs = self.chain.events(cp + 1, to)
+            for e in evs:
+                if e.name == "JobCreated":
+                    e.args["_block"] = e.block_number
+            self.db.record_range(to, self.chain.block_hash(to), [(e.name, e.args) for e in evs])
+            self.metrics["events"] += len(evs)
+            cp = to
+        self.metrics["checkpoint"] = cp
+        return safe
+
+    def _check_reorg(self) -> None:
+        cp = self.db.checkpoint()
+        if cp is None or cp < 0:
+            return
+        recorded = self.db.block_hash(cp)
+        if recorded is None or recorded == self.chain.block_hash(cp):
+            return
+        fork = cp - 1
+        while fork >= 0:
+            h = self.db.block_hash(fork)
+            if h is None or h == self.chain.block_hash(fork):
+                break
+            fork -= 1
+        self.metrics["deep_reorgs"] += 1
+        event(log, "deep_reorg", logging.ERROR, checkpoint=cp, fork_point=fork)
+        for v in self.db.orphan_verdicts_after(fork):
+            if self.chain.block_hash(v.challenge_block) != v.challenge_hash:
+                self.db.orphan(v)
+                event(log, "verdict_orphaned", logging.WARNING, job=v.key.job_id,
+                      worker=v.key.worker)
+        self.db.rewind(fork)
+
+    # -- 2. verify -------------------------------------------------------------------------
+
+    def verify_due(self, safe: int) -> None:
+        """Decide every pending submission whose challenge block is confirmed."""
+        for sub in self.db.due_submissions(safe):
+            key: VerdictKey = sub["key"]
+            try:
+                self.decide(key, sub["block_number"])
+            except Exception as exc:  # bad input never stops the loop
+                self._retry(key, f"{type(exc).__name__}: {exc}")
+
+    def _retry(self, key: VerdictKey, error: str) -> None:
+        state = self.db.submission_state(key)
+        attempts = state[1] if state else 0
+        delay = min(self.cfg.max_backoff, self.cfg.backoff * 2**attempts)
+        n = self.db.retry_later(key, error, delay)
+        self.metrics["retries"] += 1
+        if n >= self.cfg.max_attempts:
+            self.db.give_up(key, error)
+            self.metrics["gave_up"] += 1
+            event(log, "gave_up", logging.WARNING, job=key.job_id, worker=key.worker, error=error)
+        else:
+            event(log, "retry", job=key.job_id, worker=key.worker, attempt=n, delay=delay,
+                  error=error)
+
+    def decide(self, key: VerdictKey, submission_block: int) -> None:
+        """Verify one submission and record the verdict (or a retry / give-up)."""
+        job = self.db.job(key.job_id)
+        if job is None:
+            raise ChainError(f"job {key.job_id} not recorded yet")
+        try:
+            spec = self.specs.get(job["spec_hash"])
+        except SpecError as exc:
+            self.db.give_up(key, f"malformed spec: {exc}")
+            self.metrics["gave_up"] += 1
+            event(log, "gave_up", logging.WARNING, job=key.job_id, reason=f"bad spec: {exc}")
+            return
+        if work_units(spec) != job["work_units"]:
+            self.db.give_up(key, "spec work units differ from the job's")
+            self.metrics["gave_up"] += 1
+            return
+        cb = challenge_block(submission_block)
+        cb_hash = self.chain.block_hash(cb)
+        seed = challenge_seed(cb_hash, key.job_id, key.worker)
+        prepared_f = self._pool.submit(prepare, spec, seed)
+        try:
+            verdict = self._fetch_and_check(key, spec, seed, prepared_f.result,
+                                            submission_block)
+        finally:
+            prepared_f.cancel()
+        if verdict is None:
+            return
+        stored = StoredVerdict(
+            key=key, seed=seed, challenge_block=cb, challenge_hash=cb_hash,
+            work_units=job["work_units"], verdict=int(verdict.verdict), reason=verdict.reason,
+            transcript=verdict.transcript, transcript_hash=verdict.transcript_hash)
+        self.db.record_verdict(stored)
+        self.metrics[f"verdicts_{verdict.verdict.name.lower()}"] += 1
+        event(log, "verdict", job=key.job_id, worker=key.worker, verdict=verdict.verdict.name,
+              reason=verdict.reason, transcript_hash=verdict.transcript_hash)
+        self._kill("after_verdict")
+
+    def _invalid(self, spec: Spec, seed: bytes, key: VerdictKey, reason: str) -> Verdict:
+        return make_verdict(VerdictCode.INVALID, reason, {
+            "kind": spec.kind, "mode": spec.mode, "spec_hash": "0x" + spec.hash.hex(),
+            "seed": "0x" + seed.hex(), "job_id": key.job_id, "worker": key.worker,
+            "commitment": "0x" + key.commitment.hex()})
+
+    def _fetch_and_check(self, key: VerdictKey, spec: Spec, seed: bytes,
+                         prepared: Callable[[], Any], submission_block: int) -> Verdict | None:
+        url = self.db.worker_url(key.worker)
+        try:
+            if url is None:
+                raise PeerError(f"no endpoint known for worker {key.worker}")
+            base = f"{url}/results/{key.job_id}/{key.worker}/0x{key.commitment.hex()}"
+            resp = self._http.get(base, timeout=self.cfg.fetch_timeout)
+            if resp.status_code != HTTPStatus.OK:
+                raise PeerError(f"GET {base}: HTTP {resp.status_code}")
+            manifest = resp.json()
+            root = bytes.fromhex(str(manifest["root"]).removeprefix("0x"))
+            if len(root) != 32 or commitment(key.worker, root) != key.commitment:
+                return self._invalid(spec, seed, key, "served root does not open the commitment")
+            if spec.mode == "sampled":
+                resp = self._http.get(f"{base}/answer", params={"seed": "0x" + seed.hex()},
+                                      timeout=self.cfg.fetch_timeout)
+                if resp.status_code != HTTPStatus.OK:
+                    raise PeerError(f"GET answer: HTTP {resp.status_code}")
+                if len(resp.content) > MAX_ANSWER_BYTES:
+                    return self._invalid(spec, seed, key, "challenge answer oversized")
+                return check_sampled(prepared(), resp.content, root)
+            shape, dtype = result_layout(spec)
+            size = shape[0] * shape[1] * dtype.itemsize
+            client = HttpBlobClient(url, max_size=size, connect_timeout=self.cfg.fetch_timeout,
+                                    read_timeout=self.cfg.fetch_timeout, session=self._http)
+            try:
+                data = client.get(str(manifest["blob"]))
+            except BlobTooLarge:
+                return self._invalid(spec, seed, key, f"result oversized (limit {size} bytes)")
+            return check_full(prepared(), data, expected_root=root)
+        except (requests.RequestException, PeerError, BlobError, ValueError, KeyError,
+                TypeError) as exc:
+            self.metrics["fetch_errors"] += 1
+            if self._reveal_window_over(submission_block):
+                return self._invalid(spec, seed, key,
+                                     "result not served within the reveal window")
+            self._retry_fetch(key, f"{type(exc).__name__}: {exc}")
+            return None
+
+    def _retry_fetch(self, key: VerdictKey, error: str) -> None:
+        # Before the reveal window ends a worker may still serve: back off, never give up.
+        state = self.db.submission_state(key)
+        attempts = state[1] if state else 0
+        delay = min(self.cfg.max_backoff, self.cfg.backoff * 2**attempts)
+        self.db.retry_later(key, error, delay)
+        event(log, "fetch_retry", job=key.job_id, worker=key.worker, delay=delay, error=error)
+
+    def _reveal_window_over(self, submission_block: int) -> bool:
+        submitted = int(self.chain.block(submission_block)["timestamp"])
+        now = int(self.chain.block(self.chain.head())["timestamp"])
+        return now > submitted + self.reveal_window
+
+    # -- 3. settle -------------------------------------------------------------------------
+
+    def _rank(self, job_id: int) -> int:
+        return (self.index - job_id) % len(self.oracles)
+
+    def _live(self, v: StoredVerdict) -> bool:
+        c, _ = self.chain.submission(v.key.job_id, v.key.worker)
+        if c != v.key.commitment:
+            self.db.mark_onchain(v.key, "moot")
+            return False
+        if v.verdict == VerdictCode.VALID and self.chain.job_status(v.key.job_id) != STATUS_OPEN:
+            self.db.mark_onchain(v.key, "moot")
+            return False
+        return True
+
+    def _attestation(self, v: StoredVerdict) -> Attestation:
+        return Attestation(v.key.job_id, v.key.worker, v.key.commitment, v.work_units,
+                           v.verdict, v.transcript_hash)
+
+    def settle_ready(self, now: float | None = None) -> int:
+        """Propose and settle one batch if one is due; returns the number of items settled."""
+        now = time.time() if now is None else now
+        due = [
+            v for v in self.db.unsettled_verdicts(limit=4 * self.cfg.batch_size)
+            if now - v.decided_at >= self._rank(v.key.job_id) * self.cfg.takeover
+        ]
+        if not due:
+            return 0
+        oldest = min(now - v.decided_at - self._rank(v.key.job_id) * self.cfg.takeover
+                     for v in due)
+        if len(due) < self.cfg.batch_size and oldest < self.cfg.max_wait:
+            return 0
+        items = sorted((v for v in due if self._live(v)),
+                       key=lambda v: (v.key.job_id, v.key.worker))[: self.cfg.batch_size]
+        if not items:
+            return 0
+        batch = [self._attestation(v) for v in items]
+        digest = settlement_digest(self.chain.chain_id, self.chain.market.address, batch)
+        if self._cooldown.get(digest, 0) > now:
+            return 0
+        chosen, sigs = self._collect(batch)
+        if chosen is None:
+            self._cooldown[digest] = now + self.cfg.max_wait
+            return 0
+        self._kill("after_sign")
+        return self._send_settle(chosen, sigs)
+
+    def _sign_own(self, batch: list[Attestation], role: str) -> CompactSignature:
+        digest = settlement_digest(self.chain.chain_id, self.chain.market.address, batch)
+        sig = sign_settlement(self.account, self.chain.chain_id, self.chain.market.address, batch)
+        keys = [VerdictKey(a.job_id, a.worker, a.commitment) for a in batch]
+        self.db.record_batch(digest, keys, role)
+        self.db.record_signature(digest, sig.signer, sig.r, sig.vs)
+        self.metrics["signatures_given"] += 1
+        return sig
+
+    def _collect(self, batch: list[Attestation]
+                 ) -> tuple[list[Attestation] | None, list[CompactSignature]]:
+        """Gather ``threshold`` signatures over the batch or a sub-list of it."""
+        own = self._sign_own(batch, "proposer")
+        if self.threshold <= 1:
+            return batch, [own]
+        groups: dict[tuple[int, ...], list[CompactSignature]] = {}
+        body = json.dumps({"items": [_att_json(a) for a in batch]}).encode()
+        for peer in self.cfg.peers:
+            got = self._ask_peer(peer, body, batch)
+            if got is not None:
+                groups.setdefault(got[0], []).append(got[1])
+        best: tuple[int, ...] | None = None
+        for idx, sigs in groups.items():
+            if idx and len(sigs) + 1 >= self.threshold and (best is None or len(idx) > len(best)):
+                best = idx
+        if best is None:
+            return None, []
+        sub = [batch[i] for i in best]
+        mine = own if len(sub) == len(batch) else self._sign_own(sub, "proposer")
+        sigs = order_signatures([mine, *groups[best]])[: max(self.threshold, 1)]
+        return sub, order_signatures(sigs)
+
+    def _ask_peer(self, peer: str, body: bytes, batch: list[Attestation]
+                  ) -> tuple[tuple[int, ...], CompactSignature] | None:
+        try:
+            resp = self._http.post(f"{peer.rstrip('/')}/sign", data=body,
+                                   headers={"Content-Type": "application/json"},
+                                   timeout=self.cfg.fetch_timeout)
+            if resp.status_code != HTTPStatus.OK:
+                raise PeerError(f"HTTP {resp.status_code}")
+            data = resp.json()
+            idx = tuple(int(i) for i in data["agreed"])
+            if not idx:
+                return None
+            if any(not 0 <= i < len(batch) for i in idx) or list(idx) != sorted(set(idx)):
+                raise PeerError("bad agreed index list")
+            sig = CompactSignature(to_checksum_address(data["signer"]), int(data["r"], 16),
+                                   int(data["vs"], 16))
+            sub = [batch[i] for i in idx]
+            signer = recover_signer(self.chain.chain_id, self.chain.market.address, sub, sig)
+            if signer != sig.signer or signer not in self.oracles or signer == self.account.address:
+                raise PeerError(f"signature recovers to {signer}, not an eligible peer")
+            digest = settlement_digest(self.chain.chain_id, self.chain.market.address, sub)
+            self.db.record_batch(digest, [VerdictKey(a.job_id, a.worker, a.commitment)
+                                          for a in sub], "collected")
+            self.db.record_signature(digest, sig.signer, sig.r, sig.vs)
+            return idx, sig
+        except (requests.RequestException, PeerError, ValueError, KeyError, TypeError) as exc:
+            self.metrics["peer_errors"] += 1
+            event(log, "peer_error", logging.WARNING, peer=peer, error=str(exc))
+            return None
+
+    def _on_signed(self, sent: SentTx, label: str) -> None:
+        self.db.record_tx(sent.nonce, sent.tx_hash, sent.raw, label, self._pending_digest)
+        self._kill("after_tx_signed")
+
+    def _send_settle(self, batch: list[Attestation], sigs: list[CompactSignature]) -> int:
+        batch = [a for a in batch if self._live_att(a)]
+        if not batch:
+            return 0
+        digest = settlement_digest(self.chain.chain_id, self.chain.market.address, batch)
+        if len(self.db.signatures(digest)) < self.threshold:
+            return 0  # an item went moot: the next round re-forms the batch
+        fn = self.chain.market.functions.settle([a.as_tuple() for a in batch],
+                                                [s.as_tuple() for s in sigs])
+        self._pending_digest = digest
+        try:
+            sent = self.sender.sign(fn, gas=400_000 + 60_000 * len(batch))
+            self._on_signed(sent, "settle")
+            self.sender.broadcast(sent.raw)
+            self._kill("after_broadcast")
+            rcpt = self.sender.wait(sent.tx_hash)
+        except ChainError as exc:
+            self.metrics["settle_failures"] += 1
+            event(log, "settle_failed", logging.WARNING, error=str(exc))
+            return 0
+        finally:
+            self._pending_digest = None
+        self.db.set_batch_state(digest, "sent")
+        return self._apply_receipt(sent.tx_hash, rcpt, digest)
+
+    def _live_att(self, a: Attestation) -> bool:
+        v = self.db.verdict(VerdictKey(a.job_id, a.worker, a.commitment))
+        return v is not None and self._live(v)
+
+    def _apply_receipt(self, tx_hash: bytes, rcpt: Any, digest: bytes | None) -> int:
+        m = self.chain.market
+        settled = 0
+        for ev in m.events.JobSettled().process_receipt(rcpt, errors=_DISCARD):
+            self._mark_job(ev["args"]["job_id"], ev["args"]["worker"], 1, "settled")
+            settled += 1
+        for ev in m.events.WorkerSlashed().process_receipt(rcpt, errors=_DISCARD):
+            self._mark_job(ev["args"]["job_id"], ev["args"]["worker"], 2, "slashed")
+            settled += 1
+        skipped = len(m.events.AttestationSkipped().process_receipt(rcpt, errors=_DISCARD))
+        self.db.set_tx_state(tx_hash, "mined" if rcpt["status"] == 1 else "failed")
+        if digest is not None:
+            self.db.set_batch_state(digest, "settled")
+        self.metrics["settle_txs"] += 1
+        self.metrics["items_settled"] += settled
+        self.metrics["items_skipped"] += skipped
+        event(log, "settled", tx=tx_hash, settled=settled, skipped=skipped,
+              gas=int(rcpt["gasUsed"]))
+        return settled
+
+    def _mark_job(self, job_id: int, worker: str, verdict: int, state: str) -> None:
+        for v in self.db.verdicts_for_job(job_id):
+            if v.key.worker == to_checksum_address(worker) and v.verdict == verdict:
+                self.db.mark_onchain(v.key, state)
+
+    def resume_transactions(self) -> None:
+        """After a restart: settle the fate of every transaction signed but not known mined.
+
+        A mined one is applied; a missing one is re-broadcast with the same bytes and nonce.
+        """
+        for tx in self.db.txs("signed"):
+            rcpt = self.sender.receipt(tx["tx_hash"])
+            if rcpt is None:
+                event(log, "rebroadcast", nonce=tx["nonce"], tx=tx["tx_hash"])
+                self.sender.broadcast(tx["raw"])
+                try:
+                    rcpt = self.sender.wait(tx["tx_hash"])
+                except ChainError as exc:
+                    event(log, "rebroadcast_failed", logging.WARNING, error=str(exc))
+                    self.db.set_tx_state(tx["tx_hash"], "failed")
+                    continue
+            self._apply_receipt(tx["tx_hash"], rcpt, tx["digest"])
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    def _handle_sign(self, req: Request) -> Reply:
+        """A peer's proposal: sign the sub-list of items matching this node's own verdicts."""
+        try:
+            items = [_att_from_json(x) for x in json.loads(req.body)["items"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            return 400, "text/plain", f"bad proposal: {exc}\n".encode()
+        if not 0 < len(items) <= 128:
+            return 400, "text/plain", b"bad proposal: 1 to 128 items\n"
+        agreed = []
+        for i, a in enumerate(items):
+            v = self.db.verdict(VerdictKey(a.job_id, a.worker, a.commitment))
+            if v is not None and self._attestation(v) == a:
+                agreed.append(i)
+        if not agreed:
+            return 200, "application/json", json.dumps({"agreed": []}).encode()
+        sig = self._sign_own([items[i] for i in agreed], "peer")
+        body = {"agreed": agreed, "signer": sig.signer, "r": hex(sig.r), "vs": hex(sig.vs)}
+        return 200, "application/json", json.dumps(body).encode()
+
+    def _handle_announce(self, req: Request) -> Reply:
+        try:
+            worker, url, ts = verify_announcement(req.body, self.chain.chain_id,
+                                                  self.chain.market.address)
+        except PeerError as exc:
+            return 400, "text/plain", f"{exc}\n".encode()
+        self.db.set_worker_url(worker, url, ts)
+        event(log, "worker_announced", worker=worker, url=url)
+        return 200, "text/plain", b"ok\n"
+
+    def _handle_metrics(self, _req: Request) -> Reply:
+        lines = []
+        for name, value in sorted({**self.metrics, **self.db.counts()}.items()):
+            metric = f"pouw_oracle_{name}"
+            lines += [f"# TYPE {metric} gauge", f"{metric} {value}"]
+        return 200, "text/plain; version=0.0.4", ("\n".join(lines) + "\n").encode()
+
+
+def _att_json(a: Attestation) -> dict[str, Any]:
+    return {"job_id": a.job_id, "worker": a.worker, "commitment": "0x" + a.commitment.hex(),
+            "work_units": a.work_units, "verdict": int(a.verdict),
+            "transcript_hash": "0x" + a.transcript_hash.hex()}
+
+
+def _att_from_json(x: dict[str, Any]) -> Attestation:
+    c = bytes.fromhex(str(x["commitment"]).removeprefix("0x"))
+    t = bytes.fromhex(str(x["transcript_hash"]).removeprefix("0x"))
+    if len(c) != 32 or len(t) != 32:
+        raise ValueError("commitment and transcript hash must be 32 bytes")
+    return Attestation(int(x["job_id"]), to_checksum_address(x["worker"]), c,
+                       int(x["work_units"]), int(x["verdict"]), t)

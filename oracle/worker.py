@@ -1,0 +1,291 @@
+"""The worker client: bond, pick jobs, compute, commit, serve, claim.
+
+One loop (:meth:`Worker.step`):
+
+1. bond if the market's ``min_bond`` is not met (``register``);
+2. record new ``JobCreated`` events (up to the head; a worker needs no confirmations to
+   *start* work) and the epochs of its own ``WorkRecorded``;
+3. for each new job: skip it (recorded, with a reason) if its kind is filtered out, it is
+   larger than ``max_work_units``, it pays less than ``min_price_per_unit`` wei per work unit,
+   its spec is unavailable or malformed, or it is no longer open; otherwise compute it, store
+   the result in the local blob store and record (blob, root, commitment) — all before sending;
+4. commit every computed result in one ``submit_results`` transaction; on restart a computed
+   job is first looked up on-chain, so a commitment already mined is never sent again;
+5. withdraw credited escrow and claim ended epochs.
+
+It serves ``GET /results/<job>/<worker>/<commitment>`` (a manifest: blob name and Merkle root),
+``GET /results/…/answer?seed=0x…`` (sampled-mode answer) and ``GET /blobs/<name>`` — only for
+results whose commitment is mined. It announces its URL to the oracles
+(:mod:`oracle.announce`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import requests
+from eth_account.signers.local import LocalAccount
+
+from oracle.announce import make_announcement
+from oracle.blobstore import LocalBlobStore, check_name
+from oracle.chain import STATUS_OPEN, ZERO_ADDRESS, Chain, TxSender
+from oracle.commitment import commitment
+from oracle.exceptions import BlobError, BlobNameError, ChainError, SpecError
+from oracle.httpapi import ApiServer, Reply, Request, Route
+from oracle.logs import event
+from oracle.results import decode_result, encode_result
+from oracle.spec import Spec, work_units
+from oracle.specstore import SpecStore
+from oracle.work import answer_challenge, compute, result_root
+from oracle.worker_db import WorkerDB
+
+__all__ = ["Worker", "WorkerConfig"]
+
+log = logging.getLogger("pouw.worker")
+
+
+@dataclass
+class WorkerConfig:
+    """Everything a worker needs; the CLI builds it from flags."""
+
+    rpc_url: str
+    db_path: str
+    store_dir: str
+    spec_stores: Sequence[str]
+    oracle_urls: Sequence[str] = ()
+    kinds: Sequence[str] = ("matmul", "mlp")
+    max_work_units: int = 1 << 50
+    min_price_per_unit: float = 0.0
+    host: str = "127.0.0.1"
+    port: int = 0
+    public_url: str | None = None
+    poll_interval: float = 0.3
+    claim_interval: float = 2.0
+    spec_retries: int = 5
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Worker:
+    """One worker. ``tamper(job_id, result)`` (tests only) may return a corrupted result."""
+
+    def __init__(self, config: WorkerConfig, chain: Chain, account: LocalAccount, *,
+                 tamper: Callable[[int, np.ndarray], np.ndarray] | None = None) -> None:
+        self.cfg = config
+        self.chain = chain
+        self.account = account
+        self.address = account.address
+        self.db = WorkerDB(config.db_path)
+        self.store = LocalBlobStore(config.store_dir)
+        self.specs = SpecStore(config.spec_stores)
+        self.sender = TxSender(chain, account)
+        self.tamper = tamper
+        self.server: ApiServer | None = None
+        self._spec_failures: dict[int, int] = {}
+        self._last_claim = 0.0
+        if self.db.checkpoint() is None:
+            self.db.add_jobs([], chain.deployment.block - 1)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start_server(self) -> str:
+        """Serve results; announce the URL to every oracle. Returns the public URL."""
+        routes: list[Route] = [
+            ("GET", r"/results/(\d+)/(0x[0-9a-fA-F]{40})/(0x[0-9a-f]{64})", self._manifest),
+            ("GET", r"/results/(\d+)/(0x[0-9a-fA-F]{40})/(0x[0-9a-f]{64})/answer", self._answer),
+            ("GET", r"/blobs/([^/]+)", self._blob),
+            ("GET", r"/health", lambda _r: (200, "text/plain", b"ok\n")),
+        ]
+        self.server = ApiServer(routes, self.cfg.host, self.cfg.port).start()
+        url = self.cfg.public_url or self.server.url
+        self.announce(url)
+        event(log, "listening", url=url, worker=self.address)
+        return url
+
+    def announce(self, url: str) -> None:
+        """POST a signed endpoint announcement to every oracle (failures are logged)."""
+        body = make_announcement(self.account, self.chain.chain_id, self.chain.market.address,
+                                 url, int(time.time()))
+        for o in self.cfg.oracle_urls:
+            try:
+                requests.post(f"{o.rstrip('/')}/workers", json=body, timeout=5).raise_for_status()
+            except requests.RequestException as exc:
+                event(log, "announce_failed", logging.WARNING, oracle=o, error=str(exc))
+
+    def close(self) -> None:
+        """Stop serving."""
+        if self.server is not None:
+            self.server.stop()
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until ``stop`` is set; one failing iteration is logged and retried."""
+        while not stop.is_set():
+            try:
+                self.step()
+            except Exception as exc:  # the loop must go on; the cause is logged
+                event(log, "loop_error", logging.ERROR, error=f"{type(exc).__name__}: {exc}")
+            stop.wait(self.cfg.poll_interval)
+
+    def step(self) -> None:
+        """Bond, follow, compute, commit, claim: one iteration."""
+        self.ensure_bond()
+        self.follow()
+        self.compute_new()
+        self.commit_computed()
+        if time.time() - self._last_claim >= self.cfg.claim_interval:
+            self._last_claim = time.time()
+            self.claim()
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def ensure_bond(self) -> None:
+        """Register (top up the bond) if it is below ``min_bond``."""
+        bond = int(self.chain.call("bonds", self.address))
+        need = int(self.chain.call("min_bond"))
+        if bond < need:
+            self.sender.send(self.chain.market.functions.register(), "register", value=need - bond)
+            event(log, "bonded", amount=need - bond)
+
+    def follow(self) -> None:
+        """Record new jobs and epochs with own verified work."""
+        cp = self.db.checkpoint()
+        assert cp is not None
+        head = self.chain.head()
+        if head <= cp:
+            return
+        jobs = []
+        for e in self.chain.events(cp + 1, head):
+            if e.name == "JobCreated":
+                jobs.append(e.args)
+            elif e.name == "WorkRecorded" and e.args["worker"] == self.address:
+                self.db.add_claim_epoch(int(e.args["epoch"]))
+            elif e.name == "JobSettled":
+                j = self.db.job(int(e.args["job_id"]))
+                if j is not None and j["state"] in ("new", "computed"):
+                    self.db.set_state(int(e.args["job_id"]), "lost", "settled to another worker")
+                elif j is not None and e.args["worker"] == self.address:
+                    self.db.set_state(int(e.args["job_id"]), "settled")
+        self.db.add_jobs(jobs, head)
+
+    def _accept(self, job: dict[str, Any], spec: Spec) -> str | None:
+        if spec.kind not in self.cfg.kinds:
+            return f"kind {spec.kind} not accepted"
+        if job["work_units"] > self.cfg.max_work_units:
+            return f"{job['work_units']} work units above the limit"
+        if job["amount"] < self.cfg.min_price_per_unit * job["work_units"]:
+            return "price per work unit below the minimum"
+        if work_units(spec) != job["work_units"]:
+            return "job's work units differ from its spec"
+        if self.chain.job_status(job["job_id"]) != STATUS_OPEN:
+            return "job no longer open"
+        return None
+
+    def compute_new(self) -> None:
+        """Compute every acceptable new job; store the result before anything is sent."""
+        for job in self.db.jobs("new"):
+            jid = job["job_id"]
+            try:
+                spec = self.specs.get(job["spec_hash"])
+            except SpecError as exc:
+                self.db.set_state(jid, "skipped", f"malformed spec: {exc}")
+                continue
+            except BlobError as exc:
+                n = self._spec_failures[jid] = self._spec_failures.get(jid, 0) + 1
+                if n >= self.cfg.spec_retries:
+                    self.db.set_state(jid, "skipped", f"spec unavailable: {exc}")
+                continue
+            reason = self._accept(job, spec)
+            if reason is not None:
+                self.db.set_state(jid, "skipped", reason)
+                event(log, "skipped", job=jid, reason=reason)
+                continue
+            result = compute(spec)
+            if self.tamper is not None:
+                result = self.tamper(jid, result)
+            blob = self.store.put(encode_result(result))
+            root = result_root(spec, result)
+            self.db.set_computed(jid, blob, root, commitment(self.address, root))
+            event(log, "computed", job=jid, blob=blob)
+
+    def commit_computed(self) -> None:
+        """Commit computed results in one transaction, skipping any already on-chain."""
+        todo = []
+        for job in self.db.jobs("computed"):
+            onchain, _ = self.chain.submission(job["job_id"], self.address)
+            if onchain == job["commitment"]:
+                self.db.set_state(job["job_id"], "committed")
+            elif self.chain.job_status(job["job_id"]) != STATUS_OPEN:
+                self.db.set_state(job["job_id"], "lost", "job closed before commit")
+            else:
+                todo.append(job)
+        if not todo:
+            return
+        fn = self.chain.market.functions.submit_results(
+            [(j["job_id"], j["commitment"]) for j in todo])
+        try:
+            self.sender.send(fn, "submit_results", gas=150_000 + 90_000 * len(todo))
+        except ChainError as exc:
+            event(log, "commit_failed", logging.WARNING, error=str(exc))
+            self.sender.nonce = self.chain.w3.eth.get_transaction_count(self.address, "pending")
+            return
+        for j in todo:
+            self.db.set_state(j["job_id"], "committed")
+        event(log, "committed", jobs=[j["job_id"] for j in todo])
+
+    def claim(self) -> None:
+        """Withdraw credited ETH; claim every ended epoch with own work."""
+        credited = int(self.chain.call("credited", self.address, ZERO_ADDRESS))
+        if credited > 0:
+            self.sender.send(self.chain.market.functions.withdraw(ZERO_ADDRESS), "withdraw")
+            event(log, "withdrawn", amount=credited)
+        current = int(self.chain.call("current_epoch"))
+        due = [e for e in self.db.pending_claims() if e < current]
+        if due:
+            self.sender.send(self.chain.market.functions.claim(due), "claim")
+            self.db.set_claimed(due)
+            event(log, "claimed", epochs=due)
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    def _committed(self, req: Request) -> tuple[int, str, bytes] | None:
+        jid, worker, c = int(req.match[1]), req.match[2], bytes.fromhex(req.match[3][2:])
+        if worker.lower() != self.address.lower():
+            return None
+        found = self.db.committed_blob(jid, c)
+        return None if found is None else (jid, found[0], found[1])
+
+    def _manifest(self, req: Request) -> Reply:
+        found = self._committed(req)
+        if found is None:
+            return 404, "text/plain", b"no committed result\n"
+        body = {"blob": found[1], "root": "0x" + found[2].hex()}
+        return 200, "application/json", json.dumps(body).encode()
+
+    def _answer(self, req: Request) -> Reply:
+        found = self._committed(req)
+        if found is None:
+            return 404, "text/plain", b"no committed result\n"
+        seed = bytes.fromhex(req.query.get("seed", [""])[0].removeprefix("0x"))
+        if len(seed) != 32:
+            return 400, "text/plain", b"seed must be 32 bytes\n"
+        row = self.db.jobs("committed") + self.db.jobs("settled")
+        job = next(j for j in row if j["job_id"] == found[0])
+        spec = self.specs.get(job["spec_hash"])
+        result = decode_result(spec, self.store.get(found[1]))
+        return 200, "application/octet-stream", answer_challenge(spec, result, seed)
+
+    def _blob(self, req: Request) -> Reply:
+        try:
+            name = check_name(req.match[1])
+        except BlobNameError:
+            return 400, "text/plain", b"bad blob name\n"
+        if not self.db.served_blob(name):
+            return 404, "text/plain", b"no such blob\n"
+        return 200, "application/octet-stream", self.store.get(name)
+

@@ -1,0 +1,133 @@
+"""The worker's durable state: one SQLite file (WAL), one transaction per state change.
+
+``jobs`` holds every job seen and what the worker decided (``skipped`` with a reason,
+``computed`` once its result is in the blob store, ``committed`` once the commitment is
+mined, ``lost`` if the job closed first). The result's blob name, Merkle root and commitment
+are written *before* the commitment is sent, so a restart finds the result and never computes
+or commits a second, different one. ``meta`` holds the event checkpoint.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+__all__ = ["WorkerDB"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id INTEGER PRIMARY KEY, spec_hash BLOB NOT NULL, work_units INTEGER NOT NULL,
+    amount TEXT NOT NULL, deadline INTEGER NOT NULL, state TEXT NOT NULL,
+    reason TEXT, blob TEXT, root BLOB, commitment BLOB, epoch INTEGER);
+CREATE TABLE IF NOT EXISTS claims (epoch INTEGER PRIMARY KEY, state TEXT NOT NULL);
+"""
+
+
+class WorkerDB:
+    """A handle on the worker's SQLite file (readers may be HTTP threads)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        with self._conn() as c:
+            c.executescript(_SCHEMA)
+
+    @contextmanager
+    def _conn(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            yield conn
+        finally:
+            conn.close()
+
+    def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> None:
+        with self._conn() as c:
+            c.execute(sql, args)
+
+    def checkpoint(self) -> int | None:
+        """The last block whose events are recorded."""
+        with self._conn() as c:
+            row = c.execute("SELECT value FROM meta WHERE key='checkpoint'").fetchone()
+        return None if row is None else int(row[0])
+
+    def add_jobs(self, jobs: list[dict[str, Any]], checkpoint: int) -> None:
+        """Record new jobs (known ones are kept as they are) and the checkpoint, atomically."""
+        with self._conn() as c:
+            c.execute("BEGIN IMMEDIATE")
+            for j in jobs:
+                c.execute("INSERT OR IGNORE INTO jobs (job_id, spec_hash, work_units, amount, "
+                          "deadline, state) VALUES (?,?,?,?,?,'new')",
+                          (j["job_id"], bytes(j["spec_hash"]), j["work_units"], str(j["amount"]),
+                           j["deadline"]))
+            c.execute("INSERT OR REPLACE INTO meta VALUES ('checkpoint', ?)", (str(checkpoint),))
+            c.execute("COMMIT")
+
+    def jobs(self, state: str) -> list[dict[str, Any]]:
+        """Jobs in a state, by id."""
+        with self._conn() as c:
+            rows = c.execute("SELECT job_id, spec_hash, work_units, amount, deadline, blob, root, "
+                             "commitment FROM jobs WHERE state=? ORDER BY job_id",
+                             (state,)).fetchall()
+        keys = ("job_id", "spec_hash", "work_units", "amount", "deadline", "blob", "root",
+                "commitment")
+        out = [dict(zip(keys, r, strict=True)) for r in rows]
+        for j in out:
+            j["spec_hash"], j["amount"] = bytes(j["spec_hash"]), int(j["amount"])
+            for k in ("root", "commitment"):
+                j[k] = None if j[k] is None else bytes(j[k])
+        return out
+
+    def job(self, job_id: int) -> dict[str, Any] | None:
+        """One job with its state."""
+        with self._conn() as c:
+            row = c.execute("SELECT state, blob, root, commitment, reason FROM jobs "
+                            "WHERE job_id=?", (job_id,)).fetchone()
+        if row is None:
+            return None
+        return {"state": row[0], "blob": row[1], "root": None if row[2] is None else bytes(row[2]),
+                "commitment": None if row[3] is None else bytes(row[3]), "reason": row[4]}
+
+    def set_state(self, job_id: int, state: str, reason: str | None = None) -> None:
+        """Move a job to ``skipped``/``committed``/``lost``/``settled`` (with a reason)."""
+        self._exec("UPDATE jobs SET state=?, reason=? WHERE job_id=?", (state, reason, job_id))
+
+    def set_computed(self, job_id: int, blob: str, root: bytes, commitment: bytes) -> None:
+        """Record a stored result before its commitment is sent."""
+        self._exec("UPDATE jobs SET state='computed', blob=?, root=?, commitment=? "
+                   "WHERE job_id=? AND state='new'", (blob, root, commitment, job_id))
+
+    def committed_blob(self, job_id: int, commitment: bytes) -> tuple[str, bytes] | None:
+        """(blob, root) of a result whose commitment is mined (only those are served)."""
+        with self._conn() as c:
+            row = c.execute("SELECT blob, root FROM jobs WHERE job_id=? AND commitment=? AND "
+                            "state IN ('committed', 'settled')", (job_id, commitment)).fetchone()
+        return None if row is None else (str(row[0]), bytes(row[1]))
+
+    def served_blob(self, name: str) -> bool:
+        """True iff ``name`` is the blob of a committed result."""
+        with self._conn() as c:
+            row = c.execute("SELECT 1 FROM jobs WHERE blob=? AND state IN ('committed', "
+                            "'settled')", (name,)).fetchone()
+        return row is not None
+
+    def add_claim_epoch(self, epoch: int) -> None:
+        """Remember an epoch in which this worker has verified work."""
+        self._exec("INSERT OR IGNORE INTO claims VALUES (?, 'pending')", (epoch,))
+
+    def pending_claims(self) -> list[int]:
+        """Epochs not yet claimed."""
+        with self._conn() as c:
+            return [r[0] for r in c.execute("SELECT epoch FROM claims WHERE state='pending' "
+                                            "ORDER BY epoch").fetchall()]
+
+    def set_claimed(self, epochs: list[int]) -> None:
+        """Mark epochs claimed."""
+        with self._conn() as c:
+            c.executemany("UPDATE claims SET state='claimed' WHERE epoch=?",
+                          [(e,) for e in epochs])

@@ -1,0 +1,129 @@
+"""Fixtures for the live-loop tests: a real anvil, pouw deployed with web3, a spec store.
+
+Everything is bounded: anvil must answer within 15 s, every wait in the tests has a deadline,
+and anvil is killed at teardown. A background thread mines an empty block every 0.2 s so that
+challenge blocks and confirmations appear as they would on a live chain.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from web3 import Web3
+
+from oracle import deployments
+from oracle.anvil import start_anvil, stop_anvil, test_accounts
+from oracle.blobstore import BlobServer, LocalBlobStore
+from oracle.chain import Chain
+from oracle.deployer import deploy_with_web3
+from oracle.params import LOCAL
+from oracle.spec import parse_spec, spec_hash, work_units
+
+ZERO = "0x0000000000000000000000000000000000000000"
+PRICE = 10**16
+
+
+class Anvil:
+    """A running anvil and the web3 handle on it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 10}))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._mine, daemon=True)
+
+    def _mine(self) -> None:
+        while not self._stop.wait(0.2):
+            try:
+                self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+            except Exception:
+                return
+
+    def start_mining(self) -> None:
+        self._thread.start()
+
+    def stop_mining(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+
+@pytest.fixture
+def anvil() -> Iterator[Anvil]:
+    proc, url = start_anvil()
+    node = Anvil(url)
+    node.start_mining()
+    try:
+        yield node
+    finally:
+        node.stop_mining()
+        stop_anvil(proc)
+
+
+@pytest.fixture(scope="session")
+def keys() -> dict[str, Any]:
+    accts = test_accounts(10)
+    oracles = sorted(accts[5:8], key=lambda a: int(a.address, 16))
+    return {"deployer": accts[0], "requester": accts[1], "honest": accts[2],
+            "cheater": accts[3], "oracles": oracles}
+
+
+@pytest.fixture
+def deploy(anvil: Anvil, keys: dict[str, Any], tmp_path: Path) -> Callable[[int], Any]:
+    """deploy(threshold) -> (Deployment, deployments dir) with the three test oracles."""
+
+    def go(threshold: int = 1, n_oracles: int = 3) -> Any:
+        rec = deploy_with_web3(anvil.w3, keys["deployer"],
+                               [o.address for o in keys["oracles"][:n_oracles]], threshold,
+                               LOCAL, "ethereum:local:foundry")
+        root = tmp_path / "deployments"
+        deployments.save(rec, root)
+        return rec
+
+    return go
+
+
+@pytest.fixture
+def spec_server(tmp_path: Path) -> Iterator[BlobServer]:
+    """The public spec store: an HTTP blob server requesters PUT specs to."""
+    with BlobServer(LocalBlobStore(tmp_path / "specs")) as srv:
+        yield srv
+
+
+def matmul(seed: int, dtype: str = "int8", n: int = 32, mode: str = "full") -> dict[str, Any]:
+    verify: dict[str, Any] = {"mode": mode}
+    if mode == "sampled":
+        verify["openings"] = 4
+    return {"version": 1, "kind": "matmul", "dtype": dtype, "m": n, "n": n, "k": n,
+            "inputs": {"seed": seed}, "verify": verify}
+
+
+def post_jobs(chain: Chain, requester: Any, specs: list[dict[str, Any]],
+              spec_store: LocalBlobStore | None) -> list[int]:
+    """Publish the specs and escrow one job each, in one create_jobs transaction."""
+    from oracle.chain import TxSender
+
+    parsed = [parse_spec(s) for s in specs]
+    if spec_store is not None:
+        for p in parsed:
+            spec_store.put(p.canonical)
+    deadline = int(chain.block(chain.head())["timestamp"]) + 3_600
+    fn = chain.market.functions.create_jobs(
+        [(spec_hash(p), work_units(p), ZERO, PRICE, deadline) for p in parsed])
+    rcpt = TxSender(chain, requester).send(fn, "create_jobs", value=PRICE * len(parsed))
+    return [int(e["args"]["job_id"])
+            for e in chain.market.events.JobCreated().process_receipt(rcpt)]
+
+
+def wait_until(cond: Callable[[], bool], timeout: float = 30.0, every: float = 0.1) -> None:
+    """Poll ``cond`` until true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout}s")

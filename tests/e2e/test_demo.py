@@ -1,0 +1,37 @@
+"""`pouw demo` in its short form: the network plays and its books match the contracts."""
+
+from click.testing import CliRunner
+
+from oracle._cli import cli
+from oracle.demo import run_demo
+from oracle.report import draw_report, from_ape
+
+
+def test_demo__two_epochs__books_match_contracts(project, chain, accounts, tmp_path):
+    result = run_demo(project, chain, accounts, "ethereum:local:test", epochs=2)
+    assert result.problems == []
+    data = from_ape(result.market, chain)
+    assert sum(units for _, _, units in data.work) == sum(w.units for w in result.workers)
+    assert len(data.jobs) == sum(r.posted for r in result.requesters)
+    draw_report(data, str(tmp_path / "report.png"))
+    assert (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
+    fast, medium, cheater = result.workers
+    assert cheater.slashed >= 1 and fast.slashed == medium.slashed == 0
+    assert sum(r.refunded for r in result.requesters) == 4  # the oversized job, twice each
+    token_supply = sum(w.minted for w in result.workers)
+    assert 0 < token_supply <= 2 * 1_000 * 10**18  # two epochs of the local schedule
+    # Work shares are emission shares: the fastest worker did the most and earned the most.
+    assert fast.units == max(w.units for w in result.workers)
+    assert fast.minted == max(w.minted for w in result.workers)
+
+
+def test_demo_cli__live_network__refused_before_connecting():
+    out = CliRunner().invoke(cli, ["demo", "--network", "ethereum:sepolia:node"])
+    assert out.exit_code == 2
+    assert "use a local network" in out.output
+
+
+def test_demo_cli__bad_epochs__refused():
+    out = CliRunner().invoke(cli, ["demo", "--epochs", "0"])
+    assert out.exit_code == 2
+    assert "--epochs" in out.output

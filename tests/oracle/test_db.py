@@ -1,0 +1,101 @@
+"""oracle.db: idempotent event recording, never-replaced verdicts, transactions before send."""
+
+from __future__ import annotations
+
+import pytest
+
+from oracle.db import OracleDB, StoredVerdict, VerdictKey
+from oracle.exceptions import VerdictConflict
+
+W = "0x" + "ab" * 20
+C = b"\x11" * 32
+JOB = {"job_id": 1, "spec_hash": b"\x22" * 32, "work_units": 64, "requester": W,
+       "asset": "0x" + "00" * 20, "amount": 10**16, "deadline": 99}
+SUB = {"job_id": 1, "worker": W, "commitment": C, "block_number": 10}
+
+
+def _verdict(verdict: int = 1, th: bytes = b"\x33" * 32) -> StoredVerdict:
+    return StoredVerdict(key=VerdictKey(1, W, C), seed=b"\x44" * 32, challenge_block=11,
+                         challenge_hash=b"\x55" * 32, work_units=64, verdict=verdict,
+                         reason="ok", transcript={"a": 1}, transcript_hash=th)
+
+
+def test_record_range__replayed__changes_nothing(tmp_path):
+    db = OracleDB(tmp_path / "o.db")
+    events = [("JobCreated", JOB), ("ResultSubmitted", SUB)]
+    db.record_range(12, b"\x01" * 32, events)
+    db.record_verdict(_verdict())
+    db.record_range(12, b"\x01" * 32, events)  # the same range again, e.g. after a crash
+    assert db.checkpoint() == 12
+    assert db.job(1)["amount"] == 10**16
+    assert db.submission_state(VerdictKey(1, W, C)) == ("decided", 0, None)
+    assert db.due_submissions(max_block=100) == []
+
+
+def test_due_submissions__waits_for_the_challenge_block(tmp_path):
+    db = OracleDB(tmp_path / "o.db")
+    db.record_range(10, b"\x01" * 32, [("JobCreated", JOB), ("ResultSubmitted", SUB)])
+    assert db.due_submissions(max_block=10) == []
+    assert [s["key"] for s in db.due_submissions(max_block=11)] == [VerdictKey(1, W, C)]
+
+
+def test_record_verdict__same_content__is_a_no_op(tmp_path):
+    db = OracleDB(tmp_path / "o.db")
+    assert db.record_verdict(_verdict()) is True
+    assert db.record_verdict(_verdict()) is False
+    assert db.verdict(VerdictKey(1, W, C)).transcript == {"a": 1}
+
+
+@pytest.mark.parametrize("other", [_verdict(verdict=2), _verdict(th=b"\x66" * 32)])
+def test_record_verdict__different_content__raises_and_keeps_the_first(tmp_path, other):
+    db = OracleDB(tmp_path / "o.db")
+    db.record_verdict(_verdict())
+    with pytest.raises(VerdictConflict):
+        db.record_verdict(other)
+    kept = db.verdict(VerdictKey(1, W, C))
+    assert (kept.verdict, kept.transcript_hash) == (1, b"\x33" * 32)
+
+
+def test_settled_event__removes_verdict_from_the_unsettled_set(tmp_path):
+    db = OracleDB(tmp_path / "o.db")
+    db.record_verdict(_verdict())
+    assert len(db.unsettled_verdicts()) == 1
+    db.record_range(20, b"\x02" * 32, [("JobSettled", {"job_id": 1, "worker": W})])
+    assert db.unsettled_verdicts() == []
+
+
+def test_retry_then_give_up__is_recorded(tmp_path):
+    db = OracleDB(tmp_path / "o.db")
+    db.record_range(10, b"\x01" * 32, [("JobCreated", JOB), ("ResultSubmitted", SUB)])
+    key = VerdictKey(1, W, C)
+    assert db.retry_later(key, "unreachable", delay=100.0) == 1
+    assert db.due_submissions(max_block=11) == []  # backing off
+    db.give_up(key, "unreachable")
+    assert db.submission_state(key) == ("gave_up", 1, "unreachable")
+
+
+def test_txs__recorded_before_send__nonce_continues_after_restart(tmp_path):
+    db = OracleDB(tmp_path / "o.db")
+    assert db.next_nonce() == 0
+    db.record_tx(7, b"\xaa" * 32, b"raw", "settle", b"\xbb" * 32)
+    again = OracleDB(tmp_path / "o.db")
+    assert again.next_nonce() == 8
+    assert [t["raw"] for t in again.txs("signed")] == [b"raw"]
+    again.set_tx_state(b"\xaa" * 32, "mined")
+    assert again.txs("signed") == []
+
+
+def test_worker_url__older_announcement_never_wins(tmp_path):
+    db = OracleDB(tmp_path / "o.db")
+    assert db.set_worker_url(W, "http://new", 200)
+    assert not db.set_worker_url(W, "http://old", 100)
+    assert db.worker_url(W.upper().replace("0X", "0x")) == "http://new"
+
+
+def test_rewind__moves_checkpoint_and_forgets_later_hashes(tmp_path):
+    db = OracleDB(tmp_path / "o.db")
+    db.record_range(10, b"\x01" * 32, [])
+    db.record_range(20, b"\x02" * 32, [])
+    db.rewind(10)
+    assert db.checkpoint() == 10
+    assert db.block_hash(20) is None and db.block_hash(10) == b"\x01" * 32
