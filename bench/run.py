@@ -1,6 +1,7 @@
 """`make bench`: every figure of DESIGN.md in one run, side by side with its target.
 
-Runs bench/gas.py (anvil), bench/bench_verify.py (verification vs compute, n up to 4096) and
+Runs bench/gas.py (anvil), bench/bench_verify.py (verification vs compute, n up to 4096),
+bench/e2e.py (settled jobs per second end to end vs raw web3 transactions, anvil) and
 bench/coverage.py (statement coverage on anvil), each in its own process, then prints the
 headline keys of bench/results.json against their targets. `--quick` skips n = 4096 and
 coverage (minutes instead of ~8).
@@ -41,7 +42,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, no coverage run")
     args = parser.parse_args()
     steps = [[PY, "bench/gas.py"],
-             [PY, "bench/bench_verify.py", *(["--quick"] if args.quick else [])]]
+             [PY, "bench/bench_verify.py", *(["--quick"] if args.quick else [])],
+             [PY, "bench/e2e.py", *(["--jobs", "64"] if args.quick else [])]]
     if not args.quick:
         steps.append([PY, "bench/coverage.py"])
     for step in steps:

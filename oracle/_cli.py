@@ -1,9 +1,12 @@
 """`pouw`: the command line of the protocol.
 
-`demo` plays a full round trip on the embedded chain. `node` starts anvil; `oracle run` and
-`worker run` are the long-running services (web3.py, SQLite); `job create` / `job show`
-post and inspect jobs. Every chain command reads the deployment record of `--network` from
-`--deployments` and turns bad input into a one-line error with a non-zero exit.
+`demo` plays a full round trip on the embedded chain. `node` starts anvil and `deploy` puts
+pouw on it (or any chain, from a key file); `oracle run` and `worker run` are the
+long-running services (web3.py, SQLite); `job create` / `job show` / `job refund` and
+`withdraw` are the requester's and the earner's commands; `status` shows the emission and the
+leaderboard; `audit` re-derives a posted verdict from public data. Every chain command reads
+the deployment record of `--network` from `--deployments` and turns bad input into a
+one-line error (``error: ...``) with exit status 2.
 """
 
 from __future__ import annotations
@@ -16,7 +19,31 @@ import click
 from oracle.exceptions import PouwError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Failed(click.ClickException):
+    """A pouw error shown as one line (``error: ...``), exit code 2 (bad input)."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class _Group(click.Group):
+    """A group whose commands turn pouw, chain and transport errors into one-line errors."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from requests import RequestException
+        from web3.exceptions import Web3Exception
+
+        try:
+            return super().invoke(ctx)
+        except PouwError as exc:
+            raise _Failed(str(exc)) from None
+        except (Web3Exception, RequestException) as exc:
+            raise _Failed(f"chain: {type(exc).__name__}: {exc}") from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """pouw — proof of useful work: escrowed AI compute jobs, verification far cheaper than
     the work, and a halving token emission shared by verified work alone."""
@@ -116,14 +143,18 @@ def _serve_forever(service: Any) -> None:
 
 
 @cli.command()
-@click.option("--port", type=int, default=8545, show_default=True, help="Port (0: any free).")
-def node(port: int) -> None:
+@click.option("--port", type=click.IntRange(0, 65535), default=8545, show_default=True,
+              help="Port (0: any free).")
+@click.option("--block-time", type=click.IntRange(0, 3600), default=1, show_default=True,
+              help="Also mine an empty block every N seconds (transactions are still mined at "
+                   "once), so challenge blocks and confirmations appear; 0: only on demand.")
+def node(port: int, block_time: int) -> None:
     """Start a local anvil node (chain id 31337, anvil's well-known test accounts)."""
     import signal
 
     from oracle.anvil import start_anvil, stop_anvil
 
-    proc, url = start_anvil(port, quiet=False)
+    proc, url = start_anvil(port, quiet=False, block_time=block_time)
     click.echo(f"anvil listening on {url}", err=True)
     # anvil runs in its own session: stop it ourselves on Ctrl-C or SIGTERM.
     signal.signal(signal.SIGTERM, lambda *_: (stop_anvil(proc), sys.exit(0)))
@@ -133,7 +164,7 @@ def node(port: int) -> None:
         stop_anvil(proc)
 
 
-@cli.group()
+@cli.group(cls=_Group)
 def oracle() -> None:
     """Run an oracle node."""
 
@@ -188,7 +219,7 @@ def oracle_run(network: str, deployments_dir: str, rpc: str, keyfile: str,
     _serve_forever(node)
 
 
-@cli.group()
+@cli.group(cls=_Group)
 def worker() -> None:
     """Run a worker (miner)."""
 
@@ -250,6 +281,487 @@ def report(network: str, deployments_dir: str, rpc: str, out: str) -> None:
 
     draw_report(from_chain(_connect(network, deployments_dir, rpc)), out)
     click.echo(f"report written to {out}")
+
+
+# -- deployment, requesters, auditors ---------------------------------------------------------
+
+#: Chain ids of local development chains (anvil, Hardhat, Ape's embedded chain).
+_LOCAL_CHAIN_IDS = (31337, 1337)
+_KEYFILE_OPT = click.option("--keyfile", type=click.Path(dir_okay=False),
+                            help="Encrypted keystore (e.g. an Ape account file) or raw hex key "
+                                 "file.")
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+
+
+class _Amount(click.ParamType):
+    """An amount in base units: ``10000``, ``1e16``, ``0.01ether``, ``5gwei``, ``7wei``."""
+
+    name = "AMOUNT"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        from decimal import Decimal, InvalidOperation
+
+        if isinstance(value, int):
+            return value
+        text, scale = str(value).strip().lower(), 1
+        for unit, factor in (("ether", 10**18), ("eth", 10**18), ("gwei", 10**9), ("wei", 1)):
+            if text.endswith(unit):
+                text, scale = text[: -len(unit)].strip(), factor
+                break
+        try:
+            amount = Decimal(text) * scale
+        except InvalidOperation:
+            self.fail(f"{value!r} is not an amount (e.g. 10000, 1e16, 0.01ether)", param, ctx)
+        if amount < 0 or amount != amount.to_integral_value():
+            self.fail(f"{value!r} is not a whole, non-negative number of base units", param, ctx)
+        return int(amount)
+
+
+def _signer(keyfile: str | None, password_file: str | None, password_env: str | None,
+            dev: bool, chain_id: int) -> Any:
+    """The signing account: a key file, or (``--dev``, local chains) anvil's first account."""
+    from oracle.exceptions import ConfigError
+
+    if dev:
+        if keyfile:
+            raise ConfigError("give either --keyfile or --dev, not both")
+        if chain_id not in _LOCAL_CHAIN_IDS:
+            raise ConfigError(f"--dev uses anvil's well-known keys: local chains only (chain id "
+                              f"{chain_id} is not one of {_LOCAL_CHAIN_IDS})")
+        from oracle.anvil import test_accounts
+
+        return test_accounts(1)[0]
+    if not keyfile:
+        raise ConfigError("a signing key is needed: --keyfile (or --dev on a local chain)")
+    return _account(keyfile, password_file, password_env)
+
+
+def _web3(rpc: str) -> Any:
+    from web3 import Web3
+
+    from oracle.exceptions import ChainError
+
+    w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 10}))
+    try:
+        w3.eth.chain_id  # noqa: B018 - reachability check
+    except Exception as exc:
+        raise ChainError(f"no node answers at {rpc}: {type(exc).__name__}") from None
+    return w3
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 200)
+
+
+def _print_json(data: Any) -> None:
+    import json
+
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@cli.command()
+@_NETWORK
+@_DEPLOYMENTS
+@_RPC
+@_KEYFILE_OPT
+@_PWFILE
+@_PWENV
+@click.option("--dev", is_flag=True,
+              help="Local chains only: deploy from anvil's first test account; without "
+                   "--oracle, anvil's accounts 5-7 become the oracles (well-known keys).")
+@click.option("--oracle", "oracles", multiple=True, metavar="ADDRESS",
+              help="An oracle signer address (repeat).")
+@click.option("--threshold", type=click.IntRange(1), default=None,
+              help="Signatures needed to settle [default: a majority of the oracles].")
+@click.option("--preset", type=click.Choice(["local", "live"]), default=None,
+              help="Parameter preset [default: local on chain id 31337/1337, else live].")
+@click.option("--epoch-length", type=click.IntRange(60), help="Seconds per epoch.")
+@click.option("--initial-emission", type=_Amount(), help="Tokens emitted in epoch 0.")
+@click.option("--halving-epochs", type=click.IntRange(1), help="Epochs between halvings.")
+@click.option("--min-bond", type=_Amount(), help="A worker's minimum bond, in wei.")
+@click.option("--reveal-window", type=click.IntRange(60), help="Seconds to serve a result.")
+@click.option("--force", is_flag=True, help="Replace a record whose market is still live.")
+@click.option("--yes", is_flag=True, help="Do not ask before spending funds on a live network.")
+def deploy(network: str, deployments_dir: str, rpc: str, keyfile: str | None,
+           password_file: str | None, password_env: str | None, dev: bool,
+           oracles: tuple[str], threshold: int | None, preset: str | None,
+           epoch_length: int | None, initial_emission: int | None,
+           halving_epochs: int | None, min_bond: int | None, reveal_window: int | None,
+           force: bool, yes: bool) -> None:
+    """Deploy WorkToken and JobMarket with web3 and write deployments/<network>.json.
+
+    The token's cap is the emission schedule's total; the market becomes its only minter and
+    the token's ownership is renounced. Prints the market address.
+    """
+    from pathlib import Path
+
+    from eth_utils import is_address, to_checksum_address
+
+    from oracle import deployments
+    from oracle.deployer import deploy_with_web3
+    from oracle.exceptions import ChainError, ConfigError
+    from oracle.params import LIVE, LOCAL
+
+    try:
+        deployments.network_key(network)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    bad = [o for o in oracles if not is_address(o)]
+    if bad:
+        raise ConfigError(f"--oracle {bad[0]!r} is not an address")
+    w3 = _web3(rpc)
+    chain_id = int(w3.eth.chain_id)
+    account = _signer(keyfile, password_file, password_env, dev, chain_id)
+    if not oracles and dev:
+        from oracle.anvil import test_accounts
+
+        oracles = tuple(a.address for a in test_accounts(8)[5:8])
+    if not oracles:
+        raise ConfigError("at least one --oracle ADDRESS is needed")
+    if len({to_checksum_address(o) for o in oracles}) != len(oracles):
+        raise ConfigError("--oracle addresses must be distinct")
+    threshold = threshold or len(oracles) // 2 + 1
+    if threshold > len(oracles):
+        raise ConfigError(f"--threshold {threshold} exceeds the {len(oracles)} oracle(s)")
+    local = chain_id in _LOCAL_CHAIN_IDS
+    base = {"local": LOCAL, "live": LIVE}[preset or ("local" if local else "live")]
+    params = base.with_overrides(epoch_length=epoch_length, initial_emission=initial_emission,
+                                 halving_epochs=halving_epochs, min_bond=min_bond,
+                                 reveal_window=reveal_window)
+    root = Path(deployments_dir)
+    path = deployments.path_for(network, root)
+    if path.exists() and not force:
+        old = deployments.load(network, root)
+        if old.chain_id == chain_id and w3.eth.get_code(to_checksum_address(old.market)):
+            raise ConfigError(f"{path} records a live market at {old.market}; "
+                              "pass --force to replace it")
+    if not local and not yes:
+        click.confirm(f"Deploy on chain {chain_id} from {account.address}?", abort=True)
+    from web3.exceptions import Web3Exception
+
+    try:
+        rec = deploy_with_web3(w3, account, oracles, threshold, params, network)
+    except (Web3Exception, ValueError) as exc:
+        raise ChainError(f"deployment failed: {exc}") from None
+    saved = deployments.save(rec, root)
+    click.echo(f"deployed on chain {chain_id}: market {rec.market}, token {rec.token}, "
+               f"{threshold}-of-{len(oracles)} oracles; record {saved}", err=True)
+    click.echo(rec.market)
+
+
+@cli.group(cls=_Group)
+def job() -> None:
+    """Post, inspect and refund jobs (the requester's side)."""
+
+
+_KIND_FLAGS = ("kind", "dtype", "m", "n", "k", "seed", "mode", "openings", "rounds", "batch",
+               "dims", "activation", "count")
+
+
+@job.command("create")
+@_NETWORK
+@_DEPLOYMENTS
+@_RPC
+@_KEYFILE
+@_PWFILE
+@_PWENV
+@click.option("--spec-store", "spec_stores", multiple=True, required=True,
+              help="Where to publish the spec: an http(s) blob server or a directory (repeat).")
+@click.option("--spec-file", type=click.Path(dir_okay=False),
+              help="A spec JSON file (instead of the flags below).")
+@click.option("--kind", type=click.Choice(["matmul", "mlp"]), default="matmul",
+              show_default=True)
+@click.option("--dtype", type=click.Choice(["int8", "fp32"]), default="int8", show_default=True,
+              help="matmul element type (mlp is fp32).")
+@click.option("--m", type=click.IntRange(1), help="Rows of A and C [default: --n].")
+@click.option("--n", type=click.IntRange(1), help="Columns of B and C (matmul).")
+@click.option("--k", type=click.IntRange(1), help="Columns of A, rows of B [default: --n].")
+@click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True,
+              help="Seed the inputs are generated from.")
+@click.option("--mode", type=click.Choice(["full", "sampled"]), default="full",
+              show_default=True, help="Verification mode (mlp: full only).")
+@click.option("--openings", type=click.IntRange(1), help="Rows opened in sampled mode.")
+@click.option("--rounds", type=click.IntRange(1), help="Freivalds rounds (fp32 and mlp).")
+@click.option("--batch", type=click.IntRange(1), help="mlp: inputs per batch.")
+@click.option("--dims", help="mlp: layer widths d0,d1,...,dL (e.g. 256,512,10).")
+@click.option("--activation", type=click.Choice(["relu", "gelu"]), default="relu",
+              show_default=True, help="mlp activation.")
+@click.option("--count", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Post this many jobs (seeds --seed, --seed+1, ...) in one transaction.")
+@click.option("--price", type=_Amount(), help="Escrow per work unit (base units of --asset).")
+@click.option("--amount", type=_Amount(), help="Escrow per job (base units of --asset).")
+@click.option("--asset", default="ETH", show_default=True,
+              help="ETH, or the address of an allow-listed ERC-20 (approved as needed).")
+@click.option("--deadline-in", type=click.IntRange(60), default=3_600, show_default=True,
+              help="Seconds from the latest block until the job expires.")
+@_JSON
+@click.pass_context
+def job_create(ctx: click.Context, network: str, deployments_dir: str, rpc: str, keyfile: str,
+               password_file: str | None, password_env: str | None,
+               spec_stores: tuple[str], spec_file: str | None, kind: str, dtype: str,
+               m: int | None, n: int | None, k: int | None, seed: int, mode: str,
+               openings: int | None, rounds: int | None, batch: int | None, dims: str | None,
+               activation: str, count: int, price: int | None, amount: int | None,
+               asset: str, deadline_in: int, as_json: bool) -> None:
+    """Publish a job spec to the spec store(s) and escrow payment for it; prints the job id.
+
+    \b
+    Examples:
+      pouw job create --keyfile req.key --spec-store http://127.0.0.1:8000 \\
+          --kind matmul --dtype int8 --n 1024 --price 1gwei
+      pouw job create --keyfile req.key --spec-store specs/ --spec-file job.json \\
+          --amount 0.01ether
+    """
+    from eth_utils import is_address
+
+    from oracle.chain import ZERO_ADDRESS
+    from oracle.exceptions import ConfigError
+    from oracle.jobs import create_jobs, matmul_spec, mlp_spec, publish_spec, spec_from_file
+    from oracle.spec import parse_spec, work_units
+
+    if (price is None) == (amount is None):
+        raise ConfigError("give exactly one of --price (per work unit) or --amount (per job)")
+    if asset.upper() == "ETH":
+        asset = ZERO_ADDRESS
+    elif not is_address(asset):
+        raise ConfigError(f"--asset must be ETH or an ERC-20 address, got {asset!r}")
+    if spec_file:
+        given = [f"--{f}" for f in _KIND_FLAGS if ctx.get_parameter_source(f) is not None
+                 and ctx.get_parameter_source(f).name == "COMMANDLINE"]
+        if given:
+            raise ConfigError(f"--spec-file cannot be combined with {', '.join(given)}")
+        specs = [spec_from_file(spec_file)]
+    elif kind == "matmul":
+        if n is None:
+            raise ConfigError("matmul needs --n (and optionally --m, --k)")
+        if batch is not None or dims is not None:
+            raise ConfigError("--batch and --dims apply to --kind mlp only")
+        specs = [parse_spec(matmul_spec(dtype=dtype, m=m or n, n=n, k=k or n, seed=seed + i,
+                                        mode=mode, openings=openings, rounds=rounds))
+                 for i in range(count)]
+    else:
+        if batch is None or dims is None:
+            raise ConfigError("mlp needs --batch and --dims d0,d1,...")
+        if mode != "full" or any(x is not None for x in (m, n, k, openings)):
+            raise ConfigError("mlp takes --batch, --dims, --activation, --rounds only "
+                              "(full mode)")
+        try:
+            widths = [int(x) for x in dims.split(",")]
+        except ValueError:
+            raise ConfigError(f"--dims must be comma-separated integers, got {dims!r}") from None
+        specs = [parse_spec(mlp_spec(batch=batch, dims=widths, activation=activation,
+                                     seed=seed + i, rounds=rounds)) for i in range(count)]
+    amounts = [amount if amount is not None else (price or 0) * work_units(s) for s in specs]
+    if any(a <= 0 for a in amounts):
+        raise ConfigError("the escrow per job must be positive")
+    chain = _connect(network, deployments_dir, rpc)
+    account = _account(keyfile, password_file, password_env)
+    for s in specs:
+        publish_spec(s, spec_stores)
+    deadline = int(chain.block(chain.head())["timestamp"]) + deadline_in
+    ids = create_jobs(chain, account, specs, asset=asset, amounts=amounts, deadline=deadline)
+    if as_json:
+        _print_json([{"job_id": j, "spec_hash": "0x" + s.hash.hex(), "work_units": work_units(s),
+                      "amount": a, "deadline": deadline}
+                     for j, s, a in zip(ids, specs, amounts, strict=True)])
+        return
+    for j, s, a in zip(ids, specs, amounts, strict=True):
+        click.echo(f"job {j}: spec 0x{s.hash.hex()}, {work_units(s):,} work units, escrow {a:,}",
+                   err=True)
+    for j in ids:
+        click.echo(j)
+
+
+@job.command("show")
+@click.argument("job_id", type=click.IntRange(0))
+@_NETWORK
+@_DEPLOYMENTS
+@_RPC
+@_JSON
+def job_show(job_id: int, network: str, deployments_dir: str, rpc: str, as_json: bool) -> None:
+    """Show a job's terms, status, submissions and settlement events."""
+    from oracle.jobs import job_info
+
+    info = job_info(_connect(network, deployments_dir, rpc), job_id)
+    if as_json:
+        _print_json(info)
+        return
+    from rich.table import Table
+
+    con = _console()
+    con.print(f"[bold]job {job_id}[/]: {info['status']}, {info['work_units']:,} work units, "
+              f"escrow {info['amount']:,} {info['asset']}, deadline {info['deadline']}")
+    con.print(f"requester {info['requester']}, spec {info['spec_hash']}")
+    if info["submissions"]:
+        t = Table("worker", "commitment", "block", title="submissions")
+        for sub in info["submissions"]:
+            t.add_row(sub["worker"], sub["commitment"], str(sub["block"]))
+        con.print(t)
+    if info["outcomes"]:
+        t = Table("event", "worker", "detail", "block", title="outcomes")
+        for o in info["outcomes"]:
+            detail = o.get("transcript_hash") or f"reason {o.get('reason', '')}"
+            if "amount" in o:
+                detail = f"{detail} amount {o['amount']:,}" if "transcript_hash" in o \
+                    else f"amount {o['amount']:,}"
+            t.add_row(o["event"], o.get("worker", ""), detail, str(o["block"]))
+        con.print(t)
+
+
+def _send_market(network: str, deployments_dir: str, rpc: str, keyfile: str,
+                 password_file: str | None, password_env: str | None, fn_name: str,
+                 *args: Any) -> Any:
+    from oracle.chain import TxSender
+    from oracle.jobs import simulate
+
+    chain = _connect(network, deployments_dir, rpc)
+    account = _account(keyfile, password_file, password_env)
+    fn = getattr(chain.market.functions, fn_name)(*args)
+    simulate(chain, fn, account.address)
+    return chain, TxSender(chain, account).send(fn, fn_name)
+
+
+@job.command("refund")
+@click.argument("job_id", type=click.IntRange(0))
+@_NETWORK
+@_DEPLOYMENTS
+@_RPC
+@_KEYFILE
+@_PWFILE
+@_PWENV
+def job_refund(job_id: int, network: str, deployments_dir: str, rpc: str, keyfile: str,
+               password_file: str | None, password_env: str | None) -> None:
+    """Refund an unsettled job after its deadline (the escrow returns to the requester)."""
+    chain, rcpt = _send_market(network, deployments_dir, rpc, keyfile, password_file,
+                               password_env, "refund", job_id)
+    for ev in chain.market.events.JobRefunded().process_receipt(rcpt):
+        click.echo(f"job {job_id} refunded: {ev['args']['amount']:,} to "
+                   f"{ev['args']['requester']}")
+
+
+@cli.command()
+@_NETWORK
+@_DEPLOYMENTS
+@_RPC
+@_KEYFILE
+@_PWFILE
+@_PWENV
+@click.option("--asset", default="ETH", show_default=True, help="ETH or an ERC-20 address.")
+def withdraw(network: str, deployments_dir: str, rpc: str, keyfile: str,
+             password_file: str | None, password_env: str | None, asset: str) -> None:
+    """Withdraw the balance credited to this account (escrow earned, slashed bonds)."""
+    from eth_utils import is_address, to_checksum_address
+
+    from oracle.chain import ZERO_ADDRESS
+    from oracle.exceptions import ConfigError
+
+    if asset.upper() == "ETH":
+        asset = ZERO_ADDRESS
+    elif not is_address(asset):
+        raise ConfigError(f"--asset must be ETH or an ERC-20 address, got {asset!r}")
+    chain, rcpt = _send_market(network, deployments_dir, rpc, keyfile, password_file,
+                               password_env, "withdraw", to_checksum_address(asset))
+    total = sum(int(e["args"]["amount"])
+                for e in chain.market.events.Withdrawn().process_receipt(rcpt))
+    click.echo(f"withdrawn {total:,}")
+
+
+@cli.command()
+@_NETWORK
+@_DEPLOYMENTS
+@_RPC
+@_JSON
+def status(network: str, deployments_dir: str, rpc: str, as_json: bool) -> None:
+    """Epoch, emission and halving position; leaderboard of verified work and earnings."""
+    from oracle.status import market_status
+
+    st = market_status(_connect(network, deployments_dir, rpc))
+    if as_json:
+        _print_json(st)
+        return
+    from rich.table import Table
+
+    con = _console()
+    ether = 10**18
+    con.print(f"[bold]epoch {st['epoch']}[/] (ends in {st['epoch_ends_in']} s): emission "
+              f"{st['emission_epoch'] / ether:,.4f} WORK; halving {st['halvings']} of the "
+              f"schedule, next at epoch {st['next_halving_epoch']}; minted "
+              f"{st['minted'] / ether:,.4f} of {st['schedule_total'] / ether:,.4f} WORK")
+    j = st["jobs"]
+    con.print(f"jobs: {j['created']} created, {j['settled']} settled, {j['slashed']} slashed "
+              f"results, {j['refunded']} refunded, {j['cancelled']} cancelled")
+    t = Table(title=f"leaderboard (work this epoch: {st['work_epoch']:,} units)")
+    for col in ("worker", "settled", "slashed", "units (epoch)", "units (all)", "share (epoch)",
+                "share (all)", "escrow earned", "WORK claimed", "WORK claimable"):
+        t.add_column(col, justify="left" if col == "worker" else "right")
+    for r in st["leaderboard"]:
+        earned = ", ".join(f"{v / ether:,.6g} {a if a == 'ETH' else a[:10]}"
+                           for a, v in r["escrow_earned"].items()) or "0"
+        t.add_row(r["worker"], str(r["settled_jobs"]), str(r["slashed"]),
+                  f"{r['units_epoch']:,}", f"{r['units_all']:,}", f"{r['share_epoch']:.1%}",
+                  f"{r['share_all']:.1%}", earned, f"{r['tokens_claimed'] / ether:,.4f}",
+                  f"{r['tokens_claimable'] / ether:,.4f}")
+    con.print(t)
+
+
+@cli.command()
+@click.argument("job_id", type=click.IntRange(0))
+@_NETWORK
+@_DEPLOYMENTS
+@_RPC
+@_SPECS
+@click.option("--worker-url", help="The worker's result server (as oracles fetched it).")
+@click.option("--result-file", type=click.Path(dir_okay=False),
+              help="The raw result bytes, held by the auditor.")
+@click.option("--blob", help="The result's blob name in --blob-store.")
+@click.option("--blob-store", "blob_stores", multiple=True,
+              help="A content-addressed store holding --blob (directory or http; repeat).")
+@click.option("--worker", "worker_addr", help="Audit only this worker's verdict.")
+@click.option("--timeout", type=click.FloatRange(0.1), default=10.0, show_default=True)
+@_JSON
+def audit(job_id: int, network: str, deployments_dir: str, rpc: str, spec_stores: tuple[str],
+          worker_url: str | None, result_file: str | None, blob: str | None,
+          blob_stores: tuple[str], worker_addr: str | None, timeout: float,
+          as_json: bool) -> None:
+    """Re-derive a settled or slashed job's verdict from public data and compare it with the
+    transcript hash the oracles posted.
+
+    The challenge seed comes from the block after the submission; the spec from a spec store
+    (hash-checked); the result from the worker's server or from data you hold. Exit status:
+    0 every posted verdict matches, 1 a mismatch, 2 bad input.
+    """
+    from eth_utils import is_address
+
+    from oracle.audit import ResultSource, audit_job
+    from oracle.exceptions import ConfigError
+
+    sources = sum(x is not None for x in (worker_url, result_file, blob))
+    if sources != 1:
+        raise ConfigError("give exactly one result source: --worker-url, --result-file or "
+                          "--blob (with --blob-store)")
+    if blob is not None and not blob_stores:
+        raise ConfigError("--blob needs at least one --blob-store")
+    if worker_url is not None and not worker_url.startswith(("http://", "https://")):
+        raise ConfigError(f"--worker-url must be an http(s) URL, got {worker_url!r}")
+    if worker_addr is not None and not is_address(worker_addr):
+        raise ConfigError(f"--worker {worker_addr!r} is not an address")
+    findings = audit_job(_connect(network, deployments_dir, rpc), job_id, spec_stores,
+                         ResultSource(worker_url, result_file, blob, blob_stores),
+                         worker=worker_addr, timeout=timeout)
+    ok = all(f.match for f in findings)
+    if as_json:
+        _print_json({"job_id": job_id, "match": ok, "findings": [f.as_dict() for f in findings]})
+    else:
+        for f in findings:
+            word = "MATCH" if f.match else "MISMATCH"
+            click.echo(f"{word} job {f.job_id} worker {f.worker}: posted {f.posted_verdict} "
+                       f"{f.posted_transcript_hash}, derived {f.derived_verdict} "
+                       f"{f.derived_transcript_hash} ({f.derived_reason})"
+                       + (f" [{f.note}]" if f.note else ""))
+    if not ok:
+        sys.exit(1)
 
 
 def main() -> None:

@@ -63,11 +63,18 @@ def test_accounts(n: int = 10) -> list[LocalAccount]:
 
 
 def start_anvil(port: int = 0, *, timeout: float = 15.0, chain_id: int = 31337,
-                quiet: bool = True) -> tuple[subprocess.Popen[bytes], str]:
-    """Start anvil; returns (process, rpc url). ChainError if it does not come up in time."""
+                quiet: bool = True, block_time: int = 0) -> tuple[subprocess.Popen[bytes], str]:
+    """Start anvil; returns (process, rpc url). ChainError if it does not come up in time.
+
+    With ``block_time`` > 0 anvil also mines an (empty) block every ``block_time`` seconds
+    while still mining each transaction at once (``--mixed-mining``): challenge blocks and
+    confirmation depth then appear on a quiet chain, as on a live one.
+    """
     port = port or free_port()
     cmd = [anvil_binary(), "--host", "127.0.0.1", "--port", str(port), "--chain-id",
            str(chain_id), "--mnemonic", TEST_MNEMONIC]
+    if block_time > 0:
+        cmd += ["--block-time", str(block_time), "--mixed-mining"]
     out = subprocess.DEVNULL if quiet else None
     # Its own session, so stop_anvil() can end it with anything it spawned.
     proc = subprocess.Popen(cmd, stdout=out, stderr=out, start_new_session=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -30,7 +30,10 @@ from web3.exceptions import TransactionNotFound, Web3Exception
 from oracle.deployments import Deployment
 from oracle.exceptions import ChainError
 
-__all__ = ["MARKET_EVENTS", "Chain", "ChainEvent", "SentTx", "TxSender", "artifact"]
+__all__ = [
+    "ALL_EVENTS", "JOB_EVENTS", "MARKET_EVENTS", "Chain", "ChainEvent", "SentTx", "TxSender",
+    "artifact",
+]
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 #: The market events services follow, in the order they are decoded.
@@ -45,6 +48,18 @@ MARKET_EVENTS = (
     "JobRefunded",
     "JobCancelled",
 )
+#: The events of one job (first indexed argument: the job id), read by `pouw job show/audit`.
+JOB_EVENTS = (
+    "JobCreated",
+    "ResultSubmitted",
+    "JobSettled",
+    "WorkerSlashed",
+    "AttestationSkipped",
+    "JobRefunded",
+    "JobCancelled",
+)
+#: Every market event :meth:`Chain.events` can decode (``MARKET_EVENTS`` is its default).
+ALL_EVENTS = (*MARKET_EVENTS, "RewardClaimed", "Withdrawn", "Bonded")
 #: Job status codes of ``JobMarket.job(id).status``.
 STATUS_OPEN, STATUS_PAID, STATUS_REFUNDED, STATUS_CANCELLED = 1, 2, 3, 4
 
@@ -103,7 +118,7 @@ class Chain:
             address=to_checksum_address(deployment.token), abi=artifact("WorkToken")["abi"]
         )
         self._by_topic = {
-            bytes.fromhex(self.market.events[n]().topic[2:]): n for n in MARKET_EVENTS
+            bytes.fromhex(self.market.events[n]().topic[2:]): n for n in ALL_EVENTS
         }
 
     @property
@@ -137,19 +152,27 @@ class Chain:
         """The 32-byte hash of block ``number``."""
         return bytes(self.block(number)["hash"])
 
-    def events(self, from_block: int, to_block: int) -> list[ChainEvent]:
-        """Every followed market event in [from_block, to_block], in chain order."""
+    def events(
+        self, from_block: int, to_block: int, *, job_id: int | None = None,
+        names: Sequence[str] = MARKET_EVENTS,
+    ) -> list[ChainEvent]:
+        """Every market event of ``names`` in [from_block, to_block], in chain order.
+
+        With ``job_id``, only events whose first indexed argument is that job id are read
+        (the node filters by topic; ``names`` must then be events indexed by job id).
+        """
         if to_block < from_block:
             return []
-        logs = _wrap(
-            f"eth_getLogs({from_block}..{to_block})",
-            lambda: self.w3.eth.get_logs(
-                {"address": self.market.address, "fromBlock": from_block, "toBlock": to_block}
-            ),
-        )
+        query: dict[str, Any] = {
+            "address": self.market.address, "fromBlock": from_block, "toBlock": to_block}
+        if job_id is not None:
+            query["topics"] = [None, "0x" + job_id.to_bytes(32, "big").hex()]
+        logs = _wrap(f"eth_getLogs({from_block}..{to_block})",
+                     lambda: self.w3.eth.get_logs(query))  # type: ignore[arg-type]
+        by_topic = {t: n for t, n in self._by_topic.items() if n in names}
         out = []
         for log in logs:
-            name = self._by_topic.get(bytes(log["topics"][0]))
+            name = by_topic.get(bytes(log["topics"][0]))
             if name is None:
                 continue
             decoded = self.market.events[name]().process_log(log)
@@ -178,6 +201,12 @@ class Chain:
     def job_status(self, job_id: int) -> int:
         """The job's status code (0: no such job)."""
         return int(self.call("job", job_id)[5])
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        """The job's terms and state as ``JobMarket.job`` returns them (status 0: unknown)."""
+        fields = ("requester", "asset", "amount", "work_units", "deadline", "status",
+                  "submissions")
+        return dict(zip(fields, self.call("job", job_id), strict=True))
 
 
 class TxSender:

@@ -274,33 +274,41 @@ class OracleDB:
         Returns True if newly recorded, False if the identical verdict was already there.
         Raises VerdictConflict if a different verdict is recorded for the same key and seed.
         """
+        return self.record_verdicts([v])[0]
+
+    def record_verdicts(self, verdicts: list[StoredVerdict]) -> list[bool]:
+        """:meth:`record_verdict` for many verdicts in one transaction (one sync to disk):
+        all are recorded or, on a VerdictConflict, none."""
+        with self.tx() as c:
+            return [self._record_verdict(c, v) for v in verdicts]
+
+    def _record_verdict(self, c: sqlite3.Connection, v: StoredVerdict) -> bool:
         k = v.key
         transcript = json.dumps(v.transcript, sort_keys=True, separators=(",", ":"))
-        with self.tx() as c:
-            row = c.execute(
-                "SELECT verdict, transcript_hash, work_units FROM verdicts WHERE job_id=? AND "
-                "worker=? AND commitment=? AND seed=?",
-                (k.job_id, k.worker, k.commitment, v.seed)).fetchone()
-            if row is not None:
-                if (row[0], bytes(row[1]), row[2]) != (v.verdict, v.transcript_hash,
-                                                      v.work_units):
-                    raise VerdictConflict(
-                        f"job {k.job_id} worker {k.worker}: verdict already recorded as "
-                        f"{row[0]} 0x{bytes(row[1]).hex()}, refusing {v.verdict} "
-                        f"0x{v.transcript_hash.hex()}")
-                created = False
-            else:
-                c.execute(
-                    "INSERT INTO verdicts (job_id, worker, commitment, seed, challenge_block, "
-                    "challenge_hash, work_units, verdict, reason, transcript, transcript_hash, "
-                    "decided_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (k.job_id, k.worker, k.commitment, v.seed, v.challenge_block,
-                     v.challenge_hash, v.work_units, v.verdict, v.reason, transcript,
-                     v.transcript_hash, v.decided_at or time.time()))
-                created = True
+        row = c.execute(
+            "SELECT verdict, transcript_hash, work_units FROM verdicts WHERE job_id=? AND "
+            "worker=? AND commitment=? AND seed=?",
+            (k.job_id, k.worker, k.commitment, v.seed)).fetchone()
+        if row is not None:
+            if (row[0], bytes(row[1]), row[2]) != (v.verdict, v.transcript_hash,
+                                                  v.work_units):
+                raise VerdictConflict(
+                    f"job {k.job_id} worker {k.worker}: verdict already recorded as "
+                    f"{row[0]} 0x{bytes(row[1]).hex()}, refusing {v.verdict} "
+                    f"0x{v.transcript_hash.hex()}")
+            created = False
+        else:
             c.execute(
-                "UPDATE submissions SET state='decided' WHERE job_id=? AND worker=? AND "
-                "commitment=?", (k.job_id, k.worker, k.commitment))
+                "INSERT INTO verdicts (job_id, worker, commitment, seed, challenge_block, "
+                "challenge_hash, work_units, verdict, reason, transcript, transcript_hash, "
+                "decided_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (k.job_id, k.worker, k.commitment, v.seed, v.challenge_block,
+                 v.challenge_hash, v.work_units, v.verdict, v.reason, transcript,
+                 v.transcript_hash, v.decided_at or time.time()))
+            created = True
+        c.execute(
+            "UPDATE submissions SET state='decided' WHERE job_id=? AND worker=? AND "
+            "commitment=?", (k.job_id, k.worker, k.commitment))
         return created
 
     def _verdict(self, row: Any) -> StoredVerdict:
@@ -335,10 +343,14 @@ class OracleDB:
 
     def mark_onchain(self, key: VerdictKey, state: str) -> None:
         """Mark a verdict as no longer to be settled (``settled``/``slashed``/``moot``)."""
+        self.mark_onchain_many([key], state)
+
+    def mark_onchain_many(self, keys: list[VerdictKey], state: str) -> None:
+        """:meth:`mark_onchain` for many verdicts in one transaction."""
         with self.tx() as c:
-            c.execute(
+            c.executemany(
                 "UPDATE verdicts SET onchain=? WHERE job_id=? AND worker=? AND commitment=? "
-                "AND onchain IS NULL", (state, key.job_id, key.worker, key.commitment))
+                "AND onchain IS NULL", [(state, k.job_id, k.worker, k.commitment) for k in keys])
 
     def orphan_verdicts_after(self, block: int) -> list[StoredVerdict]:
         """Candidates for a reorg check: live verdicts whose challenge block is > ``block``."""

@@ -73,3 +73,7 @@ class ConfigError(PouwError, ValueError):
 
 class PeerError(PouwError, ConnectionError):
     """A peer oracle or worker endpoint did not answer as the protocol requires."""
+
+
+class AuditInputError(PouwError, ValueError):
+    """An audit cannot run on the given input (no such job, nothing settled, data missing)."""

@@ -7,10 +7,13 @@ One loop (:meth:`Worker.step`):
    *start* work) and the epochs of its own ``WorkRecorded``;
 3. for each new job: skip it (recorded, with a reason) if its kind is filtered out, it is
    larger than ``max_work_units``, it pays less than ``min_price_per_unit`` wei per work unit,
-   its spec is unavailable or malformed, or it is no longer open; otherwise compute it, store
-   the result in the local blob store and record (blob, root, commitment) — all before sending;
-4. commit every computed result in one ``submit_results`` transaction; on restart a computed
-   job is first looked up on-chain, so a commitment already mined is never sent again;
+   its spec is unavailable or malformed, or it is no longer open (refunded or cancelled as
+   followed, or past its deadline); otherwise compute it and store the result in the local
+   blob store; then record every (blob, root, commitment) of the batch in one transaction —
+   all before sending;
+4. commit up to ``commit_batch`` computed results in one ``submit_results`` transaction; a
+   computed job whose commitment may have been sent before (after a restart, or a failed
+   send) is first looked up on-chain, so a commitment already mined is never sent again;
 5. withdraw credited escrow and claim ended epochs.
 
 It serves ``GET /results/<job>/<worker>/<commitment>`` (a manifest: blob name and Merkle root),
@@ -25,6 +28,7 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +73,7 @@ class WorkerConfig:
     poll_interval: float = 0.3
     claim_interval: float = 2.0
     spec_retries: int = 5
+    commit_batch: int = 64
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -86,9 +91,16 @@ class Worker:
         self.specs = SpecStore(config.spec_stores)
         self.sender = TxSender(chain, account)
         self.tamper = tamper
+        self.metrics: Counter[str] = Counter()
         self.server: ApiServer | None = None
         self._spec_failures: dict[int, int] = {}
         self._last_claim = 0.0
+        # Jobs computed by this process whose commitment was never sent: committing them
+        # needs no on-chain look-up (after a restart every computed job is looked up).
+        self._fresh: set[int] = set()
+        # Jobs seen refunded or cancelled; the chain time of the last followed head.
+        self._closed: set[int] = set()
+        self._now = 0
         if self.db.checkpoint() is None:
             self.db.add_jobs([], chain.deployment.block - 1)
 
@@ -165,6 +177,8 @@ class Worker:
                 jobs.append(e.args)
             elif e.name == "WorkRecorded" and e.args["worker"] == self.address:
                 self.db.add_claim_epoch(int(e.args["epoch"]))
+            elif e.name in ("JobRefunded", "JobCancelled"):
+                self._closed.add(int(e.args["job_id"]))
             elif e.name == "JobSettled":
                 j = self.db.job(int(e.args["job_id"]))
                 if j is not None and j["state"] in ("new", "computed"):
@@ -172,6 +186,7 @@ class Worker:
                 elif j is not None and e.args["worker"] == self.address:
                     self.db.set_state(int(e.args["job_id"]), "settled")
         self.db.add_jobs(jobs, head)
+        self._now = int(self.chain.block(head)["timestamp"])
 
     def _accept(self, job: dict[str, Any], spec: Spec) -> str | None:
         if spec.kind not in self.cfg.kinds:
@@ -182,13 +197,28 @@ class Worker:
             return "price per work unit below the minimum"
         if work_units(spec) != job["work_units"]:
             return "job's work units differ from its spec"
-        if self.chain.job_status(job["job_id"]) != STATUS_OPEN:
+        if job["job_id"] in self._closed:
             return "job no longer open"
+        if job["deadline"] <= self._now:
+            return "job past its deadline"
         return None
 
     def compute_new(self) -> None:
-        """Compute every acceptable new job; store the result before anything is sent."""
+        """Compute acceptable new jobs (up to ``commit_batch`` per call); store every result
+        and record (blob, root, commitment) in one transaction before anything is sent."""
+        computed: list[tuple[int, str, bytes, bytes]] = []
+        try:
+            self._compute_new(computed)
+        finally:
+            if computed:
+                self.db.set_computed_many(computed)
+                self._fresh.update(c[0] for c in computed)
+                event(log, "computed", jobs=[c[0] for c in computed])
+
+    def _compute_new(self, computed: list[tuple[int, str, bytes, bytes]]) -> None:
         for job in self.db.jobs("new"):
+            if len(computed) >= self.cfg.commit_batch:
+                return
             jid = job["job_id"]
             try:
                 spec = self.specs.get(job["spec_hash"])
@@ -205,37 +235,46 @@ class Worker:
                 self.db.set_state(jid, "skipped", reason)
                 event(log, "skipped", job=jid, reason=reason)
                 continue
+            t0 = time.perf_counter()
             result = compute(spec)
+            self.metrics["compute_seconds"] += time.perf_counter() - t0
+            self.metrics["jobs_computed"] += 1
             if self.tamper is not None:
                 result = self.tamper(jid, result)
             blob = self.store.put(encode_result(result))
             root = result_root(spec, result)
-            self.db.set_computed(jid, blob, root, commitment(self.address, root))
-            event(log, "computed", job=jid, blob=blob)
+            computed.append((jid, blob, root, commitment(self.address, root)))
 
     def commit_computed(self) -> None:
         """Commit computed results in one transaction, skipping any already on-chain."""
-        todo = []
-        for job in self.db.jobs("computed"):
+        todo, mined, lost = [], [], []
+        for job in self.db.jobs("computed")[: self.cfg.commit_batch]:
+            if job["job_id"] in self._fresh and job["job_id"] not in self._closed:
+                todo.append(job)  # computed by this process, never sent: nothing to look up
+                continue
             onchain, _ = self.chain.submission(job["job_id"], self.address)
             if onchain == job["commitment"]:
-                self.db.set_state(job["job_id"], "committed")
+                mined.append(job["job_id"])
             elif self.chain.job_status(job["job_id"]) != STATUS_OPEN:
-                self.db.set_state(job["job_id"], "lost", "job closed before commit")
+                lost.append(job["job_id"])
             else:
                 todo.append(job)
+        if mined:
+            self.db.set_states(mined, "committed")
+        if lost:
+            self.db.set_states(lost, "lost", "job closed before commit")
         if not todo:
             return
         fn = self.chain.market.functions.submit_results(
             [(j["job_id"], j["commitment"]) for j in todo])
+        self._fresh.difference_update(j["job_id"] for j in todo)  # sent (maybe) from here on
         try:
             self.sender.send(fn, "submit_results", gas=150_000 + 90_000 * len(todo))
         except ChainError as exc:
             event(log, "commit_failed", logging.WARNING, error=str(exc))
             self.sender.nonce = self.chain.w3.eth.get_transaction_count(self.address, "pending")
             return
-        for j in todo:
-            self.db.set_state(j["job_id"], "committed")
+        self.db.set_states([j["job_id"] for j in todo], "committed")
         event(log, "committed", jobs=[j["job_id"] for j in todo])
 
     def claim(self) -> None:

@@ -99,8 +99,24 @@ class WorkerDB:
 
     def set_computed(self, job_id: int, blob: str, root: bytes, commitment: bytes) -> None:
         """Record a stored result before its commitment is sent."""
-        self._exec("UPDATE jobs SET state='computed', blob=?, root=?, commitment=? "
-                   "WHERE job_id=? AND state='new'", (blob, root, commitment, job_id))
+        self.set_computed_many([(job_id, blob, root, commitment)])
+
+    def set_computed_many(self, rows: list[tuple[int, str, bytes, bytes]]) -> None:
+        """:meth:`set_computed` for many (job id, blob, root, commitment) in one transaction."""
+        with self._conn() as c:
+            c.execute("BEGIN IMMEDIATE")
+            c.executemany("UPDATE jobs SET state='computed', blob=?, root=?, commitment=? "
+                          "WHERE job_id=? AND state='new'",
+                          [(b, r, cm, j) for j, b, r, cm in rows])
+            c.execute("COMMIT")
+
+    def set_states(self, job_ids: list[int], state: str, reason: str | None = None) -> None:
+        """:meth:`set_state` for many jobs in one transaction."""
+        with self._conn() as c:
+            c.execute("BEGIN IMMEDIATE")
+            c.executemany("UPDATE jobs SET state=?, reason=? WHERE job_id=?",
+                          [(state, reason, j) for j in job_ids])
+            c.execute("COMMIT")
 
     def committed_blob(self, job_id: int, commitment: bytes) -> tuple[str, bytes] | None:
         """(blob, root) of a result whose commitment is mined (only those are served)."""

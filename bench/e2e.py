@@ -1,0 +1,226 @@
+"""End-to-end throughput on anvil: settled jobs per second against raw web3 transactions.
+
+Run: `make bench` (or `.venv/bin/python bench/e2e.py [--jobs 128] [--oracles 1]`). On one fresh
+anvil, in one run:
+
+(a) raw web3.py: ``--raw-tx`` ETH transfers, signed locally with explicit nonces, each sent
+    and waited for before the next (what a client doing one transaction per job gets);
+(b) the protocol: a spec server, ``--oracles`` oracle nodes (k-of-n, threshold a majority)
+    and ``--workers`` workers run as threads with their real HTTP servers and SQLite files;
+    a requester posts ``--jobs`` int8 matmul jobs of n=``--n`` with ``create_jobs`` in
+    batches of 64; workers commit with ``submit_results``; oracles settle in batches of up
+    to 64. The clock runs from the first ``create_jobs`` transaction until every job is paid
+    (its worker credited). Workers are bonded before the clock starts (a one-off).
+
+A thread mines an empty block every 0.1 s during (b), so challenge blocks appear on a quiet
+chain; (a) runs before it starts. Writes ``e2e_settled_per_s_vs_raw_tx`` = (b)/(a) and
+``oracle_verify_vs_compute`` (the oracles' check seconds, from holding a result to its
+verdict, over the workers' compute seconds, input generation included, on the same jobs)
+to bench/results.json, with the raw numbers beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+from web3 import Web3  # noqa: E402
+
+from bench._results import merge_results  # noqa: E402
+from oracle.anvil import start_anvil, stop_anvil, test_accounts  # noqa: E402
+from oracle.blobstore import BlobServer, LocalBlobStore  # noqa: E402
+from oracle.chain import STATUS_PAID, ZERO_ADDRESS, Chain, TxSender  # noqa: E402
+from oracle.deployer import deploy_with_web3  # noqa: E402
+from oracle.oracle_node import OracleConfig, OracleNode  # noqa: E402
+from oracle.params import LOCAL  # noqa: E402
+from oracle.spec import parse_spec, work_units  # noqa: E402
+from oracle.worker import Worker, WorkerConfig  # noqa: E402
+
+PRICE = 10**12
+CREATE_BATCH = 64
+
+
+def raw_tx_per_s(w3: Web3, sender: Any, to: str, n: int) -> float:
+    """Sequential signed ETH transfers, each waited for: transactions per second."""
+    nonce = w3.eth.get_transaction_count(sender.address)
+    chain_id = w3.eth.chain_id
+    fee = int(w3.eth.get_block("latest")["baseFeePerGas"]) * 2 + 10**9
+    t0 = time.perf_counter()
+    for i in range(n):
+        tx = {"to": to, "value": 1, "gas": 21_000, "nonce": nonce + i, "chainId": chain_id,
+              "maxFeePerGas": fee, "maxPriorityFeePerGas": 10**9}
+        h = w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction)
+        rcpt = w3.eth.wait_for_transaction_receipt(h, timeout=30, poll_latency=0.01)
+        assert rcpt["status"] == 1
+    return n / (time.perf_counter() - t0)
+
+
+class _Miner:
+    def __init__(self, w3: Web3, every: float) -> None:
+        self.w3, self.every = w3, every
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.every):
+            try:
+                self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+            except Exception:
+                return
+
+
+def settled_run(url: str, w3: Web3, work: Path, *, jobs: int, n: int, n_oracles: int,
+                n_workers: int, batch: int) -> dict[str, float]:
+    """Post ``jobs`` jobs and time them until all are paid; returns the measurements."""
+    accts = test_accounts(10)
+    deployer, requester = accts[0], accts[1]
+    workers_keys = accts[2:2 + n_workers]
+    oracle_keys = sorted(accts[5:5 + n_oracles], key=lambda a: int(a.address, 16))
+    threshold = n_oracles // 2 + 1
+    rec = deploy_with_web3(w3, deployer, [o.address for o in oracle_keys], threshold, LOCAL,
+                           "ethereum:local:foundry")
+    chain = Chain(url, rec)
+    for wk in workers_keys:
+        TxSender(chain, wk).send(chain.market.functions.register(), "register",
+                                 value=int(chain.call("min_bond")))
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    with BlobServer(LocalBlobStore(work / "specs")) as spec_srv:
+        nodes = []
+        for i, key in enumerate(oracle_keys):
+            cfg = OracleConfig(rpc_url=url, db_path=str(work / f"oracle{i}.db"),
+                               spec_stores=[spec_srv.url], confirmations=0, poll_interval=0.02,
+                               batch_size=batch, max_wait=0.2, takeover=5.0)
+            nodes.append(OracleNode(cfg, Chain(url, rec), key))
+        urls = [node.start_server() for node in nodes]
+        for i, node in enumerate(nodes):
+            node.cfg.peers = [u for j, u in enumerate(urls) if j != i]
+        ws = []
+        for i, key in enumerate(workers_keys):
+            cfg = WorkerConfig(rpc_url=url, db_path=str(work / f"worker{i}.db"),
+                               store_dir=str(work / f"worker{i}-blobs"),
+                               spec_stores=[spec_srv.url], oracle_urls=urls, poll_interval=0.02,
+                               claim_interval=3_600)
+            w = Worker(cfg, Chain(url, rec), key)
+            w.start_server()
+            ws.append(w)
+        for obj in (*nodes, *ws):
+            t = threading.Thread(target=obj.run, args=(stop,), daemon=True)
+            t.start()
+            threads.append(t)
+        specs = [parse_spec({"version": 1, "kind": "matmul", "dtype": "int8", "m": n, "n": n,
+                             "k": n, "inputs": {"seed": 1_000 + i}, "verify": {"mode": "full"}})
+                 for i in range(jobs)]
+        store = LocalBlobStore(work / "specs")
+        for s in specs:
+            store.put(s.canonical)
+        try:
+            req = TxSender(chain, requester)
+            deadline = int(chain.block(chain.head())["timestamp"]) + 3_600
+            ids: list[int] = []
+            t0 = time.perf_counter()
+            for lo in range(0, jobs, CREATE_BATCH):
+                part = specs[lo:lo + CREATE_BATCH]
+                fn = chain.market.functions.create_jobs(
+                    [(s.hash, work_units(s), ZERO_ADDRESS, PRICE, deadline) for s in part])
+                rcpt = req.send(fn, "create_jobs", value=PRICE * len(part),
+                                gas=150_000 + 120_000 * len(part))
+                ids += [int(e["args"]["job_id"])
+                        for e in chain.market.events.JobCreated().process_receipt(rcpt)]
+            pending = set(ids)
+            limit = time.monotonic() + 300
+            while pending:
+                if time.monotonic() > limit:
+                    raise SystemExit(f"e2e: {len(pending)} job(s) not paid within 300 s")
+                for e in chain.events(rec.block, chain.head()):
+                    if e.name == "JobSettled":
+                        pending.discard(int(e.args["job_id"]))
+                if pending:
+                    time.sleep(0.01)
+            elapsed = time.perf_counter() - t0
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=10)
+            for obj in (*nodes, *ws):
+                obj.close()
+    assert all(chain.job_status(j) == STATUS_PAID for j in ids)
+    credited = sum(int(chain.call("credited", w.address, ZERO_ADDRESS)) for w in workers_keys)
+    assert credited == PRICE * jobs, (credited, PRICE * jobs)
+    verify_s = sum(node.metrics["verify_seconds"] for node in nodes)
+    checks = sum(node.metrics["verify_checks"] for node in nodes)
+    compute_s = sum(w.metrics["compute_seconds"] for w in ws)
+    computed = sum(w.metrics["jobs_computed"] for w in ws)
+    return {
+        "elapsed": elapsed, "settled_per_s": jobs / elapsed,
+        # per job: every oracle verifies each job; a job may be computed by several workers
+        "verify_per_job": verify_s / max(checks, 1),
+        "compute_per_job": compute_s / max(computed, 1),
+        "settle_txs": sum(node.metrics["settle_txs"] for node in nodes),
+    }
+
+
+def main() -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=128)
+    parser.add_argument("--n", type=int, default=32, help="matmul size (n×n int8)")
+    parser.add_argument("--oracles", type=int, default=1, choices=(1, 3))
+    parser.add_argument("--workers", type=int, default=1,
+                        help="workers; more than one race for every job (each computes and "
+                             "commits all, the oracles verify every submission)")
+    parser.add_argument("--batch", type=int, default=64, help="oracle settle batch size")
+    parser.add_argument("--raw-tx", type=int, default=200)
+    args = parser.parse_args()
+    proc, url = start_anvil()
+    try:
+        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
+        accts = test_accounts(10)
+        raw = raw_tx_per_s(w3, accts[9], accts[8].address, args.raw_tx)
+        miner = _Miner(w3, 0.1)
+        miner.thread.start()
+        try:
+            with tempfile.TemporaryDirectory(prefix="pouw-e2e-") as tmp:
+                run = settled_run(url, w3, Path(tmp), jobs=args.jobs, n=args.n,
+                                  n_oracles=args.oracles, n_workers=args.workers,
+                                  batch=args.batch)
+        finally:
+            miner.stop.set()
+            miner.thread.join(timeout=2)
+    finally:
+        stop_anvil(proc)
+    out = {
+        "e2e_raw_tx_per_s": raw,
+        "e2e_settled_per_s": run["settled_per_s"],
+        "e2e_settled_per_s_vs_raw_tx": run["settled_per_s"] / raw,
+        "oracle_verify_vs_compute": run["verify_per_job"] / run["compute_per_job"],
+    }
+    table = Table(title=f"end to end on anvil: {args.jobs} int8 matmul jobs n={args.n}, "
+                        f"{args.oracles} oracle(s), {args.workers} workers")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("raw web3 tx/s (sequential, each waited for)", f"{raw:,.1f}")
+    table.add_row("settled jobs/s (first create -> every job paid)",
+                  f"{run['settled_per_s']:,.1f}")
+    table.add_row("ratio (target >= 2)", f"{out['e2e_settled_per_s_vs_raw_tx']:.2f}")
+    table.add_row("wall seconds", f"{run['elapsed']:.2f}")
+    table.add_row("settle transactions", f"{run['settle_txs']:.0f}")
+    table.add_row("oracle verify s / job", f"{run['verify_per_job'] * 1e3:.3f} ms")
+    table.add_row("worker compute s / job", f"{run['compute_per_job'] * 1e3:.3f} ms")
+    table.add_row("verify / compute", f"{out['oracle_verify_vs_compute']:.3f}")
+    Console().print(table)
+    merge_results(out)
+    return out
+
+
+if __name__ == "__main__":
+    main()

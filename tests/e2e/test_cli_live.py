@@ -1,0 +1,133 @@
+"""The requester's and auditor's commands on a real anvil: `pouw deploy`, `job create`,
+`job show`, `status` and `audit`, with a worker and an oracle node running as threads.
+
+`audit` agrees with honest oracles (exit 0) and catches both a wrong result (exit 1) and a
+settlement whose posted transcript hash is not the one the data gives (exit 1)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner
+
+from oracle import deployments
+from oracle._cli import cli
+from oracle.attestation import Attestation, sign_settlement
+from oracle.chain import STATUS_PAID, Chain, TxSender
+from oracle.commitment import commitment
+from oracle.hashing import keccak256
+from oracle.results import encode_result
+from oracle.specstore import SpecStore
+from oracle.verdict import VerdictCode
+from oracle.work import compute, result_root
+from tests.e2e.conftest import wait_until
+from tests.e2e.test_live_loop import Cluster, start_oracles, start_worker
+
+
+def pouw(*args: Any) -> tuple[int, str]:
+    result = CliRunner(mix_stderr=False).invoke(cli, [str(a) for a in args])
+    return result.exit_code, result.stdout + result.stderr
+
+
+def test_cli__deploy_create_show_status_audit(anvil, keys, tmp_path: Path, spec_server):
+    deps = tmp_path / "deployments"
+    common = ["--rpc", anvil.url, "--deployments", deps]
+    oracle = keys["oracles"][0]
+    code, out = pouw("deploy", *common, "--dev", "--oracle", oracle.address, "--threshold", 1)
+    assert code == 0, out
+    rec = deployments.load("ethereum:local:foundry", deps)
+    assert rec.threshold == 1 and rec.oracles == [oracle.address]
+    code, out = pouw("deploy", *common, "--dev", "--oracle", oracle.address)
+    assert code == 2 and "--force" in out  # never silently replaces a live deployment
+
+    req_key = tmp_path / "requester.key"
+    req_key.write_text(keys["requester"].key.hex())
+    create = ["job", "create", *common, "--keyfile", req_key, "--spec-store", spec_server.url]
+    code, out = pouw(*create, "--n", 16, "--count", 2, "--price", "1gwei", "--json")
+    assert code == 0, out
+    posted = json.loads(out)
+    full_jobs = [p["job_id"] for p in posted]
+    assert [p["amount"] for p in posted] == [2 * 16**3 * 10**9] * 2
+    code, out = pouw(*create, "--n", 16, "--seed", 5, "--mode", "sampled", "--openings", 4,
+                     "--amount", "0.001ether")
+    assert code == 0, out
+    sampled_job = int(out.split()[0])
+    jobs = [*full_jobs, sampled_job]
+
+    rec = deployments.load("ethereum:local:foundry", deps)
+    chain = Chain(anvil.url, rec)
+    honest = keys["honest"].address
+    cluster = Cluster()
+    try:
+        nodes = start_oracles(anvil, rec, keys, tmp_path, spec_server.url, 1, cluster)
+        w = start_worker(anvil, rec, keys["honest"], tmp_path, "honest", spec_server.url,
+                         [n.server.url for n in nodes if n.server is not None], cluster)
+        wait_until(lambda: all(chain.job_status(j) == STATUS_PAID for j in jobs), timeout=40)
+
+        code, out = pouw("job", "show", full_jobs[0], *common, "--json")
+        assert code == 0, out
+        shown = json.loads(out)
+        assert shown["status"] == "paid" and shown["asset"] == "ETH"
+        assert [s["worker"] for s in shown["submissions"]] == [honest]
+        assert [o["event"] for o in shown["outcomes"]] == ["JobSettled"]
+
+        code, out = pouw("status", *common, "--json")
+        assert code == 0, out
+        st = json.loads(out)
+        assert st["jobs"]["created"] == 3 and st["jobs"]["settled"] == 3
+        (row,) = st["leaderboard"]
+        assert row["worker"] == honest and row["settled_jobs"] == 3
+        assert row["share_all"] == 1.0 and row["units_all"] == 3 * 2 * 16**3
+        assert row["escrow_earned"]["ETH"] == sum(p["amount"] for p in posted) + 10**15
+        code, out = pouw("status", *common)
+        assert code == 0 and "leaderboard" in out and honest in out
+
+        for j in jobs:  # the worker still serves: audit exactly as an oracle would fetch
+            code, out = pouw("audit", j, *common, "--spec-store", spec_server.url,
+                             "--worker-url", w.server.url if w.server else "")
+            assert code == 0 and out.startswith("MATCH"), out
+    finally:
+        cluster.shutdown()
+
+    # The auditor holds results instead: the true one matches, a wrong one does not.
+    store = SpecStore([spec_server.url])
+    spec = store.get(bytes.fromhex(shown["spec_hash"][2:]))
+    result = compute(spec)
+    good, bad = tmp_path / "good.bin", tmp_path / "bad.bin"
+    good.write_bytes(encode_result(result))
+    tampered = result.copy()
+    tampered.flat[3] += 1
+    bad.write_bytes(encode_result(tampered))
+    audit = ["audit", full_jobs[0], *common, "--spec-store", spec_server.url, "--json"]
+    code, out = pouw(*audit, "--result-file", good)
+    assert code == 0 and json.loads(out)["match"], out
+    code, out = pouw(*audit, "--result-file", bad)
+    assert code == 1, out
+    (finding,) = json.loads(out)["findings"]
+    assert finding["posted_verdict"] == "VALID" and finding["derived_verdict"] == "INVALID"
+
+    # A lying oracle: a correct result settled with a transcript hash the data does not give.
+    code, out = pouw(*create, "--n", 16, "--seed", 77, "--price", "1gwei")
+    assert code == 0, out
+    job = int(out.split()[0])
+    spec = store.get(bytes.fromhex(json.loads(pouw("job", "show", job, *common, "--json")[1])
+                                   ["spec_hash"][2:]))
+    result = compute(spec)
+    c = commitment(honest, result_root(spec, result))
+    TxSender(chain, keys["honest"]).send(chain.market.functions.submit_results([(job, c)]),
+                                         "submit")
+    forged = Attestation(job, honest, c, 2 * 16**3, VerdictCode.VALID, keccak256(b"forged"))
+    sig = sign_settlement(oracle, chain.chain_id, chain.market.address, [forged])
+    TxSender(chain, oracle).send(
+        chain.market.functions.settle([forged.as_tuple()], [sig.as_tuple()]), "settle")
+    (tmp_path / "r77.bin").write_bytes(encode_result(result))
+    code, out = pouw("audit", job, *common, "--spec-store", spec_server.url,
+                     "--result-file", tmp_path / "r77.bin")
+    assert code == 1 and out.startswith("MISMATCH"), out
+    assert "derived VALID" in out  # the verdict agrees; the transcript hash does not
+
+    code, out = pouw("audit", 999, *common, "--spec-store", spec_server.url,
+                     "--result-file", good)
+    assert code == 2 and "does not exist" in out
