@@ -11,6 +11,7 @@ one-line error (``error: ...``) with exit status 2.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any
 
@@ -148,12 +149,25 @@ def _serve_forever(service: Any) -> None:
 @click.option("--block-time", type=click.IntRange(0, 3600), default=1, show_default=True,
               help="Also mine an empty block every N seconds (transactions are still mined at "
                    "once), so challenge blocks and confirmations appear; 0: only on demand.")
-def node(port: int, block_time: int) -> None:
+@click.option("--write-dev-keys", "keys_dir", type=click.Path(file_okay=False), default=None,
+              help="Write anvil's well-known test keys to DIR/account<i>.key (mode 0600) for "
+                   "the local walk-through. Public keys: never use them on a live network.")
+def node(port: int, block_time: int, keys_dir: str | None) -> None:
     """Start a local anvil node (chain id 31337, anvil's well-known test accounts)."""
     import signal
 
-    from oracle.anvil import start_anvil, stop_anvil
+    from oracle.anvil import start_anvil, stop_anvil, test_accounts
 
+    if keys_dir:
+        from pathlib import Path
+
+        out = Path(keys_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for i, acct in enumerate(test_accounts(10)):
+            path = out / f"account{i}.key"
+            path.write_text("0x" + acct.key.hex().removeprefix("0x") + "\n")
+            path.chmod(0o600)
+            click.echo(f"{path}  {acct.address}", err=True)
     proc, url = start_anvil(port, quiet=False, block_time=block_time)
     click.echo(f"anvil listening on {url}", err=True)
     # anvil runs in its own session: stop it ourselves on Ctrl-C or SIGTERM.
@@ -162,6 +176,30 @@ def node(port: int, block_time: int) -> None:
         proc.wait()
     except KeyboardInterrupt:
         stop_anvil(proc)
+
+
+@cli.group(cls=_Group)
+def store() -> None:
+    """Content-addressed blob store (specs, results) over HTTP."""
+
+
+@store.command("serve")
+@click.option("--dir", "root", default=".pouw/specs", show_default=True,
+              type=click.Path(file_okay=False), help="Directory holding the blobs.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Listen address.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8600, show_default=True)
+def store_serve(root: str, host: str, port: int) -> None:
+    """Serve a blob directory at /blobs/<keccak hash> (GET, HEAD, PUT of hash-checked
+    content): the spec store requesters publish to and workers and oracles read from."""
+    import threading
+    from pathlib import Path
+
+    from oracle.blobstore import BlobServer, LocalBlobStore
+
+    with BlobServer(LocalBlobStore(Path(root)), host=host, port=port) as srv:
+        click.echo(f"blob store {root} serving {srv.url}", err=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
 
 
 @cli.group(cls=_Group)
@@ -592,7 +630,9 @@ def job_show(job_id: int, network: str, deployments_dir: str, rpc: str, as_json:
 
     con = _console()
     con.print(f"[bold]job {job_id}[/]: {info['status']}, {info['work_units']:,} work units, "
-              f"escrow {info['amount']:,} {info['asset']}, deadline {info['deadline']}")
+              f"escrow {info['amount']:,} "
+              f"{'wei' if info['asset'] == 'ETH' else 'base units of ' + info['asset']}, "
+              f"deadline {info['deadline']}")
     con.print(f"requester {info['requester']}, spec {info['spec_hash']}")
     if info["submissions"]:
         t = Table("worker", "commitment", "block", title="submissions")

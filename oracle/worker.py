@@ -74,6 +74,10 @@ class WorkerConfig:
     claim_interval: float = 2.0
     spec_retries: int = 5
     commit_batch: int = 64
+    #: Seconds between announcements to an oracle that already has this worker's URL (so a
+    #: restarted or new oracle learns it); one that failed is retried every few seconds.
+    announce_interval: float = 60.0
+    announce_retry: float = 2.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -101,6 +105,10 @@ class Worker:
         # Jobs seen refunded or cancelled; the chain time of the last followed head.
         self._closed: set[int] = set()
         self._now = 0
+        # Endpoint announcements: the URL, and per oracle the last success and last attempt.
+        self._url: str | None = None
+        self._announced: dict[str, float] = {}
+        self._announce_tried: dict[str, float] = {}
         if self.db.checkpoint() is None:
             self.db.add_jobs([], chain.deployment.block - 1)
 
@@ -121,14 +129,34 @@ class Worker:
         return url
 
     def announce(self, url: str) -> None:
-        """POST a signed endpoint announcement to every oracle (failures are logged)."""
+        """POST a signed endpoint announcement to every oracle now; those that fail (not up
+        yet, say) are retried from :meth:`step` every ``announce_retry`` seconds, and every
+        oracle hears it again every ``announce_interval`` seconds."""
+        self._url = url
+        self._announce(force=True)
+
+    def _announce(self, force: bool = False) -> None:
+        if self._url is None:
+            return
+        now = time.time()
+        due = [o for o in self.cfg.oracle_urls if force
+               or (o not in self._announced
+                   and now - self._announce_tried.get(o, 0.0) >= self.cfg.announce_retry)
+               or (o in self._announced
+                   and now - self._announced[o] >= self.cfg.announce_interval)]
+        if not due:
+            return
         body = make_announcement(self.account, self.chain.chain_id, self.chain.market.address,
-                                 url, int(time.time()))
-        for o in self.cfg.oracle_urls:
+                                 self._url, int(now))
+        for o in due:
+            self._announce_tried[o] = now
             try:
                 requests.post(f"{o.rstrip('/')}/workers", json=body, timeout=5).raise_for_status()
             except requests.RequestException as exc:
+                self._announced.pop(o, None)
                 event(log, "announce_failed", logging.WARNING, oracle=o, error=str(exc))
+            else:
+                self._announced[o] = now
 
     def close(self) -> None:
         """Stop serving."""
@@ -145,7 +173,8 @@ class Worker:
             stop.wait(self.cfg.poll_interval)
 
     def step(self) -> None:
-        """Bond, follow, compute, commit, claim: one iteration."""
+        """Announce (when due), bond, follow, compute, commit, claim: one iteration."""
+        self._announce()
         self.ensure_bond()
         self.follow()
         self.compute_new()

@@ -113,3 +113,34 @@ def test_job_create__spec_file_is_validated(tmp_path, key):
     code, out = _run(["job", "create", "--spec-store", str(tmp_path), "--spec-file",
                       str(spec), "--amount", "1", "--keyfile", key])
     assert code == 2 and out.startswith("error: spec.")
+
+
+def test_store_serve__help_names_the_route():
+    from click.testing import CliRunner
+
+    from oracle._cli import cli
+
+    out = CliRunner().invoke(cli, ["store", "serve", "--help"])
+    assert out.exit_code == 0
+    assert "/blobs/<keccak hash>" in out.output
+
+
+def test_node__write_dev_keys__writes_anvils_well_known_keys(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import oracle.anvil
+    from oracle._cli import cli
+    from oracle.keys import load_account
+
+    class Stopped(Exception):
+        pass
+
+    def no_anvil(*_a, **_k):
+        raise Stopped  # keys are written before the node starts; do not start one here
+
+    monkeypatch.setattr(oracle.anvil, "start_anvil", no_anvil)
+    out = CliRunner().invoke(cli, ["node", "--write-dev-keys", str(tmp_path)])
+    assert isinstance(out.exception, Stopped)
+    acct = load_account(tmp_path / "account1.key")
+    assert acct.address == oracle.anvil.test_accounts(2)[1].address
+    assert (tmp_path / "account1.key").stat().st_mode & 0o777 == 0o600
