@@ -30,6 +30,13 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from oracle.attestation import Attestation, order_signatures, sign_settlement
@@ -296,23 +303,34 @@ def run_demo(project: Any, chain: Any, accounts: Any, network: str, epochs: int 
                   f"oracles 3, threshold {THRESHOLD}")
     all_jobs: list[int] = []
     first_epoch = m.current_epoch()
-    for i in range(epochs):
-        epoch = m.current_epoch()
-        console.rule(f"epoch {epoch}  emission {epoch_emission(LOCAL.initial_emission, LOCAL.halving_epochs, epoch) / 1e18:,.0f} WORK")  # noqa: E501
-        jobs = net.post(i)
-        all_jobs += jobs
-        for _ in range(MAX_ROUNDS):
-            open_jobs = [j for j in jobs if m.job(j).status == 1]
-            plan = net.assign(open_jobs)
-            if not plan:
-                break
-            net.settle(net.submit(plan), epoch)
-        # Move to the next epoch: deadlines pass, unclaimed jobs are refunded, rewards claimed.
-        start = m.GENESIS() + (epoch + 1) * LOCAL.epoch_length
-        net.chain.pending_timestamp = max(net.chain.pending_timestamp, start + 1)
-        net.chain.mine()
-        net.refund_expired(jobs)
-        net.claim_all()
+    progress = Progress(TextColumn("[bold]epochs"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.description}"), TimeElapsedColumn(),
+                        console=console, transient=True)
+    with progress:
+        task = progress.add_task("", total=epochs)
+        for i in range(epochs):
+            epoch = m.current_epoch()
+            emission = epoch_emission(LOCAL.initial_emission, LOCAL.halving_epochs, epoch)
+            console.rule(f"epoch {epoch}  emission {emission / 1e18:,.0f} WORK")
+            progress.update(task, description=f"epoch {epoch}: posting")
+            jobs = net.post(i)
+            all_jobs += jobs
+            for r in range(MAX_ROUNDS):
+                open_jobs = [j for j in jobs if m.job(j).status == 1]
+                plan = net.assign(open_jobs)
+                if not plan:
+                    break
+                progress.update(task, description=f"epoch {epoch}: round {r + 1}, "
+                                                  f"{len(plan)} jobs computing and verifying")
+                net.settle(net.submit(plan), epoch)
+            # Next epoch: deadlines pass, unwanted jobs are refunded, rewards claimed.
+            progress.update(task, description=f"epoch {epoch}: refunds and claims")
+            start = m.GENESIS() + (epoch + 1) * LOCAL.epoch_length
+            net.chain.pending_timestamp = max(net.chain.pending_timestamp, start + 1)
+            net.chain.mine()
+            net.refund_expired(jobs)
+            net.claim_all()
+            progress.advance(task)
 
     for w in net.workers:
         for asset in (ZERO, str(net.usd.address)):
