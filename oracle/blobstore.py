@@ -17,12 +17,10 @@ import contextlib
 import os
 import re
 import tempfile
-import threading
 from collections.abc import Iterator
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import requests
 
@@ -34,6 +32,7 @@ from oracle.exceptions import (
     BlobTransferError,
 )
 from oracle.hashing import keccak256, new_keccak
+from oracle.httpapi import BackgroundServer, QuietHandler
 
 __all__ = [
     "DEFAULT_MAX_BLOB",
@@ -140,15 +139,8 @@ class LocalBlobStore:
             raise BlobNotFound(name) from None
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     server: _Server
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in separate writes: with Nagle's algorithm on, a keep-alive
-    # client's delayed ACK holds the body back ~40 ms per request.
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
 
     def _name(self) -> str | None:
         prefix = "/blobs/"
@@ -218,41 +210,16 @@ class _Server(ThreadingHTTPServer):
     store: LocalBlobStore
 
 
-class BlobServer:
+class BlobServer(BackgroundServer):
     """Serve a :class:`LocalBlobStore` over HTTP on a background thread.
 
     Use as a context manager; ``port=0`` picks a free port (see :attr:`url`).
     """
 
     def __init__(self, store: LocalBlobStore, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._httpd = _Server((host, port), _Handler)
-        self._httpd.store = store
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:8765``."""
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> BlobServer:
-        """Start serving in a daemon thread."""
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> BlobServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        httpd = _Server((host, port), _Handler)
+        httpd.store = store
+        super().__init__(httpd)
 
 
 class HttpBlobClient:

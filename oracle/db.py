@@ -28,13 +28,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from oracle.exceptions import VerdictConflict
+from oracle.sqlite import SqliteFile
 
 __all__ = ["KEEP_BLOCKS", "OracleDB", "StoredVerdict", "VerdictKey"]
 
@@ -99,47 +98,12 @@ class StoredVerdict:
     decided_at: float = 0.0
 
 
-class OracleDB:
+class OracleDB(SqliteFile):
     """A handle on the node's SQLite file; safe for one writer thread plus HTTP reader threads
     (every method opens its own short transaction under a lock-free WAL connection per call)."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        with self._conn() as c:
-            c.executescript(_SCHEMA)
-
-    @contextmanager
-    def _conn(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            yield conn
-        finally:
-            conn.close()
-
-    @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
-        """One atomic state change: BEGIN IMMEDIATE … COMMIT (ROLLBACK on any exception)."""
-        with self._conn() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-
-    def _one(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
-        with self._conn() as c:
-            return c.execute(sql, args).fetchone()
-
-    def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
-        with self._conn() as c:
-            return c.execute(sql, args).fetchall()
-
-    # -- checkpoint and block hashes -------------------------------------------------------
+        super().__init__(path, _SCHEMA)
 
     def checkpoint(self) -> int | None:
         """The last block whose events are fully recorded (None before the first run)."""

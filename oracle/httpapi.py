@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 __all__ = ["ApiServer", "Reply", "Request", "Route"]
@@ -34,8 +34,9 @@ class Request:
 Route = tuple[str, str, Callable[[Request], Reply]]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+class QuietHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive handler that logs nothing and sends small replies at once."""
+
     protocol_version = "HTTP/1.1"
     # Headers and body go out in separate writes: with Nagle's algorithm on, a keep-alive
     # client's delayed ACK holds the body back ~40 ms per request.
@@ -43,6 +44,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         return None
+
+
+class _Handler(QuietHandler):
+    server: _Server
 
     def _send(self, status: int, ctype: str, body: bytes, head: bool = False) -> None:
         self.send_response(status)
@@ -91,14 +96,12 @@ class _Server(ThreadingHTTPServer):
     max_body: int
 
 
-class ApiServer:
-    """Serve ``routes`` on a daemon thread; ``port=0`` picks a free port (see :attr:`url`)."""
+class BackgroundServer:
+    """A threading HTTP server on a daemon thread; ``port=0`` picks a free port (see
+    :attr:`url`). Usable as a context manager."""
 
-    def __init__(self, routes: list[Route], host: str = "127.0.0.1", port: int = 0,
-                 max_body: int = 1 << 20) -> None:
-        self._httpd = _Server((host, port), _Handler)
-        self._httpd.routes = routes
-        self._httpd.max_body = max_body
+    def __init__(self, httpd: ThreadingHTTPServer) -> None:
+        self._httpd = httpd
         self._thread: threading.Thread | None = None
 
     @property
@@ -107,8 +110,8 @@ class ApiServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def start(self) -> ApiServer:
-        """Start serving."""
+    def start(self) -> Self:
+        """Start serving in a daemon thread."""
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
         return self
@@ -119,3 +122,20 @@ class ApiServer:
         self._httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ApiServer(BackgroundServer):
+    """Serve ``routes`` on a daemon thread; ``port=0`` picks a free port (see :attr:`url`)."""
+
+    def __init__(self, routes: list[Route], host: str = "127.0.0.1", port: int = 0,
+                 max_body: int = 1 << 20) -> None:
+        httpd = _Server((host, port), _Handler)
+        httpd.routes = routes
+        httpd.max_body = max_body
+        super().__init__(httpd)

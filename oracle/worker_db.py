@@ -9,11 +9,10 @@ or commits a second, different one. ``meta`` holds the event checkpoint.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from oracle.sqlite import SqliteFile
 
 __all__ = ["WorkerDB"]
 
@@ -27,28 +26,11 @@ CREATE TABLE IF NOT EXISTS claims (epoch INTEGER PRIMARY KEY, state TEXT NOT NUL
 """
 
 
-class WorkerDB:
+class WorkerDB(SqliteFile):
     """A handle on the worker's SQLite file (readers may be HTTP threads)."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        with self._conn() as c:
-            c.executescript(_SCHEMA)
-
-    @contextmanager
-    def _conn(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            yield conn
-        finally:
-            conn.close()
-
-    def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> None:
-        with self._conn() as c:
-            c.execute(sql, args)
+        super().__init__(path, _SCHEMA)
 
     def checkpoint(self) -> int | None:
         """The last block whose events are recorded."""
