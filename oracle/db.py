@@ -344,6 +344,37 @@ class OracleDB(SqliteFile):
             c.execute("INSERT OR IGNORE INTO batches VALUES (?,?,?,?,?)",
                       (digest, body, role, "open", time.time()))
 
+    def record_signed(self, digest: bytes, items: list[VerdictKey], role: str, signer: str,
+                      r: int, vs: int) -> None:
+        """:meth:`record_batch` and :meth:`record_signature` in one transaction."""
+        body = json.dumps([[k.job_id, k.worker, "0x" + k.commitment.hex()] for k in items])
+        with self.tx() as c:
+            c.execute("INSERT OR IGNORE INTO batches VALUES (?,?,?,?,?)",
+                      (digest, body, role, "open", time.time()))
+            c.execute("INSERT OR IGNORE INTO signatures VALUES (?,?,?,?)",
+                      (digest, signer, hex(r), hex(vs)))
+
+    def batch_items(self, digest: bytes) -> list[VerdictKey] | None:
+        """The items of a recorded batch, in signed order (None if unknown)."""
+        row = self._one("SELECT items FROM batches WHERE digest=?", (digest,))
+        if row is None:
+            return None
+        return [VerdictKey(j, w, bytes.fromhex(c[2:])) for j, w, c in json.loads(row[0])]
+
+    def apply_settlement(self, tx_hash: bytes, tx_state: str, digest: bytes | None,
+                         marks: list[tuple[VerdictKey, str]]) -> None:
+        """A settle transaction's outcome in one transaction: its state, its batch
+        ``settled``, and each item's ``onchain`` mark (``settled``/``slashed``/``moot``; a
+        verdict already marked keeps its mark)."""
+        with self.tx() as c:
+            c.executemany(
+                "UPDATE verdicts SET onchain=? WHERE job_id=? AND worker=? AND commitment=? "
+                "AND onchain IS NULL",
+                [(state, k.job_id, k.worker, k.commitment) for k, state in marks])
+            c.execute("UPDATE txs SET state=? WHERE tx_hash=?", (tx_state, tx_hash))
+            if digest is not None:
+                c.execute("UPDATE batches SET state='settled' WHERE digest=?", (digest,))
+
     def set_batch_state(self, digest: bytes, state: str) -> None:
         """Move a batch to ``sent``, ``settled`` or ``dead``."""
         with self.tx() as c:

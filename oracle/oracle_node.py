@@ -19,14 +19,17 @@ One loop, one thread, every state change one SQLite transaction (:mod:`oracle.db
    the deadline); an unreachable worker is retried with exponential backoff until the reveal
    window has passed on-chain, then INVALID; an oversized result, a served root that does not
    open the commitment, or a result that fails the check is INVALID with its reason.
-3. **Settle** — unsettled verdicts still live on-chain form batches (``batch_size`` items, or
-   fewer once the oldest has waited ``max_wait`` seconds). Leadership rotates by job id: the
-   node at rank ``(index - job_id) mod n`` in the oracle set waits ``rank * takeover`` extra
-   seconds, so normally one node proposes each item and others step in only if it is down.
-   The proposer signs the batch and POSTs it to each peer's ``/sign``; a peer signs the
-   sub-list of items that match its own recorded verdicts exactly and returns the signature.
-   Any sub-list with ``threshold`` signatures (own included) is settled in one transaction;
-   the transaction is stored before it is broadcast and re-broadcast after a restart.
+3. **Settle** — unsettled verdicts (those the followed events have not closed) form
+   batches (``batch_size`` items, or fewer once the oldest has waited ``max_wait``
+   seconds). Leadership rotates by job id: the node at rank ``(index - job_id) mod n`` in
+   the oracle set waits ``rank * takeover`` extra seconds, so normally one node proposes
+   each item and others step in only if it is down. The proposer signs the batch and
+   POSTs it to each peer's ``/sign``; a peer signs the sub-list of items that match its
+   own recorded verdicts exactly and returns the signature. Any sub-list with
+   ``threshold`` signatures (own included) is settled in one transaction; the transaction
+   is stored before it is broadcast and re-broadcast after a restart. No item is re-read
+   from the chain first: the contract skips a stale one with ``AttestationSkipped``, and
+   the receipt marks it moot (one SQLite transaction per receipt).
 
 Restart safety: the checkpoint advances in the same transaction as the events it covers;
 a verdict is never replaced (:class:`~oracle.exceptions.VerdictConflict`), so every signature
@@ -54,7 +57,6 @@ from typing import Any
 import requests
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
-from web3.logs import DISCARD as _DISCARD
 
 from oracle.announce import verify_announcement
 from oracle.attestation import (
@@ -66,10 +68,10 @@ from oracle.attestation import (
     sign_settlement,
 )
 from oracle.blobstore import HttpBlobClient
-from oracle.chain import STATUS_OPEN, Chain, SentTx, TxSender
+from oracle.chain import Chain, SentTx, TxSender
 from oracle.challenge import challenge_block, challenge_seed
 from oracle.commitment import commitment
-from oracle.db import OracleDB, StoredVerdict, VerdictKey
+from oracle.db import KEEP_BLOCKS, OracleDB, StoredVerdict, VerdictKey
 from oracle.exceptions import (
     BlobError,
     BlobTooLarge,
@@ -93,6 +95,8 @@ log = logging.getLogger("pouw.oracle")
 #: Where a test may ask the node to SIGKILL itself (``OracleConfig.kill_at``).
 KILL_POINTS = ("after_verdict", "after_sign", "after_tx_signed", "after_broadcast")
 MAX_ANSWER_BYTES = 64 << 20
+#: The one event ``settle`` logs per attestation, and the mark it gives the item.
+_ITEM_MARKS = {"JobSettled": "settled", "WorkerSlashed": "slashed", "AttestationSkipped": "moot"}
 
 
 @dataclass
@@ -145,6 +149,10 @@ class OracleNode:
                                                thread_name_prefix="pouw-verify")
         self._metrics_lock = threading.Lock()
         self._cooldown: dict[bytes, float] = {}
+        # Hashes of confirmed blocks (number <= self._confirmed), read once each; emptied when
+        # a deep reorg is detected. See :meth:`confirmed_hash`.
+        self._hashes: dict[int, bytes] = {}
+        self._confirmed = -1
         self._http = requests.Session()
         self.server: ApiServer | None = None
         for addr, url in config.worker_urls.items():
@@ -213,7 +221,27 @@ class OracleNode:
             self.metrics["events"] += len(evs)
             cp = to
         self.metrics["checkpoint"] = cp
+        self._confirmed = min(safe, cp)
         return safe
+
+    def confirmed_hash(self, number: int) -> bytes:
+        """The hash of a confirmed block (at or below the checkpoint the last :meth:`follow`
+        reached, so at or below ``head - confirmations``), read from the chain once.
+
+        Safe to reuse: a reorg that changes a block at or below the checkpoint changes the
+        checkpoint's own hash, which :meth:`_check_reorg` compares with the chain at the start
+        of every follow, before anything is verified; it empties this cache. A block above the
+        confirmed head is refused (ChainError), never cached.
+        """
+        if number > self._confirmed:
+            raise ChainError(f"block {number} is above the confirmed head {self._confirmed}")
+        h = self._hashes.get(number)
+        if h is None:
+            h = self.chain.block_hash(number)
+            if len(self._hashes) >= KEEP_BLOCKS:
+                self._hashes.pop(min(self._hashes))
+            self._hashes[number] = h
+        return h
 
     def _check_reorg(self) -> None:
         cp = self.db.checkpoint()
@@ -222,6 +250,8 @@ class OracleNode:
         recorded = self.db.block_hash(cp)
         if recorded is None or recorded == self.chain.block_hash(cp):
             return
+        self._hashes.clear()
+        self._confirmed = -1
         fork = cp - 1
         while fork >= 0:
             h = self.db.block_hash(fork)
@@ -318,7 +348,7 @@ class OracleNode:
             self.metrics["gave_up"] += 1
             return None
         cb = challenge_block(submission_block)
-        cb_hash = self.chain.block_hash(cb)
+        cb_hash = self.confirmed_hash(cb)
         seed = challenge_seed(cb_hash, key.job_id, key.worker)
         prepared_f = self._pool.submit(prepare, spec, seed)
         try:
@@ -404,19 +434,6 @@ class OracleNode:
     def _rank(self, job_id: int) -> int:
         return (self.index - job_id) % len(self.oracles)
 
-    def _live(self, v: StoredVerdict, moot: list[VerdictKey] | None = None) -> bool:
-        """Is the verdict's submission still settleable? A moot one is marked at once, or
-        appended to ``moot`` for the caller to mark in one transaction."""
-        c, _ = self.chain.submission(v.key.job_id, v.key.worker)
-        live = c == v.key.commitment and not (
-            v.verdict == VerdictCode.VALID and self.chain.job_status(v.key.job_id) != STATUS_OPEN)
-        if not live:
-            if moot is None:
-                self.db.mark_onchain(v.key, "moot")
-            else:
-                moot.append(v.key)
-        return live
-
     def _attestation(self, v: StoredVerdict) -> Attestation:
         return Attestation(v.key.job_id, v.key.worker, v.key.commitment, v.work_units,
                            v.verdict, v.transcript_hash)
@@ -434,13 +451,12 @@ class OracleNode:
                      for v in due)
         if len(due) < self.cfg.batch_size and oldest < self.cfg.max_wait:
             return 0
-        moot: list[VerdictKey] = []
-        items = sorted((v for v in due if self._live(v, moot)),
-                       key=lambda v: (v.key.job_id, v.key.worker))[: self.cfg.batch_size]
-        if moot:
-            self.db.mark_onchain_many(moot, "moot")
-        if not items:
-            return 0
+        # No per-item chain reads here: verdicts whose submission was settled, slashed,
+        # refunded or cancelled are marked by the followed events (:meth:`follow`), and an item
+        # that went stale since is skipped by the contract with ``AttestationSkipped``, which
+        # :meth:`_apply_receipt` marks moot — the same test the contract applies, at the moment
+        # that counts.
+        items = sorted(due, key=lambda v: (v.key.job_id, v.key.worker))[: self.cfg.batch_size]
         batch = [self._attestation(v) for v in items]
         digest = settlement_digest(self.chain.chain_id, self.chain.market.address, batch)
         if self._cooldown.get(digest, 0) > now:
@@ -456,8 +472,7 @@ class OracleNode:
         digest = settlement_digest(self.chain.chain_id, self.chain.market.address, batch)
         sig = sign_settlement(self.account, self.chain.chain_id, self.chain.market.address, batch)
         keys = [VerdictKey(a.job_id, a.worker, a.commitment) for a in batch]
-        self.db.record_batch(digest, keys, role)
-        self.db.record_signature(digest, sig.signer, sig.r, sig.vs)
+        self.db.record_signed(digest, keys, role, sig.signer, sig.r, sig.vs)
         self.metrics["signatures_given"] += 1
         return sig
 
@@ -505,9 +520,8 @@ class OracleNode:
             if signer != sig.signer or signer not in self.oracles or signer == self.account.address:
                 raise PeerError(f"signature recovers to {signer}, not an eligible peer")
             digest = settlement_digest(self.chain.chain_id, self.chain.market.address, sub)
-            self.db.record_batch(digest, [VerdictKey(a.job_id, a.worker, a.commitment)
-                                          for a in sub], "collected")
-            self.db.record_signature(digest, sig.signer, sig.r, sig.vs)
+            self.db.record_signed(digest, [VerdictKey(a.job_id, a.worker, a.commitment)
+                                           for a in sub], "collected", sig.signer, sig.r, sig.vs)
             return idx, sig
         except (requests.RequestException, PeerError, ValueError, KeyError, TypeError) as exc:
             self.metrics["peer_errors"] += 1
@@ -519,12 +533,9 @@ class OracleNode:
         self._kill("after_tx_signed")
 
     def _send_settle(self, batch: list[Attestation], sigs: list[CompactSignature]) -> int:
-        batch = [a for a in batch if self._live_att(a)]
-        if not batch:
+        if not batch or len(sigs) < max(self.threshold, 1):
             return 0
         digest = settlement_digest(self.chain.chain_id, self.chain.market.address, batch)
-        if len(self.db.signatures(digest)) < self.threshold:
-            return 0  # an item went moot: the next round re-forms the batch
         fn = self.chain.market.functions.settle([a.as_tuple() for a in batch],
                                                 [s.as_tuple() for s in sigs])
         self._pending_digest = digest
@@ -540,37 +551,44 @@ class OracleNode:
             return 0
         finally:
             self._pending_digest = None
-        self.db.set_batch_state(digest, "sent")
         return self._apply_receipt(sent.tx_hash, rcpt, digest)
 
-    def _live_att(self, a: Attestation) -> bool:
-        v = self.db.verdict(VerdictKey(a.job_id, a.worker, a.commitment))
-        return v is not None and self._live(v)
-
     def _apply_receipt(self, tx_hash: bytes, rcpt: Any, digest: bytes | None) -> int:
-        m = self.chain.market
-        settled = 0
-        for ev in m.events.JobSettled().process_receipt(rcpt, errors=_DISCARD):
-            self._mark_job(ev["args"]["job_id"], ev["args"]["worker"], 1, "settled")
-            settled += 1
-        for ev in m.events.WorkerSlashed().process_receipt(rcpt, errors=_DISCARD):
-            self._mark_job(ev["args"]["job_id"], ev["args"]["worker"], 2, "slashed")
-            settled += 1
-        skipped = len(m.events.AttestationSkipped().process_receipt(rcpt, errors=_DISCARD))
-        self.db.set_tx_state(tx_hash, "mined" if rcpt["status"] == 1 else "failed")
-        if digest is not None:
-            self.db.set_batch_state(digest, "settled")
+        """Record a mined settle transaction and the fate of each of its items, in one
+        SQLite transaction.
+
+        The contract logs exactly one of ``JobSettled``, ``WorkerSlashed`` or
+        ``AttestationSkipped`` per attestation, in batch order, so the i-th such log is the
+        i-th item of the batch recorded under ``digest``: settled, slashed, or moot (a VALID
+        item whose job is no longer open, an item that is not the worker's live submission,
+        or one whose work units differ: none of these can become settleable again).
+        """
+        evs = self.chain.receipt_events(rcpt, tuple(_ITEM_MARKS))
+        items = self.db.batch_items(digest) if digest is not None else None
+        marks: list[tuple[VerdictKey, str]] = []
+        if items is not None and len(items) == len(evs) and all(
+                (k.job_id, k.worker) == (int(e.args["job_id"]), to_checksum_address(
+                    e.args["worker"])) for k, e in zip(items, evs, strict=True)):
+            marks = [(k, _ITEM_MARKS[e.name]) for k, e in zip(items, evs, strict=True)]
+        else:  # no recorded batch to line up with: mark by (job, worker) and verdict
+            for e in evs:
+                worker = to_checksum_address(e.args["worker"])
+                for v in self.db.verdicts_for_job(int(e.args["job_id"])):
+                    if v.key.worker != worker:
+                        continue
+                    if (e.name == "JobSettled" and v.verdict == VerdictCode.VALID) or (
+                            e.name == "WorkerSlashed" and v.verdict == VerdictCode.INVALID):
+                        marks.append((v.key, _ITEM_MARKS[e.name]))
+        settled = sum(e.name != "AttestationSkipped" for e in evs)
+        skipped = len(evs) - settled
+        self.db.apply_settlement(tx_hash, "mined" if rcpt["status"] == 1 else "failed", digest,
+                                 marks)
         self.metrics["settle_txs"] += 1
         self.metrics["items_settled"] += settled
         self.metrics["items_skipped"] += skipped
         event(log, "settled", tx=tx_hash, settled=settled, skipped=skipped,
               gas=int(rcpt["gasUsed"]))
         return settled
-
-    def _mark_job(self, job_id: int, worker: str, verdict: int, state: str) -> None:
-        for v in self.db.verdicts_for_job(job_id):
-            if v.key.worker == to_checksum_address(worker) and v.verdict == verdict:
-                self.db.mark_onchain(v.key, state)
 
     def resume_transactions(self) -> None:
         """After a restart: settle the fate of every transaction signed but not known mined.

@@ -78,6 +78,9 @@ class WorkerConfig:
     #: restarted or new oracle learns it); one that failed is retried every few seconds.
     announce_interval: float = 60.0
     announce_retry: float = 2.0
+    #: Seconds between reads of the bond and ``min_bond`` (two calls) while nothing followed
+    #: suggests a change; a slash of this worker or a failed commit forces the next read.
+    bond_check_interval: float = 10.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -99,6 +102,7 @@ class Worker:
         self.server: ApiServer | None = None
         self._spec_failures: dict[int, int] = {}
         self._last_claim = 0.0
+        self._bond_checked = -float("inf")
         # Jobs computed by this process whose commitment was never sent: committing them
         # needs no on-chain look-up (after a restart every computed job is looked up).
         self._fresh: set[int] = set()
@@ -185,8 +189,13 @@ class Worker:
 
     # -- steps -----------------------------------------------------------------------------
 
-    def ensure_bond(self) -> None:
-        """Register (top up the bond) if it is below ``min_bond``."""
+    def ensure_bond(self, force: bool = False) -> None:
+        """Register (top up the bond) if it is below ``min_bond``; read at most every
+        ``bond_check_interval`` seconds unless ``force`` (or a slash or failed commit since)."""
+        now = time.monotonic()
+        if not force and now - self._bond_checked < self.cfg.bond_check_interval:
+            return
+        self._bond_checked = now
         bond = int(self.chain.call("bonds", self.address))
         need = int(self.chain.call("min_bond"))
         if bond < need:
@@ -200,21 +209,19 @@ class Worker:
         head = self.chain.head()
         if head <= cp:
             return
-        jobs = []
+        jobs, epochs, settled = [], [], []
         for e in self.chain.events(cp + 1, head):
             if e.name == "JobCreated":
                 jobs.append(e.args)
             elif e.name == "WorkRecorded" and e.args["worker"] == self.address:
-                self.db.add_claim_epoch(int(e.args["epoch"]))
+                epochs.append(int(e.args["epoch"]))
             elif e.name in ("JobRefunded", "JobCancelled"):
                 self._closed.add(int(e.args["job_id"]))
             elif e.name == "JobSettled":
-                j = self.db.job(int(e.args["job_id"]))
-                if j is not None and j["state"] in ("new", "computed"):
-                    self.db.set_state(int(e.args["job_id"]), "lost", "settled to another worker")
-                elif j is not None and e.args["worker"] == self.address:
-                    self.db.set_state(int(e.args["job_id"]), "settled")
-        self.db.add_jobs(jobs, head)
+                settled.append((int(e.args["job_id"]), e.args["worker"] == self.address))
+            elif e.name == "WorkerSlashed" and e.args["worker"] == self.address:
+                self._bond_checked = -float("inf")  # re-read the bond next step
+        self.db.add_jobs(jobs, head, epochs=epochs, settled=settled)
         self._now = int(self.chain.block(head)["timestamp"])
 
     def _accept(self, job: dict[str, Any], spec: Spec) -> str | None:
@@ -301,6 +308,7 @@ class Worker:
             self.sender.send(fn, "submit_results", gas=150_000 + 90_000 * len(todo))
         except ChainError as exc:
             event(log, "commit_failed", logging.WARNING, error=str(exc))
+            self._bond_checked = -float("inf")  # a slashed bond is one reason: re-read it
             self.sender.nonce = self.chain.w3.eth.get_transaction_count(self.address, "pending")
             return
         self.db.set_states([j["job_id"] for j in todo], "committed")

@@ -9,6 +9,7 @@ or commits a second, different one. ``meta`` holds the event checkpoint.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,11 @@ class WorkerDB(SqliteFile):
             row = c.execute("SELECT value FROM meta WHERE key='checkpoint'").fetchone()
         return None if row is None else int(row[0])
 
-    def add_jobs(self, jobs: list[dict[str, Any]], checkpoint: int) -> None:
-        """Record new jobs (known ones are kept as they are) and the checkpoint, atomically."""
+    def add_jobs(self, jobs: list[dict[str, Any]], checkpoint: int, *,
+                 epochs: Sequence[int] = (), settled: Sequence[tuple[int, bool]] = ()) -> None:
+        """Record new jobs (known ones are kept as they are), epochs with own work, settled
+        jobs (``(job_id, to_me)``: a job of this worker's becomes ``settled``, one still
+        ``new``/``computed`` is ``lost``) and the checkpoint, atomically."""
         with self._conn() as c:
             c.execute("BEGIN IMMEDIATE")
             for j in jobs:
@@ -47,6 +51,14 @@ class WorkerDB(SqliteFile):
                           "deadline, state) VALUES (?,?,?,?,?,'new')",
                           (j["job_id"], bytes(j["spec_hash"]), j["work_units"], str(j["amount"]),
                            j["deadline"]))
+            c.executemany("INSERT OR IGNORE INTO claims VALUES (?, 'pending')",
+                          [(e,) for e in epochs])
+            for job_id, to_me in settled:
+                if to_me:
+                    c.execute("UPDATE jobs SET state='settled', reason=NULL WHERE job_id=? "
+                              "AND state NOT IN ('new', 'computed')", (job_id,))
+                c.execute("UPDATE jobs SET state='lost', reason='settled to another worker' "
+                          "WHERE job_id=? AND state IN ('new', 'computed')", (job_id,))
             c.execute("INSERT OR REPLACE INTO meta VALUES ('checkpoint', ?)", (str(checkpoint),))
             c.execute("COMMIT")
 

@@ -336,3 +336,20 @@ def relay(market, stranger):
         )
 
     return relay_
+
+
+@pytest.fixture(autouse=True)
+def _release_traced_receipts(request, chain):
+    """Under `--coverage`/`--gas`, Ape keeps every traced receipt of the session in memory
+    (hundreds of MB per test on anvil: the whole suite grew past 20 GB). Coverage and gas are
+    counted when a receipt is captured, so the receipts of earlier tests can be dropped."""
+    yield
+    if not (request.config.getoption("--coverage", default=False)
+            or request.config.getoption("--gas", default=False)):
+        return
+    runner = request.config.pluginmanager.get_plugin("ape-test")
+    if runner is not None:
+        runner.receipt_capture.receipt_map.clear()
+    history = chain.history
+    history._hash_to_receipt_map.clear()
+    type(history)._account_history_cache.clear()
