@@ -806,6 +806,11 @@ def audit(job_id: int, network: str, deployments_dir: str, rpc: str, spec_stores
 
 def main() -> None:
     """Entry point that turns pouw errors into one-line messages."""
+    import warnings
+
+    # ape-vyper's settings model trips a pydantic-settings warning on every Ape start:
+    # noise for a user of pouw, nothing they can act on.
+    warnings.filterwarnings("ignore", message="Field 'import_remapping' has an incomplete")
     try:
         cli(standalone_mode=True)
     except PouwError as exc:
