@@ -21,7 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench._results import merge_results  # noqa: E402
 from oracle.attestation import Attestation, order_signatures, sign_settlement  # noqa: E402
-from oracle.emission import schedule_total  # noqa: E402
+from oracle.params import ProtocolParams  # noqa: E402
+from oracle.protocol import deploy_protocol  # noqa: E402
 
 ETHER = 10**18
 ZERO = "0x0000000000000000000000000000000000000000"
@@ -29,7 +30,6 @@ EPOCH, EMISSION, HALVING = 3_600, 1_000 * ETHER, 4
 
 
 def main() -> dict[str, float]:
-    import ape
     from ape import accounts, chain, networks, project
 
     console = Console()
@@ -41,13 +41,11 @@ def main() -> dict[str, float]:
         workers = [acct[i] for i in range(2, 10)]
         keys = sorted((Account.from_key(keccak(text=f"bench oracle {i}")) for i in range(3)),
                       key=lambda a: int(a.address, 16))
-        token = project.WorkToken.deploy("pouw Work", "WORK", schedule_total(EMISSION, HALVING),
-                                         sender=deployer)
-        market = project.JobMarket.deploy(
-            token, EPOCH, EMISSION, HALVING, [k.address for k in keys], 1, ETHER, 86_400, 600,
-            3_600, 30 * 86_400, sender=deployer)
-        token.set_minter(market, True, sender=deployer)
-        token.renounce_ownership(sender=deployer)
+        params = ProtocolParams(epoch_length=EPOCH, initial_emission=EMISSION,
+                                halving_epochs=HALVING, min_bond=ETHER, unbonding_delay=86_400,
+                                reveal_window=600, refund_grace=3_600, max_horizon=30 * 86_400)
+        token, market, _ = deploy_protocol(project, deployer, [k.address for k in keys], 1,
+                                           params, "ethereum:local:foundry", chain.chain_id)
         usd = project.MockToken.deploy("Mock USD", "mUSD", sender=deployer)
         market.set_asset_allowed(usd, True, sender=deployer)
         usd.mint(requester, 10**30, sender=deployer)
@@ -161,7 +159,6 @@ def main() -> dict[str, float]:
         g = gas(market.withdraw(ZERO, sender=w))
         rows.append(("withdraw (ETH)", g, "per call"))
         out["gas_withdraw_eth"] = g
-        _ = ape  # imported for its plugins' side effects on the network context
 
     table = Table(title="JobMarket gas on anvil (receipt gasUsed)")
     table.add_column("operation")

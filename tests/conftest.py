@@ -14,7 +14,8 @@ from eth_utils import keccak
 
 from oracle.attestation import Attestation, CompactSignature, order_signatures, sign_settlement
 from oracle.commitment import commitment
-from oracle.emission import schedule_total
+from oracle.params import ProtocolParams
+from oracle.protocol import deploy_protocol as deploy_wired
 from tests.utils.constants import (
     EPOCH_LENGTH,
     ETHER,
@@ -28,6 +29,18 @@ from tests.utils.constants import (
     UNBONDING_DELAY,
     VALID,
     ZERO_ADDRESS,
+)
+
+#: The protocol parameters every test deployment uses (tests/utils/constants.py).
+TEST_PARAMS = ProtocolParams(
+    epoch_length=EPOCH_LENGTH,
+    initial_emission=INITIAL_EMISSION,
+    halving_epochs=HALVING_EPOCHS,
+    min_bond=MIN_BOND,
+    unbonding_delay=UNBONDING_DELAY,
+    reveal_window=REVEAL_WINDOW,
+    refund_grace=REFUND_GRACE,
+    max_horizon=MAX_HORIZON,
 )
 
 
@@ -80,27 +93,12 @@ def outsider_key(oracle_keys):
 
 
 @pytest.fixture(scope="session")
-def deploy_protocol(project, deployer):
+def deploy_protocol(project, deployer, chain):
+    """deploy(oracles, threshold) -> (token, market), wired exactly as `ape run deploy` does."""
+
     def deploy(oracles: Sequence[str], threshold: int = 1):
-        token = project.WorkToken.deploy(
-            "pouw Work", "WORK", schedule_total(INITIAL_EMISSION, HALVING_EPOCHS), sender=deployer
-        )
-        market = project.JobMarket.deploy(
-            token,
-            EPOCH_LENGTH,
-            INITIAL_EMISSION,
-            HALVING_EPOCHS,
-            list(oracles),
-            threshold,
-            MIN_BOND,
-            UNBONDING_DELAY,
-            REVEAL_WINDOW,
-            REFUND_GRACE,
-            MAX_HORIZON,
-            sender=deployer,
-        )
-        token.set_minter(market, True, sender=deployer)
-        token.renounce_ownership(sender=deployer)
+        token, market, _ = deploy_wired(project, deployer, list(oracles), threshold, TEST_PARAMS,
+                                        "ethereum:local:test", chain.chain_id)
         return token, market
 
     return deploy
