@@ -33,6 +33,7 @@ from hypothesis.stateful import (
 from oracle.emission import epoch_emission
 from tests.conftest import commitment_of
 from tests.utils.constants import (
+    EPOCH_LENGTH,
     ETHER,
     HALVING_EPOCHS,
     INITIAL_EMISSION,
@@ -180,8 +181,17 @@ def test_protocol_invariants(chain, market, token, usd, requester, other_request
                     market.withdraw_bond(sender=w)
 
         def claim(self, data):
-            # A worker with unclaimed work in an ended epoch, if there is one.
+            # A worker with unclaimed work in an ended epoch. If work was only recorded in the
+            # running epoch, move to the next epoch first, so claims do not depend on how the
+            # wall clock (which starts the epochs) lined up with the random time travel.
             current = market.current_epoch()
+            if any(market.epoch_work(current, w) > 0 for w in crew):
+                chain.pending_timestamp = max(
+                    chain.pending_timestamp,
+                    market.GENESIS() + (current + 1) * EPOCH_LENGTH + 1,
+                )
+                chain.mine()
+                current = market.current_epoch()
             owed = {w: [e for e in range(current) if market.epoch_work(e, w) > 0] for w in crew}
             claimants = [w for w in crew if owed[w]]
             if not claimants:
