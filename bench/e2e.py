@@ -5,12 +5,14 @@ anvil, in one run:
 
 (a) raw web3.py: ``--raw-tx`` ETH transfers, signed locally with explicit nonces, each sent
     and waited for before the next (what a client doing one transaction per job gets);
-(b) the protocol: a spec server, ``--oracles`` oracle nodes (k-of-n, threshold a majority)
-    and ``--workers`` workers run as threads with their real HTTP servers and SQLite files;
-    a requester posts ``--jobs`` int8 matmul jobs of n=``--n`` with ``create_jobs`` in
-    batches of 64; workers commit with ``submit_results``; oracles settle in batches of up
-    to 64. The clock runs from the first ``create_jobs`` transaction until every job is paid
-    (its worker credited). Workers are bonded before the clock starts (a one-off).
+(b) the protocol: a spec server (a thread of this process), ``--oracles`` oracle nodes
+    (k-of-n, threshold a majority) and ``--workers`` workers, each in its own process as in
+    a real deployment, with their real HTTP servers and SQLite files; a requester (this
+    process) posts ``--jobs`` int8 matmul jobs of n=``--n`` with ``create_jobs`` in batches
+    of 64; workers commit with ``submit_results``; oracles fetch results in bundles and
+    settle in batches of up to 64. The clock runs from the first ``create_jobs`` transaction
+    until every job is paid (its worker credited). Services start and workers are bonded
+    before the clock starts (a one-off).
 
 A thread mines an empty block every 0.1 s during (b), so challenge blocks appear on a quiet
 chain; (a) runs before it starts. Writes ``e2e_settled_per_s_vs_raw_tx`` = (b)/(a) and
@@ -22,16 +24,21 @@ to bench/results.json, with the raw numbers beside them.
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
+import os
+import socket
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from eth_account import Account  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from web3 import Web3  # noqa: E402
@@ -41,6 +48,8 @@ from oracle.anvil import start_anvil, stop_anvil, test_accounts  # noqa: E402
 from oracle.blobstore import BlobServer, LocalBlobStore  # noqa: E402
 from oracle.chain import STATUS_PAID, ZERO_ADDRESS, Chain, TxSender  # noqa: E402
 from oracle.deployer import deploy_with_web3  # noqa: E402
+from oracle.deployments import Deployment  # noqa: E402
+from oracle.logs import setup_logging  # noqa: E402
 from oracle.oracle_node import OracleConfig, OracleNode  # noqa: E402
 from oracle.params import LOCAL  # noqa: E402
 from oracle.spec import parse_spec, work_units  # noqa: E402
@@ -79,6 +88,32 @@ class _Miner:
                 return
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _service(role: str, cfg: OracleConfig | WorkerConfig, url: str, rec: Deployment,
+             key: bytes, ready: Any, stop: Any, out: Any) -> None:
+    """One oracle node or worker in its own process: serve, loop until ``stop``, report."""
+    setup_logging(os.environ.get("POUW_BENCH_LOG", "error"))
+    chain = Chain(url, rec)
+    account = Account.from_key(key)
+    obj: OracleNode | Worker
+    if isinstance(cfg, OracleConfig):
+        obj = OracleNode(cfg, chain, account)
+    else:
+        obj = Worker(cfg, chain, account)
+    obj.start_server()
+    ready.set()
+    try:
+        obj.run(stop)
+    finally:
+        obj.close()
+        out.put((role, dict(obj.metrics)))
+
+
 def settled_run(url: str, w3: Web3, work: Path, *, jobs: int, n: int, n_oracles: int,
                 n_workers: int, batch: int) -> dict[str, float]:
     """Post ``jobs`` jobs and time them until all are paid; returns the measurements."""
@@ -93,31 +128,33 @@ def settled_run(url: str, w3: Web3, work: Path, *, jobs: int, n: int, n_oracles:
     for wk in workers_keys:
         TxSender(chain, wk).send(chain.market.functions.register(), "register",
                                  value=int(chain.call("min_bond")))
-    stop = threading.Event()
-    threads: list[threading.Thread] = []
+    ctx = mp.get_context("spawn")
+    stop, out = ctx.Event(), ctx.Queue()
+    procs: list[Any] = []
+    metrics: dict[str, Counter[str]] = {"oracle": Counter(), "worker": Counter()}
     with BlobServer(LocalBlobStore(work / "specs")) as spec_srv:
-        nodes = []
+        ports = [_free_port() for _ in oracle_keys]
+        urls = [f"http://127.0.0.1:{p}" for p in ports]
+        services: list[tuple[str, OracleConfig | WorkerConfig, bytes]] = []
         for i, key in enumerate(oracle_keys):
-            cfg = OracleConfig(rpc_url=url, db_path=str(work / f"oracle{i}.db"),
-                               spec_stores=[spec_srv.url], confirmations=0, poll_interval=0.02,
-                               batch_size=batch, max_wait=0.2, takeover=5.0)
-            nodes.append(OracleNode(cfg, Chain(url, rec), key))
-        urls = [node.start_server() for node in nodes]
-        for i, node in enumerate(nodes):
-            node.cfg.peers = [u for j, u in enumerate(urls) if j != i]
-        ws = []
+            services.append(("oracle", OracleConfig(
+                rpc_url=url, db_path=str(work / f"oracle{i}.db"), spec_stores=[spec_srv.url],
+                confirmations=0, poll_interval=0.02, batch_size=batch, max_wait=0.2,
+                takeover=5.0, port=ports[i], peers=[u for j, u in enumerate(urls) if j != i]),
+                bytes(key.key)))
         for i, key in enumerate(workers_keys):
-            cfg = WorkerConfig(rpc_url=url, db_path=str(work / f"worker{i}.db"),
-                               store_dir=str(work / f"worker{i}-blobs"),
-                               spec_stores=[spec_srv.url], oracle_urls=urls, poll_interval=0.02,
-                               claim_interval=3_600)
-            w = Worker(cfg, Chain(url, rec), key)
-            w.start_server()
-            ws.append(w)
-        for obj in (*nodes, *ws):
-            t = threading.Thread(target=obj.run, args=(stop,), daemon=True)
-            t.start()
-            threads.append(t)
+            services.append(("worker", WorkerConfig(
+                rpc_url=url, db_path=str(work / f"worker{i}.db"),
+                store_dir=str(work / f"worker{i}-blobs"), spec_stores=[spec_srv.url],
+                oracle_urls=urls, poll_interval=0.02, claim_interval=3_600), bytes(key.key)))
+        for role, cfg, key in services:  # oracles first: workers announce to them at start
+            ready = ctx.Event()
+            proc = ctx.Process(target=_service, args=(role, cfg, url, rec, key, ready, stop, out),
+                               daemon=True)
+            proc.start()
+            procs.append(proc)
+            if not ready.wait(60):
+                raise SystemExit(f"e2e: {role} process did not start")
         specs = [parse_spec({"version": 1, "kind": "matmul", "dtype": "int8", "m": n, "n": n,
                              "k": n, "inputs": {"seed": 1_000 + i}, "verify": {"mode": "full"}})
                  for i in range(jobs)]
@@ -152,23 +189,29 @@ def settled_run(url: str, w3: Web3, work: Path, *, jobs: int, n: int, n_oracles:
             elapsed = time.perf_counter() - t0
         finally:
             stop.set()
-            for t in threads:
-                t.join(timeout=10)
-            for obj in (*nodes, *ws):
-                obj.close()
+            for _ in procs:
+                try:
+                    role, got = out.get(timeout=30)
+                except Exception:  # a service that died reports nothing; the asserts below tell
+                    break
+                metrics[role].update(got)
+            for proc in procs:
+                proc.join(timeout=10)
+                if proc.is_alive():
+                    proc.kill()
     assert all(chain.job_status(j) == STATUS_PAID for j in ids)
     credited = sum(int(chain.call("credited", w.address, ZERO_ADDRESS)) for w in workers_keys)
     assert credited == PRICE * jobs, (credited, PRICE * jobs)
-    verify_s = sum(node.metrics["verify_seconds"] for node in nodes)
-    checks = sum(node.metrics["verify_checks"] for node in nodes)
-    compute_s = sum(w.metrics["compute_seconds"] for w in ws)
-    computed = sum(w.metrics["jobs_computed"] for w in ws)
+    verify_s = metrics["oracle"]["verify_seconds"]
+    checks = metrics["oracle"]["verify_checks"]
+    compute_s = metrics["worker"]["compute_seconds"]
+    computed = metrics["worker"]["jobs_computed"]
     return {
         "elapsed": elapsed, "settled_per_s": jobs / elapsed,
         # per job: every oracle verifies each job; a job may be computed by several workers
         "verify_per_job": verify_s / max(checks, 1),
         "compute_per_job": compute_s / max(computed, 1),
-        "settle_txs": sum(node.metrics["settle_txs"] for node in nodes),
+        "settle_txs": metrics["oracle"]["settle_txs"],
     }
 
 

@@ -5,7 +5,9 @@
   a partial blob; reads re-check the hash (a corrupted file is an error, not data).
 * :class:`BlobServer` — ``GET/HEAD /blobs/<name>`` (and ``PUT /blobs/<name>``, which verifies
   the hash and size before storing) over stdlib ``ThreadingHTTPServer``; a worker runs one to
-  serve its results.
+  serve its results. ``POST /blobs`` with ``{"names": [...]}`` returns up to
+  ``MAX_MULTI_NAMES`` blobs in one :mod:`oracle.bundle` (what a worker or an oracle uses to
+  read a batch of job specs in one round trip).
 * :class:`HttpBlobClient` — streams a blob with ``requests``, refuses it as soon as it exceeds
   the size limit (declared or actual), checks the hash incrementally, with connect/read
   timeouts. Every failure is a :class:`~oracle.exceptions.BlobError` subclass.
@@ -14,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import tempfile
@@ -24,18 +27,22 @@ from pathlib import Path
 
 import requests
 
+from oracle.bundle import decode_bundle, encode_bundle
 from oracle.exceptions import (
     BlobHashMismatch,
     BlobNameError,
     BlobNotFound,
     BlobTooLarge,
     BlobTransferError,
+    PeerError,
 )
 from oracle.hashing import keccak256, new_keccak
 from oracle.httpapi import BackgroundServer, QuietHandler
 
 __all__ = [
     "DEFAULT_MAX_BLOB",
+    "MAX_MULTI_BYTES",
+    "MAX_MULTI_NAMES",
     "BlobServer",
     "HttpBlobClient",
     "LocalBlobStore",
@@ -46,6 +53,10 @@ __all__ = [
 DEFAULT_MAX_BLOB = 1 << 31
 _NAME_RE = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
+#: ``POST /blobs`` limits: names per request, payload bytes per bundle (blobs beyond it are
+#: answered with an error entry and read one by one).
+MAX_MULTI_NAMES = 256
+MAX_MULTI_BYTES = 16 << 20
 
 
 def blob_name(data: bytes | bytearray | memoryview) -> str:
@@ -120,6 +131,14 @@ class LocalBlobStore:
             raise BlobHashMismatch(f"stored blob {name} is corrupt")
         return data
 
+    def get_many(self, names: list[str], max_size: int | None = None) -> dict[str, bytes]:
+        """The blobs of ``names`` that this store has (missing ones are left out)."""
+        out = {}
+        for name in names:
+            with contextlib.suppress(BlobNotFound):
+                out[name] = self.get(name, max_size)
+        return out
+
     def open_stream(self, name: str) -> Iterator[bytes]:
         """Yield the blob's raw bytes in chunks (used by the server; not hash-checked here)."""
         path = self.path(name)
@@ -183,6 +202,43 @@ class _Handler(QuietHandler):
 
     def do_HEAD(self) -> None:
         self._get(body=False)
+
+    def do_POST(self) -> None:
+        if self.path != "/blobs":
+            self._reply(HTTPStatus.NOT_FOUND, b"not found\n")
+            return
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit() or int(length) > 1 << 20:
+            self.close_connection = True
+            self._reply(HTTPStatus.BAD_REQUEST, b"content-length required, at most 1 MiB\n")
+            return
+        try:
+            names = [check_name(str(n)) for n in json.loads(self.rfile.read(int(length)))["names"]]
+        except (ValueError, KeyError, TypeError, BlobNameError):
+            self._reply(HTTPStatus.BAD_REQUEST, b"bad request: {\"names\": [blob names]}\n")
+            return
+        if not 0 < len(names) <= MAX_MULTI_NAMES:
+            self._reply(HTTPStatus.BAD_REQUEST, f"1 to {MAX_MULTI_NAMES} names\n".encode())
+            return
+        entries: list[tuple[dict[str, str], bytes]] = []
+        total = 0
+        for name in names:
+            if total >= MAX_MULTI_BYTES:
+                entries.append(({"name": name, "error": "bundle full: ask again"}, b""))
+                continue
+            try:
+                data = self.server.store.get(name)
+            except BlobNotFound:
+                entries.append(({"name": name, "error": "no such blob"}, b""))
+                continue
+            total += len(data)
+            entries.append(({"name": name}, data))
+        body = encode_bundle(entries)
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def do_PUT(self) -> None:
         name = self._name()
@@ -267,6 +323,38 @@ class HttpBlobClient:
         if hasher.digest().hex() != norm:
             raise BlobHashMismatch(f"blob {norm}: content hashes to {hasher.digest().hex()}")
         return bytes(buf)
+
+    def get_many(self, names: list[str], max_size: int | None = None) -> dict[str, bytes]:
+        """Download many blobs in one ``POST /blobs``: the ones the server has, each checked
+        (hash, size limit) like :meth:`get`; missing or bad ones are left out (read them with
+        :meth:`get` for the precise error). BlobTransferError if the request fails."""
+        norm = [check_name(n) for n in names][:MAX_MULTI_NAMES]
+        if not norm:
+            return {}
+        limit = self.max_size if max_size is None else min(max_size, self.max_size)
+        cap = min(len(norm) * limit, MAX_MULTI_BYTES + limit) + (1 << 20)
+        url = f"{self.base_url}/blobs"
+        try:
+            with self.session.post(url, json={"names": norm}, stream=True,
+                                   timeout=self.timeout) as resp:
+                if resp.status_code != HTTPStatus.OK:
+                    raise BlobTransferError(f"POST {url}: HTTP {resp.status_code}")
+                buf = bytearray()
+                for chunk in resp.iter_content(chunk_size=_CHUNK):
+                    buf += chunk
+                    if len(buf) > cap:
+                        raise BlobTransferError(f"POST {url}: bundle exceeds {cap} bytes")
+            entries = decode_bundle(buf)
+        except (requests.RequestException, PeerError) as exc:
+            raise BlobTransferError(f"POST {url}: {exc}") from exc
+        wanted = set(norm)
+        out = {}
+        for fields, data in entries:
+            name = fields.get("name")
+            if (name in wanted and "error" not in fields and len(data) <= limit
+                    and blob_name(data) == name):
+                out[name] = data
+        return out
 
     def put(self, data: bytes) -> str:
         """Upload ``data``; returns its name."""

@@ -127,6 +127,10 @@ class _EventCodec:
         return _checksum(value) if typ == "address" else value
 
 
+def _hex_bytes(value: str) -> bytes:
+    return bytes.fromhex(value.removeprefix("0x"))
+
+
 def _wrap(what: str, fn: Callable[[], Any]) -> Any:
     try:
         return fn()
@@ -204,29 +208,38 @@ class Chain:
         if to_block < from_block:
             return []
         query: dict[str, Any] = {
-            "address": self.market.address, "fromBlock": from_block, "toBlock": to_block}
+            "address": self.market.address, "fromBlock": hex(from_block), "toBlock": hex(to_block)}
         if job_id is not None:
             query["topics"] = [None, "0x" + job_id.to_bytes(32, "big").hex()]
+        # The raw JSON-RPC answer, decoded here: web3's response formatters cost more than the
+        # node's work on a busy range.
         logs = _wrap(f"eth_getLogs({from_block}..{to_block})",
-                     lambda: self.w3.eth.get_logs(query))  # type: ignore[arg-type]
+                     lambda: self._rpc("eth_getLogs", [query]))
         by_topic = {t: n for t, n in self._by_topic.items() if n in names}
         out = []
         for log in logs:
-            name = by_topic.get(bytes(log["topics"][0]))
+            topics = [_hex_bytes(t) for t in log["topics"]]
+            name = by_topic.get(topics[0]) if topics else None
             if name is None:
                 continue
             out.append(
                 ChainEvent(
                     name=name,
-                    args=self._codecs[name].decode(log["topics"], log["data"]),
-                    block_number=int(log["blockNumber"]),
-                    block_hash=bytes(log["blockHash"]),
-                    log_index=int(log["logIndex"]),
-                    tx_hash=bytes(log["transactionHash"]),
+                    args=self._codecs[name].decode(topics, _hex_bytes(log["data"])),
+                    block_number=int(log["blockNumber"], 16),
+                    block_hash=_hex_bytes(log["blockHash"]),
+                    log_index=int(log["logIndex"], 16),
+                    tx_hash=_hex_bytes(log["transactionHash"]),
                 )
             )
         out.sort(key=lambda e: (e.block_number, e.log_index))
         return out
+
+    def _rpc(self, method: str, params: list[Any]) -> Any:
+        reply = self.w3.provider.make_request(method, params)  # type: ignore[arg-type]
+        if "error" in reply:
+            raise ValueError(f"{method}: {reply['error']}")
+        return reply["result"]
 
     def receipt_events(self, rcpt: Any, names: Sequence[str] = MARKET_EVENTS) -> list[ChainEvent]:
         """The market events of ``names`` in a transaction receipt, in log order."""
@@ -283,7 +296,7 @@ class TxSender:
         on_signed: Callable[[SentTx, str], None] | None = None,
         next_nonce: int | None = None,
         receipt_timeout: float = 30.0,
-        receipt_poll: float = 0.02,
+        receipt_poll: float = 0.25,
     ) -> None:
         self.chain = chain
         self.account = account
@@ -350,8 +363,10 @@ class TxSender:
             raise ChainError(f"eth_getTransactionReceipt: {exc}") from exc
 
     def wait(self, tx_hash: bytes) -> Any:
-        """Wait for the receipt (ChainError on timeout or revert)."""
+        """Wait for the receipt (ChainError on timeout or revert), polling after 3 ms, then
+        less and less often, up to every ``receipt_poll`` seconds."""
         deadline = time.monotonic() + self.receipt_timeout
+        delay = min(self.receipt_poll, 0.003)  # a local node mines at once: look again soon
         while True:
             rcpt = self.receipt(tx_hash)
             if rcpt is not None:
@@ -360,4 +375,5 @@ class TxSender:
                 return rcpt
             if time.monotonic() > deadline:
                 raise ChainError(f"no receipt for 0x{tx_hash.hex()} in {self.receipt_timeout}s")
-            time.sleep(self.receipt_poll)
+            time.sleep(delay)
+            delay = min(self.receipt_poll, delay * 1.5)

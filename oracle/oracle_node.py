@@ -68,6 +68,7 @@ from oracle.attestation import (
     sign_settlement,
 )
 from oracle.blobstore import HttpBlobClient
+from oracle.bundle import decode_bundle
 from oracle.chain import Chain, SentTx, TxSender
 from oracle.challenge import challenge_block, challenge_seed
 from oracle.commitment import commitment
@@ -95,6 +96,13 @@ log = logging.getLogger("pouw.oracle")
 #: Where a test may ask the node to SIGKILL itself (``OracleConfig.kill_at``).
 KILL_POINTS = ("after_verdict", "after_sign", "after_tx_signed", "after_broadcast")
 MAX_ANSWER_BYTES = 64 << 20
+#: Bundled fetches (``POST /results`` on a worker): full-mode results up to this size travel in
+#: bundles of at most ``BUNDLE_BYTES`` payload bytes; larger ones are fetched one by one.
+BUNDLE_ITEM_BYTES = 4 << 20
+BUNDLE_BYTES = 32 << 20
+#: What a sampled-mode answer may take in a bundle (a larger one makes the bundle fail and the
+#: answers are fetched one by one, up to ``MAX_ANSWER_BYTES`` each).
+BUNDLE_ANSWER_BYTES = 2 << 20
 #: The one event ``settle`` logs per attestation, and the mark it gives the item.
 _ITEM_MARKS = {"JobSettled": "settled", "WorkerSlashed": "slashed", "AttestationSkipped": "moot"}
 
@@ -120,6 +128,8 @@ class OracleConfig:
     max_backoff: float = 30.0
     fetch_timeout: float = 5.0
     verify_threads: int = 4
+    #: Submissions asked of one worker per bundle (``POST /results``); 1 disables bundles.
+    bundle_items: int = 64
     kill_at: str | None = None
 
 
@@ -180,6 +190,7 @@ class OracleNode:
             self.server.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._verify_pool.shutdown(wait=False, cancel_futures=True)
+        self.db.close()
 
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set; an error in one iteration is logged and retried."""
@@ -280,9 +291,12 @@ class OracleNode:
         if not due:
             return
 
+        served = self._fetch_bundles(due)
+
         def one(sub: dict[str, Any]) -> tuple[VerdictKey, StoredVerdict | None, str | None]:
             try:
-                return sub["key"], self.decide(sub["key"], sub["block_number"]), None
+                key = sub["key"]
+                return key, self.decide(key, sub["block_number"], served.get(key)), None
             except Exception as exc:  # bad input never stops the loop
                 return sub["key"], None, f"{type(exc).__name__}: {exc}"
 
@@ -330,9 +344,93 @@ class OracleNode:
             event(log, "retry", job=key.job_id, worker=key.worker, attempt=n, delay=delay,
                   error=error)
 
-    def decide(self, key: VerdictKey, submission_block: int) -> StoredVerdict | None:
+    def _fetch_bundles(self, due: list[dict[str, Any]]) -> dict[VerdictKey, tuple[bytes, bytes]]:
+        """Fetch the served results of due submissions from their workers in bundles
+        (``POST /results``, one round trip per worker and up to ``bundle_items`` items):
+        ``{key: (root, payload)}``. Only a transport: whatever is missing here (a worker
+        without the endpoint, an item it did not serve, a large result, any error) is fetched
+        by :meth:`decide` one by one, and every payload is checked exactly as if it had come
+        alone."""
+        jobs = {sub["key"].job_id: self.db.job(sub["key"].job_id) for sub in due}
+        self.specs.prefetch([j["spec_hash"] for j in jobs.values() if j is not None])
+        groups: dict[str, list[tuple[VerdictKey, dict[str, Any], int]]] = {}
+        for sub in due:
+            key = sub["key"]
+            try:
+                url = self.db.worker_url(key.worker)
+                job = jobs[key.job_id]
+                if url is None or job is None:
+                    continue
+                spec = self.specs.get(job["spec_hash"])
+                item: dict[str, Any] = {"job_id": key.job_id,
+                                        "commitment": "0x" + key.commitment.hex()}
+                cost = BUNDLE_ANSWER_BYTES
+                if spec.mode == "sampled":
+                    seed = challenge_seed(self.confirmed_hash(challenge_block(
+                        sub["block_number"])), key.job_id, key.worker)
+                    item["seed"] = "0x" + seed.hex()
+                else:
+                    shape, dtype = result_layout(spec)
+                    cost = shape[0] * shape[1] * dtype.itemsize
+                    if cost > BUNDLE_ITEM_BYTES:
+                        continue
+            except Exception:  # decide() meets the same problem and records it
+                continue
+            groups.setdefault(url, []).append((key, item, cost))
+        chunks: list[tuple[str, list[tuple[VerdictKey, dict[str, Any], int]]]] = []
+        for url, entries in groups.items():
+            part: list[tuple[VerdictKey, dict[str, Any], int]] = []
+            for entry in entries:
+                if part and (len(part) >= self.cfg.bundle_items
+                             or sum(e[2] for e in part) + entry[2] > BUNDLE_BYTES):
+                    chunks.append((url, part))
+                    part = []
+                part.append(entry)
+            if len(part) > 1:
+                chunks.append((url, part))
+        served: dict[VerdictKey, tuple[bytes, bytes]] = {}
+        if chunks:
+            for got in self._verify_pool.map(lambda c: self._fetch_bundle(*c), chunks):
+                served.update(got)
+        return served
+
+    def _fetch_bundle(self, url: str, part: list[tuple[VerdictKey, dict[str, Any], int]]
+                      ) -> dict[VerdictKey, tuple[bytes, bytes]]:
+        body = json.dumps({"items": [item for _, item, _ in part]}).encode()
+        limit = sum(cost for *_, cost in part) + (1 << 20)
+        try:
+            with self._http.post(f"{url}/results", data=body, stream=True,
+                                 headers={"Content-Type": "application/json"},
+                                 timeout=self.cfg.fetch_timeout) as resp:
+                if resp.status_code != HTTPStatus.OK:
+                    raise PeerError(f"POST {url}/results: HTTP {resp.status_code}")
+                buf = bytearray()
+                for chunk in resp.iter_content(chunk_size=1 << 20):
+                    buf += chunk
+                    if len(buf) > limit:
+                        raise PeerError(f"bundle from {url} exceeds {limit} bytes")
+            entries = decode_bundle(buf)
+        except (requests.RequestException, PeerError) as exc:
+            self.metrics["bundle_errors"] += 1
+            event(log, "bundle_failed", logging.WARNING, worker_url=url, error=str(exc))
+            return {}
+        out: dict[VerdictKey, tuple[bytes, bytes]] = {}
+        wanted = {(k.job_id, "0x" + k.commitment.hex()): k for k, _, _ in part}
+        for fields, payload in entries:
+            key = wanted.get((fields.get("job_id"), fields.get("commitment")))
+            if key is None or "error" in fields or not isinstance(fields.get("root"), str):
+                continue
+            try:
+                out[key] = (bytes.fromhex(fields["root"].removeprefix("0x")), payload)
+            except ValueError:
+                continue
+        self.metrics["bundles"] += 1
+        return out
+
+    def decide(self, key: VerdictKey, submission_block: int,
+               served: tuple[bytes, bytes] | None = None) -> StoredVerdict | None:
         """Verify one submission; returns the verdict to record (None: a retry or a give-up
-        was recorded instead)."""
+        was recorded instead). ``served`` is ``(root, payload)`` if a bundle brought them."""
         job = self.db.job(key.job_id)
         if job is None:
             raise ChainError(f"job {key.job_id} not recorded yet")
@@ -352,8 +450,11 @@ class OracleNode:
         seed = challenge_seed(cb_hash, key.job_id, key.worker)
         prepared_f = self._pool.submit(prepare, spec, seed)
         try:
-            verdict = self._fetch_and_check(key, spec, seed, prepared_f.result,
-                                            submission_block)
+            if served is not None:
+                verdict = self._check_served(key, spec, seed, prepared_f.result, *served)
+            else:
+                verdict = self._fetch_and_check(key, spec, seed, prepared_f.result,
+                                                submission_block)
         finally:
             prepared_f.cancel()
         if verdict is None:
@@ -365,6 +466,21 @@ class OracleNode:
 
     def _invalid(self, spec: Spec, seed: bytes, key: VerdictKey, reason: str) -> Verdict:
         return submission_invalid(spec, seed, key, reason)
+
+    def _check_served(self, key: VerdictKey, spec: Spec, seed: bytes,
+                      prepared: Callable[[], Any], root: bytes, payload: bytes) -> Verdict:
+        """The checks of :meth:`_fetch_and_check` on a result that a bundle brought."""
+        if len(root) != 32 or commitment(key.worker, root) != key.commitment:
+            return self._invalid(spec, seed, key, "served root does not open the commitment")
+        if spec.mode == "sampled":
+            if len(payload) > MAX_ANSWER_BYTES:
+                return self._invalid(spec, seed, key, "challenge answer oversized")
+            return self._timed_check(lambda: check_sampled(prepared(), payload, root))
+        shape, dtype = result_layout(spec)
+        size = shape[0] * shape[1] * dtype.itemsize
+        if len(payload) > size:
+            return self._invalid(spec, seed, key, f"result oversized (limit {size} bytes)")
+        return self._timed_check(lambda: check_full(prepared(), payload, expected_root=root))
 
     def _fetch_and_check(self, key: VerdictKey, spec: Spec, seed: bytes,
                          prepared: Callable[[], Any], submission_block: int) -> Verdict | None:

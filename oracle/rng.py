@@ -78,7 +78,10 @@ def generate_tensor(
 
     def fill(start: int) -> None:
         count = min(chunk, size - start)
-        raw = _stream(seed, tensor, start // chunk).random_raw(words)
+        # A stream's first w words do not depend on how many are drawn: a short last chunk
+        # (or a small tensor) draws only the words it uses.
+        need = -(-count // 8) if dtype == "int8" else -(-count // 2)
+        raw = _stream(seed, tensor, start // chunk).random_raw(min(words, need))
         raw = raw.astype("<u8", copy=False)
         if dtype == "int8":
             values = raw.view(np.int8)[:count]

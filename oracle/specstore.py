@@ -9,10 +9,16 @@ a spec from the first store that has it; the hash check makes any store untruste
 Failures: :class:`~oracle.exceptions.BlobError` subclasses when no store has the spec
 (transient: retry), :class:`~oracle.exceptions.SpecError` when the bytes are not a valid
 canonical spec (permanent: the job cannot be verified).
+
+A spec read and checked once is kept in a bounded in-memory cache (``cache_size`` specs, least
+recently used out first): a spec is immutable under its hash, so the worker's compute and its
+challenge answers, and the oracle's verification, fetch each spec once.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from oracle.blobstore import HttpBlobClient, LocalBlobStore
@@ -33,11 +39,57 @@ def open_store(location: str) -> HttpBlobClient | LocalBlobStore:
 class SpecStore:
     """Reads (and publishes) specs by hash across several stores."""
 
-    def __init__(self, locations: Sequence[str]) -> None:
+    def __init__(self, locations: Sequence[str], cache_size: int = 4096) -> None:
         self.stores = [open_store(loc) for loc in locations]
+        self.cache_size = cache_size
+        self._cache: OrderedDict[bytes, Spec] = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, spec_hash: bytes) -> Spec:
         """The spec with this hash; BlobError if no store has it, SpecError if malformed."""
+        key = bytes(spec_hash)
+        with self._lock:
+            spec = self._cache.get(key)
+            if spec is not None:
+                self._cache.move_to_end(key)
+                return spec
+        spec = self._fetch(key)
+        with self._lock:
+            self._cache[key] = spec
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return spec
+
+    def prefetch(self, spec_hashes: Sequence[bytes]) -> None:
+        """Read the specs not cached yet in one request per store (``get_many``), so that the
+        :meth:`get` calls that follow hit the cache. Best effort: anything not found, not
+        canonical or not reachable here is left for :meth:`get` to report."""
+        missing = {bytes(h).hex(): bytes(h) for h in spec_hashes}
+        with self._lock:
+            for name in [n for n, h in missing.items() if h in self._cache]:
+                del missing[name]
+        for store in self.stores:
+            if not missing:
+                return
+            try:
+                got = store.get_many(list(missing), max_size=MAX_SPEC_BYTES)
+            except BlobError:
+                continue
+            for name, data in got.items():
+                try:
+                    spec = parse_spec(data)
+                except SpecError:
+                    continue
+                if spec.hash != missing[name] or spec.canonical != data:
+                    continue
+                with self._lock:
+                    self._cache[spec.hash] = spec
+                del missing[name]
+        with self._lock:
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
+    def _fetch(self, spec_hash: bytes) -> Spec:
         name = spec_hash.hex()
         last: BlobError = BlobNotFound(name)
         for store in self.stores:

@@ -1,13 +1,18 @@
 """The SQLite file under each service's durable state (oracle node, worker).
 
 WAL journal, `synchronous=FULL` (a committed state change survives a power cut, which the
-restart guarantees rely on), one short connection per call so HTTP reader threads and the
-service's writer thread never share one, and `tx()` for an atomic multi-statement change.
+restart guarantees rely on), and `tx()` for an atomic multi-statement change. Connections are
+pooled: a call borrows an idle connection (or opens one) and returns it afterwards, so the
+service's writer thread and HTTP reader threads never share one at the same time, and opening
+a connection (and its pragmas) is paid once per concurrent user rather than once per query.
+A connection handed back inside an unfinished transaction (an exception between ``BEGIN`` and
+``COMMIT``) is rolled back first.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,18 +26,38 @@ class SqliteFile:
 
     def __init__(self, path: str | Path, schema: str) -> None:
         self.path = str(path)
+        self._idle: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         with self._conn() as c:
             c.executescript(schema)
 
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        return conn
+
     @contextmanager
     def _conn(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = self._open()
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
             yield conn
         finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            with self._lock:
+                self._idle.append(conn)
+
+    def close(self) -> None:
+        """Close the idle connections (those in use are closed by their users' return)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
             conn.close()
 
     @contextmanager

@@ -17,8 +17,10 @@ One loop (:meth:`Worker.step`):
 5. withdraw credited escrow and claim ended epochs.
 
 It serves ``GET /results/<job>/<worker>/<commitment>`` (a manifest: blob name and Merkle root),
-``GET /results/…/answer?seed=0x…`` (sampled-mode answer) and ``GET /blobs/<name>`` — only for
-results whose commitment is mined. It announces its URL to the oracles
+``GET /results/…/answer?seed=0x…`` (sampled-mode answer), ``GET /blobs/<name>``, and
+``POST /results`` — many results (or sampled answers) in one :mod:`oracle.bundle`, so an
+oracle needs one round trip per batch, not two per job — only for results whose commitment is
+mined. It announces its URL to the oracles
 (:mod:`oracle.announce`).
 """
 
@@ -30,6 +32,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +42,7 @@ from eth_account.signers.local import LocalAccount
 
 from oracle.announce import make_announcement
 from oracle.blobstore import LocalBlobStore, check_name
+from oracle.bundle import encode_bundle
 from oracle.chain import STATUS_OPEN, ZERO_ADDRESS, Chain, TxSender
 from oracle.commitment import commitment
 from oracle.exceptions import BlobError, BlobNameError, ChainError, SpecError
@@ -53,6 +57,11 @@ from oracle.worker_db import WorkerDB
 __all__ = ["Worker", "WorkerConfig"]
 
 log = logging.getLogger("pouw.worker")
+
+#: Limits of one ``POST /results`` bundle: items asked for, and payload bytes served (items
+#: beyond it are answered with an error and fetched one by one).
+MAX_BUNDLE_ITEMS = 256
+MAX_BUNDLE_BYTES = 64 << 20
 
 
 @dataclass
@@ -100,6 +109,7 @@ class Worker:
         self.tamper = tamper
         self.metrics: Counter[str] = Counter()
         self.server: ApiServer | None = None
+        self._io = ThreadPoolExecutor(max_workers=8, thread_name_prefix="pouw-store")
         self._spec_failures: dict[int, int] = {}
         self._last_claim = 0.0
         self._bond_checked = -float("inf")
@@ -124,6 +134,7 @@ class Worker:
             ("GET", r"/results/(\d+)/(0x[0-9a-fA-F]{40})/(0x[0-9a-f]{64})", self._manifest),
             ("GET", r"/results/(\d+)/(0x[0-9a-fA-F]{40})/(0x[0-9a-f]{64})/answer", self._answer),
             ("GET", r"/blobs/([^/]+)", self._blob),
+            ("POST", r"/results", self._bundle),
             ("GET", r"/health", lambda _r: (200, "text/plain", b"ok\n")),
         ]
         self.server = ApiServer(routes, self.cfg.host, self.cfg.port).start()
@@ -166,6 +177,8 @@ class Worker:
         """Stop serving."""
         if self.server is not None:
             self.server.stop()
+        self._io.shutdown(wait=True)
+        self.db.close()
 
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set; one failing iteration is logged and retried."""
@@ -242,17 +255,25 @@ class Worker:
     def compute_new(self) -> None:
         """Compute acceptable new jobs (up to ``commit_batch`` per call); store every result
         and record (blob, root, commitment) in one transaction before anything is sent."""
+        pending: list[tuple[int, Future[str], bytes, bytes]] = []
         computed: list[tuple[int, str, bytes, bytes]] = []
         try:
-            self._compute_new(computed)
+            self._compute_new(pending)
         finally:
+            for jid, put, root, c in pending:  # a result counts once its blob is durable
+                try:
+                    computed.append((jid, put.result(), root, c))
+                except (OSError, BlobError) as exc:
+                    event(log, "store_failed", logging.ERROR, job=jid, error=str(exc))
             if computed:
                 self.db.set_computed_many(computed)
                 self._fresh.update(c[0] for c in computed)
                 event(log, "computed", jobs=[c[0] for c in computed])
 
-    def _compute_new(self, computed: list[tuple[int, str, bytes, bytes]]) -> None:
-        for job in self.db.jobs("new"):
+    def _compute_new(self, computed: list[tuple[int, Future[str], bytes, bytes]]) -> None:
+        new = self.db.jobs("new")
+        self.specs.prefetch([j["spec_hash"] for j in new[: 4 * self.cfg.commit_batch]])
+        for job in new:
             if len(computed) >= self.cfg.commit_batch:
                 return
             jid = job["job_id"]
@@ -277,7 +298,8 @@ class Worker:
             self.metrics["jobs_computed"] += 1
             if self.tamper is not None:
                 result = self.tamper(jid, result)
-            blob = self.store.put(encode_result(result))
+            # Stored (written and fsynced) on the I/O threads while the next job computes.
+            blob = self._io.submit(self.store.put, encode_result(result))
             root = result_root(spec, result)
             computed.append((jid, blob, root, commitment(self.address, root)))
 
@@ -350,11 +372,48 @@ class Worker:
         seed = bytes.fromhex(req.query.get("seed", [""])[0].removeprefix("0x"))
         if len(seed) != 32:
             return 400, "text/plain", b"seed must be 32 bytes\n"
-        row = self.db.jobs("committed") + self.db.jobs("settled")
-        job = next(j for j in row if j["job_id"] == found[0])
-        spec = self.specs.get(job["spec_hash"])
-        result = decode_result(spec, self.store.get(found[1]))
-        return 200, "application/octet-stream", answer_challenge(spec, result, seed)
+        return 200, "application/octet-stream", self._answer_bytes(found[0], found[1], seed)
+
+    def _answer_bytes(self, job_id: int, blob: str, seed: bytes) -> bytes:
+        spec_hash = self.db.spec_hash(job_id)
+        if spec_hash is None:
+            raise KeyError(f"job {job_id} not recorded")
+        spec = self.specs.get(spec_hash)
+        return answer_challenge(spec, decode_result(spec, self.store.get(blob)), seed)
+
+    def _bundle(self, req: Request) -> Reply:
+        """``POST /results`` ``{"items": [{"job_id", "commitment", "seed"?}, …]}``: each
+        committed result's blob (or, with a seed, its sampled-mode answer) in one bundle;
+        an item not served carries an ``error`` field and an empty payload."""
+        try:
+            items = [(int(x["job_id"]), _hex32(x["commitment"]),
+                      None if x.get("seed") is None else _hex32(x["seed"]))
+                     for x in json.loads(req.body)["items"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            return 400, "text/plain", f"bad request: {exc}\n".encode()
+        if not 0 < len(items) <= MAX_BUNDLE_ITEMS:
+            return 400, "text/plain", f"bad request: 1 to {MAX_BUNDLE_ITEMS} items\n".encode()
+        entries: list[tuple[dict[str, Any], bytes]] = []
+        total = 0
+        for jid, c, seed in items:
+            fields: dict[str, Any] = {"job_id": jid, "commitment": "0x" + c.hex()}
+            found = self.db.committed_blob(jid, c)
+            if found is None:
+                entries.append(({**fields, "error": "no committed result"}, b""))
+                continue
+            if total >= MAX_BUNDLE_BYTES:
+                entries.append(({**fields, "error": "bundle full: ask again"}, b""))
+                continue
+            blob, root = found
+            try:
+                payload = (self.store.get(blob) if seed is None
+                           else self._answer_bytes(jid, blob, seed))
+            except Exception as exc:  # one item's failure is that item's answer, not the bundle's
+                entries.append(({**fields, "error": f"{type(exc).__name__}: {exc}"}, b""))
+                continue
+            total += len(payload)
+            entries.append(({**fields, "blob": blob, "root": "0x" + root.hex()}, payload))
+        return 200, "application/octet-stream", encode_bundle(entries)
 
     def _blob(self, req: Request) -> Reply:
         try:
@@ -365,3 +424,10 @@ class Worker:
             return 404, "text/plain", b"no such blob\n"
         return 200, "application/octet-stream", self.store.get(name)
 
+
+
+def _hex32(value: object) -> bytes:
+    raw = bytes.fromhex(str(value).removeprefix("0x"))
+    if len(raw) != 32:
+        raise ValueError("commitment and seed must be 32 bytes")
+    return raw

@@ -44,8 +44,7 @@ class WorkerDB(SqliteFile):
         """Record new jobs (known ones are kept as they are), epochs with own work, settled
         jobs (``(job_id, to_me)``: a job of this worker's becomes ``settled``, one still
         ``new``/``computed`` is ``lost``) and the checkpoint, atomically."""
-        with self._conn() as c:
-            c.execute("BEGIN IMMEDIATE")
+        with self.tx() as c:
             for j in jobs:
                 c.execute("INSERT OR IGNORE INTO jobs (job_id, spec_hash, work_units, amount, "
                           "deadline, state) VALUES (?,?,?,?,?,'new')",
@@ -60,7 +59,6 @@ class WorkerDB(SqliteFile):
                 c.execute("UPDATE jobs SET state='lost', reason='settled to another worker' "
                           "WHERE job_id=? AND state IN ('new', 'computed')", (job_id,))
             c.execute("INSERT OR REPLACE INTO meta VALUES ('checkpoint', ?)", (str(checkpoint),))
-            c.execute("COMMIT")
 
     def jobs(self, state: str) -> list[dict[str, Any]]:
         """Jobs in a state, by id."""
@@ -87,6 +85,11 @@ class WorkerDB(SqliteFile):
         return {"state": row[0], "blob": row[1], "root": None if row[2] is None else bytes(row[2]),
                 "commitment": None if row[3] is None else bytes(row[3]), "reason": row[4]}
 
+    def spec_hash(self, job_id: int) -> bytes | None:
+        """The spec hash of a recorded job."""
+        row = self._one("SELECT spec_hash FROM jobs WHERE job_id=?", (job_id,))
+        return None if row is None else bytes(row[0])
+
     def set_state(self, job_id: int, state: str, reason: str | None = None) -> None:
         """Move a job to ``skipped``/``committed``/``lost``/``settled`` (with a reason)."""
         self._exec("UPDATE jobs SET state=?, reason=? WHERE job_id=?", (state, reason, job_id))
@@ -97,20 +100,16 @@ class WorkerDB(SqliteFile):
 
     def set_computed_many(self, rows: list[tuple[int, str, bytes, bytes]]) -> None:
         """:meth:`set_computed` for many (job id, blob, root, commitment) in one transaction."""
-        with self._conn() as c:
-            c.execute("BEGIN IMMEDIATE")
+        with self.tx() as c:
             c.executemany("UPDATE jobs SET state='computed', blob=?, root=?, commitment=? "
                           "WHERE job_id=? AND state='new'",
                           [(b, r, cm, j) for j, b, r, cm in rows])
-            c.execute("COMMIT")
 
     def set_states(self, job_ids: list[int], state: str, reason: str | None = None) -> None:
         """:meth:`set_state` for many jobs in one transaction."""
-        with self._conn() as c:
-            c.execute("BEGIN IMMEDIATE")
+        with self.tx() as c:
             c.executemany("UPDATE jobs SET state=?, reason=? WHERE job_id=?",
                           [(state, reason, j) for j in job_ids])
-            c.execute("COMMIT")
 
     def committed_blob(self, job_id: int, commitment: bytes) -> tuple[str, bytes] | None:
         """(blob, root) of a result whose commitment is mined (only those are served)."""
@@ -138,6 +137,6 @@ class WorkerDB(SqliteFile):
 
     def set_claimed(self, epochs: list[int]) -> None:
         """Mark epochs claimed."""
-        with self._conn() as c:
+        with self.tx() as c:
             c.executemany("UPDATE claims SET state='claimed' WHERE epoch=?",
                           [(e,) for e in epochs])

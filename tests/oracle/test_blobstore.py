@@ -196,3 +196,79 @@ def test_blob_inputs__bad__input_error(store: LocalBlobStore, problem: str) -> N
     spec = _blob_spec("fp32", a, good_b)
     with pytest.raises((InputError, BlobError)):
         load_inputs(spec, store)
+
+
+def test_http__get_many__one_request_checked_and_missing_left_out(
+    store: LocalBlobStore, server: BlobServer
+) -> None:
+    names = [store.put(f"blob {i}".encode()) for i in range(5)]
+    absent = keccak256(b"never stored").hex()
+    client = HttpBlobClient(server.url)
+    sent = []
+    real = client.session.request
+    client.session.request = lambda *a, **k: sent.append(a[:2]) or real(*a, **k)  # type: ignore[method-assign]
+    got = client.get_many([*names, absent])
+    assert got == {n: f"blob {i}".encode() for i, n in enumerate(names)}
+    assert sent == [("POST", f"{server.url}/blobs")]
+    # A size limit leaves out what exceeds it; the local store answers the same question.
+    big = store.put(b"x" * 100)
+    assert set(client.get_many([names[0], big], max_size=50)) == {names[0]}
+    assert store.get_many([names[0], absent]) == {names[0]: b"blob 0"}
+
+
+@pytest.mark.parametrize("body", [b"not json", b'{"names": "abc"}', b'{"names": []}',
+                                  b'{"names": ["../etc/passwd"]}', b'{"other": 1}'])
+def test_http__get_many_bad_request__400(server: BlobServer, body: bytes) -> None:
+    import requests
+
+    resp = requests.post(f"{server.url}/blobs", data=body, timeout=5)
+    assert resp.status_code == 400
+
+
+def test_http__get_many_lying_server__forged_entry_dropped() -> None:
+    from oracle.bundle import encode_bundle
+
+    name = keccak256(b"the real content").hex()
+    other = keccak256(b"other").hex()
+    body = encode_bundle([({"name": name}, b"forged content"), ({"name": other}, b"other")])
+
+    def response() -> bytes:
+        return (b"HTTP/1.1 200 OK\r\nConnection: close\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+
+    url, thread, sock = _raw_server(response)
+    try:
+        assert HttpBlobClient(url, read_timeout=2).get_many([name, other]) == {other: b"other"}
+    finally:
+        thread.join(timeout=5)
+        sock.close()
+
+
+def test_spec_store__prefetch_one_request_then_cache(tmp_path: Path) -> None:
+    from oracle.exceptions import BlobNotFound, SpecError
+    from oracle.specstore import SpecStore
+
+    specs = [parse_spec({"version": 1, "kind": "matmul", "dtype": "int8", "m": 4, "n": 4,
+                         "k": 4, "inputs": {"seed": i}, "verify": {"mode": "full"}})
+             for i in range(3)]
+    public = LocalBlobStore(tmp_path / "specs")
+    for s in specs:
+        public.put(s.canonical)
+    bad = public.put(b'{"not": "a spec"}')
+    with BlobServer(public) as srv:
+        ss = SpecStore([srv.url], cache_size=2)
+        client = ss.stores[0]
+        calls: list[str] = []
+        real_many, real_get = client.get_many, client.get
+        client.get_many = lambda names, **k: calls.append("many") or real_many(names, **k)
+        client.get = lambda name, **k: calls.append("get") or real_get(name, **k)
+        ss.prefetch([s.hash for s in specs[:2]] + [bytes.fromhex(bad)])
+        assert calls == ["many"]
+        assert ss.get(specs[0].hash) == specs[0] and ss.get(specs[1].hash) == specs[1]
+        assert calls == ["many"]  # both served from the cache
+        with pytest.raises(SpecError):  # the malformed one is reported by get(), not hidden
+            ss.get(bytes.fromhex(bad))
+        assert ss.get(specs[2].hash) == specs[2]  # not prefetched: read alone
+        assert calls[-1] == "get" and len(ss._cache) == 2  # bounded, oldest out
+        with pytest.raises(BlobNotFound):
+            ss.get(keccak256(b"nothing"))

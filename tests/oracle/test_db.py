@@ -99,3 +99,39 @@ def test_rewind__moves_checkpoint_and_forgets_later_hashes(tmp_path):
     db.rewind(10)
     assert db.checkpoint() == 10
     assert db.block_hash(20) is None and db.block_hash(10) == b"\x01" * 32
+
+
+def test_sqlite_pool__unfinished_transaction_rolled_back_and_threads_share_nothing(tmp_path):
+    import threading
+
+    from oracle.sqlite import SqliteFile
+
+    db = SqliteFile(tmp_path / "x.db", "CREATE TABLE IF NOT EXISTS t (v INTEGER)")
+    with pytest.raises(RuntimeError), db._conn() as c:  # BEGIN without COMMIT, then a crash
+        c.execute("BEGIN IMMEDIATE")
+        c.execute("INSERT INTO t VALUES (1)")
+        raise RuntimeError("boom")
+    assert db._one("SELECT COUNT(*) FROM t")[0] == 0  # rolled back, connection reusable
+    with pytest.raises(RuntimeError), db.tx() as c:
+        c.execute("INSERT INTO t VALUES (2)")
+        raise RuntimeError("boom")
+    assert db._all("SELECT v FROM t") == []
+    errors: list[BaseException] = []
+
+    def writer(base: int) -> None:
+        try:
+            for i in range(50):
+                with db.tx() as c:
+                    c.execute("INSERT INTO t VALUES (?)", (base + i,))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k * 1000,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and db._one("SELECT COUNT(*) FROM t")[0] == 200
+    assert len(db._idle) <= 4  # one connection per concurrent user, reused
+    db.close()
+    assert db._idle == [] and db._one("SELECT COUNT(*) FROM t")[0] == 200  # reopens on use
