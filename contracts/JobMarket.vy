@@ -653,26 +653,31 @@ def settle(attestations: DynArray[Attestation, MAX_BATCH], signatures: DynArray[
     digest: bytes32 = self._settlement_digest(attestations)
     # Signers must be current oracles in strictly ascending order, so each
     # counts once; ecdsa rejects high-s values and the zero address.
-    assert len(signatures) >= self.threshold, "market: below threshold"
+    count: uint256 = len(signatures)
+    assert count >= self.threshold, "market: below threshold"
+    # One forward walk over the set, which ascends strictly: signatures[i]
+    # is recovered once signatures[i - 1] has matched a member and can only
+    # match a later member, so the signers matched ascend strictly and no
+    # separate order check is needed. count >= threshold >= 1, so
+    # signatures[0] exists.
     oracles: DynArray[address, MAX_ORACLES] = self._oracles
-    count: uint256 = len(oracles)
-    cursor: uint256 = 0
-    previous: uint256 = 0
-    for sig: Signature in signatures:
-        # EIP-2098: the top bit of vs is v - 27, the rest is s (ecdsa checks low-s).
-        signer: address = ecdsa._try_recover_vrs(digest, unsafe_add(sig.vs >> 255, 27), sig.r, sig.vs & _MASK_255)
-        key: uint256 = convert(signer, uint256)
-        assert key > previous, "market: signers not ascending"
-        previous = key
-        # Both lists ascend, so one forward walk over the set finds every
-        # signer, each at most once; running off the end means "not an oracle".
-        for _: uint256 in range(MAX_ORACLES):
-            assert cursor < count, "market: signer not oracle"
-            candidate: address = oracles[cursor]
-            # cursor < count <= MAX_ORACLES, so this cannot overflow.
-            cursor = unsafe_add(cursor, 1)
-            if candidate == signer:
+    matched: uint256 = 0
+    sig: Signature = signatures[0]
+    # EIP-2098: the top bit of vs is v - 27, the rest is s (ecdsa checks low-s).
+    signer: address = ecdsa._try_recover_vrs(digest, unsafe_add(sig.vs >> 255, 27), sig.r, sig.vs & _MASK_255)
+    for candidate: address in oracles:
+        if candidate == signer:
+            # matched < count <= MAX_ORACLES, so this cannot overflow.
+            matched = unsafe_add(matched, 1)
+            if matched == count:
                 break
+            sig = signatures[matched]
+            signer = ecdsa._try_recover_vrs(digest, unsafe_add(sig.vs >> 255, 27), sig.r, sig.vs & _MASK_255)
+    if matched != count:
+        # signatures[matched] found no member after the previous signer's: a
+        # member is then at or below it (a duplicate or out of order).
+        assert signer not in oracles, "market: signers not ascending"
+        raise "market: signer not oracle"
 
     epoch: uint256 = self._current_epoch()
     payouts: DynArray[Payout, MAX_BATCH] = []

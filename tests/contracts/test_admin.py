@@ -27,10 +27,15 @@ def address(n):
 
 
 @pytest.fixture
-def deploy_market(project, deployer, token, oracles):
+def deploy_market(chain, project, deployer, token, oracles):
     """Deploy a JobMarket with the suite's parameters, any of them overridden."""
 
     def deploy(**kw):
+        # Ape's contract cache outlives the per-test chain snapshots: the address this
+        # deployment gets may still carry the type of a contract an earlier test deployed
+        # there. On anvil, Ape decodes a reverted deployment's trace against that stale type
+        # and fails (eth_abi InvalidPointer) instead of raising the revert; forget it first.
+        del chain.contracts[deployer.get_deployment_address()]
         args = {
             "token": token,
             "epoch_length": EPOCH_LENGTH,

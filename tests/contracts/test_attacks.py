@@ -5,6 +5,7 @@ from dataclasses import replace
 
 import ape
 import pytest
+from eth_account import Account
 from eth_utils import keccak
 
 from oracle.attestation import SECP256K1_N, recover_signer, sign_settlement
@@ -208,6 +209,33 @@ def test_quorum__signers_out_of_order__reverts(market, deployer, oracles, worker
     state.assert_unchanged()
     relay([a], sigs[::-1])
     assert market.job(live_job).status == STATUS_PAID
+
+
+@pytest.mark.parametrize("order", [(0, 2, 1), (1, 3, 3), (2, 4, 0)])
+def test_quorum__member_behind_an_earlier_signer__reverts(market, deployer, oracles, worker,
+                                                          live_job, attest, sign, relay, ledger,
+                                                          order):
+    # Out of order or repeated after other signers: still "not ascending", not "not oracle".
+    market.set_threshold(3, sender=deployer)
+    a = attest(live_job, worker)
+    state = ledger(jobs=[live_job])
+    with ape.reverts(NOT_ASCENDING):
+        relay([a], sign([a], keys=[oracles[i] for i in order], ordered=False))
+    state.assert_unchanged()
+
+
+def test_quorum__outsider_below_an_earlier_signer__reverts_as_outsider(market, deployer, oracles,
+                                                                      worker, live_job, attest,
+                                                                      sign, relay, ledger):
+    # A stranger is named as one wherever it stands, even where it also breaks the order.
+    stranger = next(k for k in (Account.from_key(keccak(text=f"stranger {i}")) for i in range(64))
+                    if int(k.address, 16) < int(oracles[-1].address, 16))
+    market.set_threshold(2, sender=deployer)
+    a = attest(live_job, worker)
+    state = ledger(jobs=[live_job])
+    with ape.reverts(NOT_ORACLE):
+        relay([a], sign([a], keys=[oracles[-1], stranger], ordered=False))
+    state.assert_unchanged()
 
 
 def test_quorum__outsider_signature__reverts(chain, market, outsider_key, worker, live_job, attest,

@@ -522,6 +522,19 @@ def test_settle__threshold_met_or_exceeded__settles(market, deployer, oracles, w
     assert market.job(job_id).status == STATUS_PAID
 
 
+@pytest.mark.parametrize("picks", [(0, 2, 4), (1, 3, 4), (0, 1, 4), (2, 3, 4)])
+def test_settle__signers_with_gaps_in_the_set__settles(market, deployer, oracles, worker,
+                                                       create_job, bond, submit, attest, settle,
+                                                       picks):
+    # The contract walks the sorted set once: members who did not sign are stepped over.
+    market.set_threshold(3, sender=deployer)
+    job_id = create_job()
+    bond(worker)
+    submit(worker, job_id)
+    settle([attest(job_id, worker)], keys=[oracles[i] for i in picks])
+    assert market.job(job_id).status == STATUS_PAID
+
+
 @pytest.mark.parametrize("signers", [0, 2])
 def test_settle__below_threshold__reverts(market, deployer, oracles, worker, create_job, bond,
                                           submit, attest, settle, ledger, signers):
