@@ -284,11 +284,15 @@ def worker() -> None:
               help="Largest job, in work units.")
 @click.option("--min-price", type=click.FloatRange(0), default=0.0, show_default=True,
               help="Smallest escrow per work unit, in wei.")
+@click.option("--poll", type=click.FloatRange(0.01), default=0.3, show_default=True,
+              help="Seconds between loop iterations.")
+@click.option("--kill-at", type=click.Choice(["after_compute", "after_commit_signed",
+                                              "after_commit_broadcast"]), hidden=True)
 def worker_run(network: str, deployments_dir: str, rpc: str, keyfile: str,
                password_file: str | None, password_env: str | None, spec_stores: tuple[str],
                db_path: str, store_dir: str, oracle_urls: tuple[str], host: str, port: int,
                public_url: str | None, kinds: tuple[str], max_units: int,
-               min_price: float) -> None:
+               min_price: float, poll: float, kill_at: str | None) -> None:
     """Bond, compute open jobs, commit and serve results, claim pay and rewards."""
     from oracle.logs import setup_logging
     from oracle.worker import Worker, WorkerConfig
@@ -299,7 +303,7 @@ def worker_run(network: str, deployments_dir: str, rpc: str, keyfile: str,
                        spec_stores=spec_stores, oracle_urls=oracle_urls,
                        kinds=kinds or ("matmul", "mlp"), max_work_units=max_units,
                        min_price_per_unit=min_price, host=host, port=port,
-                       public_url=public_url)
+                       public_url=public_url, poll_interval=poll, kill_at=kill_at)
     w = Worker(cfg, chain, _account(keyfile, password_file, password_env))
     url = w.start_server()
     click.echo(f"worker {w.address} serving {url}", err=True)

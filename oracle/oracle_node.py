@@ -103,6 +103,20 @@ BUNDLE_BYTES = 32 << 20
 #: What a sampled-mode answer may take in a bundle (a larger one makes the bundle fail and the
 #: answers are fetched one by one, up to ``MAX_ANSWER_BYTES`` each).
 BUNDLE_ANSWER_BYTES = 2 << 20
+#: /metrics help text of the main counters (others are named by what they count).
+_METRIC_HELP = {
+    "events": "market events followed",
+    "jobs_seen": "JobCreated events followed",
+    "submissions_seen": "ResultSubmitted events followed",
+    "verify_checks": "results checked (held result to verdict)",
+    "verify_seconds": "seconds spent checking results",
+    "verdicts_valid": "VALID verdicts recorded",
+    "verdicts_invalid": "INVALID verdicts recorded",
+    "settle_txs": "settle transactions mined",
+    "items_settled": "attestations settled (paid or slashed) by own transactions",
+    "items_skipped": "attestations the contract skipped in own transactions",
+    "gas_used": "gas used by own settle transactions",
+}
 #: The one event ``settle`` logs per attestation, and the mark it gives the item.
 _ITEM_MARKS = {"JobSettled": "settled", "WorkerSlashed": "slashed", "AttestationSkipped": "moot"}
 
@@ -230,6 +244,8 @@ class OracleNode:
                     e.args["_block"] = e.block_number
             self.db.record_range(to, self.chain.block_hash(to), [(e.name, e.args) for e in evs])
             self.metrics["events"] += len(evs)
+            self.metrics["jobs_seen"] += sum(e.name == "JobCreated" for e in evs)
+            self.metrics["submissions_seen"] += sum(e.name == "ResultSubmitted" for e in evs)
             cp = to
         self.metrics["checkpoint"] = cp
         self._confirmed = min(safe, cp)
@@ -702,6 +718,7 @@ class OracleNode:
         self.metrics["settle_txs"] += 1
         self.metrics["items_settled"] += settled
         self.metrics["items_skipped"] += skipped
+        self.metrics["gas_used"] += int(rcpt["gasUsed"])
         event(log, "settled", tx=tx_hash, settled=settled, skipped=skipped,
               gas=int(rcpt["gasUsed"]))
         return settled
@@ -756,10 +773,24 @@ class OracleNode:
         return 200, "text/plain", b"ok\n"
 
     def _handle_metrics(self, _req: Request) -> Reply:
+        """Prometheus text format: this process's counters (``…_total``), the followed
+        checkpoint, and the durable state's row counts (``pouw_oracle_db_…``, kept across
+        restarts)."""
         lines = []
-        for name, value in sorted({**self.metrics, **self.db.counts()}.items()):
-            metric = f"pouw_oracle_{name}"
-            lines += [f"# TYPE {metric} gauge", f"{metric} {value}"]
+        counters = dict(self.metrics)
+        counters.pop("checkpoint", None)
+        checkpoint = self.db.checkpoint()
+        for name, value in sorted(counters.items()):
+            metric = f"pouw_oracle_{name}_total"
+            lines += [f"# HELP {metric} {_METRIC_HELP.get(name, name.replace('_', ' '))}",
+                      f"# TYPE {metric} counter", f"{metric} {value}"]
+        lines += ["# HELP pouw_oracle_checkpoint_block last block whose events are recorded",
+                  "# TYPE pouw_oracle_checkpoint_block gauge",
+                  f"pouw_oracle_checkpoint_block {checkpoint}"]
+        for name, value in sorted(self.db.counts().items()):
+            metric = f"pouw_oracle_db_{name}"
+            lines += [f"# HELP {metric} rows in the node's SQLite state: {name.replace('_', ' ')}",
+                      f"# TYPE {metric} gauge", f"{metric} {value}"]
         return 200, "text/plain; version=0.0.4", ("\n".join(lines) + "\n").encode()
 
 

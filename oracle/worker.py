@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import threading
 import time
 from collections import Counter
@@ -54,9 +56,14 @@ from oracle.specstore import SpecStore
 from oracle.work import answer_challenge, compute, result_root
 from oracle.worker_db import WorkerDB
 
-__all__ = ["Worker", "WorkerConfig"]
+__all__ = ["KILL_POINTS", "Worker", "WorkerConfig"]
 
 log = logging.getLogger("pouw.worker")
+
+#: Where a test may ask the worker to SIGKILL itself (``WorkerConfig.kill_at``): results
+#: stored and recorded, nothing sent; the commit transaction signed, not broadcast; broadcast,
+#: its receipt not yet seen.
+KILL_POINTS = ("after_compute", "after_commit_signed", "after_commit_broadcast")
 
 #: Limits of one ``POST /results`` bundle: items asked for, and payload bytes served (items
 #: beyond it are answered with an error and fetched one by one).
@@ -90,6 +97,8 @@ class WorkerConfig:
     #: Seconds between reads of the bond and ``min_bond`` (two calls) while nothing followed
     #: suggests a change; a slash of this worker or a failed commit forces the next read.
     bond_check_interval: float = 10.0
+    #: Tests only: SIGKILL this process at one of ``KILL_POINTS``.
+    kill_at: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -172,6 +181,11 @@ class Worker:
                 event(log, "announce_failed", logging.WARNING, oracle=o, error=str(exc))
             else:
                 self._announced[o] = now
+
+    def _kill(self, point: str) -> None:
+        if self.cfg.kill_at == point:
+            event(log, "kill_point", point=point)
+            os.kill(os.getpid(), signal.SIGKILL)
 
     def close(self) -> None:
         """Stop serving."""
@@ -269,6 +283,7 @@ class Worker:
                 self.db.set_computed_many(computed)
                 self._fresh.update(c[0] for c in computed)
                 event(log, "computed", jobs=[c[0] for c in computed])
+                self._kill("after_compute")
 
     def _compute_new(self, computed: list[tuple[int, Future[str], bytes, bytes]]) -> None:
         new = self.db.jobs("new")
@@ -327,7 +342,11 @@ class Worker:
             [(j["job_id"], j["commitment"]) for j in todo])
         self._fresh.difference_update(j["job_id"] for j in todo)  # sent (maybe) from here on
         try:
-            self.sender.send(fn, "submit_results", gas=150_000 + 90_000 * len(todo))
+            sent = self.sender.sign(fn, gas=150_000 + 90_000 * len(todo))
+            self._kill("after_commit_signed")
+            self.sender.broadcast(sent.raw)
+            self._kill("after_commit_broadcast")
+            self.sender.wait(sent.tx_hash)
         except ChainError as exc:
             event(log, "commit_failed", logging.WARNING, error=str(exc))
             self._bond_checked = -float("inf")  # a slashed bond is one reason: re-read it

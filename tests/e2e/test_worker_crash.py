@@ -1,0 +1,72 @@
+"""SIGKILL the worker process mid-job (results stored but not sent, commit signed but not
+broadcast, commit broadcast but not confirmed), restart it on the same SQLite file and blob
+directory: every job ends paid exactly once to it, each commitment reached the chain once,
+nothing was slashed — the chain ends as it would have without the crash."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from oracle.blobstore import LocalBlobStore
+from oracle.chain import Chain
+from oracle.oracle_node import OracleConfig, OracleNode
+from tests.e2e.conftest import matmul, post_jobs, wait_until
+from tests.e2e.test_live_loop import settled_events
+
+
+def _worker_cmd(anvil_url: str, tmp_path: Path, keyfile: Path, spec_url: str,
+                oracle_url: str, kill_at: str | None) -> list[str]:
+    cmd = [sys.executable, "-m", "oracle._cli", "worker", "run", "--rpc", anvil_url,
+           "--deployments", str(tmp_path / "deployments"), "--keyfile", str(keyfile),
+           "--spec-store", spec_url, "--db", str(tmp_path / "worker.db"),
+           "--store", str(tmp_path / "worker-blobs"), "--oracle-url", oracle_url,
+           "--poll", "0.1"]
+    return cmd + (["--kill-at", kill_at] if kill_at else [])
+
+
+@pytest.mark.parametrize("kill_at", ["after_compute", "after_commit_signed",
+                                     "after_commit_broadcast"])
+def test_worker_sigkilled__restarts__each_job_paid_once(anvil, deploy, keys, tmp_path,
+                                                        spec_server, kill_at):
+    rec = deploy(1, 1)
+    chain = Chain(anvil.url, rec)
+    keyfile = tmp_path / "worker.key"
+    keyfile.write_text(keys["honest"].key.hex())
+    keyfile.chmod(0o600)
+    cfg = OracleConfig(rpc_url=anvil.url, db_path=str(tmp_path / "oracle.db"),
+                       spec_stores=[spec_server.url], confirmations=1, poll_interval=0.1,
+                       max_wait=0.2)
+    node = OracleNode(cfg, Chain(anvil.url, rec), keys["oracles"][0])
+    oracle_url = node.start_server()
+    stop = threading.Event()
+    t = threading.Thread(target=node.run, args=(stop,), daemon=True)
+    t.start()
+    try:
+        jobs = post_jobs(chain, keys["requester"], [matmul(i) for i in range(3)],
+                         LocalBlobStore(tmp_path / "specs"))
+        cmd = _worker_cmd(anvil.url, tmp_path, keyfile, spec_server.url, oracle_url, kill_at)
+        first = subprocess.run(cmd, capture_output=True, timeout=60, cwd=Path.cwd())
+        assert first.returncode == -9, first.stderr.decode()[-2000:]
+        assert b'"kill_point"' in first.stderr
+        proc = subprocess.Popen(cmd[:-2], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            wait_until(lambda: all(settled_events(chain)[0][j] >= 1 for j in jobs), timeout=40)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    finally:
+        stop.set()
+        t.join(timeout=10)
+        node.close()
+    paid, paid_to, slashed = settled_events(chain)
+    assert [paid[j] for j in jobs] == [1, 1, 1] and slashed == []
+    assert {w for _, w in paid_to} == {keys["honest"].address}
+    submitted = Counter(int(e.args["job_id"]) for e in chain.events(rec.block, chain.head())
+                        if e.name == "ResultSubmitted")
+    assert [submitted[j] for j in jobs] == [1, 1, 1]  # never committed twice
