@@ -6,13 +6,14 @@ A worker signs (EIP-191 ``personal_sign``) the message::
     chain: <chain id>
     market: <JobMarket address>
     url: <base URL>
-    timestamp: <unix seconds>
+    timestamp: <unix milliseconds>
 
 and POSTs ``{"worker", "url", "timestamp", "signature"}`` to each oracle's ``/workers``. The
 oracle keeps, per worker, the URL of the newest valid announcement. Only the worker's key can
 move its URL, so nobody can redirect an oracle away from an honest worker; a wrong URL costs
 only the worker (its result is not served, so its submission is INVALID after the reveal
-window). Oracles may also be given static ``address=url`` pairs.
+window). Milliseconds, so a worker restarted on a new port within the same second still
+replaces its old URL. Oracles may also be given static ``address=url`` pairs.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from eth_account import Account
@@ -110,7 +111,14 @@ def typed_data(chain_id: int, market: str, attestations: Sequence[Attestation]) 
 
 
 def signable(chain_id: int, market: str, attestations: Sequence[Attestation]) -> SignableMessage:
-    """The batch as an EIP-191 version-1 signable message."""
+    """The batch as an EIP-191 version-1 signable message (the last few batches encoded are
+    remembered: a node hashes, signs and settles the same batch in one breath)."""
+    return _signable(chain_id, market, tuple(attestations))
+
+
+@lru_cache(maxsize=16)
+def _signable(chain_id: int, market: str, attestations: tuple[Attestation, ...]
+              ) -> SignableMessage:
     return encode_typed_data(full_message=typed_data(chain_id, market, attestations))
 
 

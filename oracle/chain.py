@@ -182,7 +182,7 @@ class Chain:
 
     def head(self) -> int:
         """The latest block number."""
-        return int(_wrap("eth_blockNumber", lambda: self.w3.eth.block_number))
+        return int(_wrap("eth_blockNumber", lambda: self._rpc("eth_blockNumber", [])), 16)
 
     def safe_head(self, confirmations: int) -> int:
         """The newest block with at least ``confirmations`` blocks on top (may be -1)."""
@@ -192,9 +192,21 @@ class Chain:
         """A block header; ChainError if the node does not have it."""
         return _wrap(f"eth_getBlockByNumber({number})", lambda: self.w3.eth.get_block(number))
 
+    def _header(self, number: int) -> dict[str, Any]:
+        def get() -> dict[str, Any]:
+            header = self._rpc("eth_getBlockByNumber", [hex(number), False])
+            if header is None:
+                raise ValueError("no such block")
+            return dict(header)
+        return dict(_wrap(f"eth_getBlockByNumber({number})", get))
+
     def block_hash(self, number: int) -> bytes:
-        """The 32-byte hash of block ``number``."""
-        return bytes(self.block(number)["hash"])
+        """The 32-byte hash of block ``number`` (raw JSON-RPC: no web3 formatting)."""
+        return _hex_bytes(self._header(number)["hash"])
+
+    def block_timestamp(self, number: int) -> int:
+        """The timestamp of block ``number``."""
+        return int(self._header(number)["timestamp"], 16)
 
     def events(
         self, from_block: int, to_block: int, *, job_id: int | None = None,

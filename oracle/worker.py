@@ -171,7 +171,7 @@ class Worker:
         if not due:
             return
         body = make_announcement(self.account, self.chain.chain_id, self.chain.market.address,
-                                 self._url, int(now))
+                                 self._url, int(now * 1000))
         for o in due:
             self._announce_tried[o] = now
             try:
@@ -249,7 +249,7 @@ class Worker:
             elif e.name == "WorkerSlashed" and e.args["worker"] == self.address:
                 self._bond_checked = -float("inf")  # re-read the bond next step
         self.db.add_jobs(jobs, head, epochs=epochs, settled=settled)
-        self._now = int(self.chain.block(head)["timestamp"])
+        self._now = self.chain.block_timestamp(head)
 
     def _accept(self, job: dict[str, Any], spec: Spec) -> str | None:
         if spec.kind not in self.cfg.kinds:
