@@ -680,9 +680,8 @@ def job_refund(job_id: int, network: str, deployments_dir: str, rpc: str, keyfil
     """Refund an unsettled job after its deadline (the escrow returns to the requester)."""
     chain, rcpt = _send_market(network, deployments_dir, rpc, keyfile, password_file,
                                password_env, "refund", job_id)
-    for ev in chain.market.events.JobRefunded().process_receipt(rcpt):
-        click.echo(f"job {job_id} refunded: {ev['args']['amount']:,} to "
-                   f"{ev['args']['requester']}")
+    for ev in chain.receipt_events(rcpt, ("JobRefunded",)):
+        click.echo(f"job {job_id} refunded: {ev.args['amount']:,} to {ev.args['requester']}")
 
 
 @cli.command()
@@ -707,8 +706,7 @@ def withdraw(network: str, deployments_dir: str, rpc: str, keyfile: str,
         raise ConfigError(f"--asset must be ETH or an ERC-20 address, got {asset!r}")
     chain, rcpt = _send_market(network, deployments_dir, rpc, keyfile, password_file,
                                password_env, "withdraw", to_checksum_address(asset))
-    total = sum(int(e["args"]["amount"])
-                for e in chain.market.events.Withdrawn().process_receipt(rcpt))
+    total = sum(int(e.args["amount"]) for e in chain.receipt_events(rcpt, ("Withdrawn",)))
     click.echo(f"withdrawn {total:,}")
 
 

@@ -103,8 +103,8 @@ def create_jobs(chain: Chain, account: LocalAccount, specs: Sequence[Spec], *, a
     simulate(chain, fn, account.address, value)
     rcpt = sender.send(fn, "create_jobs", value=value,
                        gas=150_000 + 120_000 * len(requests))
-    return [int(e["args"]["job_id"])
-            for e in chain.market.events.JobCreated().process_receipt(rcpt)]
+    return [int(e.args["job_id"])
+            for e in chain.receipt_events(rcpt, ("JobCreated",))]
 
 
 def _call(fn: Any) -> Any:
