@@ -88,8 +88,23 @@ def test_cli__deploy_create_show_status_audit(anvil, keys, tmp_path: Path, spec_
             code, out = pouw("audit", j, *common, "--spec-store", spec_server.url,
                              "--worker-url", w.server.url if w.server else "")
             assert code == 0 and out.startswith("MATCH"), out
+        # ...or from a blob store holding the result (here: the worker's own directory).
+        blob = w.db.job(full_jobs[0])["blob"]
+        by_blob = ["audit", full_jobs[0], *common, "--spec-store", spec_server.url,
+                   "--blob", blob]
+        code, out = pouw(*by_blob, "--blob-store", tmp_path / "honest-blobs")
+        assert code == 0 and out.startswith("MATCH"), out
+        code, out = pouw(*by_blob)
+        assert code == 2 and "--blob-store" in out and len(out.strip().splitlines()) == 1
+        code, out = pouw(*by_blob, "--blob-store", tmp_path / "empty-store")
+        assert code == 2 and len(out.strip().splitlines()) == 1, out
+        worker_url = w.server.url if w.server else ""
     finally:
         cluster.shutdown()
+    # The worker is gone: auditing from its URL is a one-line error, not a verdict.
+    code, out = pouw("audit", full_jobs[0], *common, "--spec-store", spec_server.url,
+                     "--worker-url", worker_url)
+    assert code == 2 and "worker server" in out and len(out.strip().splitlines()) == 1, out
 
     # The auditor holds results instead: the true one matches, a wrong one does not.
     store = SpecStore([spec_server.url])
