@@ -115,6 +115,13 @@ class OracleDB(SqliteFile):
         row = self._one("SELECT hash FROM blocks WHERE number=?", (number,))
         return None if row is None else bytes(row[0])
 
+    def recorded_blocks(self, below: int) -> list[tuple[int, bytes]]:
+        """(number, hash) of the processed blocks this node keeps below ``below``, newest
+        first."""
+        rows = self._all("SELECT number, hash FROM blocks WHERE number < ? ORDER BY number DESC",
+                         (below,))
+        return [(int(n), bytes(h)) for n, h in rows]
+
     def rewind(self, to_block: int) -> None:
         """Forget processed blocks above ``to_block`` and move the checkpoint there."""
         with self.tx() as c:

@@ -277,16 +277,25 @@ class OracleNode:
         if cp is None or cp < 0:
             return
         recorded = self.db.block_hash(cp)
-        if recorded is None or recorded == self.chain.block_hash(cp):
-            return
+        try:
+            if recorded is None or recorded == self.chain.block_hash(cp):
+                return
+        except ChainError:
+            pass  # the checkpoint block is gone: the chain was cut below it
         self._hashes.clear()
         self._confirmed = -1
-        fork = cp - 1
-        while fork >= 0:
-            h = self.db.block_hash(fork)
-            if h is None or h == self.chain.block_hash(fork):
+        # The fork point is the newest kept block whose recorded hash the chain still has (a
+        # block's hash fixes every block below it); blocks whose hash was never recorded
+        # prove nothing. None kept matches: re-read everything since the deployment.
+        fork = self.chain.deployment.block - 1
+        for number, recorded_hash in self.db.recorded_blocks(below=cp):
+            try:
+                same = recorded_hash == self.chain.block_hash(number)
+            except ChainError:
+                same = False  # the chain is now shorter than that block
+            if same:
+                fork = number
                 break
-            fork -= 1
         self.metrics["deep_reorgs"] += 1
         event(log, "deep_reorg", logging.ERROR, checkpoint=cp, fork_point=fork)
         for v in self.db.orphan_verdicts_after(fork):

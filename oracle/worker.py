@@ -119,6 +119,12 @@ class Worker:
         self.metrics: Counter[str] = Counter()
         self.server: ApiServer | None = None
         self._io = ThreadPoolExecutor(max_workers=8, thread_name_prefix="pouw-store")
+        # One commit thread: transactions leave in nonce order; _send_lock guards the sender
+        # (nonces) against the loop's own register / withdraw / claim transactions.
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pouw-commit")
+        self._send_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._inflight: set[int] = set()
         self._spec_failures: dict[int, int] = {}
         self._last_claim = 0.0
         self._bond_checked = -float("inf")
@@ -191,6 +197,7 @@ class Worker:
         """Stop serving."""
         if self.server is not None:
             self.server.stop()
+        self._committer.shutdown(wait=True)
         self._io.shutdown(wait=True)
         self.db.close()
 
@@ -203,13 +210,14 @@ class Worker:
                 event(log, "loop_error", logging.ERROR, error=f"{type(exc).__name__}: {exc}")
             stop.wait(self.cfg.poll_interval)
 
-    def step(self) -> None:
-        """Announce (when due), bond, follow, compute, commit, claim: one iteration."""
+    def step(self, wait: bool = False) -> None:
+        """Announce (when due), bond, follow, compute, commit, claim: one iteration
+        (``wait``: until this iteration's commit is mined or failed)."""
         self._announce()
         self.ensure_bond()
         self.follow()
         self.compute_new()
-        self.commit_computed()
+        self.commit_computed(wait=wait)
         if time.time() - self._last_claim >= self.cfg.claim_interval:
             self._last_claim = time.time()
             self.claim()
@@ -226,7 +234,7 @@ class Worker:
         bond = int(self.chain.call("bonds", self.address))
         need = int(self.chain.call("min_bond"))
         if bond < need:
-            self.sender.send(self.chain.market.functions.register(), "register", value=need - bond)
+            self._send(self.chain.market.functions.register(), value=need - bond)
             event(log, "bonded", amount=need - bond)
 
     def follow(self) -> None:
@@ -318,10 +326,21 @@ class Worker:
             root = result_root(spec, result)
             computed.append((jid, blob, root, commitment(self.address, root)))
 
-    def commit_computed(self) -> None:
-        """Commit computed results in one transaction, skipping any already on-chain."""
+    def commit_computed(self, wait: bool = False) -> None:
+        """Commit computed results in one transaction, skipping any already on-chain.
+
+        The transaction is signed and broadcast, and its receipt awaited, on the commit
+        thread, so the next batch computes meanwhile (``wait``: return only once it is
+        settled, as tests and the last step before stopping want). Jobs in flight are left out
+        of later batches; a failed commit returns them to the next one (looked up first)."""
         todo, mined, lost = [], [], []
-        for job in self.db.jobs("computed")[: self.cfg.commit_batch]:
+        with self._lock:
+            inflight = set(self._inflight)
+        for job in self.db.jobs("computed"):
+            if len(todo) >= self.cfg.commit_batch:
+                break
+            if job["job_id"] in inflight:
+                continue
             if job["job_id"] in self._fresh and job["job_id"] not in self._closed:
                 todo.append(job)  # computed by this process, never sent: nothing to look up
                 continue
@@ -336,35 +355,56 @@ class Worker:
             self.db.set_states(mined, "committed")
         if lost:
             self.db.set_states(lost, "lost", "job closed before commit")
-        if not todo:
-            return
-        fn = self.chain.market.functions.submit_results(
-            [(j["job_id"], j["commitment"]) for j in todo])
-        self._fresh.difference_update(j["job_id"] for j in todo)  # sent (maybe) from here on
+        if todo:
+            ids = [j["job_id"] for j in todo]
+            with self._lock:
+                self._inflight.update(ids)
+            self._fresh.difference_update(ids)  # sent (maybe) from here on
+            done = self._committer.submit(self._commit, todo)
+            if wait:
+                done.result()
+
+    def _commit(self, todo: list[dict[str, Any]]) -> None:
+        ids = [j["job_id"] for j in todo]
         try:
-            sent = self.sender.sign(fn, gas=150_000 + 90_000 * len(todo))
-            self._kill("after_commit_signed")
-            self.sender.broadcast(sent.raw)
+            fn = self.chain.market.functions.submit_results(
+                [(j["job_id"], j["commitment"]) for j in todo])
+            with self._send_lock:
+                sent = self.sender.sign(fn, gas=150_000 + 90_000 * len(todo))
+                self._kill("after_commit_signed")
+                self.sender.broadcast(sent.raw)
             self._kill("after_commit_broadcast")
             self.sender.wait(sent.tx_hash)
         except ChainError as exc:
             event(log, "commit_failed", logging.WARNING, error=str(exc))
             self._bond_checked = -float("inf")  # a slashed bond is one reason: re-read it
-            self.sender.nonce = self.chain.w3.eth.get_transaction_count(self.address, "pending")
-            return
-        self.db.set_states([j["job_id"] for j in todo], "committed")
-        event(log, "committed", jobs=[j["job_id"] for j in todo])
+            with self._send_lock:
+                self.sender.nonce = self.chain.w3.eth.get_transaction_count(self.address,
+                                                                            "pending")
+        else:
+            self.db.set_states(ids, "committed")
+            event(log, "committed", jobs=ids)
+        finally:
+            with self._lock:
+                self._inflight.difference_update(ids)
+
+    def _send(self, fn: Any, value: int = 0) -> Any:
+        """Sign and broadcast under the sender lock (the commit thread sends too); wait."""
+        with self._send_lock:
+            sent = self.sender.sign(fn, value=value)
+            self.sender.broadcast(sent.raw)
+        return self.sender.wait(sent.tx_hash)
 
     def claim(self) -> None:
         """Withdraw credited ETH; claim every ended epoch with own work."""
         credited = int(self.chain.call("credited", self.address, ZERO_ADDRESS))
         if credited > 0:
-            self.sender.send(self.chain.market.functions.withdraw(ZERO_ADDRESS), "withdraw")
+            self._send(self.chain.market.functions.withdraw(ZERO_ADDRESS))
             event(log, "withdrawn", amount=credited)
         current = int(self.chain.call("current_epoch"))
         due = [e for e in self.db.pending_claims() if e < current]
         if due:
-            self.sender.send(self.chain.market.functions.claim(due), "claim")
+            self._send(self.chain.market.functions.claim(due))
             self.db.set_claimed(due)
             event(log, "claimed", epochs=due)
 

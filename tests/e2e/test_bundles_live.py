@@ -50,7 +50,7 @@ def _verdicts(anvil, rec, keys, tmp_path, spec_server, **kw):
     jobs = post_jobs(chain, keys["requester"], SPECS, LocalBlobStore(tmp_path / "specs"))
     w, node, hits = _setup(anvil, rec, keys, tmp_path, spec_server.url, **kw)
     try:
-        w.step()
+        w.step(wait=True)
 
         def decided() -> bool:
             node.verify_due(node.follow())
@@ -108,7 +108,7 @@ def test_bundle_endpoint__bad_requests(anvil, deploy, keys, tmp_path, spec_serve
     [job] = post_jobs(chain, keys["requester"], [matmul(9)], LocalBlobStore(tmp_path / "specs"))
     w, node, _ = _setup(anvil, rec, keys, tmp_path, spec_server.url)
     try:
-        w.step()
+        w.step(wait=True)
         url = f"{w.server.url}/results"
         for body in (b"not json", b'{"items": []}', b'{"items": [{"job_id": 1}]}',
                      json.dumps({"items": [{"job_id": job, "commitment": "0x12"}]}).encode(),

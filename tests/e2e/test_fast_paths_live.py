@@ -114,7 +114,7 @@ def test_item_skipped_by_contract__marked_moot_from_receipt(anvil, deploy, keys,
                  worker_urls={w.address: w.server.url for w in ws})
     try:
         for w in ws:
-            w.step()
+            w.step(wait=True)
 
         def decided() -> bool:
             anvil.w3.provider.make_request("evm_mine", [])

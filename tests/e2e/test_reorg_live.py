@@ -33,7 +33,7 @@ def test_deep_reorg__verdict_orphaned__resubmission_verified_under_new_seed(
         snapshot = rpc("evm_snapshot", [])["result"]
         w.follow()
         w.compute_new()
-        w.commit_computed()
+        w.commit_computed(wait=True)
         commitment = w.db.job(job)["commitment"]
 
         def decided() -> bool:
