@@ -9,10 +9,10 @@ anvil, in one run:
     (k-of-n, threshold a majority) and ``--workers`` workers, each in its own process as in
     a real deployment, with their real HTTP servers and SQLite files; a requester (this
     process) posts ``--jobs`` int8 matmul jobs of n=``--n`` with ``create_jobs`` in batches
-    of 64; workers commit with ``submit_results``; oracles fetch results in bundles and
-    settle in batches of up to 64. The clock runs from the first ``create_jobs`` transaction
-    until every job is paid (its worker credited). Services start and workers are bonded
-    before the clock starts (a one-off).
+    of 64 (all sent, then awaited); workers commit with ``submit_results``; oracles fetch
+    results in bundles and settle in batches of up to 64. The clock runs from the first
+    ``create_jobs`` transaction until every job is paid (its worker credited). Services
+    start and workers are bonded before the clock starts (a one-off).
 
 A thread mines an empty block every 0.1 s during (b), so challenge blocks appear on a quiet
 chain; (a) runs before it starts. Writes ``e2e_settled_per_s_vs_raw_tx`` = (b)/(a) and
@@ -166,14 +166,17 @@ def settled_run(url: str, w3: Web3, work: Path, *, jobs: int, n: int, n_oracles:
             deadline = int(chain.block(chain.head())["timestamp"]) + 3_600
             ids: list[int] = []
             t0 = time.perf_counter()
+            sent = []  # a requester with many jobs sends every batch, then waits
             for lo in range(0, jobs, CREATE_BATCH):
                 part = specs[lo:lo + CREATE_BATCH]
                 fn = chain.market.functions.create_jobs(
                     [(s.hash, work_units(s), ZERO_ADDRESS, PRICE, deadline) for s in part])
-                rcpt = req.send(fn, "create_jobs", value=PRICE * len(part),
-                                gas=150_000 + 120_000 * len(part))
-                ids += [int(e["args"]["job_id"])
-                        for e in chain.market.events.JobCreated().process_receipt(rcpt)]
+                tx = req.sign(fn, value=PRICE * len(part), gas=150_000 + 120_000 * len(part))
+                req.broadcast(tx.raw)
+                sent.append(tx)
+            for tx in sent:
+                rcpt = req.wait(tx.tx_hash)
+                ids += [int(e.args["job_id"]) for e in chain.receipt_events(rcpt, ("JobCreated",))]
             pending = set(ids)
             limit = time.monotonic() + 300
             seen = rec.block - 1  # events are read once each: this thread shares the GIL
@@ -217,7 +220,7 @@ def settled_run(url: str, w3: Web3, work: Path, *, jobs: int, n: int, n_oracles:
 
 def main() -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=128)
+    parser.add_argument("--jobs", type=int, default=512)
     parser.add_argument("--n", type=int, default=32, help="matmul size (n×n int8)")
     parser.add_argument("--oracles", type=int, default=1, choices=(1, 3))
     parser.add_argument("--workers", type=int, default=1,
