@@ -49,7 +49,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -96,6 +96,9 @@ log = logging.getLogger("pouw.oracle")
 #: Where a test may ask the node to SIGKILL itself (``OracleConfig.kill_at``).
 KILL_POINTS = ("after_verdict", "after_sign", "after_tx_signed", "after_broadcast")
 MAX_ANSWER_BYTES = 64 << 20
+#: Jobs below this many work units prepare their seed-only part inline: for them a thread
+#: handoff costs more than the overlap with the fetch saves.
+INLINE_PREPARE_UNITS = 1 << 24
 #: Bundled fetches (``POST /results`` on a worker): full-mode results up to this size travel in
 #: bundles of at most ``BUNDLE_BYTES`` payload bytes; larger ones are fetched one by one.
 BUNDLE_ITEM_BYTES = 4 << 20
@@ -207,23 +210,42 @@ class OracleNode:
         self.db.close()
 
     def run(self, stop: threading.Event) -> None:
-        """Loop until ``stop`` is set; an error in one iteration is logged and retried."""
+        """Loop until ``stop`` is set: follow and verify on this thread, settle on a second
+        one (a settle transaction's round trips never hold up verification, nor the other
+        way round); an error in one iteration is logged and retried."""
         self.resume_transactions()
+        settler = threading.Thread(target=self._loop, args=(stop, self.settle_backlog),
+                                   name="pouw-settle", daemon=True)
+        settler.start()
+        try:
+            self._loop(stop, lambda: self.verify_due(self.follow()))
+        finally:
+            settler.join(timeout=30)
+
+    def _loop(self, stop: threading.Event, body: Callable[[], object]) -> None:
         while not stop.is_set():
             try:
-                self.step()
+                body()
             except Exception as exc:  # the loop must go on; the cause is logged
                 self.metrics["loop_errors"] += 1
                 event(log, "loop_error", logging.ERROR, error=f"{type(exc).__name__}: {exc}")
             stop.wait(self.cfg.poll_interval)
 
     def step(self) -> None:
-        """Follow, verify, settle: one iteration."""
-        safe = self.follow()
-        self.verify_due(safe)
-        for _ in range(8):  # a backlog of full batches goes out now, not one per iteration
-            if self.settle_ready() == 0:
+        """Follow, verify, settle: one iteration (what :meth:`run` does on two threads)."""
+        self.verify_due(self.follow())
+        self.settle_backlog()
+
+    def settle_backlog(self, max_batches: int = 8) -> int:
+        """Settle ready batches until none is left (at most ``max_batches``): a backlog of
+        full batches goes out now, not one per iteration. Returns the items settled."""
+        total = 0
+        for _ in range(max_batches):
+            settled = self.settle_ready()
+            if settled == 0:
                 break
+            total += settled
+        return total
 
     def _kill(self, point: str) -> None:
         if self.cfg.kill_at == point:
@@ -475,7 +497,11 @@ class OracleNode:
         cb = challenge_block(submission_block)
         cb_hash = self.confirmed_hash(cb)
         seed = challenge_seed(cb_hash, key.job_id, key.worker)
-        prepared_f = self._pool.submit(prepare, spec, seed)
+        prepared_f: Future[Any] = Future()
+        if job["work_units"] < INLINE_PREPARE_UNITS:
+            prepared_f.set_result(prepare(spec, seed))  # cheaper than a thread handoff
+        else:
+            prepared_f = self._pool.submit(prepare, spec, seed)
         try:
             if served is not None:
                 verdict = self._check_served(key, spec, seed, prepared_f.result, *served)
