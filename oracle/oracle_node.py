@@ -99,6 +99,8 @@ MAX_ANSWER_BYTES = 64 << 20
 #: Jobs below this many work units prepare their seed-only part inline: for them a thread
 #: handoff costs more than the overlap with the fetch saves.
 INLINE_PREPARE_UNITS = 1 << 24
+#: Bundled results up to this size are checked on the loop's thread, not the pool's.
+INLINE_CHECK_BYTES = 64 << 10
 #: Bundled fetches (``POST /results`` on a worker): full-mode results up to this size travel in
 #: bundles of at most ``BUNDLE_BYTES`` payload bytes; larger ones are fetched one by one.
 BUNDLE_ITEM_BYTES = 4 << 20
@@ -350,7 +352,15 @@ class OracleNode:
                 return sub["key"], None, f"{type(exc).__name__}: {exc}"
 
         decided = []
-        results = self._verify_pool.map(one, due) if len(due) > 1 else map(one, due)
+        # Results in hand (bundled) of small jobs are checked on this thread: for them the
+        # pool's handoffs cost more than its parallelism gains. The rest (fetches, big checks)
+        # run on the pool.
+        inline = [sub for sub in due if sub["key"] in served
+                  and len(served[sub["key"]][1]) <= INLINE_CHECK_BYTES]
+        pooled = [sub for sub in due if not (sub["key"] in served
+                  and len(served[sub["key"]][1]) <= INLINE_CHECK_BYTES)]
+        results = [*map(one, inline),
+                   *(self._verify_pool.map(one, pooled) if len(pooled) > 1 else map(one, pooled))]
         for key, stored, error in results:
             if error is not None:
                 self._retry(key, error)
