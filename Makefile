@@ -45,7 +45,7 @@ gas: setup
 	$(BIN)/ape test tests/contracts --network ethereum:local:foundry --gas -q
 
 coverage: setup
-	$(BIN)/python bench/coverage.py
+	$(BIN)/python bench/contract_coverage.py
 
 # Re-export oracle/abi/*.json (committed) from the compiled build after changing contracts/.
 abi: setup

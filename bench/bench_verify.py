@@ -14,7 +14,9 @@ Definitions (all best-of-``reps`` wall seconds on this machine, one process):
 * verify — from holding the result (full: the decoded array; sampled: the answer's bytes) to
   the verdict: ``check_full`` / ``check_sampled``. Seed-only work (``prepare``) is excluded and
   reported separately; the Merkle root / content hash of a full result (keccak at ~0.4 GB/s
-  per thread) is also reported separately (``*_root_*``);
+  per thread) is also reported separately (``*_root_*``). ``prepare`` also compiles, or loads
+  from numba's on-disk cache, the kernels the checks use (once per process, ~0.3 s warm,
+  ~5 s cold; best-of keeps it out of ``prepare_*`` as it is not a per-job cost);
 * oracle total (seeded int8, sampled mode) — regenerate inputs + prepare + check_sampled;
   worker total — generate inputs + compute + Merkle root (for the commitment) + answer.
   The same ratio for full mode adds the Merkle root check to the oracle and the content hash

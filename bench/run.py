@@ -2,7 +2,7 @@
 
 Runs bench/gas.py (anvil), bench/bench_verify.py (verification vs compute, n up to 4096),
 bench/e2e.py (settled jobs per second end to end vs raw web3 transactions, anvil) and
-bench/coverage.py (statement coverage on anvil), each in its own process, then prints the
+bench/contract_coverage.py (statement coverage on anvil), each in its own process, then prints the
 headline keys of bench/results.json against their targets. `--quick` skips n = 4096 and
 coverage (minutes instead of ~8).
 """
@@ -45,7 +45,7 @@ def main() -> int:
              [PY, "bench/bench_verify.py", *(["--quick"] if args.quick else [])],
              [PY, "bench/e2e.py", *(["--jobs", "64"] if args.quick else [])]]
     if not args.quick:
-        steps.append([PY, "bench/coverage.py"])
+        steps.append([PY, "bench/contract_coverage.py"])
     for step in steps:
         print(f"\n$ {' '.join(step[1:])}", flush=True)
         if subprocess.run(step, cwd=ROOT).returncode != 0:

@@ -1,22 +1,31 @@
-"""A lazily created, process-wide thread pool for GIL-releasing numpy / keccak work."""
+"""A lazily created, process-wide thread pool for GIL-releasing numpy / keccak work, and lazily
+compiled numba kernels (``nogil``) to run on it."""
 
 from __future__ import annotations
 
+import functools
+import itertools
+import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
-__all__ = ["parallel_map", "workers"]
+__all__ = ["jit", "parallel_for", "parallel_map", "workers"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
+_jit_lock = threading.Lock()
+_kernels: dict[Callable[..., Any], Callable[..., Any] | None] = {}
+_numba_module: list[Any] = []  # [] until first tried, then [numba or None]
+log = logging.getLogger("pouw.parallel")
 
 
+@functools.cache
 def workers() -> int:
     """Number of worker threads used for parallel loops (CPU count, capped at 8)."""
     return max(1, min(os.cpu_count() or 1, 8))
@@ -38,3 +47,82 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
     if len(items) <= 1 or workers() == 1:
         return [fn(x) for x in items]
     return list(_get_pool().map(fn, items))
+
+
+def parallel_for(fn: Callable[[int], object], count: int) -> None:
+    """``fn(i)`` for every i in ``range(count)``, for calls that write disjoint outputs.
+
+    The calling thread takes part (it is running already; a pool thread may first have to be
+    woken), and each participant takes the next index when it finishes one, so a core that is
+    slower at the moment (shared machine, clocked down after idling) simply does fewer. The
+    first exception stops the handing out of indices and is raised once every thread is done.
+    """
+    helpers = min(workers(), count) - 1
+    if helpers <= 0:
+        for i in range(count):
+            fn(i)
+        return
+    indices = itertools.count()  # next() on it is atomic under the GIL
+    failed = threading.Event()
+
+    def drain() -> None:
+        for i in indices:
+            if i >= count or failed.is_set():
+                return
+            try:
+                fn(i)
+            except BaseException:
+                failed.set()
+                raise
+
+    pool = _get_pool()
+    futures = [pool.submit(drain) for _ in range(helpers)]
+    try:
+        drain()
+    finally:
+        for future in futures:
+            future.exception()  # wait for it; its own error (if any) is raised below
+    for future in futures:
+        future.result()
+
+
+def jit(
+    py_func: Callable[..., Any], signatures: Callable[[Any], list[Any]]
+) -> Callable[..., Any] | None:
+    """``py_func`` compiled by numba (``nogil``, no fastmath, on-disk cache), or None without numba.
+
+    Compiled once per process, on the first call for that function, for every signature
+    ``signatures(numba.types)`` returns (explicit signatures: later calls with other types fail
+    instead of compiling on a hot path). numba's cache (``__pycache__`` beside the module, or
+    its user-wide fallback) makes later processes load the machine code instead of compiling.
+    Kernels run on the caller's thread (or this module's pool): numba's own parallel layer is
+    not used, as its default "workqueue" layer must not be entered from two threads at once.
+    """
+    with _jit_lock:
+        if py_func not in _kernels:
+            numba = _numba()
+            _kernels[py_func] = (
+                None
+                if numba is None
+                else numba.njit(signatures(numba.types), nogil=True, cache=True, fastmath=False)(
+                    py_func
+                )
+            )
+        return _kernels[py_func]
+
+
+def _numba() -> Any:
+    """The numba module, or None (logged once) if it cannot be imported.
+
+    Besides a missing install, a script run from a folder holding a ``coverage.py`` shadows the
+    coverage package that numba imports (AttributeError): the exact numpy paths then serve.
+    """
+    if not _numba_module:
+        try:
+            import numba
+        except (ImportError, AttributeError) as exc:  # pragma: no cover - environment
+            log.warning("numba unavailable (%s); using the slower numpy paths", exc)
+            _numba_module.append(None)
+        else:
+            _numba_module.append(numba)
+    return _numba_module[0]

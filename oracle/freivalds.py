@@ -5,32 +5,45 @@ A·(B·r). B·r and A·(B·r) need only the inputs and the challenge seed, so th
 before the result arrives (``prepare``); after it arrives only C·R remains — one pass over C.
 
 **int8 inputs, exact int32 results (false accept ≤ 2^-40).**
-Work in the field F_p, p = 2^61 − 1. Let D = C − A·B. The true product fits int32 (|A·B|_ij ≤
-k·2^14 < 2^31 since k ≤ 2^16), so every entry of D is an integer with |d| < 2^32 < p and
-D ≠ 0 over Z ⇔ D ≠ 0 over F_p. Draw each entry of r independently and uniformly from
-S = {0, 1, …, 2^b − 1} ⊂ F_p. If row i of D is non-zero, pick j with d_ij ≠ 0 and fix every
-other entry of r: d_i·r = 0 holds for at most one value of r_j, so
-P[d_i·r = 0] ≤ 1/|S| = 2^-b (Schwartz–Zippel for a degree-1 polynomial). With ``rounds``
-independent vectors, P[accept a wrong C] ≤ 2^(-b·rounds); we take rounds = ⌈40 / b⌉.
+Work in the ring Z/2^64 (wrapping 64-bit integers). Let D = C − A·B over Z. The true product
+has |A·B|_ij ≤ k·2^14 ≤ 2^30 (k ≤ 2^16, the spec's limit), so it fits int32, and any int32 C,
+even a forged one, gives |d_ij| ≤ 2^31 + 2^30 < 2^32. Draw each entry of r independently and
+uniformly from S = {0, 1, …, 2^b − 1}, b = 20. The verifier computes y = C·r and z = A·(B·r)
+modulo 2^64 (in any order: reduction mod 2^64 is a ring homomorphism from Z, so wrapping
+arithmetic gives the same residue however the sums are grouped) and accepts iff y = z, i.e.
+iff D·r ≡ 0 (mod 2^64). If row i of D is non-zero, pick j with d_ij ≠ 0 and write
+d_ij = 2^v·u with u odd; v ≤ 31 since 0 < |d_ij| < 2^32. Fix every other entry of r: the
+condition becomes d_ij·r_j ≡ t (mod 2^64) for a fixed t, which holds only for r_j in one
+residue class modulo 2^(64−v) ≥ 2^33 (u is invertible mod 2^64), and S (2^b ≤ 2^33
+consecutive integers) meets that class at most once: P[d_i·r ≡ 0] ≤ 2^-b (Schwartz–Zippel for
+a degree-1 polynomial, over Z/2^64). With ``rounds`` independent vectors,
+P[accept a wrong C] ≤ 2^(-b·rounds); b = 20 and rounds = 2 give 2^-40 for every shape the spec
+allows. Equality is tested on the int64 representatives (two's complement) of the residues.
 
-Exactness without modular reductions: all quantities stay below 2^53 in magnitude, so float64
-BLAS computes them exactly (every partial sum is an integer representable in float64, in any
-summation order), and an exact integer is its own representative in F_p (|x| < 2^53 < p/2).
-The bounds (any int32 C, even a forged one, int8 A and B):
+*Cost.* C·R is one pass over C. With numba present (:func:`ring_product`), a compiled loop
+runs over chunks of rows, shared out to the calling thread and the pool: every int32 of C is
+loaded once, sign-extended and multiplied by both rounds' r_j (which fit int32, so each
+product is one exact 32×32→64-bit multiply), and summed in uint64 (numba gives unsigned
+arithmetic defined wrap-around; signed int64 overflow would be undefined in LLVM). Four rows
+go through the loop together: four memory streams keep more of C in flight than one, which
+doubles the speed when C comes from DRAM. The kernels are compiled, or loaded from numba's
+on-disk cache, by :func:`jit_warm_up`, which ``prepare`` calls, so no check after ``prepare``
+ever compiles. Without numba (or for non-contiguous operands) the same residues come from
+float64 BLAS: r is split into limbs of L bits (the top limb signed) so that every column
+product stays below 2^53 in magnitude (cols · max|m| · (2^L − 1) < 2^53: exact in any
+summation order), each column is computed by :func:`float64_product` (a cache-sized block of
+C converted to float64, then a DGEMM small enough that OpenBLAS keeps it on one thread,
+m·n·k ≤ 2^18), and the limbs are recombined with wrapping uint64 shifts and adds. Both paths
+return identical integers.
 
-* C·r:      |Σ_j c_ij r_j| ≤ n · 2^31 · (2^b − 1)          < 2^53
-* A·(B·r):  |Σ_j a_ij Σ_l b_jl r_l| ≤ k · n · 2^14 · (2^b − 1) < 2^53
-
-so b = min(20, largest b satisfying both). For n = k = 4096: b = 10, rounds = 4,
-false accept ≤ 2^-40. Equality is then tested on integers (int64), never on floats.
-
-*Cost.* C·R is one pass over C: each thread converts a block of rows (≤ 512 KiB as float64,
-in cache) and multiplies it by R with a GEMM small enough that OpenBLAS keeps it on one thread
-(m·n·k ≤ 2^18), so the pool's threads, not OpenBLAS's, use the cores. Cheaper fp32 routes are
-not exact and are not used: an honest entry can reach k·2^14 = 2^26 > 2^24 (not every such
-integer is a float32), and any fp32 accumulation of n ≥ 2^12 terms of that size overflows the
-2^24 range where fp32 sums are exact, whatever the split of C or the width of r; integer
-numpy products (no BLAS) measured 2x slower than convert + DGEMM.
+Measured at n = m = k = 4096 on 2 shared cores, each call after a ``gc.collect()`` (as the
+bench does; C then comes from DRAM): the compiled pass 2.2–3 ms (1.4 ms with C in cache),
+the former convert + 4-column DGEMM 8–11 ms; integer numpy products (no BLAS) are 2x slower
+still. Cheaper fp32 routes are not exact (an honest entry can reach k·2^14 = 2^26 > 2^24).
+A range check |c_ij| ≤ k·2^14 fused into the float64 route would let b grow to 15 bits
+(3 rounds instead of 4), but measured slower (one thread: 14.3 ms against 8.4 ms; a 3-column
+DGEMM is no cheaper than a 4-column one, and the check is one more pass over each block);
+modulo 2^64 needs no range check at all.
 
 **fp32 (error bound).** Let u = 2^-24 and γ_j = j·u / (1 − j·u) (Higham, *Accuracy and
 Stability of Numerical Algorithms*, §3.1). An honest Ĉ = fl(A·B) computed in fp32 (or wider)
@@ -55,15 +68,17 @@ non-finite and the comparison false.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
-from oracle._parallel import parallel_map, workers
+from oracle._parallel import jit as _jit
+from oracle._parallel import parallel_for, parallel_map, workers
 
 __all__ = [
     "EXACT_LIMIT",
     "FALSE_ACCEPT_LOG2",
-    "exact_product",
+    "INT8_BITS",
     "float64_product",
     "fp32_abs_slack",
     "fp32_matvec",
@@ -72,17 +87,24 @@ __all__ = [
     "gamma",
     "int8_bits",
     "int8_rounds",
+    "jit_warm_up",
+    "ring_product",
 ]
 
 EXACT_LIMIT = 1 << 53
 FALSE_ACCEPT_LOG2 = 40
-MAX_BITS = 20
+INT8_BITS = 20
+# |d_ij| < 2^32 (module docstring) needs |A·B|_ij ≤ k·2^14 ≤ 2^30.
+_INT8_MAX_K = 1 << 16
 _BLOCK_BYTES = 1 << 19
 # OpenBLAS runs a GEMM on one thread when m·n·k ≤ 65536·4; blocks stay under it so that our own
 # row-range threads (not OpenBLAS's) use the cores, without oversubscription or lock traffic.
 _GEMM_SINGLE_THREAD = 1 << 18
 # fp32 GEMV row blocks: 1 MiB of C at n = 4096, L2-resident while every round reads it.
 _GEMV_BLOCK_BYTES = 1 << 20
+# Below this many elements the compiled loop runs on the calling thread alone (sharing it out
+# costs more than it saves).
+_JIT_SPLIT_ELEMENTS = 1 << 20
 
 
 def gamma(j: int, u: float) -> float:
@@ -93,19 +115,160 @@ def gamma(j: int, u: float) -> float:
 
 
 def int8_bits(n: int, k: int) -> int:
-    """Bits b of each Freivalds vector entry for an int8 job so that everything is exact."""
-    b = MAX_BITS
-    while b > 0:
-        top = (1 << b) - 1
-        if n * (1 << 31) * top < EXACT_LIMIT and k * n * (1 << 14) * top < EXACT_LIMIT:
-            return b
-        b -= 1
-    raise ValueError(f"no exact bit width for n={n}, k={k}")  # pragma: no cover
+    """Bits b of each Freivalds vector entry for an int8 job (module docstring): always 20.
+
+    Arithmetic is modulo 2^64, so no exactness bound depends on n; k ≤ 2^16 keeps every entry
+    of C − A·B below 2^32 in magnitude, which the 2^-b bound needs.
+    """
+    if n < 1 or not 1 <= k <= _INT8_MAX_K:
+        raise ValueError(f"int8 Freivalds needs n ≥ 1 and 1 ≤ k ≤ 2^16, got n={n}, k={k}")
+    return INT8_BITS
 
 
 def int8_rounds(bits: int) -> int:
     """Rounds so that 2^(-bits·rounds) ≤ 2^-40."""
     return math.ceil(FALSE_ACCEPT_LOG2 / bits)
+
+
+def _ring_rows(c: Any, rt: Any, out_t: Any, lo: int, hi: int) -> None:  # pragma: no cover
+    """out_t[:, i] = C_i·R mod 2^64 for rows lo ≤ i < hi (compiled by numba, never run as Python).
+
+    ``c``: int8/int32 (m × n), ``rt``: int32/int64 (rounds × n), ``out_t``: uint64 (rounds × m).
+    With two rounds (the int8 challenge), four rows go through one pass: four memory streams
+    keep more of C in flight than one (twice the speed from DRAM) and each r_j is loaded once
+    for four rows. Products are formed from sign-extended operands and summed in uint64, whose
+    wrap-around numba leaves defined (signed adds carry ``nsw``: overflow would be undefined).
+    With int32 r each product is one 32×32→64-bit multiply; int64 r (B·r fed back) uses full
+    64-bit multiplies.
+    """
+    n = c.shape[1]
+    rounds = rt.shape[0]
+    i = lo
+    if rounds == 2:
+        while i + 4 <= hi:
+            a0 = b0 = c0 = d0 = np.uint64(0)
+            a1 = b1 = c1 = d1 = np.uint64(0)
+            for j in range(n):
+                r0 = np.uint64(np.int64(rt[0, j]))
+                r1 = np.uint64(np.int64(rt[1, j]))
+                x0 = np.uint64(np.int64(c[i, j]))
+                x1 = np.uint64(np.int64(c[i + 1, j]))
+                x2 = np.uint64(np.int64(c[i + 2, j]))
+                x3 = np.uint64(np.int64(c[i + 3, j]))
+                a0 += x0 * r0
+                a1 += x0 * r1
+                b0 += x1 * r0
+                b1 += x1 * r1
+                c0 += x2 * r0
+                c1 += x2 * r1
+                d0 += x3 * r0
+                d1 += x3 * r1
+            out_t[0, i] = a0
+            out_t[1, i] = a1
+            out_t[0, i + 1] = b0
+            out_t[1, i + 1] = b1
+            out_t[0, i + 2] = c0
+            out_t[1, i + 2] = c1
+            out_t[0, i + 3] = d0
+            out_t[1, i + 3] = d1
+            i += 4
+    while i < hi:
+        for q in range(rounds):
+            acc = np.uint64(0)
+            for j in range(n):
+                acc += np.uint64(np.int64(c[i, j])) * np.uint64(np.int64(rt[q, j]))
+            out_t[q, i] = acc
+        i += 1
+
+
+def _ring_signatures(t: Any) -> list[Any]:
+    return [
+        t.void(
+            t.Array(cdt, 2, "C", readonly=ro),
+            t.Array(rdt, 2, "C"),
+            t.Array(t.uint64, 2, "C"),
+            t.int64,
+            t.int64,
+        )
+        for cdt in (t.int8, t.int32)
+        for ro in (False, True)  # results decoded from bytes are read-only views
+        for rdt in (t.int32, t.int64)
+    ]
+
+
+def jit_warm_up() -> bool:
+    """Compile (or load from numba's on-disk cache) the C·R kernels; True if numba is present.
+
+    Called by the verifier's ``prepare``, so that checks after it never compile. The first call
+    in a process costs the numba import and a cache load (~0.3 s; a cold cache compiles eight
+    signatures, ~2 s); later calls return at once.
+    """
+    return _jit(_ring_rows, _ring_signatures) is not None
+
+
+def ring_product(m: np.ndarray, r: np.ndarray, *, jit: bool = True) -> np.ndarray:
+    """m·r modulo 2^64, as int64 (two's complement), for an integer matrix m and integer r.
+
+    ``m``: 2-D, int8/int16/int32/uint8/uint16 (|m_ij| ≤ 2^31), any strides; ``r``: 2-D integer
+    (cols × rounds), any values. Identical results from the compiled loop (numba present,
+    ``jit``, m int8/int32 C-contiguous) and from exact float64 BLAS over limbs of r (otherwise);
+    see the module docstring. Returns a (rows × rounds) array (a transposed view).
+    """
+    if m.ndim != 2 or r.ndim != 2 or m.shape[1] != r.shape[0]:
+        raise ValueError(f"shape mismatch {m.shape} · {r.shape}")
+    if m.dtype.kind not in "iu" or m.dtype.itemsize > 4 or m.dtype == np.uint32:
+        raise TypeError(f"ring_product needs an integer matrix of at most 32 bits, got {m.dtype}")
+    if r.dtype.kind not in "iu" or r.dtype == np.uint64:
+        raise TypeError(f"ring_product needs int64-representable r, got {r.dtype}")
+    r64 = r.astype(np.int64, copy=False)
+    kernel = _jit(_ring_rows, _ring_signatures) if jit else None
+    if kernel is None or m.dtype not in (np.int8, np.int32) or not m.flags.c_contiguous:
+        return _ring_product_blas(m, r64)
+    rows, cols = m.shape
+    small = r64.size == 0 or (r64.min() >= -(1 << 31) and r64.max() < 1 << 31)
+    # int32 entries let the compiler use 32×32→64-bit multiplies (exact, no wrap).
+    rt = np.ascontiguousarray(r64.T, dtype=np.int32 if small else np.int64)
+    out_t = np.empty((r64.shape[1], rows), dtype=np.uint64)
+    if rows * cols < _JIT_SPLIT_ELEMENTS:
+        kernel(m, rt, out_t, 0, rows)
+    else:  # chunks of rows (multiples of 4) shared out dynamically to the calling thread + pool
+        step = max(4, -(-rows // (4 * workers())) // 4 * 4)
+        parallel_for(
+            lambda i: kernel(m, rt, out_t, i * step, min(rows, (i + 1) * step)), -(-rows // step)
+        )
+    return out_t.T.view(np.int64)
+
+
+def _ring_product_blas(m: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """:func:`ring_product` without numba: exact float64 products of m and limbs of r.
+
+    r = Σ_l r_l·2^(L·l) with 0 ≤ r_l < 2^L below the top limb and |r_top| < 2^L, L the largest
+    width with cols·max|m|·(2^L − 1) < 2^53, so each m·r_l is an exact integer in float64 (any
+    summation order); the limbs are recombined with wrapping uint64 shifts and adds.
+    """
+    rows, cols = m.shape
+    info = np.iinfo(m.dtype)
+    mag = max(-int(info.min), int(info.max), 1) * max(cols, 1)
+    width = 1
+    while width < 52 and mag * ((1 << (width + 1)) - 1) < EXACT_LIMIT:
+        width += 1
+    limbs: list[np.ndarray] = []
+    rest = r
+    while True:
+        if bool(((rest > -(1 << width)) & (rest < (1 << width))).all()):
+            limbs.append(rest)
+            break
+        limbs.append(rest & ((1 << width) - 1))
+        rest = rest >> width
+    rounds = r.shape[1]
+    prod, _ = float64_product(m, np.concatenate(limbs, axis=1).astype(np.float64))
+    ints = prod.astype(np.int64).view(np.uint64)
+    out = np.zeros((rows, rounds), dtype=np.uint64)
+    for index in range(len(limbs)):
+        shift = width * index
+        if shift < 64:
+            out += ints[:, index * rounds : (index + 1) * rounds] << np.uint64(shift)
+    return out.view(np.int64)
 
 
 def fp32_tau_coefficient(k: int, n: int) -> float:
@@ -163,16 +326,6 @@ def float64_product(
 
     parallel_map(run, ranges)
     return out_t.T, (abs_t.T if abs_t is not None else None)
-
-
-def exact_product(m: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """m·r as exact int64, for integer-valued m and r whose products stay below 2^53.
-
-    The caller guarantees Σ_j |m_ij| |r_jl| < 2^53 (see :func:`int8_bits`); then float64
-    arithmetic is exact in any order and the conversion to int64 loses nothing.
-    """
-    prod, _ = float64_product(m, r)
-    return prod.astype(np.int64)
 
 
 def fp32_matvec(c: np.ndarray, rt: np.ndarray) -> np.ndarray:

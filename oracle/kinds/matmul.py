@@ -6,14 +6,19 @@ or blobs (raw little-endian int8 / float32, row-major; fp32 blobs must be finite
 Verification (see :mod:`oracle.freivalds` for the math):
 
 * ``full``: y = C·R in one pass over C, compared with z = A·(B·R) from ``prepare``; int8
-  exactly (false accept ≤ 2^-40), fp32 within τ.
+  exactly modulo 2^64 (false accept ≤ 2^-40), fp32 within τ.
 * ``sampled``: the worker committed to the row Merkle root of C before the seed was known.
   It answers with y = C·R (all m rows) and the rows I chosen by the seed (``openings``
   distinct rows, uniformly without replacement) with Merkle proofs. The oracle checks
   (1) y against z = A·(B·R) (exactly / within τ), (2) each opened row's proof against the
   root, (3) each opened row c_i: c_i·R against y_i, and for fp32 also (4) c_i against
   A_I·B computed in ``prepare`` (one small fp32 GEMM, |A_I|·|B| alongside), elementwise
-  within ≈ 2γ_k·|A_i|·|B| (:func:`oracle.freivalds.fp32_row_reference`).
+  within ≈ 2γ_k·|A_i|·|B| (:func:`oracle.freivalds.fp32_row_reference`; ``prepare`` turns it
+  into float32 intervals equivalent to [ref − τ, ref + τ] for float32 c, so the check is two
+  comparisons without conversion and every |c − ref| ≤ τ passes). (2) hashes the opened rows
+  and climbs their paths 8 at a time in one compiled kernel
+  (:func:`oracle.merkle.verify_openings`), with the same outcome as one proof at a time;
+  ``prepare`` compiles or loads it (and, for int8, the C·R kernel), so no check compiles.
 
   *What catches a wrong row*: only opening it. y alone can be computed honestly from the
   inputs in O(n²) without ever computing C, so (1) proves nothing about the committed C; it is
@@ -40,11 +45,9 @@ from typing import Any
 
 import numpy as np
 
-from oracle._parallel import parallel_map
 from oracle.backend import Backend
 from oracle.exceptions import InputError
 from oracle.freivalds import (
-    exact_product,
     float64_product,
     fp32_abs_slack,
     fp32_matvec,
@@ -53,9 +56,12 @@ from oracle.freivalds import (
     gamma,
     int8_bits,
     int8_rounds,
+    jit_warm_up,
+    ring_product,
 )
 from oracle.kinds.base import BlobSource, Prepared, load_array, log2_ratio, seed_hex
-from oracle.merkle import MerkleTree, leaf_hash, verify_proof_leaf
+from oracle.merkle import MerkleTree, verify_openings
+from oracle.merkle import jit_warm_up as merkle_warm_up
 from oracle.results import Opening, SampledAnswer
 from oracle.rng import (
     DOMAIN_FREIVALDS,
@@ -84,7 +90,7 @@ class MatmulInputs:
 class Challenge:
     """The verifier's randomness for one job and seed."""
 
-    r: np.ndarray  # n × rounds: float64 integers in [0, 2^bits) (int8) or float32 ±[1, 2)
+    r: np.ndarray  # n × rounds: int64 in [0, 2^bits) (int8) or float32 ±[1, 2)
     rows: np.ndarray  # sorted distinct opened row indices (sampled mode), int64
     bits: int  # int8: bits per entry of r; fp32: 0
 
@@ -98,11 +104,14 @@ class Challenge:
 class _State:
     inputs: MatmulInputs
     challenge: Challenge
-    z: np.ndarray  # m × rounds: int64 (int8) / float64 (fp32)
+    z: np.ndarray  # m × rounds: int64 residues mod 2^64 (int8) / float64 (fp32)
     tau: np.ndarray | None  # fp32: m × rounds bound
     row_ref: np.ndarray | None  # fp32 sampled: fl32(A_I·B), s × n
     row_tau: np.ndarray | None  # fp32 sampled: bound for |c_i − ref_i|, s × n (float64)
     rt: np.ndarray | None = None  # fp32: R transposed, contiguous float32 (rounds × n)
+    # fp32 sampled: float32 c passes check (4) iff row_lo ≤ c ≤ row_hi (float32, s × n)
+    row_lo: np.ndarray | None = None
+    row_hi: np.ndarray | None = None
 
 
 def _p(spec: Spec) -> MatmulSpec:
@@ -118,7 +127,7 @@ def challenge(spec: Spec, seed: bytes | int) -> Challenge:
     if p.dtype == "int8":
         bits = int8_bits(p.n, p.k)
         rounds = int8_rounds(bits)
-        r = gen.integers(0, 1 << bits, size=(p.n, rounds), dtype=np.int64).astype(np.float64)
+        r = gen.integers(0, 1 << bits, size=(p.n, rounds), dtype=np.int64)
     else:
         bits = 0
         rounds = p.rounds or 1
@@ -150,20 +159,29 @@ def _transcript(prepared: Prepared, **extra: Any) -> dict[str, Any]:
     return body
 
 
-def _leaf_hashes(openings: tuple[Opening, ...]) -> list[bytes]:
-    """Leaf hashes of the opened rows, split over the thread pool (keccak releases the GIL)."""
-    if len(openings) < 8:
-        return [leaf_hash(o.index, o.row) for o in openings]
-    half = (len(openings) + 1) // 2
-    parts = parallel_map(
-        lambda chunk: [leaf_hash(o.index, o.row) for o in chunk],
-        [openings[:half], openings[half:]],
-    )
-    return parts[0] + parts[1]
+def _bad_rows(ok: np.ndarray) -> tuple[int, list[int]]:
+    """(number of rows with a failed round, the first ``_MAX_LISTED`` of them)."""
+    if ok.all():  # one contiguous reduction; the per-row one only when something failed
+        return 0, []
+    bad = np.flatnonzero(~ok.all(axis=1))
+    return int(bad.size), [int(i) for i in bad[:_MAX_LISTED]]
 
 
-def _bad_rows(ok: np.ndarray) -> list[int]:
-    return [int(i) for i in np.flatnonzero(~ok.all(axis=1))[:_MAX_LISTED]]
+def _float32_interval(ref: np.ndarray, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float32 (lo, hi) such that a float32 c has lo ≤ c ≤ hi iff ref − tau ≤ c ≤ ref + tau.
+
+    The float64 ends are rounded one ulp outward (so they contain the exact ends), then lo is
+    raised to the least float32 ≥ it and hi lowered to the greatest float32 ≤ it: for float32 c
+    that changes no comparison, and the check runs on float32 arrays without conversion.
+    """
+    ref64 = ref.astype(np.float64)
+    lo64 = np.nextafter(ref64 - tau, -np.inf)
+    hi64 = np.nextafter(ref64 + tau, np.inf)
+    with np.errstate(over="ignore"):  # beyond the float32 range: ±inf, then ∓ one step
+        lo, hi = lo64.astype(np.float32), hi64.astype(np.float32)
+        lo = np.where(lo < lo64, np.nextafter(lo, np.float32(np.inf)), lo)
+        hi = np.where(hi > hi64, np.nextafter(hi, np.float32(-np.inf)), hi)
+    return lo, hi
 
 
 class MatmulKind:
@@ -200,10 +218,10 @@ class MatmulKind:
         a, b = inputs.a, inputs.b
         if a.shape != (p.m, p.k) or b.shape != (p.k, p.n):
             raise InputError(f"inputs: shapes {a.shape}·{b.shape} do not match spec")
-        row_ref = row_tau = tau = None
+        row_ref = row_tau = tau = row_lo = row_hi = None
         if p.dtype == "int8":
-            w = exact_product(b, ch.r)
-            z = exact_product(a, w.astype(np.float64))
+            jit_warm_up()  # compile or load the C·R kernel now: checks never compile
+            z = ring_product(a, ring_product(b, ch.r))
         else:
             w, w_abs = float64_product(b, ch.r, abs_r=np.abs(ch.r.astype(np.float64)))
             z, t = float64_product(a, w, abs_r=w_abs)
@@ -212,8 +230,11 @@ class MatmulKind:
             if p.mode == "sampled":
                 # A_I·B as one small fp32 GEMM over contiguous rows (no strided B.T copy).
                 row_ref, row_tau = fp32_row_reference(a[ch.rows], b)
+                row_lo, row_hi = _float32_interval(row_ref, row_tau)
+        if p.mode == "sampled":
+            merkle_warm_up()  # compile or load the opened-row kernel now: checks never compile
         rt = ch.rt if p.dtype == "fp32" else None
-        state = _State(inputs, ch, z, tau, row_ref, row_tau, rt)
+        state = _State(inputs, ch, z, tau, row_ref, row_tau, rt, row_lo, row_hi)
         return Prepared(spec=spec, seed=seed_to_int(seed), state=state)
 
     def check_full(self, prepared: Prepared, result: np.ndarray) -> Verdict:
@@ -221,7 +242,7 @@ class MatmulKind:
         p = _p(prepared.spec)
         st: _State = prepared.state
         if p.dtype == "int8":
-            y = exact_product(result, st.challenge.r)
+            y = ring_product(result, st.challenge.r)
             ok = y == st.z
             extra: dict[str, Any] = {}
         else:
@@ -233,8 +254,7 @@ class MatmulKind:
             with np.errstate(invalid="ignore"):
                 ok = diff <= st.tau
             extra = {"residual_log2": log2_ratio(diff, st.tau)}
-        bad = _bad_rows(ok)
-        nbad = int((~ok.all(axis=1)).sum())
+        nbad, bad = _bad_rows(ok)
         transcript = _transcript(prepared, bad_rows=bad, bad_row_count=nbad, **extra)
         if nbad:
             return make_verdict(
@@ -255,10 +275,17 @@ class MatmulKind:
 
         if opened != [int(i) for i in rows]:
             return invalid("answer opens the wrong rows")
-        # Each opened row is hashed once (the leaves go into the transcript too), on the pool.
-        leaf_bytes = _leaf_hashes(answer.openings)
-        for o, leaf in zip(answer.openings, leaf_bytes, strict=True):
-            if not verify_proof_leaf(root, o.index, leaf, o.proof, p.m):
+        # Each opened row is hashed once (the leaves go into the transcript too); rows and paths
+        # are hashed 8 at a time by one compiled kernel (oracle.merkle.verify_openings).
+        leaf_bytes, proofs_ok = verify_openings(
+            root,
+            opened,
+            [o.row for o in answer.openings],
+            [o.proof for o in answer.openings],
+            p.m,
+        )
+        for o, ok in zip(answer.openings, proofs_ok, strict=True):
+            if not ok:
                 return invalid(f"Merkle proof of row {o.index} does not match the root")
         # (1) y against the prepared z
         if p.dtype == "int8":
@@ -273,11 +300,11 @@ class MatmulKind:
                 ok_y = diff <= st.tau
             extra = {"residual_log2": log2_ratio(diff, st.tau)}
         leaves = ["0x" + leaf.hex() for leaf in leaf_bytes]
-        nbad_y = int((~ok_y.all(axis=1)).sum())
+        nbad_y, bad_y = _bad_rows(ok_y)
         if nbad_y:
             return invalid(
                 f"y = C·r disagrees with A·(B·r) on {nbad_y} row(s)",
-                bad_rows=_bad_rows(ok_y),
+                bad_rows=bad_y,
                 leaves=leaves,
                 **extra,
             )
@@ -286,7 +313,7 @@ class MatmulKind:
         opened_c = np.stack([np.frombuffer(o.row, dtype=dt) for o in answer.openings])
         y_i = y[rows]
         if p.dtype == "int8":
-            ok_rows = (exact_product(opened_c, st.challenge.r) == y_i).all(axis=1)
+            ok_rows = (ring_product(opened_c, st.challenge.r) == y_i).all(axis=1)
         else:
             r64 = st.challenge.r.astype(np.float64)
             cr, cr_abs = float64_product(opened_c, r64, abs_r=np.abs(r64))
@@ -296,10 +323,9 @@ class MatmulKind:
                 ok_rows = (np.abs(cr - y_i) <= g * (1 + g) * cr_abs + fp32_abs_slack(1, p.n)).all(
                     axis=1
                 )
-                assert st.row_ref is not None and st.row_tau is not None
-                ok_rows &= (np.abs(opened_c.astype(np.float64) - st.row_ref) <= st.row_tau).all(
-                    axis=1
-                )
+                assert st.row_lo is not None and st.row_hi is not None
+                # float32 bounds equivalent to the float64 ones for float32 c; NaN fails both
+                ok_rows &= ((opened_c >= st.row_lo) & (opened_c <= st.row_hi)).all(axis=1)
         failed = [int(rows[i]) for i in np.flatnonzero(~ok_rows)]
         if failed:
             return invalid(
@@ -317,10 +343,10 @@ class MatmulKind:
     def answer(
         self, spec: Spec, result: np.ndarray, seed: bytes | int, tree: MerkleTree
     ) -> SampledAnswer:
-        """y = C·R (exact int64 for int8, fp32 for fp32) and the requested rows with proofs."""
+        """y = C·R (int64 mod 2^64 for int8, fp32 for fp32) and the requested rows with proofs."""
         p = _p(spec)
         ch = challenge(spec, seed)
-        y = exact_product(result, ch.r) if p.dtype == "int8" else fp32_matvec(result, ch.rt)
+        y = ring_product(result, ch.r) if p.dtype == "int8" else fp32_matvec(result, ch.rt)
         openings = tuple(
             Opening(int(i), np.ascontiguousarray(result[i]).tobytes(), tuple(tree.proof(int(i))))
             for i in ch.rows

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from fractions import Fraction
 
 import numpy as np
 import pytest
 
 from oracle.freivalds import (
     _row_ranges,
-    exact_product,
     fp32_matvec,
     fp32_row_reference,
     gamma,
     int8_bits,
+    ring_product,
 )
 from oracle.hashing import keccak256
+from oracle.kinds.matmul import _float32_interval, challenge
 from oracle.merkle import MerkleTree, leaf_hash, node_hash, verify_proof, verify_proof_leaf
+from oracle.results import encode_result
 from oracle.spec import Spec
 from oracle.verdict import VerdictCode
 from oracle.verify import check_full, check_sampled, prepare
@@ -99,14 +102,15 @@ def test_row_ranges__blocks_keep_openblas_single_threaded() -> None:
     assert ranges[0][0] == 0 and ranges[-1][1] == 4096
 
 
-@pytest.mark.parametrize("rows", [1, 16, 17, 64, 200])
-def test_exact_product__int32_extremes_exact_over_many_blocks(rows: int) -> None:
+@pytest.mark.parametrize("jit", [True, False])
+@pytest.mark.parametrize("rows", [1, 16, 17, 64, 301])  # 301: split over threads
+def test_ring_product__int32_extremes_exact_over_many_blocks(rows: int, jit: bool) -> None:
     rng = np.random.default_rng(rows)
     m = rng.integers(-(2**31), 2**31, size=(rows, 4096), dtype=np.int64).astype(np.int32)
     m[0, :7] = np.iinfo(np.int32).min
-    r = rng.integers(0, 1 << int8_bits(4096, 4096), size=(4096, 4))
-    ref = m.astype(object) @ r.astype(object)
-    assert np.array_equal(exact_product(m, r.astype(np.float64)).astype(object), ref)
+    r = rng.integers(0, 1 << int8_bits(4096, 4096), size=(4096, 2))
+    ref = m.astype(object) @ r.astype(object)  # |ref| < 2^63: the residue is the integer
+    assert np.array_equal(ring_product(m, r, jit=jit).astype(object), ref)
 
 
 @pytest.mark.parametrize("dtype", ["int8", "fp32"])
@@ -141,3 +145,68 @@ def test_merkle__fast_hash_matches_eth_keccak_and_leaf_verification() -> None:
         assert verify_proof(tree.root, i, r, proof, 5)
         assert not verify_proof_leaf(tree.root, i, leaf_hash(i, r)[:31], proof, 5)
         assert not verify_proof_leaf(tree.root, (i + 1) % 5, leaf_hash(i, r), proof, 5)
+
+
+@pytest.mark.parametrize("mode", ["full", "sampled"])
+def test_int8_verdicts__compiled_and_blas_paths_identical(
+    matmul_spec: Callable[..., Spec], monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    spec = matmul_spec("int8", m=40, n=300, k=90, mode=mode, openings=9)
+    inputs = load_inputs(spec)
+    c = compute(spec, inputs=inputs)
+    bad = c.copy()
+    opened = challenge(spec, SEED).rows
+    row = int(opened[4]) if mode == "sampled" else 4
+    bad[row, 17] ^= 1 << 30  # d = ±2^30: the highest 2-adic valuation a bit flip here gives
+    verdicts = []
+    for use_jit in (True, False):
+        if not use_jit:  # as without numba: both kernels fall back to BLAS / one hash at a time
+            monkeypatch.setattr("oracle.freivalds._jit", lambda *_: None)
+            monkeypatch.setattr("oracle.merkle._jit", lambda *_: None)
+        prepared = prepare(spec, SEED, inputs=inputs)
+        for result in (c, bad):
+            if mode == "full":
+                verdict = check_full(prepared, encode_result(result))  # read-only view
+            else:
+                tree = result_tree(spec, result)
+                answer = answer_challenge(spec, result, SEED, tree=tree)
+                verdict = check_sampled(prepared, answer, tree.root)
+            verdicts.append((verdict.verdict, verdict.transcript_hash))
+    assert [v for v, _ in verdicts] == [VerdictCode.VALID, VerdictCode.INVALID] * 2
+    assert verdicts[:2] == verdicts[2:]
+
+
+def test_int8_transcript__two_rounds_of_20_bits_mod_2_pow_64(
+    matmul_spec: Callable[..., Spec],
+) -> None:
+    spec = matmul_spec("int8", m=8, n=8, k=8)
+    prepared = prepare(spec, SEED)
+    r = prepared.state.challenge.r
+    assert r.dtype == np.int64 and r.shape == (8, 2) and r.min() >= 0 and r.max() < 1 << 20
+    transcript = check_full(prepared, compute(spec)).transcript
+    assert (transcript["bits"], transcript["rounds"], transcript["false_accept_log2"]) == (
+        20,
+        2,
+        -40,
+    )
+
+
+def test_float32_interval__same_verdict_as_exact_comparison() -> None:
+    rng = np.random.default_rng(9)
+    big = float(np.finfo(np.float32).max)
+    ref = np.concatenate(
+        [rng.standard_normal(400).astype(np.float32), np.float32([big, -big, 0.0, 1e-45])]
+    )
+    tau = np.concatenate([np.abs(rng.standard_normal(400)) * 1e-4, [big, 1e300, 0.0, 1e-46]])
+    lo, hi = _float32_interval(ref, tau)
+    assert lo.dtype == hi.dtype == np.float32
+    for i in range(ref.size):
+        edges = [lo[i], hi[i]]
+        with np.errstate(over="ignore"):
+            steps = [np.nextafter(e, np.float32(d)) for e in edges for d in (-np.inf, np.inf)]
+        probes = {*edges, *steps}
+        for c in probes:
+            if not np.isfinite(c):
+                continue
+            exact = abs(Fraction(float(c)) - Fraction(float(ref[i]))) <= Fraction(float(tau[i]))
+            assert (lo[i] <= c <= hi[i]) == exact, (i, c)

@@ -7,7 +7,14 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from oracle.freivalds import EXACT_LIMIT, exact_product, float64_product, int8_bits, int8_rounds
+from oracle.freivalds import (
+    INT8_BITS,
+    float64_product,
+    int8_bits,
+    int8_rounds,
+    jit_warm_up,
+    ring_product,
+)
 from oracle.spec import Spec
 from oracle.verdict import VerdictCode
 from oracle.verify import check_full, prepare
@@ -16,22 +23,62 @@ from oracle.work import load_inputs
 SEED = bytes.fromhex("11" * 32)
 
 
+def _mod64(x: np.ndarray) -> np.ndarray:
+    """Python-integer array reduced to the int64 representative modulo 2^64."""
+    return np.vectorize(lambda v: (int(v) + 2**63) % 2**64 - 2**63, otypes=[object])(x)
+
+
 @pytest.mark.parametrize(("n", "k"), [(1, 1), (64, 64), (4096, 4096), (65536, 65536)])
-def test_int8_bits__exact_and_false_accept_at_most_2_pow_minus_40(n: int, k: int) -> None:
+def test_int8_bits__false_accept_at_most_2_pow_minus_40(n: int, k: int) -> None:
     bits = int8_bits(n, k)
-    top = (1 << bits) - 1
-    assert n * 2**31 * top < EXACT_LIMIT
-    assert k * n * 2**14 * top < EXACT_LIMIT
+    assert bits == INT8_BITS == 20
+    # one residue class mod 2^(64 - v), v <= 31, meets [0, 2^b) at most once
+    assert (1 << bits) <= 1 << 33
     assert bits * int8_rounds(bits) >= 40
-    assert int8_bits(4096, 4096) == 10
+    assert int8_rounds(bits) == 2
 
 
-def test_exact_product__matches_int64_reference() -> None:
+def test_int8_bits__k_beyond_2_pow_16__refused() -> None:
+    with pytest.raises(ValueError, match="k ≤ 2\\^16"):
+        int8_bits(4, (1 << 16) + 1)
+
+
+@pytest.mark.parametrize("jit", [True, False])
+@pytest.mark.parametrize("dtype", [np.int8, np.int32])
+def test_ring_product__matches_python_integers_mod_2_pow_64(dtype: type, jit: bool) -> None:
     rng = np.random.default_rng(0)
-    m = rng.integers(-(2**31), 2**31, size=(37, 300), dtype=np.int64).astype(np.int32)
-    r = rng.integers(0, 1 << int8_bits(300, 1), size=(300, 3))
-    ref = m.astype(object) @ r.astype(object)
-    assert np.array_equal(exact_product(m, r.astype(np.float64)).astype(object), ref)
+    info = np.iinfo(dtype)
+    m = rng.integers(int(info.min), int(info.max) + 1, size=(37, 300), dtype=np.int64).astype(dtype)
+    m[0, :5] = info.min
+    for r in (
+        rng.integers(0, 1 << 20, size=(300, 2)),  # the challenge: int32 multiplies
+        rng.integers(-(2**63), 2**63 - 1, size=(300, 3), dtype=np.int64),  # wraps
+        rng.integers(-(2**20), 2**20, size=(300, 1)),  # negative, one round
+    ):
+        ref = _mod64(m.astype(object) @ r.astype(object))
+        assert np.array_equal(ring_product(m, r, jit=jit).astype(object), ref)
+
+
+def test_ring_product__compiled_and_blas_paths_identical_on_all_layouts() -> None:
+    assert jit_warm_up()
+    rng = np.random.default_rng(7)
+    c = rng.integers(-(2**31), 2**31, size=(200, 4096), dtype=np.int64).astype(np.int32)
+    r = rng.integers(0, 1 << 20, size=(4096, 2))
+    compiled = ring_product(c, r)
+    assert np.array_equal(compiled, ring_product(c, r, jit=False))
+    read_only = np.frombuffer(c.tobytes(), dtype=np.int32).reshape(c.shape)
+    assert np.array_equal(ring_product(read_only, r), compiled)
+    strided = np.asfortranarray(c)  # not C-contiguous: the BLAS path
+    assert np.array_equal(ring_product(strided, r), compiled)
+
+
+def test_ring_product__bad_operands__refused() -> None:
+    with pytest.raises(ValueError, match="shape mismatch"):
+        ring_product(np.zeros((2, 3), dtype=np.int32), np.zeros((4, 2), dtype=np.int64))
+    with pytest.raises(TypeError, match="integer matrix"):
+        ring_product(np.zeros((2, 3), dtype=np.float32), np.zeros((3, 2), dtype=np.int64))
+    with pytest.raises(TypeError, match="int64-representable"):
+        ring_product(np.zeros((2, 3), dtype=np.int32), np.zeros((3, 2), dtype=np.float64))
 
 
 def test_float64_product__abs_alongside() -> None:
