@@ -81,8 +81,10 @@ from oracle.exceptions import (
     SpecError,
     VerdictConflict,
 )
+from oracle.freivalds import jit_warm_up as freivalds_warm_up
 from oracle.httpapi import ApiServer, Reply, Request, Route
 from oracle.logs import event
+from oracle.merkle import jit_warm_up as merkle_warm_up
 from oracle.results import result_layout
 from oracle.spec import Spec, work_units
 from oracle.specstore import SpecStore
@@ -188,6 +190,10 @@ class OracleNode:
             self.db.set_worker_url(to_checksum_address(addr), url.rstrip("/"), 0)
         if self.db.checkpoint() is None:
             self.db.rewind(chain.deployment.block - 1)
+        # Load (or compile into the on-disk cache) the verifier's kernels now, at start-up,
+        # rather than on the first job's clock.
+        freivalds_warm_up()
+        merkle_warm_up()
 
     # -- lifecycle -------------------------------------------------------------------------
 
