@@ -7,6 +7,7 @@ challenge blocks and confirmations appear as they would on a live chain.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -127,3 +128,36 @@ def wait_until(cond: Callable[[], bool], timeout: float = 30.0, every: float = 0
             return
         time.sleep(every)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+def kill_then_restart(cmd: list[str], done: Callable[[], bool], timeout: float = 40.0) -> None:
+    """Run a service command ending in ``--kill-at POINT``: it must SIGKILL itself there; then
+    run it again without the kill point until ``done()`` holds, and stop it."""
+    assert cmd[-2] == "--kill-at"
+    first = subprocess.run(cmd, capture_output=True, timeout=60, cwd=Path.cwd())
+    assert first.returncode == -9, first.stderr.decode()[-2000:]
+    assert b'"kill_point"' in first.stderr
+    proc = subprocess.Popen(cmd[:-2], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_until(done, timeout=timeout)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def worker_and_node(anvil: Anvil, rec: Any, keys: dict[str, Any], tmp_path: Path,
+                    spec_url: str) -> tuple[Any, Any]:
+    """The honest worker (serving) and the first oracle node (confirmations 0, settles at
+    once), the node told the worker's URL directly; the caller closes both."""
+    from oracle.oracle_node import OracleConfig, OracleNode
+    from oracle.worker import Worker, WorkerConfig
+
+    w = Worker(WorkerConfig(rpc_url=anvil.url, db_path=str(tmp_path / "w.db"),
+                            store_dir=str(tmp_path / "w-blobs"), spec_stores=[spec_url]),
+               Chain(anvil.url, rec), keys["honest"])
+    node = OracleNode(OracleConfig(rpc_url=anvil.url, db_path=str(tmp_path / "o.db"),
+                                   spec_stores=[spec_url], confirmations=0, batch_size=8,
+                                   max_wait=0.0),
+                      Chain(anvil.url, rec), keys["oracles"][0])
+    node.db.set_worker_url(w.address, w.start_server(), 0)
+    return w, node

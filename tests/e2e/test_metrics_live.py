@@ -9,9 +9,7 @@ import requests
 
 from oracle.blobstore import LocalBlobStore
 from oracle.chain import Chain
-from oracle.oracle_node import OracleConfig, OracleNode
-from oracle.worker import Worker, WorkerConfig
-from tests.e2e.conftest import matmul, post_jobs, wait_until
+from tests.e2e.conftest import matmul, post_jobs, wait_until, worker_and_node
 from tests.e2e.test_live_loop import settled_events
 
 SAMPLE = re.compile(r"^(pouw_oracle_[a-z0-9_]+) (-?[0-9]+(?:\.[0-9]+)?(?:e[-+]?[0-9]+)?)$")
@@ -45,17 +43,9 @@ def test_metrics__prometheus_text_matches_what_happened(anvil, deploy, keys, tmp
     chain = Chain(anvil.url, rec)
     jobs = post_jobs(chain, keys["requester"], [matmul(i) for i in range(3)],
                      LocalBlobStore(tmp_path / "specs"))
-    w = Worker(WorkerConfig(rpc_url=anvil.url, db_path=str(tmp_path / "w.db"),
-                            store_dir=str(tmp_path / "w-blobs"), spec_stores=[spec_server.url]),
-               Chain(anvil.url, rec), keys["honest"])
-    node = OracleNode(OracleConfig(rpc_url=anvil.url, db_path=str(tmp_path / "o.db"),
-                                   spec_stores=[spec_server.url], confirmations=0,
-                                   batch_size=8, max_wait=0.0),
-                      Chain(anvil.url, rec), keys["oracles"][0])
+    w, node = worker_and_node(anvil, rec, keys, tmp_path, spec_server.url)
     try:
         url = node.start_server()
-        w.start_server()  # announces itself to nobody; the node is told directly
-        node.db.set_worker_url(w.address, w.server.url, 0)
         before = _scrape(url)
         assert before["pouw_oracle_checkpoint_block"] == rec.block - 1
 

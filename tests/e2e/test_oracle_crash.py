@@ -4,7 +4,6 @@ every job ends settled exactly once, and no transaction is ever sent twice for o
 from __future__ import annotations
 
 import sqlite3
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 from oracle.blobstore import LocalBlobStore
 from oracle.chain import Chain
 from oracle.worker import Worker, WorkerConfig
-from tests.e2e.conftest import matmul, post_jobs, wait_until
+from tests.e2e.conftest import kill_then_restart, matmul, post_jobs
 from tests.e2e.test_live_loop import settled_events
 
 
@@ -55,16 +54,8 @@ def test_oracle_sigkilled__restarts__each_job_settled_once(anvil, deploy, keys, 
                          LocalBlobStore(tmp_path / "specs"))
         cmd = _oracle_cmd(anvil.url, tmp_path, keyfile, spec_server.url, worker.address, wurl,
                           kill_at)
-        first = subprocess.run(cmd, capture_output=True, timeout=60, cwd=Path.cwd())
-        assert first.returncode == -9, first.stderr.decode()[-2000:]
-        assert b'"kill_point"' in first.stderr
-        proc = subprocess.Popen(cmd[:-2], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            wait_until(lambda: all(settled_events(chain)[0][j] >= 1 for j in jobs)
-                       and _unresolved_txs(tmp_path / "oracle.db") == 0, timeout=40)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+        kill_then_restart(cmd, lambda: all(settled_events(chain)[0][j] >= 1 for j in jobs)
+                          and _unresolved_txs(tmp_path / "oracle.db") == 0)
     finally:
         stop.set()
         t.join(timeout=10)

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from oracle.blobstore import LocalBlobStore
 from oracle.chain import Chain, TxSender
-from oracle.oracle_node import OracleConfig, OracleNode
-from oracle.worker import Worker, WorkerConfig
-from tests.e2e.conftest import matmul, post_jobs, wait_until
+from tests.e2e.conftest import matmul, post_jobs, wait_until, worker_and_node
 from tests.e2e.test_live_loop import settled_events
 
 
@@ -19,16 +17,8 @@ def test_deep_reorg__verdict_orphaned__resubmission_verified_under_new_seed(
     chain = Chain(anvil.url, rec)
     rpc = anvil.w3.provider.make_request
     [job] = post_jobs(chain, keys["requester"], [matmul(3)], LocalBlobStore(tmp_path / "specs"))
-    w = Worker(WorkerConfig(rpc_url=anvil.url, db_path=str(tmp_path / "w.db"),
-                            store_dir=str(tmp_path / "w-blobs"), spec_stores=[spec_server.url]),
-               Chain(anvil.url, rec), keys["honest"])
-    node = OracleNode(OracleConfig(rpc_url=anvil.url, db_path=str(tmp_path / "o.db"),
-                                   spec_stores=[spec_server.url], confirmations=0,
-                                   batch_size=8, max_wait=0.0),
-                      Chain(anvil.url, rec), keys["oracles"][0])
+    w, node = worker_and_node(anvil, rec, keys, tmp_path, spec_server.url)
     try:
-        w.start_server()
-        node.db.set_worker_url(w.address, w.server.url, 0)
         w.ensure_bond(force=True)
         snapshot = rpc("evm_snapshot", [])["result"]
         w.follow()

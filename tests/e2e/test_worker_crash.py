@@ -5,7 +5,6 @@ nothing was slashed — the chain ends as it would have without the crash."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import threading
 from collections import Counter
@@ -16,7 +15,7 @@ import pytest
 from oracle.blobstore import LocalBlobStore
 from oracle.chain import Chain
 from oracle.oracle_node import OracleConfig, OracleNode
-from tests.e2e.conftest import matmul, post_jobs, wait_until
+from tests.e2e.conftest import kill_then_restart, matmul, post_jobs
 from tests.e2e.test_live_loop import settled_events
 
 
@@ -51,15 +50,7 @@ def test_worker_sigkilled__restarts__each_job_paid_once(anvil, deploy, keys, tmp
         jobs = post_jobs(chain, keys["requester"], [matmul(i) for i in range(3)],
                          LocalBlobStore(tmp_path / "specs"))
         cmd = _worker_cmd(anvil.url, tmp_path, keyfile, spec_server.url, oracle_url, kill_at)
-        first = subprocess.run(cmd, capture_output=True, timeout=60, cwd=Path.cwd())
-        assert first.returncode == -9, first.stderr.decode()[-2000:]
-        assert b'"kill_point"' in first.stderr
-        proc = subprocess.Popen(cmd[:-2], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            wait_until(lambda: all(settled_events(chain)[0][j] >= 1 for j in jobs), timeout=40)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+        kill_then_restart(cmd, lambda: all(settled_events(chain)[0][j] >= 1 for j in jobs))
     finally:
         stop.set()
         t.join(timeout=10)
