@@ -538,7 +538,8 @@ class OracleNode:
 
     def _check_served(self, key: VerdictKey, spec: Spec, seed: bytes,
                       prepared: Callable[[], Any], root: bytes, payload: bytes) -> Verdict:
-        """The checks of :meth:`_fetch_and_check` on a result that a bundle brought."""
+        """Check a served result (from a bundle or from :meth:`_fetch_and_check`): its root
+        must open the commitment, its size fit the job, its content pass the check."""
         if len(root) != 32 or commitment(key.worker, root) != key.commitment:
             return self._invalid(spec, seed, key, "served root does not open the commitment")
         if spec.mode == "sampled":
@@ -570,18 +571,19 @@ class OracleNode:
                                       timeout=self.cfg.fetch_timeout)
                 if resp.status_code != HTTPStatus.OK:
                     raise PeerError(f"GET answer: HTTP {resp.status_code}")
-                if len(resp.content) > MAX_ANSWER_BYTES:
-                    return self._invalid(spec, seed, key, "challenge answer oversized")
-                return self._timed_check(lambda: check_sampled(prepared(), resp.content, root))
-            shape, dtype = result_layout(spec)
-            size = shape[0] * shape[1] * dtype.itemsize
-            client = HttpBlobClient(url, max_size=size, connect_timeout=self.cfg.fetch_timeout,
-                                    read_timeout=self.cfg.fetch_timeout, session=self._http)
-            try:
-                data = client.get(str(manifest["blob"]))
-            except BlobTooLarge:
-                return self._invalid(spec, seed, key, f"result oversized (limit {size} bytes)")
-            return self._timed_check(lambda: check_full(prepared(), data, expected_root=root))
+                payload = resp.content
+            else:
+                shape, dtype = result_layout(spec)
+                size = shape[0] * shape[1] * dtype.itemsize
+                client = HttpBlobClient(url, max_size=size,
+                                        connect_timeout=self.cfg.fetch_timeout,
+                                        read_timeout=self.cfg.fetch_timeout, session=self._http)
+                try:
+                    payload = client.get(str(manifest["blob"]))
+                except BlobTooLarge:
+                    return self._invalid(spec, seed, key,
+                                         f"result oversized (limit {size} bytes)")
+            return self._check_served(key, spec, seed, prepared, root, payload)
         except (requests.RequestException, PeerError, BlobError, ValueError, KeyError,
                 TypeError) as exc:
             self.metrics["fetch_errors"] += 1
