@@ -146,9 +146,9 @@ def kill_then_restart(cmd: list[str], done: Callable[[], bool], timeout: float =
 
 
 def worker_and_node(anvil: Anvil, rec: Any, keys: dict[str, Any], tmp_path: Path,
-                    spec_url: str) -> tuple[Any, Any]:
-    """The honest worker (serving) and the first oracle node (confirmations 0, settles at
-    once), the node told the worker's URL directly; the caller closes both."""
+                    spec_url: str, confirmations: int = 0) -> tuple[Any, Any]:
+    """The honest worker (serving) and the first oracle node (settles at once), the node told
+    the worker's URL directly; the caller closes both."""
     from oracle.oracle_node import OracleConfig, OracleNode
     from oracle.worker import Worker, WorkerConfig
 
@@ -156,8 +156,8 @@ def worker_and_node(anvil: Anvil, rec: Any, keys: dict[str, Any], tmp_path: Path
                             store_dir=str(tmp_path / "w-blobs"), spec_stores=[spec_url]),
                Chain(anvil.url, rec), keys["honest"])
     node = OracleNode(OracleConfig(rpc_url=anvil.url, db_path=str(tmp_path / "o.db"),
-                                   spec_stores=[spec_url], confirmations=0, batch_size=8,
-                                   max_wait=0.0),
+                                   spec_stores=[spec_url], confirmations=confirmations,
+                                   batch_size=8, max_wait=0.0),
                       Chain(anvil.url, rec), keys["oracles"][0])
     node.db.set_worker_url(w.address, w.start_server(), 0)
     return w, node
