@@ -1,5 +1,7 @@
 """The live protocol loop on a real anvil: workers and oracle nodes as threads, real HTTP,
-real SQLite. Every honest job is settled exactly once; a cheater's results are slashed."""
+real SQLite. Every honest job is settled exactly once; a cheater's results are slashed; a job
+no worker could take is refunded after its deadline; the running workers claim the epoch and
+each receives exactly emission * its work // total work, to the wei."""
 
 from __future__ import annotations
 
@@ -12,11 +14,11 @@ import numpy as np
 import pytest
 
 from oracle.blobstore import LocalBlobStore
-from oracle.chain import STATUS_PAID, Chain
+from oracle.chain import STATUS_PAID, STATUS_REFUNDED, Chain, TxSender
 from oracle.oracle_node import OracleConfig, OracleNode
 from oracle.report import draw_report, from_chain
 from oracle.worker import Worker, WorkerConfig
-from tests.e2e.conftest import matmul, post_jobs, wait_until
+from tests.e2e.conftest import PRICE, ZERO, matmul, post_jobs, wait_until
 
 
 def _cheat_on(jobs: set[int]) -> Any:
@@ -110,12 +112,37 @@ def test_round_trip__two_workers_one_cheats__honest_jobs_settled_exactly_once(
         start_worker(anvil, rec, keys["cheater"], tmp_path, "cheater", spec_server.url,
                      oracle_urls, cluster, tamper=_cheat_on(cheated))
 
+        # A job whose spec was never published: no worker can take it.
+        [orphan] = post_jobs(chain, keys["requester"], [matmul(1234)], None)
+
         def done() -> bool:
             paid, _, slashed = settled_events(chain)
             return all(paid[j] >= 1 for j in jobs) and set(slashed) >= cheated
         wait_until(done, timeout=60)
+
+        # Past the deadline (and the settlement grace) and the epoch's end: the requester
+        # takes the unfinished job's escrow back, and the running workers claim the epoch.
+        anvil.w3.provider.make_request("evm_increaseTime", [3_600 + 601])
+        anvil.w3.provider.make_request("evm_mine", [])
+        TxSender(chain, keys["requester"]).send(chain.market.functions.refund(orphan), "refund")
+        worked = {(int(e.args["epoch"]), e.args["worker"]): 0 for e in chain.events(
+            rec.block, chain.head(), names=("WorkRecorded",))}
+        wait_until(lambda: len([e for e in chain.events(rec.block, chain.head(), names=(
+            "RewardClaimed",))]) == len(worked), timeout=30)
     finally:
         cluster.shutdown()
+    # The split of each epoch's emission matches attested work exactly, to the wei.
+    work: Counter[tuple[int, str]] = Counter()
+    for e in chain.events(rec.block, chain.head(), names=("WorkRecorded",)):
+        work[(int(e.args["epoch"]), e.args["worker"])] += int(e.args["work_units"])
+    expected: Counter[str] = Counter()
+    for (epoch, worker), units in work.items():
+        total = sum(u for (ep, _), u in work.items() if ep == epoch)
+        expected[worker] += int(chain.call("epoch_emission", epoch)) * units // total
+    for worker, amount in expected.items():
+        assert chain.token.functions.balanceOf(worker).call() == amount > 0
+    assert chain.job_status(orphan) == STATUS_REFUNDED
+    assert int(chain.call("credited", keys["requester"].address, ZERO)) >= PRICE
     paid, paid_to, slashed = settled_events(chain)
     assert all(paid[j] == 1 for j in jobs), paid
     assert all(chain.job_status(j) == STATUS_PAID for j in jobs)
@@ -124,7 +151,8 @@ def test_round_trip__two_workers_one_cheats__honest_jobs_settled_exactly_once(
     assert sorted(slashed) == sorted(cheated)
     # `pouw report` reads the same story back from chain state alone.
     data = from_chain(chain)
-    assert [j[0] for j in data.jobs] == jobs
-    assert sum(units for _, _, units in data.work) == sum(j[3] for j in data.jobs)
+    assert [j[0] for j in data.jobs] == [*jobs, orphan]
+    assert sum(units for _, _, units in data.work) == sum(j[3] for j in data.jobs
+                                                          if j[0] != orphan)
     draw_report(data, str(tmp_path / "report.png"))
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
