@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -107,6 +108,14 @@ _PWFILE = click.option("--password-file", type=click.Path(dir_okay=False),
 _PWENV = click.option("--password-env", help="Environment variable holding the password.")
 _SPECS = click.option("--spec-store", "spec_stores", multiple=True, required=True,
                       help="Where specs are read: an http(s) blob server or a directory (repeat).")
+
+
+def _signer_on_chain(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of every command that signs on a deployment: network, deployments, RPC,
+    key file and its password."""
+    for option in (_PWENV, _PWFILE, _KEYFILE, _RPC, _DEPLOYMENTS, _NETWORK):
+        f = option(f)
+    return f
 
 
 def _connect(network: str, deployments_dir: str, rpc: str) -> Any:
@@ -208,12 +217,7 @@ def oracle() -> None:
 
 
 @oracle.command("run")
-@_NETWORK
-@_DEPLOYMENTS
-@_RPC
-@_KEYFILE
-@_PWFILE
-@_PWENV
+@_signer_on_chain
 @_SPECS
 @click.option("--db", "db_path", default=".pouw/oracle.db", show_default=True,
               help="SQLite state file.")
@@ -263,12 +267,7 @@ def worker() -> None:
 
 
 @worker.command("run")
-@_NETWORK
-@_DEPLOYMENTS
-@_RPC
-@_KEYFILE
-@_PWFILE
-@_PWENV
+@_signer_on_chain
 @_SPECS
 @click.option("--db", "db_path", default=".pouw/worker.db", show_default=True)
 @click.option("--store", "store_dir", default=".pouw/worker-blobs", show_default=True,
@@ -503,12 +502,7 @@ _KIND_FLAGS = ("kind", "dtype", "m", "n", "k", "seed", "mode", "openings", "roun
 
 
 @job.command("create")
-@_NETWORK
-@_DEPLOYMENTS
-@_RPC
-@_KEYFILE
-@_PWFILE
-@_PWENV
+@_signer_on_chain
 @click.option("--spec-store", "spec_stores", multiple=True, required=True,
               help="Where to publish the spec: an http(s) blob server or a directory (repeat).")
 @click.option("--spec-file", type=click.Path(dir_okay=False),
@@ -669,12 +663,7 @@ def _send_market(network: str, deployments_dir: str, rpc: str, keyfile: str,
 
 @job.command("refund")
 @click.argument("job_id", type=click.IntRange(0))
-@_NETWORK
-@_DEPLOYMENTS
-@_RPC
-@_KEYFILE
-@_PWFILE
-@_PWENV
+@_signer_on_chain
 def job_refund(job_id: int, network: str, deployments_dir: str, rpc: str, keyfile: str,
                password_file: str | None, password_env: str | None) -> None:
     """Refund an unsettled job after its deadline (the escrow returns to the requester)."""
@@ -685,12 +674,7 @@ def job_refund(job_id: int, network: str, deployments_dir: str, rpc: str, keyfil
 
 
 @cli.command()
-@_NETWORK
-@_DEPLOYMENTS
-@_RPC
-@_KEYFILE
-@_PWFILE
-@_PWENV
+@_signer_on_chain
 @click.option("--asset", default="ETH", show_default=True, help="ETH or an ERC-20 address.")
 def withdraw(network: str, deployments_dir: str, rpc: str, keyfile: str,
              password_file: str | None, password_env: str | None, asset: str) -> None:
