@@ -325,15 +325,15 @@ class TxSender:
 
     def sign(self, fn: Any, *, value: int = 0, gas: int | None = None) -> SentTx:
         """Sign a contract call with the next nonce (not yet sent)."""
-        w3 = self.chain.w3
         tx: dict[str, Any] = {
             "from": self.account.address,
             "nonce": self.nonce,
             "value": value,
             "chainId": self.chain.chain_id,
         }
-        base = _wrap("eth_getBlock(latest)", lambda: w3.eth.get_block("latest"))
-        fee = int(base.get("baseFeePerGas", 0))
+        base = _wrap("eth_getBlock(latest)",
+                     lambda: self.chain._rpc("eth_getBlockByNumber", ["latest", False]))
+        fee = int(base.get("baseFeePerGas") or "0x0", 16)
         tip = 10**9
         tx["maxPriorityFeePerGas"] = tip
         tx["maxFeePerGas"] = 2 * fee + tip
@@ -374,17 +374,21 @@ class TxSender:
         except (Web3Exception, OSError, ValueError) as exc:
             raise ChainError(f"eth_getTransactionReceipt: {exc}") from exc
 
-    def wait(self, tx_hash: bytes) -> Any:
+    def wait(self, tx_hash: bytes, *, decoded: bool = True) -> Any:
         """Wait for the receipt (ChainError on timeout or revert), polling after 3 ms, then
-        less and less often, up to every ``receipt_poll`` seconds."""
+        less and less often, up to every ``receipt_poll`` seconds. Polls read the raw JSON-RPC
+        answer; ``decoded`` returns web3's receipt (one more call, formatted), otherwise the raw
+        one (hex strings), which is all a caller that only needs "mined, not reverted" wants:
+        web3 formats every log of a 64-item batch."""
         deadline = time.monotonic() + self.receipt_timeout
         delay = min(self.receipt_poll, 0.003)  # a local node mines at once: look again soon
         while True:
-            rcpt = self.receipt(tx_hash)
-            if rcpt is not None:
-                if rcpt["status"] != 1:
+            raw = _wrap("eth_getTransactionReceipt", lambda: self.chain._rpc(
+                "eth_getTransactionReceipt", ["0x" + tx_hash.hex()]))
+            if raw is not None:
+                if int(raw["status"], 16) != 1:
                     raise ChainError(f"transaction 0x{tx_hash.hex()} reverted")
-                return rcpt
+                return self.receipt(tx_hash) if decoded else raw
             if time.monotonic() > deadline:
                 raise ChainError(f"no receipt for 0x{tx_hash.hex()} in {self.receipt_timeout}s")
             time.sleep(delay)

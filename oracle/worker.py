@@ -374,7 +374,7 @@ class Worker:
                 self._kill("after_commit_signed")
                 self.sender.broadcast(sent.raw)
             self._kill("after_commit_broadcast")
-            self.sender.wait(sent.tx_hash)
+            self.sender.wait(sent.tx_hash, decoded=False)
         except ChainError as exc:
             event(log, "commit_failed", logging.WARNING, error=str(exc))
             self._bond_checked = -float("inf")  # a slashed bond is one reason: re-read it
@@ -393,7 +393,7 @@ class Worker:
         with self._send_lock:
             sent = self.sender.sign(fn, value=value)
             self.sender.broadcast(sent.raw)
-        return self.sender.wait(sent.tx_hash)
+        return self.sender.wait(sent.tx_hash, decoded=False)
 
     def claim(self) -> None:
         """Withdraw credited ETH; claim every ended epoch with own work."""
