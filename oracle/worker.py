@@ -43,6 +43,7 @@ import requests
 from eth_account.signers.local import LocalAccount
 
 from oracle.announce import make_announcement
+from oracle.backend import select_backend
 from oracle.blobstore import LocalBlobStore, check_name
 from oracle.bundle import encode_bundle
 from oracle.chain import STATUS_OPEN, ZERO_ADDRESS, Chain, TxSender
@@ -116,6 +117,9 @@ class Worker:
         self.specs = SpecStore(config.spec_stores)
         self.sender = TxSender(chain, account)
         self.tamper = tamper
+        # Chosen once (a GPU backend if one is usable): probing on every job cost more than
+        # a small job's product.
+        self.backend = select_backend()
         self.metrics: Counter[str] = Counter()
         self.server: ApiServer | None = None
         self._io = ThreadPoolExecutor(max_workers=8, thread_name_prefix="pouw-store")
@@ -316,7 +320,7 @@ class Worker:
                 event(log, "skipped", job=jid, reason=reason)
                 continue
             t0 = time.perf_counter()
-            result = compute(spec)
+            result = compute(spec, self.backend)
             self.metrics["compute_seconds"] += time.perf_counter() - t0
             self.metrics["jobs_computed"] += 1
             if self.tamper is not None:
