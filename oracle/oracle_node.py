@@ -444,15 +444,16 @@ class OracleNode:
             groups.setdefault(url, []).append((key, item, cost))
         chunks: list[tuple[str, list[tuple[VerdictKey, dict[str, Any], int]]]] = []
         for url, entries in groups.items():
-            part: list[tuple[VerdictKey, dict[str, Any], int]] = []
+            parts: list[list[tuple[VerdictKey, dict[str, Any], int]]] = [[]]
+            size = 0
             for entry in entries:
-                if part and (len(part) >= self.cfg.bundle_items
-                             or sum(e[2] for e in part) + entry[2] > BUNDLE_BYTES):
-                    chunks.append((url, part))
-                    part = []
-                part.append(entry)
-            if len(part) > 1:
-                chunks.append((url, part))
+                if parts[-1] and (len(parts[-1]) >= self.cfg.bundle_items
+                                  or size + entry[2] > BUNDLE_BYTES):
+                    parts.append([])
+                    size = 0
+                parts[-1].append(entry)
+                size += entry[2]
+            chunks += [(url, part) for part in parts if len(part) > 1]  # one item: no bundle
         served: dict[VerdictKey, tuple[bytes, bytes]] = {}
         if chunks:
             for got in self._verify_pool.map(lambda c: self._fetch_bundle(*c), chunks):

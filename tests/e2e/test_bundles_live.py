@@ -23,7 +23,8 @@ SPECS = [matmul(1), matmul(2), matmul(3, dtype="fp32"), matmul(4, mode="sampled"
          matmul(5, dtype="fp32", mode="sampled")]
 
 
-def _setup(anvil, rec, keys, tmp_path: Path, spec_url: str, *, tamper=None, broken=False):
+def _setup(anvil, rec, keys, tmp_path: Path, spec_url: str, *, tamper=None, broken=False,
+           bundle_items=64):
     cfg = WorkerConfig(rpc_url=anvil.url, db_path=str(tmp_path / "w.db"),
                        store_dir=str(tmp_path / "w-blobs"), spec_stores=[spec_url])
     w = Worker(cfg, Chain(anvil.url, rec), keys["honest"], tamper=tamper)
@@ -40,7 +41,7 @@ def _setup(anvil, rec, keys, tmp_path: Path, spec_url: str, *, tamper=None, brok
     w.start_server()
     ncfg = OracleConfig(rpc_url=anvil.url, db_path=str(tmp_path / "o.db"),
                         spec_stores=[spec_url], confirmations=0, batch_size=8, max_wait=0.0,
-                        worker_urls={w.address: w.server.url})
+                        worker_urls={w.address: w.server.url}, bundle_items=bundle_items)
     node = OracleNode(ncfg, Chain(anvil.url, rec), keys["oracles"][0])
     return w, node, hits
 
@@ -129,3 +130,12 @@ def test_bundle_endpoint__bad_requests(anvil, deploy, keys, tmp_path, spec_serve
     finally:
         w.close()
         node.close()
+
+
+def test_bundle_items_1__no_bundles__same_verdicts(anvil, deploy, keys, tmp_path, spec_server):
+    jobs, verdicts, hits, metrics, _ = _verdicts(anvil, deploy(1, 1), keys, tmp_path,
+                                                 spec_server, bundle_items=1)
+    assert sorted(verdicts) == jobs
+    assert all(v[0] == VerdictCode.VALID for v in verdicts.values()), verdicts
+    assert hits["bundle"] == 0 and metrics["bundles"] == 0
+    assert hits["manifest"] == len(jobs) and hits["answer"] == 2 and hits["blob"] == 3
