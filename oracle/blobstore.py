@@ -27,7 +27,7 @@ from pathlib import Path
 
 import requests
 
-from oracle.bundle import decode_bundle, encode_bundle
+from oracle.bundle import encode_bundle, post_for_bundle
 from oracle.exceptions import (
     BlobHashMismatch,
     BlobNameError,
@@ -335,18 +335,10 @@ class HttpBlobClient:
         cap = min(len(norm) * limit, MAX_MULTI_BYTES + limit) + (1 << 20)
         url = f"{self.base_url}/blobs"
         try:
-            with self.session.post(url, json={"names": norm}, stream=True,
-                                   timeout=self.timeout) as resp:
-                if resp.status_code != HTTPStatus.OK:
-                    raise BlobTransferError(f"POST {url}: HTTP {resp.status_code}")
-                buf = bytearray()
-                for chunk in resp.iter_content(chunk_size=_CHUNK):
-                    buf += chunk
-                    if len(buf) > cap:
-                        raise BlobTransferError(f"POST {url}: bundle exceeds {cap} bytes")
-            entries = decode_bundle(buf)
-        except (requests.RequestException, PeerError) as exc:
-            raise BlobTransferError(f"POST {url}: {exc}") from exc
+            entries = post_for_bundle(self.session, url, {"names": norm}, limit=cap,
+                                      timeout=self.timeout)
+        except PeerError as exc:
+            raise BlobTransferError(str(exc)) from exc
         wanted = set(norm)
         out = {}
         for fields, data in entries:

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from http import HTTPStatus
 from typing import Any
+
+import requests
 
 from oracle.exceptions import PeerError
 
-__all__ = ["MAX_HEADER_BYTES", "decode_bundle", "encode_bundle"]
+__all__ = ["MAX_HEADER_BYTES", "decode_bundle", "encode_bundle", "post_for_bundle"]
 
 MAX_HEADER_BYTES = 1 << 20
 
@@ -62,3 +65,22 @@ def decode_bundle(data: bytes | bytearray | memoryview) -> list[tuple[dict[str, 
     if pos != len(view):
         raise PeerError(f"bundle has {len(view) - pos} bytes beyond its declared payloads")
     return out
+
+
+def post_for_bundle(session: requests.Session, url: str, body: dict[str, Any], *, limit: int,
+                    timeout: float | tuple[float, float]) -> list[tuple[dict[str, Any], bytes]]:
+    """POST ``body`` as JSON and read the answer as a bundle of at most ``limit`` bytes
+    (refused as soon as it grows past it); PeerError on any HTTP, transport or format
+    problem."""
+    try:
+        with session.post(url, json=body, stream=True, timeout=timeout) as resp:
+            if resp.status_code != HTTPStatus.OK:
+                raise PeerError(f"POST {url}: HTTP {resp.status_code}")
+            buf = bytearray()
+            for chunk in resp.iter_content(chunk_size=1 << 20):
+                buf += chunk
+                if len(buf) > limit:
+                    raise PeerError(f"POST {url}: bundle exceeds {limit} bytes")
+    except requests.RequestException as exc:
+        raise PeerError(f"POST {url}: {exc}") from exc
+    return decode_bundle(buf)

@@ -68,7 +68,7 @@ from oracle.attestation import (
     sign_settlement,
 )
 from oracle.blobstore import HttpBlobClient
-from oracle.bundle import decode_bundle
+from oracle.bundle import post_for_bundle
 from oracle.chain import Chain, SentTx, TxSender
 from oracle.challenge import challenge_block, challenge_seed
 from oracle.commitment import commitment
@@ -462,21 +462,12 @@ class OracleNode:
 
     def _fetch_bundle(self, url: str, part: list[tuple[VerdictKey, dict[str, Any], int]]
                       ) -> dict[VerdictKey, tuple[bytes, bytes]]:
-        body = json.dumps({"items": [item for _, item, _ in part]}).encode()
         limit = sum(cost for *_, cost in part) + (1 << 20)
         try:
-            with self._http.post(f"{url}/results", data=body, stream=True,
-                                 headers={"Content-Type": "application/json"},
-                                 timeout=self.cfg.fetch_timeout) as resp:
-                if resp.status_code != HTTPStatus.OK:
-                    raise PeerError(f"POST {url}/results: HTTP {resp.status_code}")
-                buf = bytearray()
-                for chunk in resp.iter_content(chunk_size=1 << 20):
-                    buf += chunk
-                    if len(buf) > limit:
-                        raise PeerError(f"bundle from {url} exceeds {limit} bytes")
-            entries = decode_bundle(buf)
-        except (requests.RequestException, PeerError) as exc:
+            entries = post_for_bundle(self._http, f"{url}/results",
+                                      {"items": [item for _, item, _ in part]}, limit=limit,
+                                      timeout=self.cfg.fetch_timeout)
+        except PeerError as exc:
             self.metrics["bundle_errors"] += 1
             event(log, "bundle_failed", logging.WARNING, worker_url=url, error=str(exc))
             return {}
