@@ -163,7 +163,7 @@ def settled_run(url: str, w3: Web3, work: Path, *, jobs: int, n: int, n_oracles:
             store.put(s.canonical)
         try:
             req = TxSender(chain, requester)
-            deadline = int(chain.block(chain.head())["timestamp"]) + 3_600
+            deadline = chain.block_timestamp(chain.head()) + 3_600
             ids: list[int] = []
             t0 = time.perf_counter()
             sent = []  # a requester with many jobs sends every batch, then waits

@@ -596,7 +596,7 @@ def job_create(ctx: click.Context, network: str, deployments_dir: str, rpc: str,
     account = _account(keyfile, password_file, password_env)
     for s in specs:
         publish_spec(s, spec_stores)
-    deadline = int(chain.block(chain.head())["timestamp"]) + deadline_in
+    deadline = chain.block_timestamp(chain.head()) + deadline_in
     ids = create_jobs(chain, account, specs, asset=asset, amounts=amounts, deadline=deadline)
     if as_json:
         _print_json([{"job_id": j, "spec_hash": "0x" + s.hash.hex(), "work_units": work_units(s),

@@ -188,10 +188,6 @@ class Chain:
         """The newest block with at least ``confirmations`` blocks on top (may be -1)."""
         return self.head() - confirmations
 
-    def block(self, number: int) -> Any:
-        """A block header; ChainError if the node does not have it."""
-        return _wrap(f"eth_getBlockByNumber({number})", lambda: self.w3.eth.get_block(number))
-
     def _header(self, number: int) -> dict[str, Any]:
         def get() -> dict[str, Any]:
             header = self._rpc("eth_getBlockByNumber", [hex(number), False])

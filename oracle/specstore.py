@@ -54,11 +54,15 @@ class SpecStore:
                 self._cache.move_to_end(key)
                 return spec
         spec = self._fetch(key)
+        self._remember([spec])
+        return spec
+
+    def _remember(self, specs: Sequence[Spec]) -> None:
         with self._lock:
-            self._cache[key] = spec
+            for spec in specs:
+                self._cache[spec.hash] = spec
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
-        return spec
 
     def prefetch(self, spec_hashes: Sequence[bytes]) -> None:
         """Read the specs not cached yet in one request per store (``get_many``), so that the
@@ -68,9 +72,10 @@ class SpecStore:
         with self._lock:
             for name in [n for n, h in missing.items() if h in self._cache]:
                 del missing[name]
+        found: list[Spec] = []
         for store in self.stores:
             if not missing:
-                return
+                break
             try:
                 got = store.get_many(list(missing), max_size=MAX_SPEC_BYTES)
             except BlobError:
@@ -80,14 +85,10 @@ class SpecStore:
                     spec = parse_spec(data)
                 except SpecError:
                     continue
-                if spec.hash != missing[name] or spec.canonical != data:
-                    continue
-                with self._lock:
-                    self._cache[spec.hash] = spec
-                del missing[name]
-        with self._lock:
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+                if spec.hash == missing[name] and spec.canonical == data:
+                    found.append(spec)
+                    del missing[name]
+        self._remember(found)
 
     def _fetch(self, spec_hash: bytes) -> Spec:
         name = spec_hash.hex()

@@ -20,7 +20,7 @@ def market_status(chain: Chain) -> dict[str, Any]:
     epoch = int(chain.call("current_epoch"))
     genesis, length = int(chain.call("GENESIS")), int(chain.call("EPOCH_LENGTH"))
     halving = int(chain.call("HALVING_EPOCHS"))
-    now = int(chain.block(chain.head())["timestamp"])
+    now = chain.block_timestamp(chain.head())
     events = chain.events(chain.deployment.block, chain.head(), names=ALL_EVENTS)
     jobs: dict[int, tuple[str, int]] = {}
     rows: dict[str, dict[str, Any]] = defaultdict(lambda: {

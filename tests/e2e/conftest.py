@@ -112,7 +112,7 @@ def post_jobs(chain: Chain, requester: Any, specs: list[dict[str, Any]],
     if spec_store is not None:
         for p in parsed:
             spec_store.put(p.canonical)
-    deadline = int(chain.block(chain.head())["timestamp"]) + 3_600
+    deadline = chain.block_timestamp(chain.head()) + 3_600
     fn = chain.market.functions.create_jobs(
         [(spec_hash(p), work_units(p), ZERO, PRICE, deadline) for p in parsed])
     rcpt = TxSender(chain, requester).send(fn, "create_jobs", value=PRICE * len(parsed))
