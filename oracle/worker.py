@@ -34,7 +34,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +44,7 @@ from eth_account.signers.local import LocalAccount
 
 from oracle.announce import make_announcement
 from oracle.backend import select_backend
-from oracle.blobstore import LocalBlobStore, check_name
+from oracle.blobstore import BlobBatch, LocalBlobStore, check_name
 from oracle.bundle import encode_bundle
 from oracle.chain import STATUS_OPEN, ZERO_ADDRESS, Chain, TxSender
 from oracle.commitment import commitment
@@ -122,7 +122,6 @@ class Worker:
         self.backend = select_backend()
         self.metrics: Counter[str] = Counter()
         self.server: ApiServer | None = None
-        self._io = ThreadPoolExecutor(max_workers=8, thread_name_prefix="pouw-store")
         # One commit thread: transactions leave in nonce order; _send_lock guards the sender
         # (nonces) against the loop's own register / withdraw / claim transactions.
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pouw-commit")
@@ -202,7 +201,6 @@ class Worker:
         if self.server is not None:
             self.server.stop()
         self._committer.shutdown(wait=True)
-        self._io.shutdown(wait=True)
         self.db.close()
 
     def run(self, stop: threading.Event) -> None:
@@ -280,24 +278,27 @@ class Worker:
 
     def compute_new(self) -> None:
         """Compute acceptable new jobs (up to ``commit_batch`` per call); store every result
-        and record (blob, root, commitment) in one transaction before anything is sent."""
-        pending: list[tuple[int, Future[str], bytes, bytes]] = []
+        (one durability barrier for the batch) and record (blob, root, commitment) in one
+        transaction before anything is sent."""
+        batch = self.store.batch()
         computed: list[tuple[int, str, bytes, bytes]] = []
         try:
-            self._compute_new(pending)
+            self._compute_new(computed, batch)
         finally:
-            for jid, put, root, c in pending:  # a result counts once its blob is durable
-                try:
-                    computed.append((jid, put.result(), root, c))
-                except (OSError, BlobError) as exc:
-                    event(log, "store_failed", logging.ERROR, job=jid, error=str(exc))
+            try:
+                batch.commit()  # a result counts once its blob is durable
+            except OSError as exc:
+                event(log, "store_failed", logging.ERROR, jobs=[c[0] for c in computed],
+                      error=str(exc))
+                computed = []
             if computed:
                 self.db.set_computed_many(computed)
                 self._fresh.update(c[0] for c in computed)
                 event(log, "computed", jobs=[c[0] for c in computed])
                 self._kill("after_compute")
 
-    def _compute_new(self, computed: list[tuple[int, Future[str], bytes, bytes]]) -> None:
+    def _compute_new(self, computed: list[tuple[int, str, bytes, bytes]],
+                     batch: BlobBatch) -> None:
         new = self.db.jobs("new")
         self.specs.prefetch([j["spec_hash"] for j in new[: 4 * self.cfg.commit_batch]])
         for job in new:
@@ -325,8 +326,11 @@ class Worker:
             self.metrics["jobs_computed"] += 1
             if self.tamper is not None:
                 result = self.tamper(jid, result)
-            # Stored (written and fsynced) on the I/O threads while the next job computes.
-            blob = self._io.submit(self.store.put, encode_result(result))
+            try:
+                blob = batch.add(encode_result(result))
+            except (OSError, BlobError) as exc:
+                event(log, "store_failed", logging.ERROR, job=jid, error=str(exc))
+                continue
             root = result_root(spec, result)
             computed.append((jid, blob, root, commitment(self.address, root)))
 

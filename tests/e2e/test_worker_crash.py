@@ -61,3 +61,41 @@ def test_worker_sigkilled__restarts__each_job_paid_once(anvil, deploy, keys, tmp
     submitted = Counter(int(e.args["job_id"]) for e in chain.events(rec.block, chain.head())
                         if e.name == "ResultSubmitted")
     assert [submitted[j] for j in jobs] == [1, 1, 1]  # never committed twice
+
+
+def test_worker_store_fails__nothing_recorded_or_committed__next_step_recovers(
+        anvil, deploy, keys, tmp_path, spec_server, monkeypatch):
+    """A failing durability barrier (disk full, I/O error) loses nothing and commits nothing:
+    the batch stays 'new' with no blob visible, and the next step stores and commits it."""
+    from oracle import blobstore
+    from oracle.worker import Worker, WorkerConfig
+
+    rec = deploy(1, 1)
+    chain = Chain(anvil.url, rec)
+    jobs = post_jobs(chain, keys["requester"], [matmul(i) for i in range(3)],
+                     LocalBlobStore(tmp_path / "specs"))
+    w = Worker(WorkerConfig(rpc_url=anvil.url, db_path=str(tmp_path / "w.db"),
+                            store_dir=str(tmp_path / "w-blobs"), spec_stores=[spec_server.url]),
+               Chain(anvil.url, rec), keys["honest"])
+    real = blobstore._make_durable
+
+    def io_error(root, paths):
+        raise OSError(28, "No space left on device")
+
+    try:
+        monkeypatch.setattr(blobstore, "_make_durable", io_error)
+        w.step(wait=True)
+        assert [j["job_id"] for j in w.db.jobs("new")] == jobs  # nothing counted as computed
+        assert not [p for p in (tmp_path / "w-blobs").rglob("*") if p.is_file()]
+        assert not any(e.name == "ResultSubmitted" for e in chain.events(rec.block, chain.head()))
+        monkeypatch.setattr(blobstore, "_make_durable", real)
+        w.step(wait=True)
+        assert [j["job_id"] for j in w.db.jobs("committed")] == jobs
+        for j in jobs:
+            blob = w.db.job(j)["blob"]
+            assert w.store.has(blob)
+        submitted = [int(e.args["job_id"]) for e in chain.events(rec.block, chain.head())
+                     if e.name == "ResultSubmitted"]
+        assert submitted == jobs
+    finally:
+        w.close()

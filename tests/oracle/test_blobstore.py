@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from oracle import blobstore
 from oracle.blobstore import BlobServer, HttpBlobClient, LocalBlobStore, blob_name
 from oracle.exceptions import (
     BlobError,
@@ -78,6 +79,76 @@ def test_local__failed_write_leaves_no_partial_file(
         store.put(b"payload")
     assert not store.has(blob_name(b"payload"))
     assert not [p for p in store.root.rglob("*") if p.is_file()]
+
+
+def test_batch__blobs_appear_only_on_commit_with_one_barrier(
+    store: LocalBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    syncs: list[int] = []
+    real = blobstore._syncfs()
+    if real is not None:
+        monkeypatch.setattr(blobstore, "_syncfs", lambda: lambda fd: syncs.append(fd) or real(fd))
+    already = store.put(b"old")
+    batch = store.batch()
+    names = [batch.add(f"result {i}".encode()) for i in range(20)]
+    assert batch.add(b"result 3") == names[3] and batch.add(b"old") == already
+    assert len(batch) == 21
+    assert not any(store.has(n) for n in names)  # written, not yet visible
+    assert batch.commit() == [*names, already]
+    assert [store.get(n) for n in names] == [f"result {i}".encode() for i in range(20)]
+    assert not list(store.root.rglob(".tmp-*"))
+    if real is not None:  # one flush of the data, one of the renames: not one per blob
+        assert len(syncs) == 2
+    assert batch.commit() == []  # committing twice writes nothing new
+
+
+def test_batch__bad_blob_refused_and_discard_leaves_nothing(store: LocalBlobStore) -> None:
+    batch = store.batch()
+    good = batch.add(b"good")
+    with pytest.raises(BlobTooLarge):
+        batch.add(b"x" * ((1 << 20) + 1))
+    with pytest.raises(BlobHashMismatch):
+        batch.add(b"data", name="11" * 32)
+    batch.discard()
+    assert batch.commit() == [] and not store.has(good)
+    assert not [p for p in store.root.rglob("*") if p.is_file()]
+
+
+def test_batch__failed_rename_leaves_no_temp_and_no_partial_blob(
+    store: LocalBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = store.batch()
+    names = [batch.add(f"r{i}".encode()) for i in range(3)]
+    calls = []
+
+    def replace_then_fail(src: str, dst: str) -> None:
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        real_replace(src, dst)
+
+    real_replace = blobstore.os.replace
+    monkeypatch.setattr("oracle.blobstore.os.replace", replace_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        batch.commit()
+    assert store.get(names[0]) == b"r0"  # renamed before the failure: complete and durable
+    assert not store.has(names[1]) and not store.has(names[2])
+    assert not list(store.root.rglob(".tmp-*"))
+
+
+def test_batch__without_syncfs_each_file_is_fsynced(
+    store: LocalBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    monkeypatch.setattr(blobstore, "_syncfs", lambda: None)
+    real_fsync = blobstore.os.fsync
+    monkeypatch.setattr("oracle.blobstore.os.fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    batch = store.batch()
+    names = [batch.add(bytes([i]) * 10) for i in range(4)]
+    batch.commit()
+    dirs = {store.path(n).parent for n in names}
+    assert len(synced) == 4 + len(dirs)  # every temp file, then every directory renamed into
+    assert [store.get(n) for n in names] == [bytes([i]) * 10 for i in range(4)]
 
 
 def test_http__get_put_roundtrip(store: LocalBlobStore, server: BlobServer) -> None:
