@@ -175,7 +175,7 @@ def settled_run(url: str, w3: Web3, work: Path, *, jobs: int, n: int, n_oracles:
                 req.broadcast(tx.raw)
                 sent.append(tx)
             for tx in sent:
-                rcpt = req.wait(tx.tx_hash)
+                rcpt = req.wait(tx.tx_hash, decoded=False)
                 ids += [int(e.args["job_id"]) for e in chain.receipt_events(rcpt, ("JobCreated",))]
             pending = set(ids)
             limit = time.monotonic() + 300

@@ -69,7 +69,7 @@ from oracle.attestation import (
 )
 from oracle.blobstore import HttpBlobClient
 from oracle.bundle import post_for_bundle
-from oracle.chain import Chain, SentTx, TxSender
+from oracle.chain import Chain, SentTx, TxSender, rpc_int
 from oracle.challenge import challenge_block, challenge_seed
 from oracle.commitment import commitment
 from oracle.db import KEEP_BLOCKS, OracleDB, StoredVerdict, VerdictKey
@@ -723,7 +723,7 @@ class OracleNode:
             self._on_signed(sent, "settle")
             self.sender.broadcast(sent.raw)
             self._kill("after_broadcast")
-            rcpt = self.sender.wait(sent.tx_hash)
+            rcpt = self.sender.wait(sent.tx_hash, decoded=False)
         except ChainError as exc:
             self.metrics["settle_failures"] += 1
             event(log, "settle_failed", logging.WARNING, error=str(exc))
@@ -760,14 +760,14 @@ class OracleNode:
                         marks.append((v.key, _ITEM_MARKS[e.name]))
         settled = sum(e.name != "AttestationSkipped" for e in evs)
         skipped = len(evs) - settled
-        self.db.apply_settlement(tx_hash, "mined" if rcpt["status"] == 1 else "failed", digest,
-                                 marks)
+        self.db.apply_settlement(tx_hash, "mined" if rpc_int(rcpt["status"]) == 1 else "failed",
+                                 digest, marks)
         self.metrics["settle_txs"] += 1
         self.metrics["items_settled"] += settled
         self.metrics["items_skipped"] += skipped
-        self.metrics["gas_used"] += int(rcpt["gasUsed"])
-        event(log, "settled", tx=tx_hash, settled=settled, skipped=skipped,
-              gas=int(rcpt["gasUsed"]))
+        gas = rpc_int(rcpt["gasUsed"])
+        self.metrics["gas_used"] += gas
+        event(log, "settled", tx=tx_hash, settled=settled, skipped=skipped, gas=gas)
         return settled
 
     def resume_transactions(self) -> None:
