@@ -663,10 +663,18 @@ class OracleNode:
             return batch, [own]
         groups: dict[tuple[int, ...], list[CompactSignature]] = {}
         body = json.dumps({"items": [_att_json(a) for a in batch]}).encode()
-        for peer in self.cfg.peers:
+        whole = tuple(range(len(batch)))
+        # Peers in turn, starting at one that rotates with the batch (no peer signs every
+        # batch), until threshold - 1 of them agree on the whole batch: signatures beyond the
+        # threshold cost the peers' CPU and add nothing on-chain.
+        peers = self.cfg.peers
+        start = batch[0].job_id % len(peers) if peers else 0
+        for peer in peers[start:] + peers[:start]:
             got = self._ask_peer(peer, body, batch)
             if got is not None:
                 groups.setdefault(got[0], []).append(got[1])
+                if len(groups.get(whole, ())) + 1 >= self.threshold:
+                    break
         best: tuple[int, ...] | None = None
         for idx, sigs in groups.items():
             if idx and len(sigs) + 1 >= self.threshold and (best is None or len(idx) > len(best)):

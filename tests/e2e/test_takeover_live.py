@@ -58,3 +58,55 @@ def test_leader_down__next_node_takes_over__each_job_paid_once(anvil, deploy, ke
         nxt = next(n for n in live if n._rank(j) == 1)
         assert settled_by[j] == nxt.account.address
     assert sum(n.metrics["peer_errors"] for n in live) >= 1  # the down peer was asked, failed
+
+
+def test_proposer_asks_peers_in_turn__stops_at_threshold(anvil, deploy, keys, tmp_path,
+                                                         spec_server):
+    """3 oracles at threshold 2: one peer's signature over the whole batch is enough, so the
+    second peer is not asked (no signature it would spend CPU on); the first peer asked
+    rotates with the batch; a peer that agrees with nothing is passed over."""
+    from oracle.db import StoredVerdict, VerdictKey
+
+    rec = deploy(2, 3)
+    nodes = [OracleNode(OracleConfig(rpc_url=anvil.url, db_path=str(tmp_path / f"o{i}.db"),
+                                     spec_stores=[spec_server.url]),
+                        Chain(anvil.url, rec), keys["oracles"][i]) for i in range(3)]
+    try:
+        urls = [n.start_server() for n in nodes]
+        for i, node in enumerate(nodes):
+            node.cfg.peers = [u for j, u in enumerate(urls) if j != i]
+        worker = keys["honest"].address
+
+        def verdicts(first: int) -> list[StoredVerdict]:
+            return [StoredVerdict(key=VerdictKey(j, worker, bytes([j]) * 32), seed=b"\x01" * 32,
+                                  challenge_block=1, challenge_hash=b"\x02" * 32,
+                                  work_units=64, verdict=1, reason="ok", transcript={},
+                                  transcript_hash=bytes([j]) * 32)
+                    for j in range(first, first + 4)]
+
+        proposer, peers = nodes[0], nodes[1:]
+        for first in (10, 11):  # batches whose first job picks a different first peer
+            vs = verdicts(first)
+            for node in nodes:
+                node.db.record_verdicts(vs)
+            before = [p.metrics["signatures_given"] for p in peers]
+            batch = [proposer._attestation(v) for v in vs]
+            chosen, sigs = proposer._collect(batch)
+            assert chosen == batch and len(sigs) == 2
+            given = [p.metrics["signatures_given"] - b for p, b in zip(peers, before, strict=True)]
+            assert sorted(given) == [0, 1]  # exactly one peer signed
+            asked_first = urls.index(proposer.cfg.peers[first % 2])
+            assert given[asked_first - 1] == 1
+        vs = verdicts(20)  # the peer asked first has no verdicts on this batch: the other signs
+        first_peer = nodes[urls.index(proposer.cfg.peers[20 % 2])]
+        for node in nodes:
+            if node is not first_peer:
+                node.db.record_verdicts(vs)
+        other = next(p for p in peers if p is not first_peer)
+        before = other.metrics["signatures_given"]
+        chosen, sigs = proposer._collect([proposer._attestation(v) for v in vs])
+        assert chosen is not None and len(chosen) == 4 and len(sigs) == 2
+        assert other.metrics["signatures_given"] == before + 1
+    finally:
+        for node in nodes:
+            node.close()
