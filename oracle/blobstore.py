@@ -115,6 +115,24 @@ def _make_durable(root: Path, paths: list[Path]) -> None:
             os.close(fd)
 
 
+def _write_temp(target: Path, view: memoryview, *, fsync: bool) -> Path:
+    """Write ``view`` to a new temp file beside ``target`` (fsynced if asked); nothing is left
+    behind on failure."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(view)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return Path(tmp)
+
+
 class BlobBatch:
     """Blobs written now, made durable and visible together by :meth:`commit`.
 
@@ -139,16 +157,7 @@ class BlobBatch:
         if target.is_file():
             self._names.append(actual)
             return actual
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(view)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        self._pending[actual] = Path(tmp)
+        self._pending[actual] = _write_temp(target, view, fsync=False)
         self._names.append(actual)
         return actual
 
@@ -217,13 +226,8 @@ class LocalBlobStore:
         target = self.path(actual)
         if target.is_file():
             return actual
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+        tmp = _write_temp(target, view, fsync=True)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(view)
-                fh.flush()
-                os.fsync(fh.fileno())
             os.replace(tmp, target)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
