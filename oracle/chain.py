@@ -242,15 +242,20 @@ class Chain:
     ) -> list[ChainEvent]:
         """Every market event of ``names`` in [from_block, to_block], in chain order.
 
-        With ``job_id``, only events whose first indexed argument is that job id are read
-        (the node filters by topic; ``names`` must then be events indexed by job id).
+        The node filters by topic: only events of ``names`` are sent and decoded (a worker
+        that skips every ``ResultSubmitted`` reads a third fewer logs). With ``job_id``, only
+        events whose first indexed argument is that job id (``names`` must then be events
+        indexed by job id).
         """
         if to_block < from_block:
             return []
-        query: dict[str, Any] = {
-            "address": self.market.address, "fromBlock": hex(from_block), "toBlock": hex(to_block)}
+        topic0 = ["0x" + t.hex() for t, n in self._by_topic.items() if n in names]
+        topics: list[Any] = [topic0]
         if job_id is not None:
-            query["topics"] = [None, "0x" + job_id.to_bytes(32, "big").hex()]
+            topics.append("0x" + job_id.to_bytes(32, "big").hex())
+        query: dict[str, Any] = {
+            "address": self.market.address, "fromBlock": hex(from_block), "toBlock": hex(to_block),
+            "topics": topics}
         # The raw JSON-RPC answer, decoded here: web3's response formatters cost more than the
         # node's work on a busy range.
         logs = _wrap(f"eth_getLogs({from_block}..{to_block})",

@@ -103,6 +103,11 @@ class WorkerConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+#: The market events a worker acts on (others, such as every ``ResultSubmitted``, are not read).
+_FOLLOWED = ("JobCreated", "WorkRecorded", "JobRefunded", "JobCancelled", "JobSettled",
+             "WorkerSlashed")
+
+
 class Worker:
     """One worker. ``tamper(job_id, result)`` (tests only) may return a corrupted result."""
 
@@ -247,7 +252,7 @@ class Worker:
         if head <= cp:
             return
         jobs, epochs, settled = [], [], []
-        for e in self.chain.events(cp + 1, head):
+        for e in self.chain.events(cp + 1, head, names=_FOLLOWED):
             if e.name == "JobCreated":
                 jobs.append(e.args)
             elif e.name == "WorkRecorded" and e.args["worker"] == self.address:
