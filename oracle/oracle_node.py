@@ -72,7 +72,7 @@ from oracle.bundle import post_for_bundle
 from oracle.chain import Chain, SentTx, TxSender, rpc_int
 from oracle.challenge import challenge_block, challenge_seed
 from oracle.commitment import commitment
-from oracle.db import KEEP_BLOCKS, OracleDB, StoredVerdict, VerdictKey
+from oracle.db import KEEP_BLOCKS, OracleDB, StoredVerdict, Unsettled, VerdictKey
 from oracle.exceptions import (
     BlobError,
     BlobTooLarge,
@@ -613,7 +613,7 @@ class OracleNode:
     def _rank(self, job_id: int) -> int:
         return (self.index - job_id) % len(self.oracles)
 
-    def _attestation(self, v: StoredVerdict) -> Attestation:
+    def _attestation(self, v: StoredVerdict | Unsettled) -> Attestation:
         return Attestation(v.key.job_id, v.key.worker, v.key.commitment, v.work_units,
                            v.verdict, v.transcript_hash)
 
@@ -621,7 +621,7 @@ class OracleNode:
         """Propose and settle one batch if one is due; returns the number of items settled."""
         now = time.time() if now is None else now
         due = [
-            v for v in self.db.unsettled_verdicts(limit=4 * self.cfg.batch_size)
+            v for v in self.db.unsettled(limit=4 * self.cfg.batch_size)
             if now - v.decided_at >= self._rank(v.key.job_id) * self.cfg.takeover
         ]
         if not due:

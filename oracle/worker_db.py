@@ -24,6 +24,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     amount TEXT NOT NULL, deadline INTEGER NOT NULL, state TEXT NOT NULL,
     reason TEXT, blob TEXT, root BLOB, commitment BLOB, epoch INTEGER);
 CREATE TABLE IF NOT EXISTS claims (epoch INTEGER PRIMARY KEY, state TEXT NOT NULL);
+-- Every step reads the 'new' and 'computed' jobs, and every served blob is looked up by name:
+-- indexed, so neither grows with the jobs done before.
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, job_id);
+CREATE INDEX IF NOT EXISTS jobs_by_blob ON jobs (blob) WHERE blob IS NOT NULL;
 """
 
 

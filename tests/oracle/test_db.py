@@ -59,9 +59,13 @@ def test_record_verdict__different_content__raises_and_keeps_the_first(tmp_path,
 def test_settled_event__removes_verdict_from_the_unsettled_set(tmp_path):
     db = OracleDB(tmp_path / "o.db")
     db.record_verdict(_verdict())
-    assert len(db.unsettled_verdicts()) == 1
+    [full] = db.unsettled_verdicts()
+    [light] = db.unsettled()  # what the settle loop reads: the attestation's fields, no more
+    assert (light.key, light.work_units, light.verdict, light.transcript_hash,
+            light.decided_at) == (full.key, full.work_units, full.verdict, full.transcript_hash,
+                                  full.decided_at)
     db.record_range(20, b"\x02" * 32, [("JobSettled", {"job_id": 1, "worker": W})])
-    assert db.unsettled_verdicts() == []
+    assert db.unsettled_verdicts() == [] and db.unsettled() == []
 
 
 def test_retry_then_give_up__is_recorded(tmp_path):
@@ -135,3 +139,36 @@ def test_sqlite_pool__unfinished_transaction_rolled_back_and_threads_share_nothi
     assert len(db._idle) <= 4  # one connection per concurrent user, reused
     db.close()
     assert db._idle == [] and db._one("SELECT COUNT(*) FROM t")[0] == 200  # reopens on use
+
+
+def _plans(db, call) -> list[str]:
+    """The query plan of every SELECT ``call`` runs (captured from the pooled connection)."""
+    with db._conn() as conn:  # the pool then hands this same connection to ``call``
+        pass
+    seen: list[str] = []
+    conn.set_trace_callback(seen.append)
+    try:
+        call()
+    finally:
+        conn.set_trace_callback(None)
+    selects = [q for q in seen if q.lstrip().upper().startswith("SELECT")]
+    assert selects
+    return [" ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + q)) for q in selects]
+
+
+def test_polled_queries__search_an_index__not_every_row_ever_decided(tmp_path):
+    """The loops poll pending submissions, unsettled verdicts and reorg candidates every few
+    ms: each must read an index of those rows, so a node that has decided millions of jobs
+    polls as cheaply as a new one."""
+    from oracle.worker_db import WorkerDB
+
+    db = OracleDB(tmp_path / "o.db")
+    for plan in (_plans(db, lambda: db.due_submissions(100))
+                 + _plans(db, lambda: db.unsettled_verdicts(256))
+                 + _plans(db, lambda: db.unsettled(256))
+                 + _plans(db, lambda: db.orphan_verdicts_after(5))):
+        assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, plan
+    wdb = WorkerDB(tmp_path / "w.db")
+    for plan in (_plans(wdb, lambda: wdb.jobs("new")) + _plans(wdb, lambda: wdb.jobs("computed"))
+                 + _plans(wdb, lambda: wdb.served_blob("ab" * 32))):
+        assert "INDEX" in plan and not plan.startswith("SCAN jobs"), plan
