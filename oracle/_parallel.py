@@ -8,6 +8,7 @@ import itertools
 import logging
 import os
 import threading
+import types
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -21,6 +22,7 @@ _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _jit_lock = threading.Lock()
 _kernels: dict[Callable[..., Any], Callable[..., Any] | None] = {}
+_helpers: dict[Callable[..., Any], Callable[..., Any]] = {}  # compiled helpers ``calls`` names
 _numba_module: list[Any] = []  # [] until first tried, then [numba or None]
 log = logging.getLogger("pouw.parallel")
 
@@ -87,7 +89,9 @@ def parallel_for(fn: Callable[[int], object], count: int) -> None:
 
 
 def jit(
-    py_func: Callable[..., Any], signatures: Callable[[Any], list[Any]]
+    py_func: Callable[..., Any],
+    signatures: Callable[[Any], list[Any]],
+    calls: Sequence[Callable[..., Any]] = (),
 ) -> Callable[..., Any] | None:
     """``py_func`` compiled by numba (``nogil``, no fastmath, on-disk cache), or None without numba.
 
@@ -97,17 +101,41 @@ def jit(
     its user-wide fallback) makes later processes load the machine code instead of compiling.
     Kernels run on the caller's thread (or this module's pool): numba's own parallel layer is
     not used, as its default "workqueue" layer must not be entered from two threads at once.
+
+    ``calls`` lists the plain module-level functions ``py_func`` calls by their global names
+    (shared helpers that several kernels use): numba can only call compiled functions, so
+    ``py_func`` is compiled against a copy of its module's globals in which each such name is
+    the helper compiled lazily (one dispatcher per helper and process, typed by its callers,
+    with the same options). The module itself keeps the plain functions, so nothing changes
+    for Python callers or without numba. A kernel loaded from the cache does not compile its
+    helpers at all (their code is in the kernel's); the cache is invalidated by any change to
+    the source file, so a helper must live in the same file as the kernels that call it.
     """
     with _jit_lock:
         if py_func not in _kernels:
             numba = _numba()
-            _kernels[py_func] = (
-                None
-                if numba is None
-                else numba.njit(signatures(numba.types), nogil=True, cache=True, fastmath=False)(
-                    py_func
-                )
-            )
+            if numba is None:
+                _kernels[py_func] = None
+            else:
+                target = py_func
+                if calls:
+                    scope = dict(py_func.__globals__)
+                    for helper in calls:
+                        if helper not in _helpers:
+                            _helpers[helper] = numba.njit(nogil=True, cache=True, fastmath=False)(
+                                helper
+                            )
+                        scope[helper.__name__] = _helpers[helper]
+                    target = types.FunctionType(
+                        py_func.__code__,
+                        scope,
+                        py_func.__name__,
+                        py_func.__defaults__,
+                        py_func.__closure__,
+                    )
+                _kernels[py_func] = numba.njit(
+                    signatures(numba.types), nogil=True, cache=True, fastmath=False
+                )(target)
         return _kernels[py_func]
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from oracle.backend import Backend, select_backend
 from oracle.kinds import get_kind
 from oracle.kinds.base import BlobSource
-from oracle.merkle import MerkleTree
+from oracle.merkle import MerkleTree, merkle_root
 from oracle.results import encode_answer, encode_result, result_layout
 from oracle.spec import Spec, parse_spec
 
@@ -40,19 +40,25 @@ def compute(
     return out
 
 
-def result_tree(spec: Spec | bytes | str | dict[str, Any], result: np.ndarray) -> MerkleTree:
-    """The row Merkle tree of a result (its root goes into the commitment)."""
+def _result_rows(spec: Spec | bytes | str | dict[str, Any],
+                 result: np.ndarray) -> tuple[memoryview, int]:
+    """The result's little-endian bytes and its number of rows (the tree's leaves)."""
     parsed = parse_spec(spec)
     shape, _ = result_layout(parsed)
     data = np.ascontiguousarray(result)
     if data.dtype.byteorder == ">":
         data = np.frombuffer(encode_result(data), dtype=data.dtype.newbyteorder("<"))
-    return MerkleTree.from_rows(memoryview(data).cast("B"), shape[0])
+    return memoryview(data).cast("B"), shape[0]
+
+
+def result_tree(spec: Spec | bytes | str | dict[str, Any], result: np.ndarray) -> MerkleTree:
+    """The row Merkle tree of a result (its root goes into the commitment)."""
+    return MerkleTree.from_rows(*_result_rows(spec, result))
 
 
 def result_root(spec: Spec | bytes | str | dict[str, Any], result: np.ndarray) -> bytes:
-    """The row Merkle root of a result."""
-    return result_tree(spec, result).root
+    """The row Merkle root of a result (without keeping the tree's other hashes)."""
+    return merkle_root(*_result_rows(spec, result))
 
 
 def answer_challenge(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 from eth_utils import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from oracle import merkle
 from oracle.commitment import commitment
 from oracle.merkle import (
     MerkleTree,
@@ -148,3 +150,178 @@ def test_verify_openings__property__compiled_equals_reference(
     assert verify_openings(tree.root, indices, rows_data, proofs, rows) == _reference(
         tree.root, indices, rows_data, proofs, rows
     )
+
+
+# -- building the tree: the compiled kernel against one hash at a time ------------------------
+
+
+def _reference_levels(blob: bytes, rows: int) -> tuple[tuple[bytes, ...], ...]:
+    """Every level of the tree, one pysha3 (or eth-hash) call per hash, built here."""
+    width = len(blob) // rows
+    levels = [tuple(leaf_hash(i, blob[i * width : (i + 1) * width]) for i in range(rows))]
+    while len(levels[-1]) > 1:
+        cur = levels[-1]
+        nxt = [node_hash(cur[i], cur[i + 1]) for i in range(0, len(cur) - 1, 2)]
+        levels.append(tuple(nxt + [cur[-1]] * (len(cur) % 2)))
+    return tuple(levels)
+
+
+@pytest.fixture
+def compiled() -> None:
+    """Skip where numba is missing: these tests compare the compiled path with the reference.
+
+    Loading the kernel also makes small trees use it (before, only large ones load it).
+    """
+    if not merkle.jit_warm_up():
+        pytest.skip("numba unavailable: nothing compiled to compare")
+
+
+_EDGE_ROWS = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 255, 256, 257]
+# 136 bytes is keccak256's rate: with the 9-byte leaf prefix, 127 bytes fill one block with its
+# padding byte, 128 start a second block, 263 fill two; 0 is a valid (empty) row.
+_WIDTHS = [0, 1, 4, 7, 8, 127, 128, 135, 136, 137, 263, 264, 4096]
+
+
+@pytest.mark.usefixtures("compiled")
+@pytest.mark.parametrize("width", _WIDTHS)
+def test_from_rows__compiled__every_level_equals_reference(width: int) -> None:
+    rng = random.Random(width)
+    counts = range(1, 301) if width <= 264 else [*_EDGE_ROWS, 300]
+    for rows in counts:
+        blob = rng.randbytes(rows * width)
+        expected = _reference_levels(blob, rows)
+        tree = MerkleTree.from_rows(blob, rows)
+        assert tree.levels == expected, rows
+        assert merkle_root(blob, rows) == expected[-1][0], rows
+        assert all(len(h) == 32 for level in tree.levels for h in level)
+
+
+@pytest.mark.usefixtures("compiled")
+@pytest.mark.parametrize("rows", [1, 2, 3, 5, 8, 9, 17])
+def test_from_rows__compiled__equals_plain_keccak_of_the_layout(rows: int) -> None:
+    # Independent of this module's hash functions: eth-utils' keccak on the documented bytes.
+    for width in (1, 126, 127, 128, 135, 136, 137, 300):
+        blob = random.Random(rows * 1000 + width).randbytes(rows * width)
+        level = [
+            keccak(b"\x00" + i.to_bytes(8, "big") + blob[i * width : (i + 1) * width])
+            for i in range(rows)
+        ]
+        while len(level) > 1:
+            pairs = [keccak(b"\x01" + level[i] + level[i + 1]) for i in range(0, len(level) - 1, 2)]
+            level = pairs + level[-1:] * (len(level) % 2)
+        assert merkle_root(blob, rows) == level[0]
+        assert MerkleTree.from_rows(blob, rows).root == level[0]
+
+
+@pytest.mark.usefixtures("compiled")
+@pytest.mark.parametrize("workers", [2, 3, 8])
+@pytest.mark.parametrize("rows", [9, 16, 17, 40, 64, 65, 127, 255, 256, 257, 1000, 1025])
+def test_from_rows__chunks_over_the_pool__same_tree(
+    monkeypatch: pytest.MonkeyPatch, rows: int, workers: int
+) -> None:
+    # Every size takes the parallel path: chunks of 8·2^k rows, each with its subtree, then the
+    # levels above them in one call (chunk sizes depend on the worker count).
+    monkeypatch.setattr(merkle, "_JIT_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(merkle, "workers", lambda: workers)
+    for width in (3, 24, 200):
+        blob = random.Random(rows + width).randbytes(rows * width)
+        expected = _reference_levels(blob, rows)
+        assert MerkleTree.from_rows(blob, rows).levels == expected
+        assert merkle_root(blob, rows) == expected[-1][0]
+
+
+@pytest.mark.usefixtures("compiled")
+def test_from_rows__unaligned_writable_and_numpy_inputs__same_tree() -> None:
+    rng = random.Random(3)
+    for offset in range(8):  # the kernel reads words from the aligned part of the buffer
+        for rows, width in [(9, 4), (17, 12), (8, 136), (20, 301), (3, 1000)]:
+            raw = bytearray(rng.randbytes(offset + rows * width + 3))
+            view = memoryview(raw)[offset : offset + rows * width]  # writable, unaligned
+            expected = _reference_levels(bytes(view), rows)
+            assert MerkleTree.from_rows(view, rows).levels == expected, (offset, rows, width)
+            assert merkle_root(view, rows) == expected[-1][0]
+    arr = np.arange(32 * 32, dtype=np.int32).reshape(32, 32)  # 32 rows of 128 bytes
+    expected = _reference_levels(arr.tobytes(), 32)
+    assert merkle_root(memoryview(arr).cast("B"), 32) == expected[-1][0]
+    assert MerkleTree.from_rows(memoryview(arr), 32).levels == expected
+
+
+@settings(deadline=None)  # the first example may compile the kernel (cold numba cache)
+@given(
+    rows=st.integers(1, 300),
+    width=st.integers(0, 300),
+    offset=st.integers(0, 7),
+    seed=st.integers(0, 2**32),
+    pool=st.booleans(),
+)
+def test_from_rows__property__compiled_equals_reference(
+    rows: int, width: int, offset: int, seed: int, pool: bool
+) -> None:
+    merkle.jit_warm_up()  # loaded: small trees use the kernel too
+    raw = random.Random(seed).randbytes(offset + rows * width)
+    view = memoryview(raw)[offset:]
+    expected = _reference_levels(raw[offset:], rows)
+    old = merkle._JIT_PARALLEL_BYTES
+    merkle._JIT_PARALLEL_BYTES = 0 if pool else old  # (no function-scoped fixture in @given)
+    try:
+        assert MerkleTree.from_rows(view, rows).levels == expected
+        assert merkle_root(view, rows) == expected[-1][0]
+    finally:
+        merkle._JIT_PARALLEL_BYTES = old
+
+
+_CASES = [(1, 5), (2, 128), (3, 137), (8, 136), (33, 128), (100, 7), (257, 64)]
+
+
+def test_from_rows__without_numba__same_tree(monkeypatch: pytest.MonkeyPatch) -> None:
+    merkle.jit_warm_up()  # loaded (if numba is here): small trees use the kernel too
+    rng = random.Random(11)
+    cases = [(rows, rng.randbytes(rows * width)) for rows, width in _CASES]
+    default = [(MerkleTree.from_rows(b, r), merkle_root(b, r)) for r, b in cases]
+    monkeypatch.setattr("oracle.merkle._jit", lambda *_: None)  # as without numba
+    assert merkle._tree_kernel() is None
+    assert not merkle.jit_warm_up()
+    fallback = [(MerkleTree.from_rows(b, r), merkle_root(b, r)) for r, b in cases]
+    assert fallback == default
+    assert [t.levels for t, _ in fallback] == [_reference_levels(b, r) for r, b in cases]
+    assert [root for _, root in fallback] == [t.root for t, _ in fallback]
+
+
+@pytest.mark.usefixtures("compiled")
+def test_tree_nodes__falls_back_where_one_call_per_hash_is_faster(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    small, big = memoryview(bytes(4 * 128)), memoryview(bytes(merkle._PARALLEL_BYTES))
+    assert merkle._tree_nodes(small[:128], 1) is None  # one row: its leaf, one call
+    assert merkle._tree_nodes(small, 2) is not None
+    assert merkle._tree_nodes(small, 3) is not None
+    monkeypatch.setattr(merkle, "workers", lambda: 2)
+    assert merkle._tree_nodes(big, 2) is None  # 2-3 long rows: one thread per row
+    assert merkle._tree_nodes(big, 3) is None
+    assert merkle._tree_nodes(big, 4) is not None
+    monkeypatch.setattr(merkle, "workers", lambda: 1)
+    assert merkle._tree_nodes(big, 2) is not None
+
+
+def test_tree_nodes__not_loaded__only_a_large_result_loads_numba(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loads: list[object] = []
+
+    def jit(py_func: object, *_: object) -> None:
+        loads.append(py_func)  # and None: as without numba, so the reference path serves
+
+    monkeypatch.setattr(merkle, "_tree_loaded", False)  # a fresh process (a worker)
+    monkeypatch.setattr(merkle, "_jit", jit)
+    monkeypatch.setattr(merkle, "_JIT_LOAD_BYTES", 4096)
+    blob = random.Random(5).randbytes(4096)
+    assert merkle_root(blob[:4000], 32) == _reference_levels(blob[:4000], 32)[-1][0]
+    assert loads == []  # small: hashed one call at a time, numba left unimported
+    assert merkle_root(blob, 32) == _reference_levels(blob, 32)[-1][0]
+    assert loads == [merkle._keccak_tree]
+
+
+def test_jit_warm_up__loads_both_kernels() -> None:
+    if not merkle.jit_warm_up():
+        pytest.skip("numba unavailable")
+    assert merkle._tree_kernel(load=False) is not None
