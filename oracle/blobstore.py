@@ -414,8 +414,13 @@ class HttpBlobClient:
         self.timeout = (connect_timeout, read_timeout)
         self.session = session or requests.Session()
 
-    def get(self, name: str, max_size: int | None = None) -> bytes:
-        """Download blob ``name``; raises a BlobError subclass on any problem."""
+    def get(self, name: str, max_size: int | None = None, *, check_hash: bool = True) -> bytes:
+        """Download blob ``name``; raises a BlobError subclass on any problem.
+
+        ``check_hash=False`` skips hashing the content against its name, for a caller that
+        checks it against something binding instead (the oracle checks a served result's
+        Merkle root against the worker's on-chain commitment): keccak runs at ~0.45 GB/s here,
+        145 ms for a 4096×4096 result. Size limits and truncation are checked either way."""
         norm = check_name(name)
         limit = self.max_size if max_size is None else min(max_size, self.max_size)
         url = f"{self.base_url}/blobs/{norm}"
@@ -428,18 +433,19 @@ class HttpBlobClient:
                 declared = resp.headers.get("Content-Length")
                 if declared is not None and declared.isdigit() and int(declared) > limit:
                     raise BlobTooLarge(f"blob {norm} declares {declared} bytes, limit {limit}")
-                hasher = new_keccak()
+                hasher = new_keccak() if check_hash else None
                 buf = bytearray()
                 for chunk in resp.iter_content(chunk_size=_CHUNK):
                     if len(buf) + len(chunk) > limit:
                         raise BlobTooLarge(f"blob {norm} exceeds limit {limit}")
-                    hasher.update(chunk)
+                    if hasher is not None:
+                        hasher.update(chunk)
                     buf += chunk
         except requests.RequestException as exc:
             raise BlobTransferError(f"GET {url}: {exc}") from exc
         if declared is not None and declared.isdigit() and len(buf) != int(declared):
             raise BlobHashMismatch(f"blob {norm}: truncated ({len(buf)} of {declared} bytes)")
-        if hasher.digest().hex() != norm:
+        if hasher is not None and hasher.digest().hex() != norm:
             raise BlobHashMismatch(f"blob {norm}: content hashes to {hasher.digest().hex()}")
         return bytes(buf)
 

@@ -24,7 +24,7 @@ SPECS = [matmul(1), matmul(2), matmul(3, dtype="fp32"), matmul(4, mode="sampled"
 
 
 def _setup(anvil, rec, keys, tmp_path: Path, spec_url: str, *, tamper=None, broken=False,
-           bundle_items=64):
+           bundle_items=64, forge_blob=False):
     cfg = WorkerConfig(rpc_url=anvil.url, db_path=str(tmp_path / "w.db"),
                        store_dir=str(tmp_path / "w-blobs"), spec_stores=[spec_url])
     w = Worker(cfg, Chain(anvil.url, rec), keys["honest"], tamper=tamper)
@@ -35,8 +35,12 @@ def _setup(anvil, rec, keys, tmp_path: Path, spec_url: str, *, tamper=None, brok
 
         def counted(req, real=real, name=name):
             hits[name] += 1
-            return (200, "application/octet-stream", b"\xff garbage") if (
-                broken and name == "bundle") else real(req)
+            if broken and name == "bundle":
+                return 200, "application/octet-stream", b"\xff garbage"
+            status, ctype, body = real(req)
+            if forge_blob and name == "blob" and status == 200:  # other bytes, same name
+                body = bytes([body[0] ^ 1]) + body[1:]
+            return status, ctype, body
         setattr(w, attr, counted)
     w.start_server()
     ncfg = OracleConfig(rpc_url=anvil.url, db_path=str(tmp_path / "o.db"),
@@ -139,3 +143,32 @@ def test_bundle_items_1__no_bundles__same_verdicts(anvil, deploy, keys, tmp_path
     assert all(v[0] == VerdictCode.VALID for v in verdicts.values()), verdicts
     assert hits["bundle"] == 0 and metrics["bundles"] == 0
     assert hits["manifest"] == len(jobs) and hits["answer"] == 2 and hits["blob"] == 3
+
+
+def test_single_fetch__forged_blob__invalid_by_root_at_once(anvil, deploy, keys, tmp_path,
+                                                           spec_server):
+    """Without bundles the oracle reads a full result by its blob name and does not hash it
+    against the name (the root check binds it): a worker serving other bytes under its
+    committed blob's name is INVALID at the first fetch, not retried as a transfer error."""
+    rec = deploy(1, 1)
+    chain = Chain(anvil.url, rec)
+    jobs = post_jobs(chain, keys["requester"], SPECS, LocalBlobStore(tmp_path / "specs"))
+    w, node, hits = _setup(anvil, rec, keys, tmp_path, spec_server.url, bundle_items=1,
+                           forge_blob=True)
+    try:
+        w.step(wait=True)
+
+        def decided() -> bool:
+            node.verify_due(node.follow())
+            return len(node.db.unsettled_verdicts()) == len(jobs)
+        wait_until(decided, timeout=30, every=0.05)
+        for j, spec in zip(jobs, SPECS, strict=True):
+            v = node.db.verdict(VerdictKey(j, w.address, w.db.job(j)["commitment"]))
+            if spec["verify"]["mode"] == "full":
+                assert v.verdict == VerdictCode.INVALID and "committed root" in v.reason, v
+            else:  # sampled answers do not go through the blob
+                assert v.verdict == VerdictCode.VALID, v
+        assert hits["blob"] == 3 and node.metrics["fetch_errors"] == 0  # decided, not retried
+    finally:
+        w.close()
+        node.close()

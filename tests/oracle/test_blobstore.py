@@ -213,6 +213,32 @@ def test_http__lying_server__clear_error(
         sock.close()
 
 
+@pytest.mark.parametrize("check_hash", [True, False])
+def test_http__check_hash_off__content_returned_limits_still_enforced(check_hash: bool) -> None:
+    """The oracle turns the name check off for results (their Merkle root is checked against
+    the commitment instead): forged content then comes back for that check to refuse, while
+    the size limit and truncation are enforced either way."""
+    name = keccak256(b"the real content").hex()
+    cases = [(b"forged content", f"Content-Length: {len(b'forged content')}\r\n"),
+             (b"short", "Content-Length: 100\r\n"), (b"z" * 300, "")]
+    got = []
+    for body, hdr in cases:
+        url, thread, sock = _raw_server(
+            lambda body=body, hdr=hdr: b"HTTP/1.1 200 OK\r\nConnection: close\r\n"
+            + hdr.encode() + b"\r\n" + body)
+        try:
+            got.append(HttpBlobClient(url, max_size=200, read_timeout=2).get(
+                name, check_hash=check_hash))
+        except BlobError as exc:
+            got.append(type(exc))
+        finally:
+            thread.join(timeout=5)
+            sock.close()
+    forged = BlobHashMismatch if check_hash else b"forged content"
+    assert got[0] == forged and got[2] is BlobTooLarge
+    assert isinstance(got[1], type) and issubclass(got[1], BlobError)  # truncated: refused
+
+
 def test_http__timeout__transfer_error() -> None:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
