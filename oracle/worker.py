@@ -308,8 +308,9 @@ class Worker:
 
     def _compute_new(self, computed: list[tuple[int, str, bytes, bytes]],
                      batch: BlobBatch) -> None:
-        new = self.db.jobs("new")
-        self.specs.prefetch([j["spec_hash"] for j in new[: 4 * self.cfg.commit_batch]])
+        # A window of the oldest new jobs: those skipped or failing leave room on later steps.
+        new = self.db.jobs("new", limit=4 * self.cfg.commit_batch)
+        self.specs.prefetch([j["spec_hash"] for j in new])
         for job in new:
             if len(computed) >= self.cfg.commit_batch:
                 return
@@ -353,7 +354,7 @@ class Worker:
         todo, mined, lost = [], [], []
         with self._lock:
             inflight = set(self._inflight)
-        for job in self.db.jobs("computed"):
+        for job in self.db.jobs("computed", limit=4 * self.cfg.commit_batch):
             if len(todo) >= self.cfg.commit_batch:
                 break
             if job["job_id"] in inflight:

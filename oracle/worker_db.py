@@ -64,12 +64,13 @@ class WorkerDB(SqliteFile):
                           "WHERE job_id=? AND state IN ('new', 'computed')", (job_id,))
             c.execute("INSERT OR REPLACE INTO meta VALUES ('checkpoint', ?)", (str(checkpoint),))
 
-    def jobs(self, state: str) -> list[dict[str, Any]]:
-        """Jobs in a state, by id."""
+    def jobs(self, state: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """Jobs in a state, by id (the first ``limit`` of them: a step takes one batch, not
+        the whole backlog)."""
         with self._conn() as c:
             rows = c.execute("SELECT job_id, spec_hash, work_units, amount, deadline, blob, root, "
-                             "commitment FROM jobs WHERE state=? ORDER BY job_id",
-                             (state,)).fetchall()
+                             "commitment FROM jobs WHERE state=? ORDER BY job_id LIMIT ?",
+                             (state, -1 if limit is None else limit)).fetchall()
         keys = ("job_id", "spec_hash", "work_units", "amount", "deadline", "blob", "root",
                 "commitment")
         out = [dict(zip(keys, r, strict=True)) for r in rows]

@@ -172,3 +172,18 @@ def test_polled_queries__search_an_index__not_every_row_ever_decided(tmp_path):
     for plan in (_plans(wdb, lambda: wdb.jobs("new")) + _plans(wdb, lambda: wdb.jobs("computed"))
                  + _plans(wdb, lambda: wdb.served_blob("ab" * 32))):
         assert "INDEX" in plan and not plan.startswith("SCAN jobs"), plan
+
+
+def test_worker_jobs__limit__oldest_first_window(tmp_path):
+    from oracle.worker_db import WorkerDB
+
+    wdb = WorkerDB(tmp_path / "w.db")
+    jobs = [{"job_id": j, "spec_hash": bytes([j]) * 32, "work_units": 64, "amount": 10**12,
+             "deadline": 99} for j in (5, 1, 3, 2, 4)]
+    wdb.add_jobs(jobs, 10)
+    assert [j["job_id"] for j in wdb.jobs("new")] == [1, 2, 3, 4, 5]
+    assert [j["job_id"] for j in wdb.jobs("new", limit=2)] == [1, 2]
+    wdb.set_state(1, "skipped", "test")
+    window = wdb.jobs("new", limit=2)
+    assert [j["job_id"] for j in window] == [2, 3]
+    assert window[0]["spec_hash"] == b"\x02" * 32 and window[0]["amount"] == 10**12
