@@ -58,12 +58,18 @@ def main() -> int:
     for key, (op, target) in TARGETS.items():
         value = results.get(key)
         if value is None:
-            table.add_row(key, "not measured", f"{op} {target:g}", "-")
+            table.add_row(key, "not measured", f"{op} {_number(target)}", "-")
             continue
         met = value <= target if op == "<=" else value >= target
-        table.add_row(key, f"{value:,.4g}", f"{op} {target:g}", "yes" if met else "[red]no[/]")
+        verdict = "yes" if met else "[red]no[/]"
+        table.add_row(key, _number(value), f"{op} {_number(target)}", verdict)
     Console().print(table)
     return 0
+
+
+def _number(value: float) -> str:
+    """Gas and other counts as grouped integers (79,744), ratios to 4 significant digits."""
+    return f"{value:,.0f}" if value >= 1000 else f"{value:.4g}"
 
 
 if __name__ == "__main__":
