@@ -15,6 +15,7 @@ Every RPC failure surfaces as :class:`~oracle.exceptions.ChainError` (a ``Runtim
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -101,6 +102,9 @@ def _checksum(address: str) -> str:
     return str(to_checksum_address(address))
 
 
+_STATIC_TYPE = re.compile(r"^(u?int\d*|address|bool|bytes([1-9]|[12]\d|3[0-2]))$")
+
+
 class _EventCodec:
     """Decodes one market event's log straight with eth_abi: the same args as web3's
     ``process_log`` (checksummed addresses, bytes, ints; ``test_fast_event_decoding`` holds
@@ -112,10 +116,19 @@ class _EventCodec:
         self.indexed = [(i["name"], i["type"]) for i in abi["inputs"] if i["indexed"]]
         self.data = [(i["name"], i["type"]) for i in abi["inputs"] if not i["indexed"]]
         self.data_types = [t for _, t in self.data]
+        # Every market event has only 32-byte static fields: the indexed topics followed by
+        # the data are then one ABI tuple, read by one eth_abi call instead of one per topic.
+        self.fields = self.indexed + self.data
+        self.static = all(_STATIC_TYPE.match(t) for _, t in self.fields)
+        self.types = [t for _, t in self.fields]
 
     def decode(self, topics: Sequence[bytes], data: bytes) -> dict[str, Any]:
         if len(topics) != 1 + len(self.indexed):
             raise ValueError(f"{self.name}: {len(topics)} topics, expected {1 + len(self.indexed)}")
+        if self.static:
+            values = abi_decode(self.types, b"".join(bytes(t) for t in topics[1:]) + bytes(data))
+            return {name: self._clean(typ, v)
+                    for (name, typ), v in zip(self.fields, values, strict=True)}
         out: dict[str, Any] = {}
         for (name, typ), topic in zip(self.indexed, topics[1:], strict=True):
             out[name] = self._clean(typ, abi_decode([typ], bytes(topic))[0])

@@ -154,6 +154,11 @@ class OracleConfig:
     kill_at: str | None = None
 
 
+#: The market events the node records (:meth:`OracleDB.record_range`); the rest are not read.
+_FOLLOWED = ("JobCreated", "ResultSubmitted", "JobSettled", "WorkerSlashed", "JobRefunded",
+             "JobCancelled")
+
+
 class OracleNode:
     """One oracle node; :meth:`step` runs one loop iteration, :meth:`run` loops until stopped."""
 
@@ -270,7 +275,7 @@ class OracleNode:
         assert cp is not None
         while cp < safe:
             to = min(safe, cp + max_range)
-            evs = self.chain.events(cp + 1, to)
+            evs = self.chain.events(cp + 1, to, names=_FOLLOWED)
             for e in evs:
                 if e.name == "JobCreated":
                     e.args["_block"] = e.block_number
