@@ -26,3 +26,23 @@ def test_events__filtered_by_name_and_job__same_as_filtering_everything(anvil, d
     assert one_job == [e for e in every if int(e.args["job_id"]) == jobs[1]]
     assert [e.name for e in one_job] == ["JobCreated", "ResultSubmitted"]
     assert chain.events(rec.block, chain.head(), names=("JobSettled",)) == []
+
+
+def test_broadcast__same_bytes_twice__harmless_and_a_bad_one_is_a_chain_error(anvil, deploy,
+                                                                              keys):
+    """A restarted node re-sends stored bytes: the node's "already known" / "nonce too low"
+    answer means the transaction is in, not an error; anything else is a ChainError."""
+    import pytest
+
+    from oracle.exceptions import ChainError
+
+    rec = deploy(1, 1)
+    chain = Chain(anvil.url, rec)
+    tx = TxSender(chain, keys["honest"])
+    sent = tx.sign(chain.market.functions.register(), value=int(chain.call("min_bond")))
+    tx.broadcast(sent.raw)
+    tx.wait(sent.tx_hash, decoded=False)
+    tx.broadcast(sent.raw)  # mined already: the node refuses it as known / nonce too low
+    assert int(chain.call("bonds", keys["honest"].address)) == int(chain.call("min_bond"))
+    with pytest.raises(ChainError, match="eth_sendRawTransaction"):
+        tx.broadcast(b"\x02not a transaction")
