@@ -450,12 +450,17 @@ class HttpBlobClient:
         return bytes(buf)
 
     def get_many(self, names: list[str], max_size: int | None = None) -> dict[str, bytes]:
-        """Download many blobs in one ``POST /blobs``: the ones the server has, each checked
-        (hash, size limit) like :meth:`get`; missing or bad ones are left out (read them with
-        :meth:`get` for the precise error). BlobTransferError if the request fails."""
-        norm = [check_name(n) for n in names][:MAX_MULTI_NAMES]
-        if not norm:
-            return {}
+        """Download many blobs with one ``POST /blobs`` per ``MAX_MULTI_NAMES`` names: the ones
+        the server has, each checked (hash, size limit) like :meth:`get`; missing or bad ones
+        are left out (read them with :meth:`get` for the precise error). BlobTransferError if
+        a request fails."""
+        norm = list(dict.fromkeys(check_name(n) for n in names))
+        out: dict[str, bytes] = {}
+        for lo in range(0, len(norm), MAX_MULTI_NAMES):
+            out.update(self._get_part(norm[lo:lo + MAX_MULTI_NAMES], max_size))
+        return out
+
+    def _get_part(self, norm: list[str], max_size: int | None) -> dict[str, bytes]:
         limit = self.max_size if max_size is None else min(max_size, self.max_size)
         cap = min(len(norm) * limit, MAX_MULTI_BYTES + limit) + (1 << 20)
         url = f"{self.base_url}/blobs"

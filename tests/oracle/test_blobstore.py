@@ -313,6 +313,22 @@ def test_http__get_many__one_request_checked_and_missing_left_out(
     assert store.get_many([names[0], absent]) == {names[0]: b"blob 0"}
 
 
+def test_http__get_many__more_names_than_one_request_takes__all_fetched(
+    store: LocalBlobStore, server: BlobServer
+) -> None:
+    from oracle.blobstore import MAX_MULTI_NAMES
+
+    count = MAX_MULTI_NAMES + 44
+    names = [store.put(f"spec {i}".encode()) for i in range(count)]
+    client = HttpBlobClient(server.url)
+    sent = []
+    real = client.session.request
+    client.session.request = lambda *a, **k: sent.append(a[:2]) or real(*a, **k)  # type: ignore[method-assign]
+    got = client.get_many(names + names[:3])  # repeats are asked for once
+    assert got == {n: f"spec {i}".encode() for i, n in enumerate(names)}
+    assert sent == [("POST", f"{server.url}/blobs")] * 2
+
+
 @pytest.mark.parametrize("body", [b"not json", b'{"names": "abc"}', b'{"names": []}',
                                   b'{"names": ["../etc/passwd"]}', b'{"other": 1}'])
 def test_http__get_many_bad_request__400(server: BlobServer, body: bytes) -> None:
