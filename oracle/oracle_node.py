@@ -345,14 +345,18 @@ class OracleNode:
     def verify_due(self, safe: int) -> None:
         """Decide every pending submission whose challenge block is confirmed.
 
-        Submissions are verified ``verify_threads`` at a time; their verdicts are recorded in
-        one transaction (nothing is signed before that, so a crash in between only means
-        deriving the same verdicts again).
+        Submissions are verified ``verify_threads`` at a time, ``batch_size`` per chunk; each
+        chunk's verdicts are recorded in one transaction (nothing is signed before that, so a
+        crash in between only means deriving the same verdicts again).
         """
         due = self.db.due_submissions(safe)
-        if not due:
-            return
+        # A settle batch at a time: each chunk's verdicts are recorded (and can be settled by
+        # the settle thread) while the next chunk is fetched and checked.
+        step = max(1, self.cfg.batch_size)
+        for lo in range(0, len(due), step):
+            self._verify_chunk(due[lo:lo + step])
 
+    def _verify_chunk(self, due: list[dict[str, Any]]) -> None:
         served = self._fetch_bundles(due)
 
         def one(sub: dict[str, Any]) -> tuple[VerdictKey, StoredVerdict | None, str | None]:
