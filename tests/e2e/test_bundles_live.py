@@ -150,25 +150,12 @@ def test_single_fetch__forged_blob__invalid_by_root_at_once(anvil, deploy, keys,
     """Without bundles the oracle reads a full result by its blob name and does not hash it
     against the name (the root check binds it): a worker serving other bytes under its
     committed blob's name is INVALID at the first fetch, not retried as a transfer error."""
-    rec = deploy(1, 1)
-    chain = Chain(anvil.url, rec)
-    jobs = post_jobs(chain, keys["requester"], SPECS, LocalBlobStore(tmp_path / "specs"))
-    w, node, hits = _setup(anvil, rec, keys, tmp_path, spec_server.url, bundle_items=1,
-                           forge_blob=True)
-    try:
-        w.step(wait=True)
-
-        def decided() -> bool:
-            node.verify_due(node.follow())
-            return len(node.db.unsettled_verdicts()) == len(jobs)
-        wait_until(decided, timeout=30, every=0.05)
-        for j, spec in zip(jobs, SPECS, strict=True):
-            v = node.db.verdict(VerdictKey(j, w.address, w.db.job(j)["commitment"]))
-            if spec["verify"]["mode"] == "full":
-                assert v.verdict == VerdictCode.INVALID and "committed root" in v.reason, v
-            else:  # sampled answers do not go through the blob
-                assert v.verdict == VerdictCode.VALID, v
-        assert hits["blob"] == 3 and node.metrics["fetch_errors"] == 0  # decided, not retried
-    finally:
-        w.close()
-        node.close()
+    jobs, verdicts, hits, metrics, _ = _verdicts(anvil, deploy(1, 1), keys, tmp_path,
+                                                 spec_server, bundle_items=1, forge_blob=True)
+    for j, spec in zip(jobs, SPECS, strict=True):
+        code, reason = verdicts[j]
+        if spec["verify"]["mode"] == "full":
+            assert code == VerdictCode.INVALID and "committed root" in reason, (j, reason)
+        else:  # sampled answers do not go through the blob
+            assert code == VerdictCode.VALID, (j, reason)
+    assert hits["blob"] == 3 and metrics["fetch_errors"] == 0  # decided, not retried
