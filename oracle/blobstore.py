@@ -24,6 +24,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from http.server import ThreadingHTTPServer
@@ -201,6 +202,19 @@ class LocalBlobStore:
         """Where blob ``name`` lives (it may not exist)."""
         norm = check_name(name)
         return self.root / norm[:2] / norm
+
+    def remove_stale_temps(self, max_age: float = 3_600.0) -> int:
+        """Delete temp files older than ``max_age`` seconds (a process killed between writing
+        a blob and renaming it into place leaves one; a writer still busy with a younger one is
+        left alone). Returns how many were removed."""
+        cutoff = time.time() - max_age
+        removed = 0
+        for tmp in self.root.glob("??/.tmp-*"):
+            with contextlib.suppress(FileNotFoundError):
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+                    removed += 1
+        return removed
 
     def has(self, name: str) -> bool:
         """True iff the blob is stored."""

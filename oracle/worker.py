@@ -120,6 +120,7 @@ class Worker:
         self.address = account.address
         self.db = WorkerDB(config.db_path)
         self.store = LocalBlobStore(config.store_dir)
+        self.store.remove_stale_temps()  # what a killed batch wrote and never renamed
         self.specs = SpecStore(config.spec_stores)
         self.sender = TxSender(chain, account)
         self.tamper = tamper

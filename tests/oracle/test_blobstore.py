@@ -385,3 +385,19 @@ def test_spec_store__prefetch_one_request_then_cache(tmp_path: Path) -> None:
         assert calls[-1] == "get" and len(ss._cache) == 2  # bounded, oldest out
         with pytest.raises(BlobNotFound):
             ss.get(keccak256(b"nothing"))
+
+
+def test_local__stale_temp_files__removed_young_ones_and_blobs_kept(store: LocalBlobStore) -> None:
+    import os
+
+    kept = store.put(b"a blob")
+    batch = store.batch()
+    batch.add(b"written, never renamed")  # what a process killed mid-batch leaves
+    [old_tmp] = store.root.rglob(".tmp-*")
+    young = store.root / "ab" / ".tmp-young"
+    young.parent.mkdir(exist_ok=True)
+    young.write_bytes(b"a writer still at work")
+    two_hours_ago = os.stat(old_tmp).st_mtime - 7_200
+    os.utime(old_tmp, (two_hours_ago, two_hours_ago))
+    assert store.remove_stale_temps(max_age=3_600) == 1
+    assert not old_tmp.exists() and young.exists() and store.get(kept) == b"a blob"
