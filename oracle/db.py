@@ -332,13 +332,25 @@ class OracleDB(SqliteFile):
             "ORDER BY decided_at, job_id, worker LIMIT ?", (limit,))
         return [self._verdict(r) for r in rows]
 
-    def unsettled(self, limit: int = 128) -> list[Unsettled]:
+    def unsettled(self, limit: int = 128, *, due_for: tuple[int, int, float] | None = None,
+                  now: float | None = None) -> list[Unsettled]:
         """:meth:`unsettled_verdicts` with only what an attestation needs (a quarter of the
-        time: no transcript to parse)."""
-        rows = self._all(
-            "SELECT job_id, worker, commitment, work_units, verdict, transcript_hash, decided_at "
-            "FROM verdicts WHERE onchain IS NULL AND orphaned = 0 "
-            "ORDER BY decided_at, job_id, worker LIMIT ?", (limit,))
+        time: no transcript to parse).
+
+        ``due_for=(index, oracles, takeover)``: only the verdicts due for the node at
+        ``index`` of ``oracles`` at time ``now``, i.e. decided at least ``rank × takeover``
+        seconds ago with rank = (index − job_id) mod oracles, so that the ``limit`` is spent on
+        verdicts this node may propose and not on the ones its peers lead."""
+        cols = ("SELECT job_id, worker, commitment, work_units, verdict, transcript_hash, "
+                "decided_at FROM verdicts WHERE onchain IS NULL AND orphaned = 0 ")
+        if due_for is None:
+            rows = self._all(cols + "ORDER BY decided_at, job_id, worker LIMIT ?", (limit,))
+        else:
+            index, n, takeover = due_for
+            rows = self._all(
+                cols + "AND decided_at + (((? - job_id) % ?) + ?) % ? * ? <= ? "
+                "ORDER BY decided_at, job_id, worker LIMIT ?",
+                (index, n, n, n, takeover, time.time() if now is None else now, limit))
         return [Unsettled(VerdictKey(r[0], r[1], bytes(r[2])), r[3], r[4], bytes(r[5]), r[6])
                 for r in rows]
 

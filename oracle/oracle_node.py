@@ -629,13 +629,12 @@ class OracleNode:
     def settle_ready(self, now: float | None = None) -> int:
         """Propose and settle one batch if one is due; returns the number of items settled."""
         now = time.time() if now is None else now
-        due = [
-            v for v in self.db.unsettled(limit=4 * self.cfg.batch_size)
-            if now - v.decided_at >= self._rank(v.key.job_id) * self.cfg.takeover
-        ]
+        due = self.db.unsettled(limit=4 * self.cfg.batch_size, now=now,
+                                due_for=(self.index, len(self.oracles), self.cfg.takeover))
         if not due:
             return 0
-        oldest = min(now - v.decided_at - self._rank(v.key.job_id) * self.cfg.takeover
+        # A partial batch goes once its oldest item has waited max_wait past its due time.
+        oldest = max(now - v.decided_at - self._rank(v.key.job_id) * self.cfg.takeover
                      for v in due)
         if len(due) < self.cfg.batch_size and oldest < self.cfg.max_wait:
             return 0

@@ -110,3 +110,71 @@ def test_proposer_asks_peers_in_turn__stops_at_threshold(anvil, deploy, keys, tm
     finally:
         for node in nodes:
             node.close()
+
+
+def _verdicts_at(worker: str, jobs: range, decided_at: float) -> list:
+    from oracle.db import StoredVerdict, VerdictKey
+
+    return [StoredVerdict(key=VerdictKey(j, worker, bytes([j % 256]) * 32), seed=b"\x01" * 32,
+                          challenge_block=1, challenge_hash=b"\x02" * 32, work_units=64,
+                          verdict=1, reason="ok", transcript={}, transcript_hash=b"\x03" * 32,
+                          decided_at=decided_at) for j in jobs]
+
+
+def _proposals(node) -> list[list[int]]:
+    """Make ``node`` record what it would propose instead of asking peers."""
+    seen: list[list[int]] = []
+
+    def collect(batch):
+        seen.append([a.job_id for a in batch])
+        return None, []
+    node._collect = collect
+    return seen
+
+
+def test_partial_batch__goes_once_its_oldest_item_waited_max_wait(anvil, deploy, keys,
+                                                                  tmp_path, spec_server):
+    """max_wait bounds the wait of the oldest item: fresh verdicts arriving behind it do not
+    hold a partial batch back (they did while the youngest item's age was compared)."""
+    rec = deploy(1, 1)
+    node = OracleNode(OracleConfig(rpc_url=anvil.url, db_path=str(tmp_path / "o.db"),
+                                   spec_stores=[spec_server.url], batch_size=8, max_wait=2.0),
+                      Chain(anvil.url, rec), keys["oracles"][0])
+    try:
+        now = 1_000_000.0
+        worker = keys["honest"].address
+        node.db.record_verdicts(_verdicts_at(worker, range(1, 3), now - 1.0))
+        seen = _proposals(node)
+        assert node.settle_ready(now=now) == 0 and seen == []  # oldest waited 1 s < 2 s
+        node.db.record_verdicts(_verdicts_at(worker, range(3, 5), now))  # fresh ones behind
+        assert node.settle_ready(now=now + 1.5) == 0 and seen == [[1, 2, 3, 4]]
+    finally:
+        node.close()
+
+
+def test_settle_limit__spent_on_own_due_items__not_on_peers_lead(anvil, deploy, keys,
+                                                                  tmp_path, spec_server):
+    """With 3 oracles two thirds of the unsettled verdicts are led by peers (not due here for
+    ``takeover`` seconds). However many of those are older, the node still proposes its own."""
+    rec = deploy(2, 3)
+    node = OracleNode(OracleConfig(rpc_url=anvil.url, db_path=str(tmp_path / "o.db"),
+                                   spec_stores=[spec_server.url], batch_size=4, max_wait=0.0,
+                                   takeover=60.0),
+                      Chain(anvil.url, rec), keys["oracles"][0])
+    try:
+        now = 1_000_000.0
+        worker = keys["honest"].address
+        led_by_peers = [j for j in range(1, 400) if node._rank(j) != 0][:300]
+        own = [j for j in range(400, 420) if node._rank(j) == 0][:3]
+        for j in led_by_peers:  # older: decided 10 s ago, due here only after 60 or 120 s
+            node.db.record_verdicts(_verdicts_at(worker, range(j, j + 1), now - 10.0))
+        for j in own:
+            node.db.record_verdicts(_verdicts_at(worker, range(j, j + 1), now))
+        seen = _proposals(node)
+        node.settle_ready(now=now)
+        assert seen == [own]
+        seen.clear()
+        node.settle_ready(now=now + 60.0)  # past one takeover: rank-1 items are due too
+        assert seen and all(node._rank(j) in (0, 1) for j in seen[0])
+    finally:
+        node.close()

@@ -166,6 +166,7 @@ def test_polled_queries__search_an_index__not_every_row_ever_decided(tmp_path):
     for plan in (_plans(db, lambda: db.due_submissions(100))
                  + _plans(db, lambda: db.unsettled_verdicts(256))
                  + _plans(db, lambda: db.unsettled(256))
+                 + _plans(db, lambda: db.unsettled(256, due_for=(1, 3, 5.0), now=10.0))
                  + _plans(db, lambda: db.orphan_verdicts_after(5))):
         assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, plan
     wdb = WorkerDB(tmp_path / "w.db")
