@@ -120,6 +120,15 @@ def post_jobs(chain: Chain, requester: Any, specs: list[dict[str, Any]],
             for e in chain.market.events.JobCreated().process_receipt(rcpt)]
 
 
+def key_file(tmp_path: Path, name: str, account: Any) -> Path:
+    """``account``'s raw hex key in ``tmp_path/<name>.key``, readable by its owner only, as
+    the services and the CLI read keys (never from the command line)."""
+    path = tmp_path / f"{name}.key"
+    path.write_text(account.key.hex())
+    path.chmod(0o600)
+    return path
+
+
 def wait_until(cond: Callable[[], bool], timeout: float = 30.0, every: float = 0.1) -> None:
     """Poll ``cond`` until true; fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -13,6 +13,7 @@ from ape import project
 
 from oracle import deployments
 from oracle.chain import STATUS_REFUNDED, Chain, TxSender
+from tests.e2e.conftest import key_file
 from tests.e2e.test_cli_live import pouw
 
 
@@ -38,8 +39,7 @@ def test_cli__erc20_job_create_show_refund(anvil, keys, tmp_path: Path, spec_ser
     owner.send(chain.market.functions.set_asset_allowed(usd.address, True), "allow")
     for token in (usd, other):
         owner.send(token.functions.mint(requester.address, 10**9), "mint")
-    key = tmp_path / "requester.key"
-    key.write_text(requester.key.hex())
+    key = key_file(tmp_path, "requester", requester)
     create = ["job", "create", *common, "--keyfile", key, "--spec-store", spec_server.url,
               "--n", 16, "--deadline-in", 60]
 

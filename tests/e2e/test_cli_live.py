@@ -22,7 +22,7 @@ from oracle.results import encode_result
 from oracle.specstore import SpecStore
 from oracle.verdict import VerdictCode
 from oracle.work import compute, result_root
-from tests.e2e.conftest import wait_until
+from tests.e2e.conftest import key_file, wait_until
 from tests.e2e.test_live_loop import Cluster, start_oracles, start_worker
 
 
@@ -42,8 +42,7 @@ def test_cli__deploy_create_show_status_audit(anvil, keys, tmp_path: Path, spec_
     code, out = pouw("deploy", *common, "--dev", "--oracle", oracle.address)
     assert code == 2 and "--force" in out  # never silently replaces a live deployment
 
-    req_key = tmp_path / "requester.key"
-    req_key.write_text(keys["requester"].key.hex())
+    req_key = key_file(tmp_path, "requester", keys["requester"])
     create = ["job", "create", *common, "--keyfile", req_key, "--spec-store", spec_server.url]
     code, out = pouw(*create, "--n", 16, "--count", 2, "--price", "1gwei", "--json")
     assert code == 0, out

@@ -13,7 +13,7 @@ import pytest
 from oracle.blobstore import LocalBlobStore
 from oracle.chain import Chain
 from oracle.worker import Worker, WorkerConfig
-from tests.e2e.conftest import kill_then_restart, matmul, post_jobs
+from tests.e2e.conftest import key_file, kill_then_restart, matmul, post_jobs
 from tests.e2e.test_live_loop import settled_events
 
 
@@ -38,9 +38,7 @@ def test_oracle_sigkilled__restarts__each_job_settled_once(anvil, deploy, keys, 
                                                            spec_server, kill_at):
     rec = deploy(1, 1)
     chain = Chain(anvil.url, rec)
-    keyfile = tmp_path / "oracle.key"
-    keyfile.write_text(keys["oracles"][0].key.hex())
-    keyfile.chmod(0o600)
+    keyfile = key_file(tmp_path, "oracle", keys["oracles"][0])
     stop = threading.Event()
     wcfg = WorkerConfig(rpc_url=anvil.url, db_path=str(tmp_path / "w.db"),
                         store_dir=str(tmp_path / "w-blobs"), spec_stores=[spec_server.url],

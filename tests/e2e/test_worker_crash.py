@@ -15,7 +15,7 @@ import pytest
 from oracle.blobstore import LocalBlobStore
 from oracle.chain import Chain
 from oracle.oracle_node import OracleConfig, OracleNode
-from tests.e2e.conftest import kill_then_restart, matmul, post_jobs
+from tests.e2e.conftest import key_file, kill_then_restart, matmul, post_jobs
 from tests.e2e.test_live_loop import settled_events
 
 
@@ -35,9 +35,7 @@ def test_worker_sigkilled__restarts__each_job_paid_once(anvil, deploy, keys, tmp
                                                         spec_server, kill_at):
     rec = deploy(1, 1)
     chain = Chain(anvil.url, rec)
-    keyfile = tmp_path / "worker.key"
-    keyfile.write_text(keys["honest"].key.hex())
-    keyfile.chmod(0o600)
+    keyfile = key_file(tmp_path, "worker", keys["honest"])
     cfg = OracleConfig(rpc_url=anvil.url, db_path=str(tmp_path / "oracle.db"),
                        spec_stores=[spec_server.url], confirmations=1, poll_interval=0.1,
                        max_wait=0.2)
