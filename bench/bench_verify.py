@@ -5,7 +5,7 @@ the headline ``*_4096_*`` keys are only written by the full run).
 
 Definitions (all best-of-``reps`` wall seconds on this machine, one process):
 
-* compute — ``oracle.work.compute`` (the worker's job API) on materialized inputs;
+* compute — ``oracle.compute.work.compute`` (the worker's job API) on materialized inputs;
   compute, raw, verify (full) and verify (sampled) run round-robin in one loop and each keeps
   its best time, so load from other processes hits numerator and denominator alike;
 * raw — the same product without the API: ``a @ b`` for fp32; for int8 the fastest honest
@@ -45,13 +45,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._results import merge_results  # noqa: E402
-from oracle.blobstore import blob_name  # noqa: E402
-from oracle.merkle import merkle_root  # noqa: E402
-from oracle.results import encode_result  # noqa: E402
-from oracle.spec import Spec, parse_spec  # noqa: E402
-from oracle.verdict import VerdictCode  # noqa: E402
-from oracle.verify import check_full, check_sampled, prepare  # noqa: E402
-from oracle.work import answer_challenge, compute, load_inputs, result_tree  # noqa: E402
+from oracle.compute.merkle import merkle_root  # noqa: E402
+from oracle.compute.verify import check_full, check_sampled, prepare  # noqa: E402
+from oracle.compute.work import answer_challenge, compute, load_inputs, result_tree  # noqa: E402
+from oracle.protocol.results import encode_result  # noqa: E402
+from oracle.protocol.spec import Spec, parse_spec  # noqa: E402
+from oracle.protocol.verdict import VerdictCode  # noqa: E402
+from oracle.store.blobs import blob_name  # noqa: E402
 
 SEED = bytes.fromhex("5e" * 32)
 OPENINGS = 32

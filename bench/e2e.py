@@ -44,16 +44,16 @@ from rich.table import Table  # noqa: E402
 from web3 import Web3  # noqa: E402
 
 from bench._results import merge_results  # noqa: E402
-from oracle.anvil import start_anvil, stop_anvil, test_accounts  # noqa: E402
-from oracle.blobstore import BlobServer, LocalBlobStore  # noqa: E402
-from oracle.chain import STATUS_PAID, ZERO_ADDRESS, Chain, TxSender  # noqa: E402
-from oracle.deployer import deploy_with_web3  # noqa: E402
-from oracle.deployments import Deployment  # noqa: E402
-from oracle.logs import setup_logging  # noqa: E402
-from oracle.oracle_node import OracleConfig, OracleNode  # noqa: E402
-from oracle.params import LOCAL  # noqa: E402
-from oracle.spec import parse_spec, work_units  # noqa: E402
-from oracle.worker import Worker, WorkerConfig  # noqa: E402
+from oracle.chain.anvil import start_anvil, stop_anvil, test_accounts  # noqa: E402
+from oracle.chain.client import STATUS_PAID, ZERO_ADDRESS, Chain, TxSender  # noqa: E402
+from oracle.chain.deploy import deploy_with_web3  # noqa: E402
+from oracle.chain.deployments import Deployment  # noqa: E402
+from oracle.infra.logs import setup_logging  # noqa: E402
+from oracle.node.service import OracleConfig, OracleNode  # noqa: E402
+from oracle.protocol.params import LOCAL  # noqa: E402
+from oracle.protocol.spec import parse_spec, work_units  # noqa: E402
+from oracle.store.blobs import BlobServer, LocalBlobStore  # noqa: E402
+from oracle.worker.service import Worker, WorkerConfig  # noqa: E402
 
 PRICE = 10**12
 CREATE_BATCH = 64

@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._results import merge_results  # noqa: E402
-from oracle.attestation import Attestation, order_signatures, sign_settlement  # noqa: E402
-from oracle.params import ProtocolParams  # noqa: E402
-from oracle.protocol import deploy_protocol  # noqa: E402
+from oracle.chain.ape_deploy import deploy_protocol  # noqa: E402
+from oracle.protocol.attestation import Attestation, order_signatures, sign_settlement  # noqa: E402
+from oracle.protocol.params import ProtocolParams  # noqa: E402
 
 ETHER = 10**18
 ZERO = "0x0000000000000000000000000000000000000000"

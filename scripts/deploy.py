@@ -17,9 +17,9 @@ from __future__ import annotations
 import click
 from ape.cli import ConnectedProviderCommand, account_option, ape_cli_context
 
-from oracle import deployments
-from oracle.params import LIVE, LOCAL
-from oracle.protocol import deploy_protocol
+from oracle.chain import deployments
+from oracle.chain.ape_deploy import deploy_protocol
+from oracle.protocol.params import LIVE, LOCAL
 from scripts._common import is_local, network_choice, pick_sender
 
 

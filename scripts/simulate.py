@@ -15,7 +15,7 @@ from __future__ import annotations
 import click
 from ape.cli import ConnectedProviderCommand, ape_cli_context
 
-from oracle.simulate import check_round_trip, run_round_trip
+from oracle.sim.simulate import check_round_trip, run_round_trip
 from scripts._common import is_local, network_choice
 
 

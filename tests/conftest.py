@@ -12,10 +12,15 @@ import pytest
 from eth_account import Account
 from eth_utils import keccak
 
-from oracle.attestation import Attestation, CompactSignature, order_signatures, sign_settlement
-from oracle.commitment import commitment
-from oracle.params import ProtocolParams
-from oracle.protocol import deploy_protocol as deploy_wired
+from oracle.chain.ape_deploy import deploy_protocol as deploy_wired
+from oracle.protocol.attestation import (
+    Attestation,
+    CompactSignature,
+    order_signatures,
+    sign_settlement,
+)
+from oracle.protocol.commitment import commitment
+from oracle.protocol.params import ProtocolParams
 from tests.utils.constants import (
     EPOCH_LENGTH,
     ETHER,

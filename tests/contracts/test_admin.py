@@ -4,7 +4,7 @@ import ape
 import pytest
 from eth_utils import keccak, to_checksum_address
 
-from oracle.emission import schedule_total
+from oracle.protocol.emission import schedule_total
 from tests.utils.constants import (
     EPOCH_LENGTH,
     ETHER,

@@ -8,7 +8,7 @@ import pytest
 from eth_account import Account
 from eth_utils import keccak
 
-from oracle.attestation import SECP256K1_N, recover_signer, sign_settlement
+from oracle.protocol.attestation import SECP256K1_N, recover_signer, sign_settlement
 from tests.conftest import commitment_of
 from tests.utils.constants import (
     EPOCH_LENGTH,

@@ -3,7 +3,7 @@
 import ape
 import pytest
 
-from oracle import emission
+from oracle.protocol import emission
 from tests.utils.constants import EPOCH_LENGTH, HALVING_EPOCHS, INITIAL_EMISSION, ZERO_ADDRESS
 
 LAST_EPOCH = 128 * HALVING_EPOCHS - 1  # the last epoch that emits anything

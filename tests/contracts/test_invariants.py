@@ -30,7 +30,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from oracle.emission import epoch_emission
+from oracle.protocol.emission import epoch_emission
 from tests.conftest import commitment_of
 from tests.utils.constants import (
     EPOCH_LENGTH,

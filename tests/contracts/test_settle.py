@@ -5,7 +5,12 @@ import pytest
 from eth_account import Account
 from eth_utils import keccak
 
-from oracle.attestation import Attestation, recover_signer, settlement_digest, sign_settlement
+from oracle.protocol.attestation import (
+    Attestation,
+    recover_signer,
+    settlement_digest,
+    sign_settlement,
+)
 from tests.utils.constants import (
     ETHER,
     INVALID,

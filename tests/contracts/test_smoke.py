@@ -1,6 +1,6 @@
 from eth_utils import keccak
 
-from oracle.attestation import settlement_digest
+from oracle.protocol.attestation import settlement_digest
 from tests.utils.constants import STATUS_PAID, VALID
 
 

@@ -3,7 +3,7 @@
 import ape
 import pytest
 
-from oracle.emission import schedule_total
+from oracle.protocol.emission import schedule_total
 from tests.utils.constants import HALVING_EPOCHS, INITIAL_EMISSION, ZERO_ADDRESS
 
 NOT_MINTER = "erc20: access is denied"

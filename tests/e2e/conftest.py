@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from web3 import Web3
 
-from oracle import deployments
-from oracle.anvil import start_anvil, stop_anvil, test_accounts
-from oracle.blobstore import BlobServer, LocalBlobStore
-from oracle.chain import Chain
-from oracle.deployer import deploy_with_web3
-from oracle.params import LOCAL
-from oracle.spec import parse_spec, spec_hash, work_units
+from oracle.chain import deployments
+from oracle.chain.anvil import start_anvil, stop_anvil, test_accounts
+from oracle.chain.client import Chain
+from oracle.chain.deploy import deploy_with_web3
+from oracle.protocol.params import LOCAL
+from oracle.protocol.spec import parse_spec, spec_hash, work_units
+from oracle.store.blobs import BlobServer, LocalBlobStore
 
 ZERO = "0x0000000000000000000000000000000000000000"
 PRICE = 10**16
@@ -106,7 +106,7 @@ def matmul(seed: int, dtype: str = "int8", n: int = 32, mode: str = "full") -> d
 def post_jobs(chain: Chain, requester: Any, specs: list[dict[str, Any]],
               spec_store: LocalBlobStore | None) -> list[int]:
     """Publish the specs and escrow one job each, in one create_jobs transaction."""
-    from oracle.chain import TxSender
+    from oracle.chain.client import TxSender
 
     parsed = [parse_spec(s) for s in specs]
     if spec_store is not None:
@@ -158,8 +158,8 @@ def worker_and_node(anvil: Anvil, rec: Any, keys: dict[str, Any], tmp_path: Path
                     spec_url: str, confirmations: int = 0) -> tuple[Any, Any]:
     """The honest worker (serving) and the first oracle node (settles at once), the node told
     the worker's URL directly; the caller closes both."""
-    from oracle.oracle_node import OracleConfig, OracleNode
-    from oracle.worker import Worker, WorkerConfig
+    from oracle.node.service import OracleConfig, OracleNode
+    from oracle.worker.service import Worker, WorkerConfig
 
     w = Worker(WorkerConfig(rpc_url=anvil.url, db_path=str(tmp_path / "w.db"),
                             store_dir=str(tmp_path / "w-blobs"), spec_stores=[spec_url]),

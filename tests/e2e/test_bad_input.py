@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from oracle.chain import Chain, TxSender
-from oracle.commitment import commitment
-from oracle.db import VerdictKey
-from oracle.oracle_node import OracleConfig, OracleNode
-from oracle.verdict import VerdictCode
+from oracle.chain.client import Chain, TxSender
+from oracle.node.service import OracleConfig, OracleNode
+from oracle.protocol.commitment import commitment
+from oracle.protocol.verdict import VerdictCode, VerdictKey
 from tests.e2e.conftest import matmul, post_jobs, wait_until
 
 
@@ -22,8 +21,8 @@ def test_unreachable_worker_and_malformed_spec__decided_and_loop_goes_on(
         [(j, commitment(w.address, bytes([j]) * 32)) for j in jobs])
     tx.send(fn, "submit")
     bad_spec = b'{"version": 1, "kind": "matmul"}'
-    from oracle.blobstore import LocalBlobStore
-    from oracle.spec import parse_spec, spec_hash
+    from oracle.protocol.spec import parse_spec, spec_hash
+    from oracle.store.blobs import LocalBlobStore
 
     store = LocalBlobStore(tmp_path / "specs")
     store.put(parse_spec(matmul(2)).canonical)

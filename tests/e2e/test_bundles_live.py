@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from oracle.blobstore import LocalBlobStore
-from oracle.bundle import decode_bundle
-from oracle.chain import Chain
-from oracle.db import VerdictKey
-from oracle.oracle_node import OracleConfig, OracleNode
-from oracle.verdict import VerdictCode
-from oracle.worker import Worker, WorkerConfig
+from oracle.chain.client import Chain
+from oracle.node.service import OracleConfig, OracleNode
+from oracle.protocol.bundle import decode_bundle
+from oracle.protocol.verdict import VerdictCode, VerdictKey
+from oracle.store.blobs import LocalBlobStore
+from oracle.worker.service import Worker, WorkerConfig
 from tests.e2e.conftest import matmul, post_jobs, wait_until
 
 SPECS = [matmul(1), matmul(2), matmul(3, dtype="fp32"), matmul(4, mode="sampled"),

@@ -3,8 +3,8 @@ is exactly the matching part of the unfiltered stream, in chain order."""
 
 from __future__ import annotations
 
-from oracle.chain import JOB_EVENTS, Chain, TxSender
-from oracle.commitment import commitment
+from oracle.chain.client import JOB_EVENTS, Chain, TxSender
+from oracle.protocol.commitment import commitment
 from tests.e2e.conftest import matmul, post_jobs
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from ape import project
 
-from oracle import deployments
-from oracle.chain import STATUS_REFUNDED, Chain, TxSender
+from oracle.chain import deployments
+from oracle.chain.client import STATUS_REFUNDED, Chain, TxSender
 from tests.e2e.conftest import key_file
 from tests.e2e.test_cli_live import pouw
 

@@ -12,16 +12,16 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from oracle import deployments
-from oracle._cli import cli
-from oracle.attestation import Attestation, sign_settlement
-from oracle.chain import STATUS_PAID, Chain, TxSender
-from oracle.commitment import commitment
-from oracle.hashing import keccak256
-from oracle.results import encode_result
-from oracle.specstore import SpecStore
-from oracle.verdict import VerdictCode
-from oracle.work import compute, result_root
+from oracle.chain import deployments
+from oracle.chain.client import STATUS_PAID, Chain, TxSender
+from oracle.cli.main import cli
+from oracle.compute.work import compute, result_root
+from oracle.protocol.attestation import Attestation, sign_settlement
+from oracle.protocol.commitment import commitment
+from oracle.protocol.hashing import keccak256
+from oracle.protocol.results import encode_result
+from oracle.protocol.verdict import VerdictCode
+from oracle.store.specs import SpecStore
 from tests.e2e.conftest import key_file, wait_until
 from tests.e2e.test_live_loop import Cluster, start_oracles, start_worker
 

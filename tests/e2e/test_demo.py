@@ -2,9 +2,9 @@
 
 from click.testing import CliRunner
 
-from oracle._cli import cli
-from oracle.demo import run_demo
-from oracle.report import draw_report, from_ape
+from oracle.cli.main import cli
+from oracle.client.report import draw_report, from_ape
+from oracle.sim.demo import run_demo
 
 
 def test_demo__two_epochs__books_match_contracts(project, chain, accounts, tmp_path):

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from web3.logs import DISCARD
 
-from oracle.blobstore import LocalBlobStore
-from oracle.chain import ALL_EVENTS, Chain
+from oracle.chain.client import ALL_EVENTS, Chain
 from oracle.exceptions import ChainError
-from oracle.oracle_node import OracleConfig, OracleNode
-from oracle.worker import Worker, WorkerConfig
+from oracle.node.service import OracleConfig, OracleNode
+from oracle.store.blobs import LocalBlobStore
+from oracle.worker.service import Worker, WorkerConfig
 from tests.e2e.conftest import matmul, post_jobs, wait_until
 
 

@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from oracle.blobstore import LocalBlobStore
-from oracle.chain import STATUS_PAID, STATUS_REFUNDED, Chain, TxSender
-from oracle.oracle_node import OracleConfig, OracleNode
-from oracle.report import draw_report, from_chain
-from oracle.worker import Worker, WorkerConfig
+from oracle.chain.client import STATUS_PAID, STATUS_REFUNDED, Chain, TxSender
+from oracle.client.report import draw_report, from_chain
+from oracle.node.service import OracleConfig, OracleNode
+from oracle.store.blobs import LocalBlobStore
+from oracle.worker.service import Worker, WorkerConfig
 from tests.e2e.conftest import PRICE, ZERO, matmul, post_jobs, wait_until
 
 

@@ -7,8 +7,8 @@ import re
 
 import requests
 
-from oracle.blobstore import LocalBlobStore
-from oracle.chain import Chain
+from oracle.chain.client import Chain
+from oracle.store.blobs import LocalBlobStore
 from tests.e2e.conftest import matmul, post_jobs, wait_until, worker_and_node
 from tests.e2e.test_live_loop import settled_events
 

@@ -10,18 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from oracle.blobstore import LocalBlobStore
-from oracle.chain import Chain
-from oracle.worker import Worker, WorkerConfig
+from oracle.chain.client import Chain
+from oracle.store.blobs import LocalBlobStore
+from oracle.worker.service import Worker, WorkerConfig
 from tests.e2e.conftest import key_file, kill_then_restart, matmul, post_jobs
 from tests.e2e.test_live_loop import settled_events
 
 
 def _oracle_cmd(anvil_url: str, tmp_path: Path, keyfile: Path, spec_url: str, worker: str,
                 worker_url: str, kill_at: str | None) -> list[str]:
-    cmd = [sys.executable, "-m", "oracle._cli", "oracle", "run", "--rpc", anvil_url,
+    cmd = [sys.executable, "-m", "oracle.cli.main", "oracle", "run", "--rpc", anvil_url,
            "--deployments", str(tmp_path / "deployments"), "--keyfile", str(keyfile),
-           "--spec-store", spec_url, "--db", str(tmp_path / "oracle.db"),
+           "--spec-store", spec_url, "--db", str(tmp_path / "oracle.node.db"),
            "--confirmations", "1", "--poll", "0.1", "--max-wait", "0.2",
            "--worker-url", f"{worker}={worker_url}"]
     return cmd + (["--kill-at", kill_at] if kill_at else [])
@@ -53,14 +53,14 @@ def test_oracle_sigkilled__restarts__each_job_settled_once(anvil, deploy, keys, 
         cmd = _oracle_cmd(anvil.url, tmp_path, keyfile, spec_server.url, worker.address, wurl,
                           kill_at)
         kill_then_restart(cmd, lambda: all(settled_events(chain)[0][j] >= 1 for j in jobs)
-                          and _unresolved_txs(tmp_path / "oracle.db") == 0)
+                          and _unresolved_txs(tmp_path / "oracle.node.db") == 0)
     finally:
         stop.set()
         t.join(timeout=10)
         worker.close()
     paid, _, slashed = settled_events(chain)
     assert [paid[j] for j in jobs] == [1, 1, 1] and slashed == []
-    with sqlite3.connect(tmp_path / "oracle.db") as db:
+    with sqlite3.connect(tmp_path / "oracle.node.db") as db:
         txs = db.execute("SELECT nonce, state FROM txs ORDER BY nonce").fetchall()
         sigs = db.execute("SELECT digest, COUNT(*) FROM signatures GROUP BY digest").fetchall()
     assert txs and all(state == "mined" for _, state in txs), txs

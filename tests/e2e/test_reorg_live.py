@@ -5,8 +5,8 @@ chain under the new seed, and the job is paid once, with the new transcript."""
 
 from __future__ import annotations
 
-from oracle.blobstore import LocalBlobStore
-from oracle.chain import Chain, TxSender
+from oracle.chain.client import Chain, TxSender
+from oracle.store.blobs import LocalBlobStore
 from tests.e2e.conftest import matmul, post_jobs, wait_until, worker_and_node
 from tests.e2e.test_live_loop import settled_events
 

@@ -1,6 +1,6 @@
 """The `pouw demo` / `ape run simulate` round trip, on the embedded chain, with its checks."""
 
-from oracle.simulate import check_round_trip, run_round_trip
+from oracle.sim.simulate import check_round_trip, run_round_trip
 
 
 def test_round_trip__honest_paid_cheater_slashed_reward_exact(project, chain, accounts):
@@ -13,7 +13,7 @@ def test_round_trip__honest_paid_cheater_slashed_reward_exact(project, chain, ac
 
 
 def test_check_round_trip__flags_a_wrong_outcome():
-    from oracle.simulate import RoundTrip
+    from oracle.sim.simulate import RoundTrip
 
     out = RoundTrip(jobs=[1, 2], settled={1: "0xh", 2: "0xc"}, slashed=[], minted=5,
                     expected_reward=6, escrow_withdrawn=0)

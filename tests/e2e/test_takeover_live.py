@@ -7,9 +7,9 @@ from __future__ import annotations
 import socket
 from collections import Counter
 
-from oracle.blobstore import LocalBlobStore
-from oracle.chain import Chain
-from oracle.oracle_node import OracleConfig, OracleNode
+from oracle.chain.client import Chain
+from oracle.node.service import OracleConfig, OracleNode
+from oracle.store.blobs import LocalBlobStore
 from tests.e2e.conftest import matmul, post_jobs, wait_until
 from tests.e2e.test_live_loop import Cluster, settled_events, start_worker
 
@@ -65,7 +65,8 @@ def test_proposer_asks_peers_in_turn__stops_at_threshold(anvil, deploy, keys, tm
     """3 oracles at threshold 2: one peer's signature over the whole batch is enough, so the
     second peer is not asked (no signature it would spend CPU on); the first peer asked
     rotates with the batch; a peer that agrees with nothing is passed over."""
-    from oracle.db import StoredVerdict, VerdictKey
+    from oracle.node.db import StoredVerdict
+    from oracle.protocol.verdict import VerdictKey
 
     rec = deploy(2, 3)
     nodes = [OracleNode(OracleConfig(rpc_url=anvil.url, db_path=str(tmp_path / f"o{i}.db"),
@@ -113,7 +114,8 @@ def test_proposer_asks_peers_in_turn__stops_at_threshold(anvil, deploy, keys, tm
 
 
 def _verdicts_at(worker: str, jobs: range, decided_at: float) -> list:
-    from oracle.db import StoredVerdict, VerdictKey
+    from oracle.node.db import StoredVerdict
+    from oracle.protocol.verdict import VerdictKey
 
     return [StoredVerdict(key=VerdictKey(j, worker, bytes([j % 256]) * 32), seed=b"\x01" * 32,
                           challenge_block=1, challenge_hash=b"\x02" * 32, work_units=64,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 
-from oracle.anvil import free_port
-from oracle.chain import Chain
-from oracle.httpapi import ApiServer, Request
-from oracle.worker import Worker, WorkerConfig
+from oracle.chain.anvil import free_port
+from oracle.chain.client import Chain
+from oracle.infra.httpapi import ApiServer, Request
+from oracle.worker.service import Worker, WorkerConfig
 from tests.e2e.conftest import wait_until
 
 

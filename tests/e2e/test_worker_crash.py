@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from oracle.blobstore import LocalBlobStore
-from oracle.chain import Chain
-from oracle.oracle_node import OracleConfig, OracleNode
+from oracle.chain.client import Chain
+from oracle.node.service import OracleConfig, OracleNode
+from oracle.store.blobs import LocalBlobStore
 from tests.e2e.conftest import key_file, kill_then_restart, matmul, post_jobs
 from tests.e2e.test_live_loop import settled_events
 
 
 def _worker_cmd(anvil_url: str, tmp_path: Path, keyfile: Path, spec_url: str,
                 oracle_url: str, kill_at: str | None) -> list[str]:
-    cmd = [sys.executable, "-m", "oracle._cli", "worker", "run", "--rpc", anvil_url,
+    cmd = [sys.executable, "-m", "oracle.cli.main", "worker", "run", "--rpc", anvil_url,
            "--deployments", str(tmp_path / "deployments"), "--keyfile", str(keyfile),
            "--spec-store", spec_url, "--db", str(tmp_path / "worker.db"),
            "--store", str(tmp_path / "worker-blobs"), "--oracle-url", oracle_url,
@@ -36,7 +36,7 @@ def test_worker_sigkilled__restarts__each_job_paid_once(anvil, deploy, keys, tmp
     rec = deploy(1, 1)
     chain = Chain(anvil.url, rec)
     keyfile = key_file(tmp_path, "worker", keys["honest"])
-    cfg = OracleConfig(rpc_url=anvil.url, db_path=str(tmp_path / "oracle.db"),
+    cfg = OracleConfig(rpc_url=anvil.url, db_path=str(tmp_path / "oracle.node.db"),
                        spec_stores=[spec_server.url], confirmations=1, poll_interval=0.1,
                        max_wait=0.2)
     node = OracleNode(cfg, Chain(anvil.url, rec), keys["oracles"][0])
@@ -65,8 +65,8 @@ def test_worker_store_fails__nothing_recorded_or_committed__next_step_recovers(
         anvil, deploy, keys, tmp_path, spec_server, monkeypatch):
     """A failing durability barrier (disk full, I/O error) loses nothing and commits nothing:
     the batch stays 'new' with no blob visible, and the next step stores and commits it."""
-    from oracle import blobstore
-    from oracle.worker import Worker, WorkerConfig
+    from oracle.store import blobs as blobstore
+    from oracle.worker.service import Worker, WorkerConfig
 
     rec = deploy(1, 1)
     chain = Chain(anvil.url, rec)

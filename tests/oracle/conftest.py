@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from oracle.spec import Spec, parse_spec
+from oracle.protocol.spec import Spec, parse_spec
 
 SEED = bytes.fromhex("11" * 32)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from oracle.chain import artifact
+from oracle.chain.client import artifact
 
 
 @pytest.mark.parametrize("name", ["JobMarket", "WorkToken"])

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from oracle import blobstore
-from oracle.blobstore import BlobServer, HttpBlobClient, LocalBlobStore, blob_name
+from oracle.compute.verify import check_full, prepare
+from oracle.compute.work import compute, load_inputs
 from oracle.exceptions import (
     BlobError,
     BlobHashMismatch,
@@ -22,11 +22,11 @@ from oracle.exceptions import (
     InputError,
     PouwError,
 )
-from oracle.hashing import keccak256
-from oracle.spec import Spec, parse_spec
-from oracle.verdict import VerdictCode
-from oracle.verify import check_full, prepare
-from oracle.work import compute, load_inputs
+from oracle.protocol.hashing import keccak256
+from oracle.protocol.spec import Spec, parse_spec
+from oracle.protocol.verdict import VerdictCode
+from oracle.store import blobs as blobstore
+from oracle.store.blobs import BlobServer, HttpBlobClient, LocalBlobStore, blob_name
 
 SEED = bytes.fromhex("11" * 32)
 
@@ -74,7 +74,7 @@ def test_local__failed_write_leaves_no_partial_file(
     def boom(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("oracle.blobstore.os.replace", boom)
+    monkeypatch.setattr("oracle.store.blobs.os.replace", boom)
     with pytest.raises(OSError, match="disk full"):
         store.put(b"payload")
     assert not store.has(blob_name(b"payload"))
@@ -128,7 +128,7 @@ def test_batch__failed_rename_leaves_no_temp_and_no_partial_blob(
         real_replace(src, dst)
 
     real_replace = blobstore.os.replace
-    monkeypatch.setattr("oracle.blobstore.os.replace", replace_then_fail)
+    monkeypatch.setattr("oracle.store.blobs.os.replace", replace_then_fail)
     with pytest.raises(OSError, match="disk full"):
         batch.commit()
     assert store.get(names[0]) == b"r0"  # renamed before the failure: complete and durable
@@ -142,7 +142,7 @@ def test_batch__without_syncfs_each_file_is_fsynced(
     synced: list[int] = []
     monkeypatch.setattr(blobstore, "_syncfs", lambda: None)
     real_fsync = blobstore.os.fsync
-    monkeypatch.setattr("oracle.blobstore.os.fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    monkeypatch.setattr(blobstore.os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
     batch = store.batch()
     names = [batch.add(bytes([i]) * 10) for i in range(4)]
     batch.commit()
@@ -316,7 +316,7 @@ def test_http__get_many__one_request_checked_and_missing_left_out(
 def test_http__get_many__more_names_than_one_request_takes__all_fetched(
     store: LocalBlobStore, server: BlobServer
 ) -> None:
-    from oracle.blobstore import MAX_MULTI_NAMES
+    from oracle.store.blobs import MAX_MULTI_NAMES
 
     count = MAX_MULTI_NAMES + 44
     names = [store.put(f"spec {i}".encode()) for i in range(count)]
@@ -339,7 +339,7 @@ def test_http__get_many_bad_request__400(server: BlobServer, body: bytes) -> Non
 
 
 def test_http__get_many_lying_server__forged_entry_dropped() -> None:
-    from oracle.bundle import encode_bundle
+    from oracle.protocol.bundle import encode_bundle
 
     name = keccak256(b"the real content").hex()
     other = keccak256(b"other").hex()
@@ -359,7 +359,7 @@ def test_http__get_many_lying_server__forged_entry_dropped() -> None:
 
 def test_spec_store__prefetch_one_request_then_cache(tmp_path: Path) -> None:
     from oracle.exceptions import BlobNotFound, SpecError
-    from oracle.specstore import SpecStore
+    from oracle.store.specs import SpecStore
 
     specs = [parse_spec({"version": 1, "kind": "matmul", "dtype": "int8", "m": 4, "n": 4,
                          "k": 4, "inputs": {"seed": i}, "verify": {"mode": "full"}})

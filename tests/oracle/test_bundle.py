@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from oracle.bundle import MAX_HEADER_BYTES, decode_bundle, encode_bundle
 from oracle.exceptions import PeerError
+from oracle.protocol.bundle import MAX_HEADER_BYTES, decode_bundle, encode_bundle
 
 
 def _frame(header: object, payload: bytes = b"") -> bytes:

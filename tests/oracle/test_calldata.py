@@ -7,7 +7,7 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
-from oracle.chain import ZERO_ADDRESS, artifact, calldata
+from oracle.chain.client import ZERO_ADDRESS, artifact, calldata
 from oracle.exceptions import ChainError
 
 MARKET = Web3().eth.contract(address="0x" + "12" * 20, abi=artifact("JobMarket")["abi"])

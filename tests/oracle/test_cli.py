@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from oracle._cli import _Amount, cli
+from oracle.cli.main import _Amount, cli
 
 COMMANDS = [
     [], ["deploy"], ["job"], ["job", "create"], ["job", "show"], ["job", "refund"],
@@ -118,7 +118,7 @@ def test_job_create__spec_file_is_validated(tmp_path, key):
 def test_store_serve__help_names_the_route():
     from click.testing import CliRunner
 
-    from oracle._cli import cli
+    from oracle.cli.main import cli
 
     out = CliRunner().invoke(cli, ["store", "serve", "--help"])
     assert out.exit_code == 0
@@ -128,9 +128,9 @@ def test_store_serve__help_names_the_route():
 def test_node__write_dev_keys__writes_anvils_well_known_keys(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    import oracle.anvil
-    from oracle._cli import cli
-    from oracle.keys import load_account
+    import oracle.chain.anvil
+    from oracle.chain.keys import load_account
+    from oracle.cli.main import cli
 
     class Stopped(Exception):
         pass
@@ -138,9 +138,9 @@ def test_node__write_dev_keys__writes_anvils_well_known_keys(tmp_path, monkeypat
     def no_anvil(*_a, **_k):
         raise Stopped  # keys are written before the node starts; do not start one here
 
-    monkeypatch.setattr(oracle.anvil, "start_anvil", no_anvil)
+    monkeypatch.setattr(oracle.chain.anvil, "start_anvil", no_anvil)
     out = CliRunner().invoke(cli, ["node", "--write-dev-keys", str(tmp_path)])
     assert isinstance(out.exception, Stopped)
     acct = load_account(tmp_path / "account1.key")
-    assert acct.address == oracle.anvil.test_accounts(2)[1].address
+    assert acct.address == oracle.chain.anvil.test_accounts(2)[1].address
     assert (tmp_path / "account1.key").stat().st_mode & 0o777 == 0o600

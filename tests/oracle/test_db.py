@@ -1,11 +1,12 @@
-"""oracle.db: idempotent event recording, never-replaced verdicts, transactions before send."""
+"""oracle.node.db: idempotent event recording, never-replaced verdicts, transactions before send."""
 
 from __future__ import annotations
 
 import pytest
 
-from oracle.db import OracleDB, StoredVerdict, VerdictKey
 from oracle.exceptions import VerdictConflict
+from oracle.node.db import OracleDB, StoredVerdict
+from oracle.protocol.verdict import VerdictKey
 
 W = "0x" + "ab" * 20
 C = b"\x11" * 32
@@ -108,7 +109,7 @@ def test_rewind__moves_checkpoint_and_forgets_later_hashes(tmp_path):
 def test_sqlite_pool__unfinished_transaction_rolled_back_and_threads_share_nothing(tmp_path):
     import threading
 
-    from oracle.sqlite import SqliteFile
+    from oracle.infra.sqlite import SqliteFile
 
     db = SqliteFile(tmp_path / "x.db", "CREATE TABLE IF NOT EXISTS t (v INTEGER)")
     with pytest.raises(RuntimeError), db._conn() as c:  # BEGIN without COMMIT, then a crash
@@ -160,7 +161,7 @@ def test_polled_queries__search_an_index__not_every_row_ever_decided(tmp_path):
     """The loops poll pending submissions, unsettled verdicts and reorg candidates every few
     ms: each must read an index of those rows, so a node that has decided millions of jobs
     polls as cheaply as a new one."""
-    from oracle.worker_db import WorkerDB
+    from oracle.worker.db import WorkerDB
 
     db = OracleDB(tmp_path / "o.db")
     for plan in (_plans(db, lambda: db.due_submissions(100))
@@ -176,7 +177,7 @@ def test_polled_queries__search_an_index__not_every_row_ever_decided(tmp_path):
 
 
 def test_worker_jobs__limit__oldest_first_window(tmp_path):
-    from oracle.worker_db import WorkerDB
+    from oracle.worker.db import WorkerDB
 
     wdb = WorkerDB(tmp_path / "w.db")
     jobs = [{"job_id": j, "spec_hash": bytes([j]) * 32, "work_units": 64, "amount": 10**12,

@@ -8,7 +8,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from oracle.freivalds import (
+from oracle.compute.freivalds import (
     _row_ranges,
     fp32_matvec,
     fp32_row_reference,
@@ -16,14 +16,14 @@ from oracle.freivalds import (
     int8_bits,
     ring_product,
 )
-from oracle.hashing import keccak256
-from oracle.kinds.matmul import _float32_interval, challenge
-from oracle.merkle import MerkleTree, leaf_hash, node_hash, verify_proof, verify_proof_leaf
-from oracle.results import encode_result
-from oracle.spec import Spec
-from oracle.verdict import VerdictCode
-from oracle.verify import check_full, check_sampled, prepare
-from oracle.work import answer_challenge, compute, load_inputs, result_tree
+from oracle.compute.kinds.matmul import _float32_interval, challenge
+from oracle.compute.merkle import MerkleTree, leaf_hash, node_hash, verify_proof, verify_proof_leaf
+from oracle.compute.verify import check_full, check_sampled, prepare
+from oracle.compute.work import answer_challenge, compute, load_inputs, result_tree
+from oracle.protocol.hashing import keccak256
+from oracle.protocol.results import encode_result
+from oracle.protocol.spec import Spec
+from oracle.protocol.verdict import VerdictCode
 
 SEED = bytes.fromhex("11" * 32)
 
@@ -161,8 +161,8 @@ def test_int8_verdicts__compiled_and_blas_paths_identical(
     verdicts = []
     for use_jit in (True, False):
         if not use_jit:  # as without numba: both kernels fall back to BLAS / one hash at a time
-            monkeypatch.setattr("oracle.freivalds._jit", lambda *_: None)
-            monkeypatch.setattr("oracle.merkle._jit", lambda *_: None)
+            monkeypatch.setattr("oracle.compute.freivalds._jit", lambda *_: None)
+            monkeypatch.setattr("oracle.compute.merkle._jit", lambda *_: None)
         prepared = prepare(spec, SEED, inputs=inputs)
         for result in (c, bad):
             if mode == "full":

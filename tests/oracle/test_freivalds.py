@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from oracle.freivalds import (
+from oracle.compute.freivalds import (
     INT8_BITS,
     float64_product,
     int8_bits,
@@ -15,10 +15,10 @@ from oracle.freivalds import (
     jit_warm_up,
     ring_product,
 )
-from oracle.spec import Spec
-from oracle.verdict import VerdictCode
-from oracle.verify import check_full, prepare
-from oracle.work import load_inputs
+from oracle.compute.verify import check_full, prepare
+from oracle.compute.work import load_inputs
+from oracle.protocol.spec import Spec
+from oracle.protocol.verdict import VerdictCode
 
 SEED = bytes.fromhex("11" * 32)
 

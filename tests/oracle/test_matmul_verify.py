@@ -9,11 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oracle.results import encode_result
-from oracle.spec import Spec
-from oracle.verdict import VerdictCode
-from oracle.verify import check_full, prepare
-from oracle.work import compute, load_inputs, result_root
+from oracle.compute.verify import check_full, prepare
+from oracle.compute.work import compute, load_inputs, result_root
+from oracle.protocol.results import encode_result
+from oracle.protocol.spec import Spec
+from oracle.protocol.verdict import VerdictCode
 
 SEED = bytes.fromhex("11" * 32)
 

@@ -10,9 +10,8 @@ from eth_utils import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oracle import merkle
-from oracle.commitment import commitment
-from oracle.merkle import (
+from oracle.compute import merkle
+from oracle.compute.merkle import (
     MerkleTree,
     leaf_hash,
     merkle_root,
@@ -22,6 +21,7 @@ from oracle.merkle import (
     verify_proof,
     verify_proof_leaf,
 )
+from oracle.protocol.commitment import commitment
 
 
 def test_layout__three_rows__last_node_promoted() -> None:
@@ -278,7 +278,7 @@ def test_from_rows__without_numba__same_tree(monkeypatch: pytest.MonkeyPatch) ->
     rng = random.Random(11)
     cases = [(rows, rng.randbytes(rows * width)) for rows, width in _CASES]
     default = [(MerkleTree.from_rows(b, r), merkle_root(b, r)) for r, b in cases]
-    monkeypatch.setattr("oracle.merkle._jit", lambda *_: None)  # as without numba
+    monkeypatch.setattr("oracle.compute.merkle._jit", lambda *_: None)  # as without numba
     assert merkle._tree_kernel() is None
     assert not merkle.jit_warm_up()
     fallback = [(MerkleTree.from_rows(b, r), merkle_root(b, r)) for r, b in cases]

@@ -7,13 +7,13 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from oracle import backend as backend_mod
-from oracle.backend import Backend, NumpyBackend, available_backends, select_backend
+from oracle.compute import backend as backend_mod
+from oracle.compute.backend import Backend, NumpyBackend, available_backends, select_backend
+from oracle.compute.verify import check_full, prepare
+from oracle.compute.work import compute
 from oracle.exceptions import BackendError
-from oracle.spec import Spec
-from oracle.verdict import VerdictCode
-from oracle.verify import check_full, prepare
-from oracle.work import compute
+from oracle.protocol.spec import Spec
+from oracle.protocol.verdict import VerdictCode
 
 SEED = bytes.fromhex("11" * 32)
 

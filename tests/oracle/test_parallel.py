@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from oracle._parallel import parallel_for, parallel_map, workers
+from oracle.compute.parallel import parallel_for, parallel_map, workers
 
 
 @pytest.mark.parametrize("count", [0, 1, 2, 3, 17, 200])

@@ -8,12 +8,12 @@ from math import comb
 import numpy as np
 import pytest
 
-from oracle.merkle import MerkleTree
-from oracle.results import SampledAnswer, decode_answer, encode_answer
-from oracle.spec import Spec
-from oracle.verdict import VerdictCode
-from oracle.verify import check_sampled, prepare
-from oracle.work import answer_challenge, compute, result_tree
+from oracle.compute.merkle import MerkleTree
+from oracle.compute.verify import check_sampled, prepare
+from oracle.compute.work import answer_challenge, compute, result_tree
+from oracle.protocol.results import SampledAnswer, decode_answer, encode_answer
+from oracle.protocol.spec import Spec
+from oracle.protocol.verdict import VerdictCode
 
 SEED = bytes.fromhex("11" * 32)
 DTYPES = ["int8", "fp32"]

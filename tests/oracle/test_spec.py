@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oracle.canonical import canonical_json
 from oracle.exceptions import PouwError, SpecError
-from oracle.hashing import keccak256
-from oracle.spec import MAX_SPEC_BYTES, parse_spec, spec_hash, work_units
+from oracle.protocol.canonical import canonical_json
+from oracle.protocol.hashing import keccak256
+from oracle.protocol.spec import MAX_SPEC_BYTES, parse_spec, spec_hash, work_units
 
 BASE = {
     "version": 1,

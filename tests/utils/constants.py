@@ -1,6 +1,6 @@
 """On-chain enums and test parameters, mirrored once from contracts/JobMarket.vy."""
 
-from oracle.verdict import VerdictCode
+from oracle.protocol.verdict import VerdictCode
 
 STATUS_NONE = 0
 STATUS_OPEN = 1

@@ -1,0 +1,64 @@
+"""Deploying and wiring the contracts through Ape (used by `ape run deploy` and `pouw`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from oracle.chain.deployments import Deployment
+from oracle.protocol.emission import schedule_total
+from oracle.protocol.params import ProtocolParams
+
+
+def deploy_protocol(
+    project: Any,
+    sender: Any,
+    oracles: Sequence[str],
+    threshold: int,
+    params: ProtocolParams,
+    network: str,
+    chain_id: int,
+) -> tuple[Any, Any, Deployment]:
+    """Deploy WorkToken and JobMarket, make the market the only minter, renounce the token.
+
+    After this the token has no owner and exactly one minter (the market), so no one can
+    ever mint outside the emission schedule. Returns (token, market, record).
+    """
+    if not oracles:
+        raise ValueError("at least one oracle address is needed")
+    if not 1 <= threshold <= len(oracles):
+        raise ValueError(f"threshold must be in [1, {len(oracles)}], got {threshold}")
+    token = project.WorkToken.deploy(
+        "pouw Work",
+        "WORK",
+        schedule_total(params.initial_emission, params.halving_epochs),
+        sender=sender,
+    )
+    market = project.JobMarket.deploy(
+        token,
+        params.epoch_length,
+        params.initial_emission,
+        params.halving_epochs,
+        list(oracles),
+        threshold,
+        params.min_bond,
+        params.unbonding_delay,
+        params.reveal_window,
+        params.refund_grace,
+        params.max_horizon,
+        sender=sender,
+    )
+    token.set_minter(market, True, sender=sender)
+    token.renounce_ownership(sender=sender)
+    record = Deployment(
+        network=network,
+        chain_id=chain_id,
+        token=str(token.address),
+        market=str(market.address),
+        block=int(market.creation_metadata.block) if market.creation_metadata else 0,
+        deployer=str(sender.address),
+        oracles=[str(o) for o in market.oracles()],
+        threshold=threshold,
+        params=params.as_dict(),
+    )
+    return token, market, record

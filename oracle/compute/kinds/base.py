@@ -1,0 +1,113 @@
+"""What a job kind implements, and the pieces shared by the kinds."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from oracle.compute.backend import Backend
+from oracle.compute.merkle import MerkleTree
+from oracle.compute.rng import seed_to_int
+from oracle.exceptions import InputError
+from oracle.protocol.results import SampledAnswer
+from oracle.protocol.spec import Spec
+from oracle.protocol.verdict import Verdict
+
+__all__ = ["BlobSource", "JobKind", "Prepared", "load_array", "log2_ratio", "seed_hex"]
+
+
+class BlobSource(Protocol):
+    """Anything that returns a blob's verified bytes by name (:mod:`oracle.store.blobs`)."""
+
+    def get(self, name: str, max_size: int | None = None) -> bytes: ...
+
+
+@dataclass
+class Prepared:
+    """Seed-only verifier state: everything that does not need the result."""
+
+    spec: Spec
+    seed: int
+    state: Any
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def seed_hex(self) -> str:
+        """The challenge seed as 0x-prefixed 32-byte hex."""
+        return seed_hex(self.seed)
+
+
+class JobKind(Protocol):
+    """The interface each kind module's implementation object provides."""
+
+    name: str
+
+    def load_inputs(self, spec: Spec, store: BlobSource | None) -> Any:
+        """Generate (seeded) or fetch and validate (blob) the job's inputs."""
+        ...
+
+    def compute(self, spec: Spec, inputs: Any, backend: Backend) -> np.ndarray:
+        """The worker's computation: the result array (see :mod:`oracle.protocol.results`)."""
+        ...
+
+    def prepare(self, spec: Spec, seed: bytes | int, inputs: Any) -> Prepared:
+        """Seed-only verifier work."""
+        ...
+
+    def check_full(self, prepared: Prepared, result: np.ndarray) -> Verdict:
+        """Verify a whole result (already decoded to the spec's shape and dtype)."""
+        ...
+
+    def check_sampled(self, prepared: Prepared, answer: SampledAnswer, root: bytes) -> Verdict:
+        """Verify a sampled-mode answer against the committed row root."""
+        ...
+
+    def answer(
+        self, spec: Spec, result: np.ndarray, seed: bytes | int, tree: MerkleTree
+    ) -> SampledAnswer:
+        """The worker's answer to a sampled-mode challenge."""
+        ...
+
+
+def seed_hex(seed: bytes | int) -> str:
+    """A challenge seed as 0x-prefixed hex of at least 32 bytes."""
+    value = seed_to_int(seed)
+    return "0x" + value.to_bytes(max(32, (value.bit_length() + 7) // 8), "big").hex()
+
+
+def load_array(
+    store: BlobSource | None, name: str | None, shape: tuple[int, ...], dtype: str, field: str
+) -> np.ndarray:
+    """Fetch blob ``name`` and view it as a little-endian array; fp32 must be finite."""
+    if store is None or name is None:
+        raise InputError(f"{field}: blob inputs need a blob store")
+    dt = np.dtype("<i1" if dtype == "int8" else "<f4")
+    size = int(np.prod(shape)) * dt.itemsize
+    data = store.get(name[2:] if name.startswith("0x") else name, max_size=size)
+    if len(data) != size:
+        raise InputError(f"{field}: blob {name} has {len(data)} bytes, expected {size}")
+    arr = np.frombuffer(data, dtype=dt).reshape(shape)
+    if dt.kind == "f" and not np.isfinite(arr).all():
+        raise InputError(f"{field}: blob {name} contains NaN or Inf")
+    return arr
+
+
+def log2_ratio(residual: np.ndarray, bound: np.ndarray) -> int | str:
+    """floor(log2(max residual/bound)) as an int for transcripts; "nan" if any is NaN."""
+    if residual.size == 0:
+        return -1000
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(
+            bound > 0,
+            residual / np.where(bound > 0, bound, 1.0),
+            np.where(residual > 0, np.inf, 0.0),
+        )
+    if np.isnan(ratio).any():
+        return "nan"
+    top = float(ratio.max())
+    if math.isinf(top):
+        return "inf"
+    return max(-1000, math.floor(math.log2(top))) if top > 0 else -1000

@@ -1,0 +1,74 @@
+"""The worker's side of a job: inputs, compute, commitment root, sampled-mode answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from oracle.compute.backend import Backend, select_backend
+from oracle.compute.kinds import get_kind
+from oracle.compute.kinds.base import BlobSource
+from oracle.compute.merkle import MerkleTree, merkle_root
+from oracle.protocol.results import encode_answer, encode_result, result_layout
+from oracle.protocol.spec import Spec, parse_spec
+
+__all__ = ["answer_challenge", "compute", "load_inputs", "result_root", "result_tree"]
+
+
+def load_inputs(spec: Spec | bytes | str | dict[str, Any], store: BlobSource | None = None) -> Any:
+    """The job's inputs: generated from the seed or fetched (hash-checked) from the store."""
+    parsed = parse_spec(spec)
+    return get_kind(parsed.kind).load_inputs(parsed, store)
+
+
+def compute(
+    spec: Spec | bytes | str | dict[str, Any],
+    backend: Backend | None = None,
+    *,
+    inputs: Any = None,
+    store: BlobSource | None = None,
+) -> np.ndarray:
+    """Run the job; returns the result array (shape and dtype of :func:`result_layout`)."""
+    parsed = parse_spec(spec)
+    kind = get_kind(parsed.kind)
+    if inputs is None:
+        inputs = kind.load_inputs(parsed, store)
+    out = kind.compute(parsed, inputs, backend or select_backend())
+    shape, dtype = result_layout(parsed)
+    assert out.shape == shape and out.dtype == dtype, (out.shape, out.dtype)
+    return out
+
+
+def _result_rows(spec: Spec | bytes | str | dict[str, Any],
+                 result: np.ndarray) -> tuple[memoryview, int]:
+    """The result's little-endian bytes and its number of rows (the tree's leaves)."""
+    parsed = parse_spec(spec)
+    shape, _ = result_layout(parsed)
+    data = np.ascontiguousarray(result)
+    if data.dtype.byteorder == ">":
+        data = np.frombuffer(encode_result(data), dtype=data.dtype.newbyteorder("<"))
+    return memoryview(data).cast("B"), shape[0]
+
+
+def result_tree(spec: Spec | bytes | str | dict[str, Any], result: np.ndarray) -> MerkleTree:
+    """The row Merkle tree of a result (its root goes into the commitment)."""
+    return MerkleTree.from_rows(*_result_rows(spec, result))
+
+
+def result_root(spec: Spec | bytes | str | dict[str, Any], result: np.ndarray) -> bytes:
+    """The row Merkle root of a result (without keeping the tree's other hashes)."""
+    return merkle_root(*_result_rows(spec, result))
+
+
+def answer_challenge(
+    spec: Spec | bytes | str | dict[str, Any],
+    result: np.ndarray,
+    seed: bytes | int,
+    *,
+    tree: MerkleTree | None = None,
+) -> bytes:
+    """The encoded sampled-mode answer (y = C·R and the opened rows with proofs)."""
+    parsed = parse_spec(spec)
+    tree = tree or result_tree(parsed, result)
+    return encode_answer(get_kind(parsed.kind).answer(parsed, result, seed, tree))

@@ -1,0 +1,171 @@
+"""Serialization of results and of sampled-mode challenge answers (no pickle, no eval).
+
+**Result** (the blob a worker serves in full mode, and the bytes its Merkle tree covers):
+the raw row-major array, little-endian, nothing else. Shape and dtype come from the spec:
+
+* matmul int8 → int32, shape (m, n); matmul fp32 → float32, shape (m, n);
+* mlp → float32, shape (batch, W) with W = Σ_{l<L} 2·d_l + d_L: for every sample the
+  pre-activations Z_1, the activations H_1, …, Z_{L-1}, H_{L-1}, then the output Z_L.
+
+A result of the wrong length is refused (:class:`ResultFormatError`); every bit pattern of the
+right length decodes (a NaN in an fp32 result is then rejected by the checks).
+
+**Sampled answer** (the worker's reply to a challenge):
+
+    b"POUWANS1" || u32 big-endian header length || header || y || openings
+
+``header`` is canonical JSON ``{"indices": [...], "proof_lengths": [...], "rounds": R,
+"rows": M}``; ``y`` = C·R as an (M × R) row-major little-endian array of int64 (int8 jobs) or
+float32 (fp32 jobs); then for each opened row in header order: the row's bytes, then its
+proof hashes (32 bytes each). The total length must match exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from oracle.exceptions import ResultFormatError
+from oracle.protocol.canonical import canonical_json
+from oracle.protocol.spec import MatmulSpec, Spec
+
+__all__ = [
+    "MAX_ANSWER_BYTES",
+    "Opening",
+    "SampledAnswer",
+    "decode_answer",
+    "decode_result",
+    "encode_answer",
+    "encode_result",
+    "result_layout",
+]
+
+ANSWER_MAGIC = b"POUWANS1"
+#: The largest sampled-mode answer an oracle reads (a larger one is INVALID).
+MAX_ANSWER_BYTES = 64 << 20
+MAX_HEADER_BYTES = 1 << 16
+
+
+def result_layout(spec: Spec) -> tuple[tuple[int, int], np.dtype]:
+    """(shape, little-endian dtype) of the spec's result."""
+    p = spec.params
+    if isinstance(p, MatmulSpec):
+        return (p.m, p.n), np.dtype("<i4" if p.dtype == "int8" else "<f4")
+    width = 2 * sum(p.dims[1:-1]) + p.dims[-1]
+    return (p.batch, width), np.dtype("<f4")
+
+
+def encode_result(result: np.ndarray) -> bytes:
+    """Raw little-endian row-major bytes of ``result``."""
+    arr = np.ascontiguousarray(result)
+    return arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
+
+
+def decode_result(spec: Spec, data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
+    """View ``data`` as the spec's result array (zero-copy for bytes), checking size and dtype."""
+    shape, dtype = result_layout(spec)
+    if isinstance(data, np.ndarray):
+        if data.dtype != dtype or data.shape != shape:
+            raise ResultFormatError(
+                f"result: expected {dtype.str} array of shape {shape}, "
+                f"got {data.dtype.str} {data.shape}"
+            )
+        return np.ascontiguousarray(data)
+    view = memoryview(data).cast("B")
+    expected = shape[0] * shape[1] * dtype.itemsize
+    if len(view) != expected:
+        raise ResultFormatError(f"result: {len(view)} bytes, expected {expected}")
+    return np.frombuffer(view, dtype=dtype).reshape(shape)
+
+
+@dataclass(frozen=True)
+class Opening:
+    """One opened row: its index, its bytes and its Merkle proof."""
+
+    index: int
+    row: bytes
+    proof: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class SampledAnswer:
+    """A worker's answer to a sampled-mode challenge: y = C·R and the opened rows."""
+
+    y: np.ndarray
+    openings: tuple[Opening, ...]
+
+
+def encode_answer(answer: SampledAnswer) -> bytes:
+    """Serialize an answer (module docstring)."""
+    y = np.ascontiguousarray(answer.y)
+    header = canonical_json(
+        {
+            "indices": [o.index for o in answer.openings],
+            "proof_lengths": [len(o.proof) for o in answer.openings],
+            "rounds": int(y.shape[1]),
+            "rows": int(y.shape[0]),
+        }
+    )
+    parts = [ANSWER_MAGIC, struct.pack(">I", len(header)), header, encode_result(y)]
+    for o in answer.openings:
+        parts.append(o.row)
+        parts.extend(o.proof)
+    return b"".join(parts)
+
+
+def _int_list(header: dict[str, object], key: str) -> list[int]:
+    value = header.get(key)
+    if not isinstance(value, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
+    ):
+        raise ResultFormatError(f"answer.{key}: must be a list of non-negative integers")
+    return list(value)  # type: ignore[arg-type]
+
+
+def decode_answer(
+    data: bytes | bytearray | memoryview,
+    *,
+    rows: int,
+    rounds: int,
+    y_dtype: np.dtype,
+    row_bytes: int,
+) -> SampledAnswer:
+    """Parse an answer, checking it against the expected sizes; raises ResultFormatError."""
+    view = memoryview(data).cast("B")
+    if len(view) < 12 or bytes(view[:8]) != ANSWER_MAGIC:
+        raise ResultFormatError("answer: bad magic")
+    (hlen,) = struct.unpack(">I", view[8:12])
+    if hlen > MAX_HEADER_BYTES or 12 + hlen > len(view):
+        raise ResultFormatError("answer: bad header length")
+    try:
+        header = json.loads(bytes(view[12 : 12 + hlen]).decode("ascii"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultFormatError(f"answer: header is not JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise ResultFormatError("answer: header must be an object")
+    if header.get("rows") != rows or header.get("rounds") != rounds:
+        raise ResultFormatError(
+            f"answer: y must be {rows}×{rounds}, got {header.get('rows')}×{header.get('rounds')}"
+        )
+    indices = _int_list(header, "indices")
+    lengths = _int_list(header, "proof_lengths")
+    if len(indices) != len(lengths):
+        raise ResultFormatError("answer: indices and proof_lengths differ in length")
+    pos = 12 + hlen
+    y_len = rows * rounds * y_dtype.itemsize
+    expected = pos + y_len + sum(row_bytes + 32 * p for p in lengths)
+    if len(view) != expected:
+        raise ResultFormatError(f"answer: {len(view)} bytes, expected {expected}")
+    y = np.frombuffer(view[pos : pos + y_len], dtype=y_dtype).reshape(rows, rounds)
+    pos += y_len
+    openings = []
+    for index, plen in zip(indices, lengths, strict=True):
+        row = bytes(view[pos : pos + row_bytes])
+        pos += row_bytes
+        proof = tuple(bytes(view[pos + 32 * i : pos + 32 * (i + 1)]) for i in range(plen))
+        pos += 32 * plen
+        openings.append(Opening(index, row, proof))
+    return SampledAnswer(y, tuple(openings))

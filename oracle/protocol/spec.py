@@ -1,0 +1,400 @@
+"""Job specs: schema, validation, canonical bytes, ``spec_hash`` and ``work_units``.
+
+A spec is a JSON object. Its canonical bytes (:func:`oracle.protocol.canonical.canonical_json` of
+the *normalized* spec, i.e. with every default written out) are what ``spec_hash`` hashes, and that
+32-byte keccak256 is the ``bytes32`` the JobMarket stores. Two spellings of the same job (key order,
+whitespace, ``4096.0`` for ``4096``, an omitted default) have the same hash.
+
+Schema, version 1 (``A`` is m×k, ``B`` is k×n, ``C = A·B`` is m×n, all row-major)::
+
+    {"version": 1, "kind": "matmul", "dtype": "int8" | "fp32",
+     "m": M, "n": N, "k": K,
+     "inputs": {"seed": S} | {"a": "0x<64 hex>", "b": "0x<64 hex>"},
+     "verify": {"mode": "full" | "sampled", "openings": O, "rounds": R}}
+
+    {"version": 1, "kind": "mlp", "dtype": "fp32", "batch": N, "dims": [d0, d1, ..., dL],
+     "activation": "relu" | "gelu",
+     "inputs": {"seed": S} | {"weights": "0x<64 hex>", "x": "0x<64 hex>"},
+     "verify": {"mode": "full", "rounds": R}}
+
+``openings`` exists only in sampled mode (required there); ``rounds`` (Freivalds rounds) exists
+only for fp32 jobs (default 2). For int8 the number of rounds is derived so that the false
+accept probability is at most 2^-40 and is not a spec field. ``mlp`` supports ``full`` only.
+
+Limits (all refused with a :class:`SpecError` naming the field):
+
+* raw spec at most ``MAX_SPEC_BYTES`` = 4096 bytes; no duplicate keys; no unknown keys;
+* every dimension in [1, ``MAX_DIM`` = 65536];
+* every matrix (A, B, C; each MLP weight matrix, input and activation) at most
+  ``MAX_ELEMENTS`` = 2^28 elements (1 GiB as fp32/int32);
+* mlp: 1 to ``MAX_LAYERS`` = 32 layers, whole result (batch × Σ widths) at most 2^28 elements;
+* ``openings`` in [1, min(m, ``MAX_OPENINGS`` = 256)], ``rounds`` in [1, ``MAX_ROUNDS`` = 16];
+* ``seed`` an integer in [0, 2^64).
+
+``work_units`` counts floating-point (or integer) operations, 2 per multiply-add:
+``2·m·n·k`` for matmul and ``Σ_l 2·batch·d_{l-1}·d_l`` for mlp (bias adds and activations are
+not counted). With the limits above, matmul ≤ 2·(m·k)·n ≤ 2·2^28·2^16 = 2^45 and
+mlp ≤ 32·2·2^28·2^16 = 2^50, both far below 2^64 (the contract stores uint64).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from oracle.exceptions import SpecError
+from oracle.protocol.canonical import canonical_json, normalize_numbers
+from oracle.protocol.hashing import keccak256
+
+__all__ = [
+    "DEFAULT_FP32_ROUNDS",
+    "MAX_DIM",
+    "MAX_ELEMENTS",
+    "MAX_LAYERS",
+    "MAX_OPENINGS",
+    "MAX_ROUNDS",
+    "MAX_SPEC_BYTES",
+    "MAX_WORK_UNITS",
+    "SPEC_VERSION",
+    "MatmulSpec",
+    "MlpSpec",
+    "Spec",
+    "parse_spec",
+    "spec_hash",
+    "work_units",
+]
+
+SPEC_VERSION = 1
+MAX_SPEC_BYTES = 4096
+MAX_DIM = 1 << 16
+MAX_ELEMENTS = 1 << 28
+MAX_LAYERS = 32
+MAX_OPENINGS = 256
+MAX_ROUNDS = 16
+MAX_SEED = 1 << 64
+MAX_WORK_UNITS = 1 << 50
+DEFAULT_FP32_ROUNDS = 2
+
+_HASH_RE = re.compile(r"^0x[0-9a-f]{64}$")
+
+Mode = Literal["full", "sampled"]
+
+
+@dataclass(frozen=True)
+class MatmulSpec:
+    """A validated ``matmul`` spec: C (m×n) = A (m×k) · B (k×n)."""
+
+    dtype: Literal["int8", "fp32"]
+    m: int
+    n: int
+    k: int
+    seed: int | None
+    a_blob: str | None
+    b_blob: str | None
+    mode: Mode
+    openings: int
+    rounds: int | None
+
+    kind: Literal["matmul"] = "matmul"
+
+
+@dataclass(frozen=True)
+class MlpSpec:
+    """A validated ``mlp`` spec: ``L = len(dims) - 1`` dense layers on a batch of inputs."""
+
+    batch: int
+    dims: tuple[int, ...]
+    activation: Literal["relu", "gelu"]
+    seed: int | None
+    weights_blob: str | None
+    x_blob: str | None
+    rounds: int
+    dtype: Literal["fp32"] = "fp32"
+    mode: Mode = "full"
+    kind: Literal["mlp"] = "mlp"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A parsed spec: the kind-specific parameters plus the canonical bytes and their hash."""
+
+    params: MatmulSpec | MlpSpec
+    canonical: bytes
+    hash: bytes
+
+    @property
+    def kind(self) -> str:
+        """The job kind (``"matmul"`` or ``"mlp"``)."""
+        return self.params.kind
+
+    @property
+    def mode(self) -> Mode:
+        """The verification mode."""
+        return self.params.mode
+
+    def as_dict(self) -> dict[str, Any]:
+        """The normalized spec as a plain dict (a fresh copy)."""
+        data: dict[str, Any] = json.loads(self.canonical)
+        return data
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise SpecError(f"spec.{key}: duplicate key")
+        out[key] = value
+    return out
+
+
+def _reject_constant(name: str) -> Any:
+    raise SpecError(f"spec: {name} is not allowed")
+
+
+def _load(raw: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(raw, Mapping):
+        data = normalize_numbers(raw, "spec")
+        size = len(canonical_json(data))
+        if size > MAX_SPEC_BYTES:
+            raise SpecError(f"spec: {size} bytes, limit {MAX_SPEC_BYTES}")
+        return dict(data)
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8")
+    if not isinstance(raw, bytes | bytearray):
+        raise SpecError(f"spec: expected JSON bytes, str or a mapping, got {type(raw).__name__}")
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(f"spec: {len(raw)} bytes, limit {MAX_SPEC_BYTES}")
+    try:
+        data = json.loads(
+            bytes(raw).decode("utf-8"),
+            object_pairs_hook=_reject_duplicates,
+            parse_constant=_reject_constant,
+        )
+    except SpecError:
+        raise
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise SpecError(f"spec: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise SpecError("spec: top level must be a JSON object")
+    return dict(normalize_numbers(data, "spec"))
+
+
+def _int(obj: Mapping[str, Any], key: str, path: str, lo: int, hi: int) -> int:
+    if key not in obj:
+        raise SpecError(f"{path}.{key}: missing")
+    value = obj[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(f"{path}.{key}: must be an integer, got {type(value).__name__}")
+    if not lo <= value <= hi:
+        raise SpecError(f"{path}.{key}: must be in [{lo}, {hi}], got {value}")
+    return value
+
+
+def _choice(obj: Mapping[str, Any], key: str, path: str, allowed: tuple[str, ...]) -> str:
+    if key not in obj:
+        raise SpecError(f"{path}.{key}: missing")
+    value = obj[key]
+    if value not in allowed:
+        raise SpecError(f"{path}.{key}: must be one of {list(allowed)}, got {value!r}")
+    return str(value)
+
+
+def _hash_field(obj: Mapping[str, Any], key: str, path: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str) or not _HASH_RE.match(value):
+        raise SpecError(f"{path}.{key}: must be a 0x-prefixed lower-case 32-byte hex hash")
+    return value
+
+
+def _only_keys(obj: Mapping[str, Any], path: str, allowed: set[str]) -> None:
+    extra = sorted(set(obj) - allowed)
+    if extra:
+        raise SpecError(f"{path}.{extra[0]}: unknown field")
+
+
+def _obj(data: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
+    value = data.get(key)
+    if not isinstance(value, Mapping):
+        raise SpecError(f"{path}.{key}: must be an object")
+    return value
+
+
+def _elements(path: str, *dims: int) -> None:
+    total = 1
+    for d in dims:
+        total *= d
+    if total > MAX_ELEMENTS:
+        raise SpecError(f"{path}: {total} elements, limit {MAX_ELEMENTS}")
+
+
+def _inputs(
+    data: Mapping[str, Any], names: tuple[str, str]
+) -> tuple[int | None, str | None, str | None]:
+    inputs = _obj(data, "inputs", "spec")
+    if "seed" in inputs:
+        _only_keys(inputs, "spec.inputs", {"seed"})
+        return _int(inputs, "seed", "spec.inputs", 0, MAX_SEED - 1), None, None
+    _only_keys(inputs, "spec.inputs", set(names))
+    return (
+        None,
+        _hash_field(inputs, names[0], "spec.inputs"),
+        _hash_field(inputs, names[1], "spec.inputs"),
+    )
+
+
+def _parse_matmul(data: Mapping[str, Any]) -> tuple[MatmulSpec, dict[str, Any]]:
+    _only_keys(data, "spec", {"version", "kind", "dtype", "m", "n", "k", "inputs", "verify"})
+    dtype = _choice(data, "dtype", "spec", ("int8", "fp32"))
+    m = _int(data, "m", "spec", 1, MAX_DIM)
+    n = _int(data, "n", "spec", 1, MAX_DIM)
+    k = _int(data, "k", "spec", 1, MAX_DIM)
+    _elements("spec.m*spec.k (A)", m, k)
+    _elements("spec.k*spec.n (B)", k, n)
+    _elements("spec.m*spec.n (C)", m, n)
+    seed, a_blob, b_blob = _inputs(data, ("a", "b"))
+    verify = _obj(data, "verify", "spec")
+    mode = _choice(verify, "mode", "spec.verify", ("full", "sampled"))
+    allowed = {"mode"} | ({"openings"} if mode == "sampled" else set())
+    allowed |= {"rounds"} if dtype == "fp32" else set()
+    _only_keys(verify, "spec.verify", allowed)
+    openings = (
+        _int(verify, "openings", "spec.verify", 1, min(m, MAX_OPENINGS)) if mode == "sampled" else 0
+    )
+    rounds: int | None = None
+    if dtype == "fp32":
+        rounds = (
+            _int(verify, "rounds", "spec.verify", 1, MAX_ROUNDS)
+            if "rounds" in verify
+            else DEFAULT_FP32_ROUNDS
+        )
+    params = MatmulSpec(
+        dtype=dtype,  # type: ignore[arg-type]
+        m=m,
+        n=n,
+        k=k,
+        seed=seed,
+        a_blob=a_blob,
+        b_blob=b_blob,
+        mode=mode,  # type: ignore[arg-type]
+        openings=openings,
+        rounds=rounds,
+    )
+    norm_verify: dict[str, Any] = {"mode": mode}
+    if mode == "sampled":
+        norm_verify["openings"] = openings
+    if rounds is not None:
+        norm_verify["rounds"] = rounds
+    norm_inputs: dict[str, Any] = {"seed": seed} if seed is not None else {"a": a_blob, "b": b_blob}
+    normalized = {
+        "version": SPEC_VERSION,
+        "kind": "matmul",
+        "dtype": dtype,
+        "m": m,
+        "n": n,
+        "k": k,
+        "inputs": norm_inputs,
+        "verify": norm_verify,
+    }
+    return params, normalized
+
+
+def _parse_mlp(data: Mapping[str, Any]) -> tuple[MlpSpec, dict[str, Any]]:
+    _only_keys(
+        data,
+        "spec",
+        {"version", "kind", "dtype", "batch", "dims", "activation", "inputs", "verify"},
+    )
+    _choice(data, "dtype", "spec", ("fp32",))
+    batch = _int(data, "batch", "spec", 1, MAX_DIM)
+    dims_raw = data.get("dims")
+    if not isinstance(dims_raw, list) or not 2 <= len(dims_raw) <= MAX_LAYERS + 1:
+        raise SpecError(f"spec.dims: must be a list of 2 to {MAX_LAYERS + 1} integers")
+    dims = tuple(
+        _int({"d": d}, "d", f"spec.dims[{i}]", 1, MAX_DIM)  # reuse the integer checks
+        for i, d in enumerate(dims_raw)
+    )
+    for i in range(1, len(dims)):
+        _elements(f"spec.dims[{i}] (weights W{i})", dims[i - 1], dims[i])
+    _elements("spec.batch*spec.dims[0] (input x)", batch, dims[0])
+    width = 2 * sum(dims[1:-1]) + dims[-1]
+    _elements("spec.batch*result width (activations)", batch, width)
+    activation = _choice(data, "activation", "spec", ("relu", "gelu"))
+    seed, w_blob, x_blob = _inputs(data, ("weights", "x"))
+    verify = _obj(data, "verify", "spec")
+    _choice(verify, "mode", "spec.verify", ("full",))
+    _only_keys(verify, "spec.verify", {"mode", "rounds"})
+    rounds = (
+        _int(verify, "rounds", "spec.verify", 1, MAX_ROUNDS)
+        if "rounds" in verify
+        else DEFAULT_FP32_ROUNDS
+    )
+    params = MlpSpec(
+        batch=batch,
+        dims=dims,
+        activation=activation,  # type: ignore[arg-type]
+        seed=seed,
+        weights_blob=w_blob,
+        x_blob=x_blob,
+        rounds=rounds,
+    )
+    norm_inputs: dict[str, Any] = (
+        {"seed": seed} if seed is not None else {"weights": w_blob, "x": x_blob}
+    )
+    normalized = {
+        "version": SPEC_VERSION,
+        "kind": "mlp",
+        "dtype": "fp32",
+        "batch": batch,
+        "dims": list(dims),
+        "activation": activation,
+        "inputs": norm_inputs,
+        "verify": {"mode": "full", "rounds": rounds},
+    }
+    return params, normalized
+
+
+_PARSERS = {"matmul": _parse_matmul, "mlp": _parse_mlp}
+
+
+def parse_spec(raw: Spec | bytes | str | Mapping[str, Any]) -> Spec:
+    """Validate a spec and return it with its canonical bytes and hash.
+
+    Accepts JSON text/bytes or an already-decoded mapping (a :class:`Spec` is returned as is).
+    Raises :class:`SpecError` whose message starts with the offending field, e.g.
+    ``"spec.verify.openings: must be in [1, 256], got 0"``.
+    """
+    if isinstance(raw, Spec):
+        return raw
+    data = _load(raw)
+    version = data.get("version")
+    if version != SPEC_VERSION:
+        raise SpecError(f"spec.version: unsupported version {version!r}, expected {SPEC_VERSION}")
+    kind = data.get("kind")
+    if not isinstance(kind, str) or kind not in _PARSERS:
+        raise SpecError(f"spec.kind: unknown kind {kind!r}, expected one of {sorted(_PARSERS)}")
+    params, normalized = _PARSERS[kind](data)
+    canonical = canonical_json(normalized)
+    return Spec(params=params, canonical=canonical, hash=keccak256(canonical))
+
+
+def spec_hash(spec: Spec | bytes | str | Mapping[str, Any]) -> bytes:
+    """keccak256 of the canonical bytes of the normalized spec (32 bytes, stored on-chain)."""
+    return parse_spec(spec).hash
+
+
+def work_units(spec: Spec | bytes | str | Mapping[str, Any]) -> int:
+    """Exact work units of a job: 2 × multiply-adds (see the module docstring for the bound)."""
+    params = parse_spec(spec).params
+    if isinstance(params, MatmulSpec):
+        units = 2 * params.m * params.n * params.k
+    else:
+        units = sum(
+            2 * params.batch * params.dims[i - 1] * params.dims[i]
+            for i in range(1, len(params.dims))
+        )
+    if not 0 < units <= MAX_WORK_UNITS:  # pragma: no cover - guaranteed by the limits
+        raise SpecError(f"spec: work units {units} outside (0, {MAX_WORK_UNITS}]")
+    return units

@@ -1,0 +1,70 @@
+"""Verdicts: VALID / INVALID with a reason and a hashed transcript.
+
+The transcript is a JSON object of integers, strings, booleans and lists of them (never
+floats), hashed as canonical JSON (:mod:`oracle.protocol.canonical`); ``transcript_hash`` is
+the value that goes into the attestation. Residuals of fp32 checks are recorded as the integer
+``floor(log2(max |residual| / bound))`` so the transcript does not depend on float printing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+from oracle.protocol.canonical import canonical_json
+from oracle.protocol.hashing import keccak256
+from oracle.protocol.spec import Spec
+
+__all__ = ["Verdict", "VerdictCode", "VerdictKey", "make_verdict", "submission_invalid"]
+
+
+class VerdictCode(IntEnum):
+    """The on-chain verdict enum (the integers are part of the contract ABI)."""
+
+    VALID = 1
+    INVALID = 2
+
+
+@dataclass(frozen=True)
+class VerdictKey:
+    """What an attestation is about: one commitment by one worker to one job."""
+
+    job_id: int
+    worker: str
+    commitment: bytes
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A reproducible verification outcome."""
+
+    verdict: VerdictCode
+    reason: str
+    transcript: dict[str, Any] = field(compare=False)
+    transcript_hash: bytes
+
+    @property
+    def valid(self) -> bool:
+        """True iff the verdict is VALID."""
+        return self.verdict is VerdictCode.VALID
+
+
+def make_verdict(code: VerdictCode, reason: str, transcript: dict[str, Any]) -> Verdict:
+    """Build a verdict; the reason is recorded in the transcript before hashing."""
+    body = dict(transcript)
+    body["verdict"] = int(code)
+    body["reason"] = reason
+    return Verdict(code, reason, body, keccak256(canonical_json(body)))
+
+
+def submission_invalid(spec: Spec, seed: bytes, key: VerdictKey, reason: str) -> Verdict:
+    """The INVALID verdict of a submission whose result could not be checked at all (not
+    served in time, a root that does not open the commitment, an oversized payload).
+
+    Its transcript names the submission, so anyone can re-derive the hash (`pouw audit`).
+    """
+    return make_verdict(VerdictCode.INVALID, reason, {
+        "kind": spec.kind, "mode": spec.mode, "spec_hash": "0x" + spec.hash.hex(),
+        "seed": "0x" + seed.hex(), "job_id": key.job_id, "worker": key.worker,
+        "commitment": "0x" + key.commitment.hex()})

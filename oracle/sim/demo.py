@@ -1,0 +1,408 @@
+"""`pouw demo`: a small pouw network played for a few epochs on a local chain, then checked.
+
+Two requesters post a mix of seeded jobs every epoch — `matmul` int8 and fp32 in full and
+sampled mode, and `mlp` (ReLU, GELU) — one paying in ETH, one in an ERC-20, each also
+posting one job too large for any worker (it is refunded). Three workers of different speeds
+take jobs from the queue as they become free (a faster worker finishes more jobs: work units
+per second is the efficiency the protocol rewards); the slow one cheats now and then. Three
+oracle keys verify every submission from the challenge seed (the hash of the block after the
+submission), the full result or the worker's sampled-mode answer, and two of them sign each
+batch (threshold 2). Cheaters are slashed and their jobs go back to the queue. After every
+epoch the workers claim their share of its emission.
+
+The run ends with a table per worker and per requester and checks the outcome against the
+contracts' own state: escrow + bonds + credited balances == the market's balance of each
+asset, every job paid at most once, each epoch's minted total == the sum of the rounded-down
+shares <= its emission, and every share of emission == the share of work (to the wei, after
+rounding down). `run_demo` returns the problems found; the CLI exits non-zero on any.
+
+Worker speeds are simulated: every job is really computed once (numpy) and timed; a worker
+that is k times slower takes k times as long in the demo's clock, which orders commitments.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from oracle.chain.ape_deploy import deploy_protocol
+from oracle.compute.verify import check_full, check_sampled, prepare
+from oracle.compute.work import answer_challenge, compute, result_root
+from oracle.protocol.attestation import Attestation, order_signatures, sign_settlement
+from oracle.protocol.challenge import challenge_block, challenge_seed
+from oracle.protocol.commitment import commitment
+from oracle.protocol.emission import epoch_emission
+from oracle.protocol.params import LOCAL
+from oracle.protocol.results import encode_result
+from oracle.protocol.spec import Spec, parse_spec, spec_hash, work_units
+from oracle.sim.simulate import oracle_keys
+
+ZERO = "0x0000000000000000000000000000000000000000"
+THRESHOLD = 2
+MAX_ROUNDS = 3
+#: Largest job (work units) any demo worker accepts; the oversized job is above it.
+MAX_UNITS = 50_000_000
+
+
+@dataclass
+class WorkerSim:
+    name: str
+    account: Any
+    slowdown: float
+    cheat_every: int  # 0: honest; k: cheats on its 1st, (k+1)th, (2k+1)th... job
+    busy_s: float = 0.0
+    taken: int = 0
+    jobs: int = 0
+    units: int = 0
+    slashed: int = 0
+    minted: int = 0
+    escrow: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+@dataclass
+class RequesterSim:
+    name: str
+    account: Any
+    asset: str
+    price: int  # base units of the asset per work unit
+    posted: int = 0
+    settled: int = 0
+    refunded: int = 0
+    spent: int = 0
+
+
+@dataclass
+class DemoResult:
+    problems: list[str]
+    workers: list[WorkerSim]
+    requesters: list[RequesterSim]
+    epochs: int
+    market: Any = None
+
+
+def job_mix(epoch: int, who: int) -> list[dict[str, Any]]:
+    """The specs one requester posts in one epoch (seeds differ per epoch and requester)."""
+    base = 1_000 * epoch + 100 * who
+    mm = [("int8", "full", 128), ("fp32", "full", 96), ("int8", "sampled", 160),
+          ("fp32", "sampled", 128)]
+    specs: list[dict[str, Any]] = [
+        {"version": 1, "kind": "matmul", "dtype": dt, "m": n, "n": n, "k": n,
+         "inputs": {"seed": base + i},
+         "verify": {"mode": mode, **({"openings": 8} if mode == "sampled" else {})}}
+        for i, (dt, mode, n) in enumerate(mm)
+    ]
+    specs.append({"version": 1, "kind": "mlp", "dtype": "fp32", "batch": 32,
+                  "dims": [64, 128, 64, 16], "activation": "gelu" if who else "relu",
+                  "inputs": {"seed": base + 10}, "verify": {"mode": "full"}})
+    # Too large for every worker's filter: nobody takes it, the requester is refunded.
+    specs.append({"version": 1, "kind": "matmul", "dtype": "fp32", "m": 512, "n": 512,
+                  "k": 512, "inputs": {"seed": base + 20}, "verify": {"mode": "full"}})
+    return specs
+
+
+class Network:
+    """The actors and the chain handles of one demo run."""
+
+    def __init__(self, project: Any, chain: Any, accounts: Any, network: str,
+                 console: Console, seed: int) -> None:
+        self.chain = chain
+        self.console = console
+        self.rng = random.Random(seed)
+        self.keys = oracle_keys()
+        deployer = accounts[0]
+        self.token, self.market, _ = deploy_protocol(
+            project, deployer, [k.address for k in self.keys], THRESHOLD, LOCAL, network,
+            chain.chain_id)
+        self.usd = project.MockToken.deploy("Mock USD", "mUSD", sender=deployer)
+        self.market.set_asset_allowed(self.usd, True, sender=deployer)
+        self.requesters = [
+            RequesterSim("alice (ETH)", accounts[1], ZERO, 5 * 10**6),
+            RequesterSim("bob (mUSD)", accounts[2], str(self.usd.address), 10**7),
+        ]
+        self.usd.mint(accounts[2], 10**27, sender=deployer)
+        self.usd.approve(self.market, 2**256 - 1, sender=accounts[2])
+        self.workers = [
+            WorkerSim("fast", accounts[3], 1.0, 0),
+            WorkerSim("medium", accounts[4], 2.5, 0),
+            WorkerSim("slow-cheat", accounts[5], 6.0, 3),
+        ]
+        self.specs: dict[int, Spec] = {}
+        self.owner: dict[int, RequesterSim] = {}
+        self.results: dict[int, tuple[np.ndarray, float]] = {}  # job -> (result, seconds)
+        self.paid: dict[int, int] = defaultdict(int)
+        self.minted_by_epoch: dict[int, int] = defaultdict(int)
+        self.line = console.print
+        self.problems: list[str] = []
+
+    # -- requesters ----------------------------------------------------------------------
+    def post(self, epoch: int) -> list[int]:
+        posted = []
+        deadline = self.chain.pending_timestamp + LOCAL.epoch_length // 2
+        for who, req in enumerate(self.requesters):
+            specs = [parse_spec(s) for s in job_mix(epoch, who)]
+            reqs = [(spec_hash(s), work_units(s), req.asset, work_units(s) * req.price, deadline)
+                    for s in specs]
+            value = sum(r[3] for r in reqs) if req.asset == ZERO else 0
+            tx = self.market.create_jobs(reqs, sender=req.account, value=value)
+            for log, spec in zip(tx.decode_logs(self.market.JobCreated), specs, strict=True):
+                self.specs[log.job_id] = spec
+                self.owner[log.job_id] = req
+                req.posted += 1
+                posted.append(log.job_id)
+        self.line(f"  {len(posted)} jobs posted by {len(self.requesters)} requesters")
+        return posted
+
+    # -- workers -------------------------------------------------------------------------
+    def result_of(self, job_id: int) -> tuple[np.ndarray, float]:
+        if job_id not in self.results:
+            start = time.perf_counter()
+            result = compute(self.specs[job_id])
+            self.results[job_id] = (result, time.perf_counter() - start)
+        return self.results[job_id]
+
+    def assign(self, open_jobs: list[int]) -> list[tuple[float, WorkerSim, int]]:
+        """Jobs go to whichever worker is free first (virtual clock): (finish, worker, job)."""
+        free_at = {w.name: 0.0 for w in self.workers}
+        plan = []
+        for job_id in open_jobs:
+            if work_units(self.specs[job_id]) > MAX_UNITS:
+                continue
+            w = min(self.workers, key=lambda x: (free_at[x.name], x.slowdown))
+            _, seconds = self.result_of(job_id)
+            free_at[w.name] += seconds * w.slowdown
+            w.busy_s += seconds * w.slowdown
+            plan.append((free_at[w.name], w, job_id))
+        return sorted(plan, key=lambda p: p[0])
+
+    def submit(self, plan: list[tuple[float, WorkerSim, int]]) -> list[tuple[int, WorkerSim, Any]]:
+        served = []
+        for _, w, job_id in plan:
+            if self.market.bonds(w.account) < LOCAL.min_bond:
+                self.market.register(sender=w.account, value=LOCAL.min_bond)
+            result, _ = self.result_of(job_id)
+            out = result
+            w.taken += 1
+            if w.cheat_every and (w.taken - 1) % w.cheat_every == 0:  # one wrong element
+                out = result.copy()
+                out.flat[self.rng.randrange(out.size)] += 1
+            root = result_root(self.specs[job_id], out)
+            self.market.submit_result(job_id, commitment(str(w.account.address), root),
+                                      sender=w.account)
+            served.append((job_id, w, (out, root)))
+        return served
+
+    # -- oracles -------------------------------------------------------------------------
+    def verify(self, job_id: int, worker: WorkerSim, served: tuple[np.ndarray, bytes]) -> Any:
+        spec = self.specs[job_id]
+        sub = self.market.submissions(job_id, worker.account)
+        block_hash = bytes(self.chain.blocks[challenge_block(sub.block_number)].hash)
+        seed = challenge_seed(block_hash, job_id, str(worker.account.address))
+        out, root = served
+        verdicts = []
+        for _ in self.keys:  # every oracle node verifies on its own
+            prepared = prepare(spec, seed)
+            if spec.mode == "sampled":
+                answer = answer_challenge(spec, out, seed)  # the worker answers the challenge
+                verdicts.append(check_sampled(prepared, answer, root))
+            else:
+                verdicts.append(check_full(prepared, encode_result(out), expected_root=root))
+        assert len({v.transcript_hash for v in verdicts}) == 1, "oracles disagree"
+        return verdicts[0]
+
+    def settle(self, served: list[tuple[int, WorkerSim, Any]], epoch: int) -> None:
+        self.chain.mine()  # the challenge block of the last submission
+        batch = []
+        for job_id, w, data in served:
+            v = self.verify(job_id, w, data)
+            batch.append(Attestation(job_id, str(w.account.address),
+                                     bytes(self.market.submissions(job_id, w.account).commitment),
+                                     work_units(self.specs[job_id]), int(v.verdict),
+                                     v.transcript_hash))
+        signers = self.rng.sample(self.keys, THRESHOLD)
+        sigs = order_signatures(sign_settlement(k, self.chain.chain_id, self.market.address,
+                                                batch) for k in signers)
+        tx = self.market.settle([a.as_tuple() for a in batch], [s.as_tuple() for s in sigs],
+                                sender=self.requesters[0].account)
+        by_address = {str(w.account.address): w for w in self.workers}
+        for log in tx.decode_logs(self.market.WorkerSlashed):
+            w = by_address[str(log.worker)]
+            w.slashed += 1
+            self.line(f"  [red]slash[/]   job {log.job_id:>3}  {w.name:<10} bond "
+                      f"{log.amount / 1e18:.2f} ETH -> requester")
+        for log in tx.decode_logs(self.market.JobSettled):
+            w = by_address[str(log.worker)]
+            units = work_units(self.specs[log.job_id])
+            req = self.owner[log.job_id]
+            w.jobs += 1
+            w.units += units
+            w.escrow[req.asset] += units * req.price
+            req.settled += 1
+            req.spent += units * req.price
+            self.paid[log.job_id] += 1
+            spec = self.specs[log.job_id]
+            label = f"{spec.kind} {spec.params.dtype} {spec.mode}"
+            self.line(f"  [green]settle[/]  job {log.job_id:>3}  {w.name:<10} {label:<22} "
+                      f"{units:>11,} units")
+
+    # -- emission ------------------------------------------------------------------------
+    def claim_all(self) -> None:
+        current = self.market.current_epoch()
+        for w in self.workers:
+            epochs = [e for e in range(current) if self.market.epoch_work(e, w.account) > 0]
+            if not epochs:
+                continue
+            # The share each claim must mint: emission * work // total work, nothing else.
+            expected = {e: epoch_emission(LOCAL.initial_emission, LOCAL.halving_epochs, e)
+                        * self.market.epoch_work(e, w.account)
+                        // self.market.epoch_total_work(e) for e in epochs}
+            tx = self.market.claim(epochs, sender=w.account)
+            for log in tx.decode_logs(self.market.RewardClaimed):
+                if log.amount != expected[log.epoch]:
+                    self.problems.append(f"{w.name} epoch {log.epoch}: minted {log.amount}, "
+                                         f"share of work says {expected[log.epoch]}")
+                w.minted += log.amount
+                self.minted_by_epoch[log.epoch] += log.amount
+                self.line(f"  [cyan]claim[/]   epoch {log.epoch}  {w.name:<10} "
+                          f"{log.amount / 1e18:,.3f} WORK for {log.work_units:,} units")
+
+    def refund_expired(self, jobs: list[int]) -> None:
+        now = self.chain.pending_timestamp
+        for job_id in jobs:
+            job = self.market.job(job_id)
+            if job.status == 1 and job.deadline < now and job.submissions == 0:
+                req = self.owner[job_id]
+                self.market.refund(job_id, sender=req.account)
+                req.refunded += 1
+                self.line(f"  [yellow]refund[/]  job {job_id:>3}  {req.name}  nobody took it")
+
+
+def run_demo(project: Any, chain: Any, accounts: Any, network: str, epochs: int = 3,
+             console: Console | None = None, seed: int = 7) -> DemoResult:
+    """Play the network for `epochs` epochs on the connected local chain and check it."""
+    console = console or Console()
+    from ape.logging import logger
+
+    logger.set_level("WARNING")  # one line per protocol event, not per transaction
+    net = Network(project, chain, accounts, network, console, seed)
+    m = net.market
+    console.print(f"[bold]pouw network[/] market {m.address}  token {net.token.address}  "
+                  f"oracles 3, threshold {THRESHOLD}")
+    all_jobs: list[int] = []
+    first_epoch = m.current_epoch()
+    progress = Progress(TextColumn("[bold]epochs"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.description}"), TimeElapsedColumn(),
+                        console=console, transient=True)
+    with progress:
+        task = progress.add_task("", total=epochs)
+        for i in range(epochs):
+            epoch = m.current_epoch()
+            emission = epoch_emission(LOCAL.initial_emission, LOCAL.halving_epochs, epoch)
+            console.rule(f"epoch {epoch}  emission {emission / 1e18:,.0f} WORK")
+            progress.update(task, description=f"epoch {epoch}: posting")
+            jobs = net.post(i)
+            all_jobs += jobs
+            for r in range(MAX_ROUNDS):
+                open_jobs = [j for j in jobs if m.job(j).status == 1]
+                plan = net.assign(open_jobs)
+                if not plan:
+                    break
+                progress.update(task, description=f"epoch {epoch}: round {r + 1}, "
+                                                  f"{len(plan)} jobs computing and verifying")
+                net.settle(net.submit(plan), epoch)
+            # Next epoch: deadlines pass, unwanted jobs are refunded, rewards claimed.
+            progress.update(task, description=f"epoch {epoch}: refunds and claims")
+            start = m.GENESIS() + (epoch + 1) * LOCAL.epoch_length
+            net.chain.pending_timestamp = max(net.chain.pending_timestamp, start + 1)
+            net.chain.mine()
+            net.refund_expired(jobs)
+            net.claim_all()
+            progress.advance(task)
+
+    for w in net.workers:
+        for asset in (ZERO, str(net.usd.address)):
+            if m.credited(w.account, asset) > 0:
+                m.withdraw(asset, sender=w.account)
+    problems = check_demo(net, all_jobs, first_epoch)
+    console.print(summary_table(net))
+    return DemoResult(problems, net.workers, net.requesters, epochs, m)
+
+
+def check_demo(net: Network, jobs: list[int], first_epoch: int) -> list[str]:
+    """Compare the demo's books with the contracts' own state."""
+    m, problems = net.market, list(net.problems)
+    actors = [r.account for r in net.requesters] + [w.account for w in net.workers]
+    for asset, balance in ((ZERO, net.chain.provider.get_balance(m.address)),
+                           (str(net.usd.address), net.usd.balanceOf(m))):
+        owed = sum(m.job(j).amount for j in jobs
+                   if m.job(j).status == 1 and str(m.job(j).asset) == asset)
+        owed += sum(m.credited(a, asset) for a in actors)
+        if asset == ZERO:
+            owed += sum(m.bonds(w.account) for w in net.workers)
+        if owed != balance:
+            problems.append(f"market holds {balance} of {asset} but owes {owed}")
+    if any(n > 1 for n in net.paid.values()):
+        problems.append(f"a job was paid twice: {dict(net.paid)}")
+    ended = m.current_epoch()
+    minted_total = 0
+    for e in range(first_epoch, ended):
+        emission = epoch_emission(LOCAL.initial_emission, LOCAL.halving_epochs, e)
+        minted = net.minted_by_epoch.get(e, 0)
+        minted_total += minted
+        if minted > emission:
+            problems.append(f"epoch {e} minted {minted} > emission {emission}")
+    if net.token.totalSupply() != minted_total:
+        problems.append(f"supply {net.token.totalSupply()} != claimed {minted_total}")
+    total_units = sum(w.units for w in net.workers)
+    if total_units == 0:
+        problems.append("no work was settled")
+    for w in net.workers:
+        if w.cheat_every == 0 and w.slashed:
+            problems.append(f"honest worker {w.name} was slashed")
+    if not any(w.slashed for w in net.workers):
+        problems.append("the cheater was never caught")
+    if sum(r.refunded for r in net.requesters) == 0:
+        problems.append("no refund happened")
+    return problems
+
+
+def summary_table(net: Network) -> Table:
+    total_units = sum(w.units for w in net.workers) or 1
+    total_minted = sum(w.minted for w in net.workers) or 1
+    t = Table(title="pouw demo: who did what")
+    for col in ("worker", "jobs", "work units", "units/s", "escrow ETH", "escrow mUSD",
+                "WORK minted", "share of emission", "share of work", "slashed"):
+        t.add_column(col, justify="right")
+    usd = str(net.usd.address)
+    for w in net.workers:
+        t.add_row(w.name, str(w.jobs), f"{w.units:,}",
+                  f"{w.units / w.busy_s:,.3g}" if w.busy_s else "-",
+                  f"{w.escrow[ZERO] / 1e18:.6f}", f"{w.escrow[usd] / 1e18:.6f}",
+                  f"{w.minted / 1e18:,.3f}", f"{100 * w.minted / total_minted:.2f}%",
+                  f"{100 * w.units / total_units:.2f}%", str(w.slashed))
+    r = Table(title="requesters")
+    for col in ("requester", "posted", "settled", "refunded", "escrow paid out"):
+        r.add_column(col, justify="right")
+    for q in net.requesters:
+        r.add_row(q.name, str(q.posted), str(q.settled), str(q.refunded),
+                  f"{q.spent / 1e18:.6f}")
+    grid = Table.grid()
+    grid.add_row(t)
+    grid.add_row(r)
+    return grid
+
+
+__all__ = ["DemoResult", "job_mix", "run_demo"]

@@ -1,0 +1,112 @@
+"""Where job specs live: content-addressed blobs named by their spec hash.
+
+``JobMarket`` publishes only ``spec_hash`` (keccak256 of the canonical spec JSON) in
+``JobCreated``. The requester stores the canonical bytes as a blob — whose blob name is then
+exactly the spec hash — in one or more spec stores: a local directory (:class:`LocalBlobStore`)
+or an HTTP blob server (``PUT /blobs/<hash>``, :class:`BlobServer`). Workers and oracles read
+a spec from the first store that has it; the hash check makes any store untrusted.
+
+Failures: :class:`~oracle.exceptions.BlobError` subclasses when no store has the spec
+(transient: retry), :class:`~oracle.exceptions.SpecError` when the bytes are not a valid
+canonical spec (permanent: the job cannot be verified).
+
+A spec read and checked once is kept in a bounded in-memory cache (``cache_size`` specs, least
+recently used out first): a spec is immutable under its hash, so the worker's compute and its
+challenge answers, and the oracle's verification, fetch each spec once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from oracle.exceptions import BlobError, BlobNotFound, SpecError
+from oracle.protocol.spec import MAX_SPEC_BYTES, Spec, parse_spec
+from oracle.store.blobs import HttpBlobClient, LocalBlobStore
+
+__all__ = ["SpecStore", "open_store"]
+
+
+def open_store(location: str) -> HttpBlobClient | LocalBlobStore:
+    """An HTTP client for ``http(s)://…`` locations, else a local directory store."""
+    if location.startswith(("http://", "https://")):
+        return HttpBlobClient(location, max_size=MAX_SPEC_BYTES, connect_timeout=2.0,
+                              read_timeout=5.0)
+    return LocalBlobStore(location)
+
+
+class SpecStore:
+    """Reads (and publishes) specs by hash across several stores."""
+
+    def __init__(self, locations: Sequence[str], cache_size: int = 4096) -> None:
+        self.stores = [open_store(loc) for loc in locations]
+        self.cache_size = cache_size
+        self._cache: OrderedDict[bytes, Spec] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, spec_hash: bytes) -> Spec:
+        """The spec with this hash; BlobError if no store has it, SpecError if malformed."""
+        key = bytes(spec_hash)
+        with self._lock:
+            spec = self._cache.get(key)
+            if spec is not None:
+                self._cache.move_to_end(key)
+                return spec
+        spec = self._fetch(key)
+        self._remember([spec])
+        return spec
+
+    def _remember(self, specs: Sequence[Spec]) -> None:
+        with self._lock:
+            for spec in specs:
+                self._cache[spec.hash] = spec
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
+    def prefetch(self, spec_hashes: Sequence[bytes]) -> None:
+        """Read the specs not cached yet in one request per store (``get_many``), so that the
+        :meth:`get` calls that follow hit the cache. Best effort: anything not found, not
+        canonical or not reachable here is left for :meth:`get` to report."""
+        missing = {bytes(h).hex(): bytes(h) for h in spec_hashes}
+        with self._lock:
+            for name in [n for n, h in missing.items() if h in self._cache]:
+                del missing[name]
+        found: list[Spec] = []
+        for store in self.stores:
+            if not missing:
+                break
+            try:
+                got = store.get_many(list(missing), max_size=MAX_SPEC_BYTES)
+            except BlobError:
+                continue
+            for name, data in got.items():
+                try:
+                    spec = parse_spec(data)
+                except SpecError:
+                    continue
+                if spec.hash == missing[name] and spec.canonical == data:
+                    found.append(spec)
+                    del missing[name]
+        self._remember(found)
+
+    def _fetch(self, spec_hash: bytes) -> Spec:
+        name = spec_hash.hex()
+        last: BlobError = BlobNotFound(name)
+        for store in self.stores:
+            try:
+                data = store.get(name, max_size=MAX_SPEC_BYTES)
+            except BlobError as exc:
+                last = exc
+                continue
+            spec = parse_spec(data)
+            if spec.hash != spec_hash or spec.canonical != data:
+                raise SpecError(f"spec 0x{name}: stored bytes are not the canonical spec")
+            return spec
+        raise last
+
+    def put(self, spec: Spec) -> str:
+        """Publish the canonical bytes to every store; returns the blob name (= spec hash)."""
+        for store in self.stores:
+            store.put(spec.canonical)
+        return spec.hash.hex()

@@ -1,0 +1,511 @@
+"""The worker client: bond, pick jobs, compute, commit, serve, claim.
+
+One loop (:meth:`Worker.step`):
+
+1. bond if the market's ``min_bond`` is not met (``register``);
+2. record new ``JobCreated`` events (up to the head; a worker needs no confirmations to
+   *start* work) and the epochs of its own ``WorkRecorded``;
+3. for each new job: skip it (recorded, with a reason) if its kind is filtered out, it is
+   larger than ``max_work_units``, it pays less than ``min_price_per_unit`` wei per work unit,
+   its spec is unavailable or malformed, or it is no longer open (refunded or cancelled as
+   followed, or past its deadline); otherwise compute it and store the result in the local
+   blob store; then record every (blob, root, commitment) of the batch in one transaction —
+   all before sending;
+4. commit up to ``commit_batch`` computed results in one ``submit_results`` transaction; a
+   computed job whose commitment may have been sent before (after a restart, or a failed
+   send) is first looked up on-chain, so a commitment already mined is never sent again;
+5. withdraw credited escrow and claim ended epochs.
+
+It serves ``GET /results/<job>/<worker>/<commitment>`` (a manifest: blob name and Merkle root),
+``GET /results/…/answer?seed=0x…`` (sampled-mode answer), ``GET /blobs/<name>``, and
+``POST /results`` — many results (or sampled answers) in one :mod:`oracle.protocol.bundle`, so an
+oracle needs one round trip per batch, not two per job — only for results whose commitment is
+mined. It announces its URL to the oracles
+(:mod:`oracle.protocol.announce`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import requests
+from eth_account.signers.local import LocalAccount
+
+from oracle.chain.client import STATUS_OPEN, ZERO_ADDRESS, Chain, TxSender
+from oracle.compute.backend import select_backend
+from oracle.compute.merkle import jit_warm_up as merkle_warm_up
+from oracle.compute.work import answer_challenge, compute, result_root
+from oracle.exceptions import BlobError, BlobNameError, ChainError, SpecError
+from oracle.infra.httpapi import ApiServer, Reply, Request, Route
+from oracle.infra.logs import event
+from oracle.protocol.announce import make_announcement
+from oracle.protocol.bundle import encode_bundle
+from oracle.protocol.commitment import commitment
+from oracle.protocol.results import decode_result, encode_result
+from oracle.protocol.spec import Spec, work_units
+from oracle.store.blobs import BlobBatch, LocalBlobStore, check_name
+from oracle.store.specs import SpecStore
+from oracle.worker.db import WorkerDB
+
+__all__ = ["KILL_POINTS", "Worker", "WorkerConfig"]
+
+log = logging.getLogger("pouw.worker")
+
+#: Where a test may ask the worker to SIGKILL itself (``WorkerConfig.kill_at``): results
+#: stored and recorded, nothing sent; the commit transaction signed, not broadcast; broadcast,
+#: its receipt not yet seen.
+KILL_POINTS = ("after_compute", "after_commit_signed", "after_commit_broadcast")
+
+#: Limits of one ``POST /results`` bundle: items asked for, and payload bytes served (items
+#: beyond it are answered with an error and fetched one by one).
+MAX_BUNDLE_ITEMS = 256
+MAX_BUNDLE_BYTES = 64 << 20
+
+
+@dataclass
+class WorkerConfig:
+    """Everything a worker needs; the CLI builds it from flags."""
+
+    rpc_url: str
+    db_path: str
+    store_dir: str
+    spec_stores: Sequence[str]
+    oracle_urls: Sequence[str] = ()
+    kinds: Sequence[str] = ("matmul", "mlp")
+    max_work_units: int = 1 << 50
+    min_price_per_unit: float = 0.0
+    host: str = "127.0.0.1"
+    port: int = 0
+    public_url: str | None = None
+    poll_interval: float = 0.3
+    claim_interval: float = 2.0
+    spec_retries: int = 5
+    commit_batch: int = 64
+    #: Seconds between announcements to an oracle that already has this worker's URL (so a
+    #: restarted or new oracle learns it); one that failed is retried every few seconds.
+    announce_interval: float = 60.0
+    announce_retry: float = 2.0
+    #: Seconds between reads of the bond and ``min_bond`` (two calls) while nothing followed
+    #: suggests a change; a slash of this worker or a failed commit forces the next read.
+    bond_check_interval: float = 10.0
+    #: Tests only: SIGKILL this process at one of ``KILL_POINTS``.
+    kill_at: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+#: The market events a worker acts on (others, such as every ``ResultSubmitted``, are not read).
+_FOLLOWED = ("JobCreated", "WorkRecorded", "JobRefunded", "JobCancelled", "JobSettled",
+             "WorkerSlashed")
+
+
+class Worker:
+    """One worker. ``tamper(job_id, result)`` (tests only) may return a corrupted result."""
+
+    def __init__(self, config: WorkerConfig, chain: Chain, account: LocalAccount, *,
+                 tamper: Callable[[int, np.ndarray], np.ndarray] | None = None) -> None:
+        self.cfg = config
+        self.chain = chain
+        self.account = account
+        self.address = account.address
+        self.db = WorkerDB(config.db_path)
+        self.store = LocalBlobStore(config.store_dir)
+        self.store.remove_stale_temps()  # what a killed batch wrote and never renamed
+        self.specs = SpecStore(config.spec_stores)
+        self.sender = TxSender(chain, account)
+        self.tamper = tamper
+        # Chosen once (a GPU backend if one is usable): probing on every job cost more than
+        # a small job's product.
+        self.backend = select_backend()
+        # The compiled Merkle kernels, loaded once here (~0.3 s from numba's cache): a 32-row
+        # result's root then takes ~11 µs instead of ~64 µs one keccak call per hash.
+        merkle_warm_up()
+        self.metrics: Counter[str] = Counter()
+        self.server: ApiServer | None = None
+        # One commit thread: transactions leave in nonce order; _send_lock guards the sender
+        # (nonces) against the loop's own register / withdraw / claim transactions.
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pouw-commit")
+        self._send_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._inflight: set[int] = set()
+        self._spec_failures: dict[int, int] = {}
+        self._last_claim = 0.0
+        self._bond_checked = -float("inf")
+        # Jobs computed by this process whose commitment was never sent: committing them
+        # needs no on-chain look-up (after a restart every computed job is looked up).
+        self._fresh: set[int] = set()
+        # Jobs seen refunded or cancelled; the chain time of the last followed head.
+        self._closed: set[int] = set()
+        self._now = 0
+        # Endpoint announcements: the URL, and per oracle the last success and last attempt.
+        self._url: str | None = None
+        self._announced: dict[str, float] = {}
+        self._announce_tried: dict[str, float] = {}
+        if self.db.checkpoint() is None:
+            self.db.add_jobs([], chain.deployment.block - 1)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start_server(self) -> str:
+        """Serve results; announce the URL to every oracle. Returns the public URL."""
+        routes: list[Route] = [
+            ("GET", r"/results/(\d+)/(0x[0-9a-fA-F]{40})/(0x[0-9a-f]{64})", self._manifest),
+            ("GET", r"/results/(\d+)/(0x[0-9a-fA-F]{40})/(0x[0-9a-f]{64})/answer", self._answer),
+            ("GET", r"/blobs/([^/]+)", self._blob),
+            ("POST", r"/results", self._bundle),
+            ("GET", r"/health", lambda _r: (200, "text/plain", b"ok\n")),
+        ]
+        self.server = ApiServer(routes, self.cfg.host, self.cfg.port).start()
+        url = self.cfg.public_url or self.server.url
+        self.announce(url)
+        event(log, "listening", url=url, worker=self.address)
+        return url
+
+    def announce(self, url: str) -> None:
+        """POST a signed endpoint announcement to every oracle now; those that fail (not up
+        yet, say) are retried from :meth:`step` every ``announce_retry`` seconds, and every
+        oracle hears it again every ``announce_interval`` seconds."""
+        self._url = url
+        self._announce(force=True)
+
+    def _announce(self, force: bool = False) -> None:
+        if self._url is None:
+            return
+        now = time.time()
+        due = [o for o in self.cfg.oracle_urls if force
+               or (o not in self._announced
+                   and now - self._announce_tried.get(o, 0.0) >= self.cfg.announce_retry)
+               or (o in self._announced
+                   and now - self._announced[o] >= self.cfg.announce_interval)]
+        if not due:
+            return
+        body = make_announcement(self.account, self.chain.chain_id, self.chain.market.address,
+                                 self._url, int(now * 1000))
+        for o in due:
+            self._announce_tried[o] = now
+            try:
+                requests.post(f"{o.rstrip('/')}/workers", json=body, timeout=5).raise_for_status()
+            except requests.RequestException as exc:
+                self._announced.pop(o, None)
+                event(log, "announce_failed", logging.WARNING, oracle=o, error=str(exc))
+            else:
+                self._announced[o] = now
+
+    def _kill(self, point: str) -> None:
+        if self.cfg.kill_at == point:
+            event(log, "kill_point", point=point)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def close(self) -> None:
+        """Stop serving."""
+        if self.server is not None:
+            self.server.stop()
+        self._committer.shutdown(wait=True)
+        self.db.close()
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until ``stop`` is set; one failing iteration is logged and retried."""
+        while not stop.is_set():
+            try:
+                self.step()
+            except Exception as exc:  # the loop must go on; the cause is logged
+                event(log, "loop_error", logging.ERROR, error=f"{type(exc).__name__}: {exc}")
+            stop.wait(self.cfg.poll_interval)
+
+    def step(self, wait: bool = False) -> None:
+        """Announce (when due), bond, follow, compute, commit, claim: one iteration
+        (``wait``: until this iteration's commit is mined or failed)."""
+        self._announce()
+        self.ensure_bond()
+        self.follow()
+        self.compute_new()
+        self.commit_computed(wait=wait)
+        if time.time() - self._last_claim >= self.cfg.claim_interval:
+            self._last_claim = time.time()
+            self.claim()
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def ensure_bond(self, force: bool = False) -> None:
+        """Register (top up the bond) if it is below ``min_bond``; read at most every
+        ``bond_check_interval`` seconds unless ``force`` (or a slash or failed commit since)."""
+        now = time.monotonic()
+        if not force and now - self._bond_checked < self.cfg.bond_check_interval:
+            return
+        self._bond_checked = now
+        bond = int(self.chain.call("bonds", self.address))
+        need = int(self.chain.call("min_bond"))
+        if bond < need:
+            self._send(self.chain.market.functions.register(), value=need - bond)
+            event(log, "bonded", amount=need - bond)
+
+    def follow(self) -> None:
+        """Record new jobs and epochs with own verified work."""
+        cp = self.db.checkpoint()
+        assert cp is not None
+        head = self.chain.head()
+        if head <= cp:
+            return
+        jobs, epochs, settled = [], [], []
+        for e in self.chain.events(cp + 1, head, names=_FOLLOWED):
+            if e.name == "JobCreated":
+                jobs.append(e.args)
+            elif e.name == "WorkRecorded" and e.args["worker"] == self.address:
+                epochs.append(int(e.args["epoch"]))
+            elif e.name in ("JobRefunded", "JobCancelled"):
+                self._closed.add(int(e.args["job_id"]))
+            elif e.name == "JobSettled":
+                settled.append((int(e.args["job_id"]), e.args["worker"] == self.address))
+            elif e.name == "WorkerSlashed" and e.args["worker"] == self.address:
+                self._bond_checked = -float("inf")  # re-read the bond next step
+        self.db.add_jobs(jobs, head, epochs=epochs, settled=settled)
+        self._now = self.chain.block_timestamp(head)
+
+    def _accept(self, job: dict[str, Any], spec: Spec) -> str | None:
+        if spec.kind not in self.cfg.kinds:
+            return f"kind {spec.kind} not accepted"
+        if job["work_units"] > self.cfg.max_work_units:
+            return f"{job['work_units']} work units above the limit"
+        if job["amount"] < self.cfg.min_price_per_unit * job["work_units"]:
+            return "price per work unit below the minimum"
+        if work_units(spec) != job["work_units"]:
+            return "job's work units differ from its spec"
+        if job["job_id"] in self._closed:
+            return "job no longer open"
+        if job["deadline"] <= self._now:
+            return "job past its deadline"
+        return None
+
+    def compute_new(self) -> None:
+        """Compute acceptable new jobs (up to ``commit_batch`` per call); store every result
+        (one durability barrier for the batch) and record (blob, root, commitment) in one
+        transaction before anything is sent."""
+        batch = self.store.batch()
+        computed: list[tuple[int, str, bytes, bytes]] = []
+        try:
+            self._compute_new(computed, batch)
+        finally:
+            try:
+                batch.commit()  # a result counts once its blob is durable
+            except OSError as exc:
+                event(log, "store_failed", logging.ERROR, jobs=[c[0] for c in computed],
+                      error=str(exc))
+                computed = []
+            if computed:
+                self.db.set_computed_many(computed)
+                self._fresh.update(c[0] for c in computed)
+                event(log, "computed", jobs=[c[0] for c in computed])
+                self._kill("after_compute")
+
+    def _compute_new(self, computed: list[tuple[int, str, bytes, bytes]],
+                     batch: BlobBatch) -> None:
+        # A window of the oldest new jobs: those skipped or failing leave room on later steps.
+        new = self.db.jobs("new", limit=4 * self.cfg.commit_batch)
+        self.specs.prefetch([j["spec_hash"] for j in new])
+        for job in new:
+            if len(computed) >= self.cfg.commit_batch:
+                return
+            jid = job["job_id"]
+            try:
+                spec = self.specs.get(job["spec_hash"])
+            except SpecError as exc:
+                self.db.set_state(jid, "skipped", f"malformed spec: {exc}")
+                continue
+            except BlobError as exc:
+                n = self._spec_failures[jid] = self._spec_failures.get(jid, 0) + 1
+                if n >= self.cfg.spec_retries:
+                    self.db.set_state(jid, "skipped", f"spec unavailable: {exc}")
+                continue
+            reason = self._accept(job, spec)
+            if reason is not None:
+                self.db.set_state(jid, "skipped", reason)
+                event(log, "skipped", job=jid, reason=reason)
+                continue
+            t0 = time.perf_counter()
+            result = compute(spec, self.backend)
+            self.metrics["compute_seconds"] += time.perf_counter() - t0
+            self.metrics["jobs_computed"] += 1
+            if self.tamper is not None:
+                result = self.tamper(jid, result)
+            try:
+                blob = batch.add(encode_result(result))
+            except (OSError, BlobError) as exc:
+                event(log, "store_failed", logging.ERROR, job=jid, error=str(exc))
+                continue
+            root = result_root(spec, result)
+            computed.append((jid, blob, root, commitment(self.address, root)))
+
+    def commit_computed(self, wait: bool = False) -> None:
+        """Commit computed results in one transaction, skipping any already on-chain.
+
+        The transaction is signed and broadcast, and its receipt awaited, on the commit
+        thread, so the next batch computes meanwhile (``wait``: return only once it is
+        settled, as tests and the last step before stopping want). Jobs in flight are left out
+        of later batches; a failed commit returns them to the next one (looked up first)."""
+        todo, mined, lost = [], [], []
+        with self._lock:
+            inflight = set(self._inflight)
+        for job in self.db.jobs("computed", limit=4 * self.cfg.commit_batch):
+            if len(todo) >= self.cfg.commit_batch:
+                break
+            if job["job_id"] in inflight:
+                continue
+            if job["job_id"] in self._fresh and job["job_id"] not in self._closed:
+                todo.append(job)  # computed by this process, never sent: nothing to look up
+                continue
+            onchain, _ = self.chain.submission(job["job_id"], self.address)
+            if onchain == job["commitment"]:
+                mined.append(job["job_id"])
+            elif self.chain.job_status(job["job_id"]) != STATUS_OPEN:
+                lost.append(job["job_id"])
+            else:
+                todo.append(job)
+        if mined:
+            self.db.set_states(mined, "committed")
+        if lost:
+            self.db.set_states(lost, "lost", "job closed before commit")
+        if todo:
+            ids = [j["job_id"] for j in todo]
+            with self._lock:
+                self._inflight.update(ids)
+            self._fresh.difference_update(ids)  # sent (maybe) from here on
+            done = self._committer.submit(self._commit, todo)
+            if wait:
+                done.result()
+
+    def _commit(self, todo: list[dict[str, Any]]) -> None:
+        ids = [j["job_id"] for j in todo]
+        try:
+            fn = self.chain.market.functions.submit_results(
+                [(j["job_id"], j["commitment"]) for j in todo])
+            with self._send_lock:
+                sent = self.sender.sign(fn, gas=150_000 + 90_000 * len(todo))
+                self._kill("after_commit_signed")
+                self.sender.broadcast(sent.raw)
+            self._kill("after_commit_broadcast")
+            self.sender.wait(sent.tx_hash, decoded=False)
+        except ChainError as exc:
+            event(log, "commit_failed", logging.WARNING, error=str(exc))
+            self._bond_checked = -float("inf")  # a slashed bond is one reason: re-read it
+            with self._send_lock:
+                self.sender.nonce = self.chain.w3.eth.get_transaction_count(self.address,
+                                                                            "pending")
+        else:
+            self.db.set_states(ids, "committed")
+            event(log, "committed", jobs=ids)
+        finally:
+            with self._lock:
+                self._inflight.difference_update(ids)
+
+    def _send(self, fn: Any, value: int = 0) -> Any:
+        """Sign and broadcast under the sender lock (the commit thread sends too); wait."""
+        with self._send_lock:
+            sent = self.sender.sign(fn, value=value)
+            self.sender.broadcast(sent.raw)
+        return self.sender.wait(sent.tx_hash, decoded=False)
+
+    def claim(self) -> None:
+        """Withdraw credited ETH; claim every ended epoch with own work."""
+        credited = int(self.chain.call("credited", self.address, ZERO_ADDRESS))
+        if credited > 0:
+            self._send(self.chain.market.functions.withdraw(ZERO_ADDRESS))
+            event(log, "withdrawn", amount=credited)
+        current = int(self.chain.call("current_epoch"))
+        due = [e for e in self.db.pending_claims() if e < current]
+        if due:
+            self._send(self.chain.market.functions.claim(due))
+            self.db.set_claimed(due)
+            event(log, "claimed", epochs=due)
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    def _committed(self, req: Request) -> tuple[int, str, bytes] | None:
+        jid, worker, c = int(req.match[1]), req.match[2], bytes.fromhex(req.match[3][2:])
+        if worker.lower() != self.address.lower():
+            return None
+        found = self.db.committed_blob(jid, c)
+        return None if found is None else (jid, found[0], found[1])
+
+    def _manifest(self, req: Request) -> Reply:
+        found = self._committed(req)
+        if found is None:
+            return 404, "text/plain", b"no committed result\n"
+        body = {"blob": found[1], "root": "0x" + found[2].hex()}
+        return 200, "application/json", json.dumps(body).encode()
+
+    def _answer(self, req: Request) -> Reply:
+        found = self._committed(req)
+        if found is None:
+            return 404, "text/plain", b"no committed result\n"
+        seed = bytes.fromhex(req.query.get("seed", [""])[0].removeprefix("0x"))
+        if len(seed) != 32:
+            return 400, "text/plain", b"seed must be 32 bytes\n"
+        return 200, "application/octet-stream", self._answer_bytes(found[0], found[1], seed)
+
+    def _answer_bytes(self, job_id: int, blob: str, seed: bytes) -> bytes:
+        spec_hash = self.db.spec_hash(job_id)
+        if spec_hash is None:
+            raise KeyError(f"job {job_id} not recorded")
+        spec = self.specs.get(spec_hash)
+        return answer_challenge(spec, decode_result(spec, self.store.get(blob)), seed)
+
+    def _bundle(self, req: Request) -> Reply:
+        """``POST /results`` ``{"items": [{"job_id", "commitment", "seed"?}, …]}``: each
+        committed result's blob (or, with a seed, its sampled-mode answer) in one bundle;
+        an item not served carries an ``error`` field and an empty payload."""
+        try:
+            items = [(int(x["job_id"]), _hex32(x["commitment"]),
+                      None if x.get("seed") is None else _hex32(x["seed"]))
+                     for x in json.loads(req.body)["items"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            return 400, "text/plain", f"bad request: {exc}\n".encode()
+        if not 0 < len(items) <= MAX_BUNDLE_ITEMS:
+            return 400, "text/plain", f"bad request: 1 to {MAX_BUNDLE_ITEMS} items\n".encode()
+        entries: list[tuple[dict[str, Any], bytes]] = []
+        total = 0
+        for jid, c, seed in items:
+            fields: dict[str, Any] = {"job_id": jid, "commitment": "0x" + c.hex()}
+            found = self.db.committed_blob(jid, c)
+            if found is None:
+                entries.append(({**fields, "error": "no committed result"}, b""))
+                continue
+            if total >= MAX_BUNDLE_BYTES:
+                entries.append(({**fields, "error": "bundle full: ask again"}, b""))
+                continue
+            blob, root = found
+            try:
+                payload = (self.store.get(blob) if seed is None
+                           else self._answer_bytes(jid, blob, seed))
+            except Exception as exc:  # one item's failure is that item's answer, not the bundle's
+                entries.append(({**fields, "error": f"{type(exc).__name__}: {exc}"}, b""))
+                continue
+            total += len(payload)
+            entries.append(({**fields, "blob": blob, "root": "0x" + root.hex()}, payload))
+        return 200, "application/octet-stream", encode_bundle(entries)
+
+    def _blob(self, req: Request) -> Reply:
+        try:
+            name = check_name(req.match[1])
+        except BlobNameError:
+            return 400, "text/plain", b"bad blob name\n"
+        if not self.db.served_blob(name):
+            return 404, "text/plain", b"no such blob\n"
+        return 200, "application/octet-stream", self.store.get(name)
+
+
+
+def _hex32(value: object) -> bytes:
+    raw = bytes.fromhex(str(value).removeprefix("0x"))
+    if len(raw) != 32:
+        raise ValueError("commitment and seed must be 32 bytes")
+    return raw
