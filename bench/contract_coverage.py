@@ -53,14 +53,25 @@ ROW = re.compile(r"^\s*(contracts/\S+\.vy)\s+(\d+)\s+(\d+)\s+([\d.]+)%")
 def runtime_pcmap(contract_type: dict) -> dict[str, dict]:
     """The contract's runtime PC map in Ape's format, own-file PCs only."""
     out = subprocess.run(
-        [str(BIN / "vyper"), contract_type["sourceId"], "-p", str(ROOT), "-f",
-         "bytecode_runtime,source_map_runtime"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        [
+            str(BIN / "vyper"),
+            contract_type["sourceId"],
+            "-p",
+            str(ROOT),
+            "-f",
+            "bytecode_runtime,source_map_runtime",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     bytecode, source_map = out.stdout.splitlines()
     if bytecode != contract_type["runtimeBytecode"]["bytecode"]:
-        raise SystemExit(f"{contract_type['sourceId']}: vyper's runtime bytecode differs from "
-                         "the build's; run `ape compile --force`")
+        raise SystemExit(
+            f"{contract_type['sourceId']}: vyper's runtime bytecode differs from "
+            "the build's; run `ape compile --force`"
+        )
     maps = json.loads(source_map)
     # pc_ast_map: pc -> (source id, AST node id); source id 0 is the compiled file itself.
     own = {pc for pc, (source_id, _) in maps["pc_ast_map"].items() if source_id == 0}
@@ -74,15 +85,27 @@ def main(tests: list[str] | None = None) -> float:
     for name in PRODUCTION:
         build["contractTypes"][name]["pcmap"] = runtime_pcmap(build["contractTypes"][name])
     REPORT.unlink(missing_ok=True)
-    cmd = [str(BIN / "ape"), "test", *(tests or ["tests/contracts"]), "--network",
-           "ethereum:local:foundry", "--coverage", "-q", "-m", "not slow", "-p", "no:warnings"]
+    cmd = [
+        str(BIN / "ape"),
+        "test",
+        *(tests or ["tests/contracts"]),
+        "--network",
+        "ethereum:local:foundry",
+        "--coverage",
+        "-q",
+        "-m",
+        "not slow",
+        "-p",
+        "no:warnings",
+    ]
     BUILD.write_text(json.dumps(build))
     try:
         proc = subprocess.run(cmd, cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True)
     finally:
         BUILD.write_text(original)
-    rows = [(m[1], int(m[2]), int(m[3])) for line in proc.stdout.splitlines()
-            if (m := ROW.match(line))]
+    rows = [
+        (m[1], int(m[2]), int(m[3])) for line in proc.stdout.splitlines() if (m := ROW.match(line))
+    ]
     if proc.returncode not in (0, 1) or not rows:
         sys.stdout.write(proc.stdout[-4000:] + proc.stderr[-4000:])
         raise SystemExit(f"coverage run failed (exit {proc.returncode})")

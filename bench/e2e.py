@@ -66,8 +66,15 @@ def raw_tx_per_s(w3: Web3, sender: Any, to: str, n: int) -> float:
     fee = int(w3.eth.get_block("latest")["baseFeePerGas"]) * 2 + 10**9
     t0 = time.perf_counter()
     for i in range(n):
-        tx = {"to": to, "value": 1, "gas": 21_000, "nonce": nonce + i, "chainId": chain_id,
-              "maxFeePerGas": fee, "maxPriorityFeePerGas": 10**9}
+        tx = {
+            "to": to,
+            "value": 1,
+            "gas": 21_000,
+            "nonce": nonce + i,
+            "chainId": chain_id,
+            "maxFeePerGas": fee,
+            "maxPriorityFeePerGas": 10**9,
+        }
         h = w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction)
         rcpt = w3.eth.wait_for_transaction_receipt(h, timeout=30, poll_latency=0.01)
         assert rcpt["status"] == 1
@@ -94,8 +101,16 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _service(role: str, cfg: OracleConfig | WorkerConfig, url: str, rec: Deployment,
-             key: bytes, ready: Any, stop: Any, out: Any) -> None:
+def _service(
+    role: str,
+    cfg: OracleConfig | WorkerConfig,
+    url: str,
+    rec: Deployment,
+    key: bytes,
+    ready: Any,
+    stop: Any,
+    out: Any,
+) -> None:
     """One oracle node or worker in its own process: serve, loop until ``stop``, report."""
     setup_logging(os.environ.get("POUW_BENCH_LOG", "error"))
     chain = Chain(url, rec)
@@ -114,20 +129,23 @@ def _service(role: str, cfg: OracleConfig | WorkerConfig, url: str, rec: Deploym
         out.put((role, dict(obj.metrics)))
 
 
-def settled_run(url: str, w3: Web3, work: Path, *, jobs: int, n: int, n_oracles: int,
-                n_workers: int, batch: int) -> dict[str, float]:
+def settled_run(
+    url: str, w3: Web3, work: Path, *, jobs: int, n: int, n_oracles: int, n_workers: int, batch: int
+) -> dict[str, float]:
     """Post ``jobs`` jobs and time them until all are paid; returns the measurements."""
     accts = test_accounts(10)
     deployer, requester = accts[0], accts[1]
-    workers_keys = accts[2:2 + n_workers]
-    oracle_keys = sorted(accts[5:5 + n_oracles], key=lambda a: int(a.address, 16))
+    workers_keys = accts[2 : 2 + n_workers]
+    oracle_keys = sorted(accts[5 : 5 + n_oracles], key=lambda a: int(a.address, 16))
     threshold = n_oracles // 2 + 1
-    rec = deploy_with_web3(w3, deployer, [o.address for o in oracle_keys], threshold, LOCAL,
-                           "ethereum:local:foundry")
+    rec = deploy_with_web3(
+        w3, deployer, [o.address for o in oracle_keys], threshold, LOCAL, "ethereum:local:foundry"
+    )
     chain = Chain(url, rec)
     for wk in workers_keys:
-        TxSender(chain, wk).send(chain.market.functions.register(), "register",
-                                 value=int(chain.call("min_bond")))
+        TxSender(chain, wk).send(
+            chain.market.functions.register(), "register", value=int(chain.call("min_bond"))
+        )
     ctx = mp.get_context("spawn")
     stop, out = ctx.Event(), ctx.Queue()
     procs: list[Any] = []
@@ -137,27 +155,64 @@ def settled_run(url: str, w3: Web3, work: Path, *, jobs: int, n: int, n_oracles:
         urls = [f"http://127.0.0.1:{p}" for p in ports]
         services: list[tuple[str, OracleConfig | WorkerConfig, bytes]] = []
         for i, key in enumerate(oracle_keys):
-            services.append(("oracle", OracleConfig(
-                rpc_url=url, db_path=str(work / f"oracle{i}.db"), spec_stores=[spec_srv.url],
-                confirmations=0, poll_interval=0.02, batch_size=batch, max_wait=0.2,
-                takeover=5.0, port=ports[i], peers=[u for j, u in enumerate(urls) if j != i]),
-                bytes(key.key)))
+            services.append(
+                (
+                    "oracle",
+                    OracleConfig(
+                        rpc_url=url,
+                        db_path=str(work / f"oracle{i}.db"),
+                        spec_stores=[spec_srv.url],
+                        confirmations=0,
+                        poll_interval=0.02,
+                        batch_size=batch,
+                        max_wait=0.2,
+                        takeover=5.0,
+                        port=ports[i],
+                        peers=[u for j, u in enumerate(urls) if j != i],
+                    ),
+                    bytes(key.key),
+                )
+            )
         for i, key in enumerate(workers_keys):
-            services.append(("worker", WorkerConfig(
-                rpc_url=url, db_path=str(work / f"worker{i}.db"),
-                store_dir=str(work / f"worker{i}-blobs"), spec_stores=[spec_srv.url],
-                oracle_urls=urls, poll_interval=0.02, claim_interval=3_600), bytes(key.key)))
+            services.append(
+                (
+                    "worker",
+                    WorkerConfig(
+                        rpc_url=url,
+                        db_path=str(work / f"worker{i}.db"),
+                        store_dir=str(work / f"worker{i}-blobs"),
+                        spec_stores=[spec_srv.url],
+                        oracle_urls=urls,
+                        poll_interval=0.02,
+                        claim_interval=3_600,
+                    ),
+                    bytes(key.key),
+                )
+            )
         for role, cfg, key in services:  # oracles first: workers announce to them at start
             ready = ctx.Event()
-            proc = ctx.Process(target=_service, args=(role, cfg, url, rec, key, ready, stop, out),
-                               daemon=True)
+            proc = ctx.Process(
+                target=_service, args=(role, cfg, url, rec, key, ready, stop, out), daemon=True
+            )
             proc.start()
             procs.append(proc)
             if not ready.wait(60):
                 raise SystemExit(f"e2e: {role} process did not start")
-        specs = [parse_spec({"version": 1, "kind": "matmul", "dtype": "int8", "m": n, "n": n,
-                             "k": n, "inputs": {"seed": 1_000 + i}, "verify": {"mode": "full"}})
-                 for i in range(jobs)]
+        specs = [
+            parse_spec(
+                {
+                    "version": 1,
+                    "kind": "matmul",
+                    "dtype": "int8",
+                    "m": n,
+                    "n": n,
+                    "k": n,
+                    "inputs": {"seed": 1_000 + i},
+                    "verify": {"mode": "full"},
+                }
+            )
+            for i in range(jobs)
+        ]
         store = LocalBlobStore(work / "specs")
         for s in specs:
             store.put(s.canonical)
@@ -168,9 +223,10 @@ def settled_run(url: str, w3: Web3, work: Path, *, jobs: int, n: int, n_oracles:
             t0 = time.perf_counter()
             sent = []  # a requester with many jobs sends every batch, then waits
             for lo in range(0, jobs, CREATE_BATCH):
-                part = specs[lo:lo + CREATE_BATCH]
+                part = specs[lo : lo + CREATE_BATCH]
                 fn = chain.market.functions.create_jobs(
-                    [(s.hash, work_units(s), ZERO_ADDRESS, PRICE, deadline) for s in part])
+                    [(s.hash, work_units(s), ZERO_ADDRESS, PRICE, deadline) for s in part]
+                )
                 tx = req.sign(fn, value=PRICE * len(part), gas=150_000 + 120_000 * len(part))
                 req.broadcast(tx.raw)
                 sent.append(tx)
@@ -210,7 +266,8 @@ def settled_run(url: str, w3: Web3, work: Path, *, jobs: int, n: int, n_oracles:
     compute_s = metrics["worker"]["compute_seconds"]
     computed = metrics["worker"]["jobs_computed"]
     return {
-        "elapsed": elapsed, "settled_per_s": jobs / elapsed,
+        "elapsed": elapsed,
+        "settled_per_s": jobs / elapsed,
         # per job: every oracle verifies each job; a job may be computed by several workers
         "verify_per_job": verify_s / max(checks, 1),
         "compute_per_job": compute_s / max(computed, 1),
@@ -223,9 +280,13 @@ def main() -> dict[str, float]:
     parser.add_argument("--jobs", type=int, default=512)
     parser.add_argument("--n", type=int, default=32, help="matmul size (n×n int8)")
     parser.add_argument("--oracles", type=int, default=1, choices=(1, 3))
-    parser.add_argument("--workers", type=int, default=1,
-                        help="workers; more than one race for every job (each computes and "
-                             "commits all, the oracles verify every submission)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="workers; more than one race for every job (each computes and "
+        "commits all, the oracles verify every submission)",
+    )
     parser.add_argument("--batch", type=int, default=64, help="oracle settle batch size")
     parser.add_argument("--raw-tx", type=int, default=200)
     args = parser.parse_args()
@@ -238,9 +299,16 @@ def main() -> dict[str, float]:
         miner.thread.start()
         try:
             with tempfile.TemporaryDirectory(prefix="pouw-e2e-") as tmp:
-                run = settled_run(url, w3, Path(tmp), jobs=args.jobs, n=args.n,
-                                  n_oracles=args.oracles, n_workers=args.workers,
-                                  batch=args.batch)
+                run = settled_run(
+                    url,
+                    w3,
+                    Path(tmp),
+                    jobs=args.jobs,
+                    n=args.n,
+                    n_oracles=args.oracles,
+                    n_workers=args.workers,
+                    batch=args.batch,
+                )
         finally:
             miner.stop.set()
             miner.thread.join(timeout=2)
@@ -252,13 +320,14 @@ def main() -> dict[str, float]:
         "e2e_settled_per_s_vs_raw_tx": run["settled_per_s"] / raw,
         "oracle_verify_vs_compute": run["verify_per_job"] / run["compute_per_job"],
     }
-    table = Table(title=f"end to end on anvil: {args.jobs} int8 matmul jobs n={args.n}, "
-                        f"{args.oracles} oracle(s), {args.workers} workers")
+    table = Table(
+        title=f"end to end on anvil: {args.jobs} int8 matmul jobs n={args.n}, "
+        f"{args.oracles} oracle(s), {args.workers} workers"
+    )
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_row("raw web3 tx/s (sequential, each waited for)", f"{raw:,.1f}")
-    table.add_row("settled jobs/s (first create -> every job paid)",
-                  f"{run['settled_per_s']:,.1f}")
+    table.add_row("settled jobs/s (first create -> every job paid)", f"{run['settled_per_s']:,.1f}")
     table.add_row("ratio (target >= 2)", f"{out['e2e_settled_per_s_vs_raw_tx']:.2f}")
     table.add_row("wall seconds", f"{run['elapsed']:.2f}")
     table.add_row("settle transactions", f"{run['settle_txs']:.0f}")

@@ -39,13 +39,29 @@ def main() -> dict[str, float]:
         acct = accounts.test_accounts
         deployer, requester = acct[0], acct[1]
         workers = [acct[i] for i in range(2, 10)]
-        keys = sorted((Account.from_key(keccak(text=f"bench oracle {i}")) for i in range(3)),
-                      key=lambda a: int(a.address, 16))
-        params = ProtocolParams(epoch_length=EPOCH, initial_emission=EMISSION,
-                                halving_epochs=HALVING, min_bond=ETHER, unbonding_delay=86_400,
-                                reveal_window=600, refund_grace=3_600, max_horizon=30 * 86_400)
-        token, market, _ = deploy_protocol(project, deployer, [k.address for k in keys], 1,
-                                           params, "ethereum:local:foundry", chain.chain_id)
+        keys = sorted(
+            (Account.from_key(keccak(text=f"bench oracle {i}")) for i in range(3)),
+            key=lambda a: int(a.address, 16),
+        )
+        params = ProtocolParams(
+            epoch_length=EPOCH,
+            initial_emission=EMISSION,
+            halving_epochs=HALVING,
+            min_bond=ETHER,
+            unbonding_delay=86_400,
+            reveal_window=600,
+            refund_grace=3_600,
+            max_horizon=30 * 86_400,
+        )
+        token, market, _ = deploy_protocol(
+            project,
+            deployer,
+            [k.address for k in keys],
+            1,
+            params,
+            "ethereum:local:foundry",
+            chain.chain_id,
+        )
         usd = project.MockToken.deploy("Mock USD", "mUSD", sender=deployer)
         market.set_asset_allowed(usd, True, sender=deployer)
         usd.mint(requester, 10**30, sender=deployer)
@@ -66,8 +82,11 @@ def main() -> dict[str, float]:
 
         # createJob: measured after a first job so the id counter is warm (as on a live market).
         market.create_job(spec(), 1_000, ZERO, 10**15, deadline(), sender=requester, value=10**15)
-        g = gas(market.create_job(spec(), 1_000, ZERO, 10**15, deadline(), sender=requester,
-                                  value=10**15))
+        g = gas(
+            market.create_job(
+                spec(), 1_000, ZERO, 10**15, deadline(), sender=requester, value=10**15
+            )
+        )
         rows.append(("create_job (ETH)", g, "per job"))
         out["gas_create_job_eth"] = g
         g = gas(market.create_job(spec(), 1_000, usd, 10**15, deadline(), sender=requester))
@@ -93,8 +112,14 @@ def main() -> dict[str, float]:
         g = gas(market.submit_result(ids[0], commit(workers[0], ids[0]), sender=workers[0]))
         rows.append(("submit_result", g, "per result"))
         out["gas_submit_result"] = g
-        g = gas(market.submit_results([(j, commit(workers[1], j)) for j in ids[1:]],
-                                      sender=workers[1])) / 64
+        g = (
+            gas(
+                market.submit_results(
+                    [(j, commit(workers[1], j)) for j in ids[1:]], sender=workers[1]
+                )
+            )
+            / 64
+        )
         rows.append(("submit_results x64", round(g), "per result"))
         out["gas_submit_results_b64_per_result"] = round(g)
 
@@ -103,18 +128,31 @@ def main() -> dict[str, float]:
             for i, j in enumerate(jobs):
                 w = workers[i % len(workers)]
                 market.submit_result(j, commit(w, j), sender=w)
-            return [Attestation(j, workers[i % len(workers)].address,
-                                commit(workers[i % len(workers)], j), 1_000, 1, keccak(text=str(j)))
-                    for i, j in enumerate(jobs)]
+            return [
+                Attestation(
+                    j,
+                    workers[i % len(workers)].address,
+                    commit(workers[i % len(workers)], j),
+                    1_000,
+                    1,
+                    keccak(text=str(j)),
+                )
+                for i, j in enumerate(jobs)
+            ]
 
         def signed(atts: list[Attestation], signers: int) -> list[tuple[int, int]]:
-            return [s.as_tuple() for s in order_signatures(
-                sign_settlement(k, chain.chain_id, market.address, atts) for k in keys[:signers])]
+            return [
+                s.as_tuple()
+                for s in order_signatures(
+                    sign_settlement(k, chain.chain_id, market.address, atts) for k in keys[:signers]
+                )
+            ]
 
         def settle_batch(n: int, threshold: int) -> float:
             atts = prepared_batch(n)
-            tx = market.settle([a.as_tuple() for a in atts], signed(atts, threshold),
-                               sender=deployer)
+            tx = market.settle(
+                [a.as_tuple() for a in atts], signed(atts, threshold), sender=deployer
+            )
             assert len(tx.decode_logs(market.JobSettled)) == n
             return gas(tx)
 
@@ -125,8 +163,13 @@ def main() -> dict[str, float]:
             market.set_threshold(threshold, sender=deployer)
             for n in (1, 16, 64):
                 results[(n, threshold)] = settle_batch(n, threshold)
-                rows.append((f"settle x{n}, threshold {threshold}",
-                             round(results[(n, threshold)] / n), "per job"))
+                rows.append(
+                    (
+                        f"settle x{n}, threshold {threshold}",
+                        round(results[(n, threshold)] / n),
+                        "per job",
+                    )
+                )
         out["gas_settle_per_job_b1_t1"] = round(results[(1, 1)])
         out["gas_settle_per_job_b16_t1"] = round(results[(16, 1)] / 16)
         out["gas_settle_per_job_b64_t1"] = round(results[(64, 1)] / 64)
@@ -139,8 +182,7 @@ def main() -> dict[str, float]:
         one = market.settle.estimate_gas_cost(items, signed(atts, 1), sender=deployer)
         three = market.settle.estimate_gas_cost(items, signed(atts, 3), sender=deployer)
         out["gas_extra_signer"] = round((three - one) / 2)
-        rows.append(("extra signer (same batch of 64)", out["gas_extra_signer"],
-                     "per signature"))
+        rows.append(("extra signer (same batch of 64)", out["gas_extra_signer"], "per signature"))
 
         # Claim: the worker already holds tokens from an earlier epoch's claim.
         w = workers[0]

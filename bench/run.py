@@ -41,9 +41,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, no coverage run")
     args = parser.parse_args()
-    steps = [[PY, "bench/gas.py"],
-             [PY, "bench/bench_verify.py", *(["--quick"] if args.quick else [])],
-             [PY, "bench/e2e.py", *(["--jobs", "64"] if args.quick else [])]]
+    steps = [
+        [PY, "bench/gas.py"],
+        [PY, "bench/bench_verify.py", *(["--quick"] if args.quick else [])],
+        [PY, "bench/e2e.py", *(["--jobs", "64"] if args.quick else [])],
+    ]
     if not args.quick:
         steps.append([PY, "bench/contract_coverage.py"])
     for step in steps:

@@ -30,13 +30,30 @@ from scripts._common import is_local, network_choice, pick_sender
 @click.option("--threshold", type=int, default=None, help="Signatures needed to settle.")
 @click.option("--epoch-length", type=int, default=None, help="Seconds per epoch.")
 @click.option("--min-bond", type=int, default=None, help="Smallest worker bond, wei.")
-@click.option("--allow-asset", "allow_assets", multiple=True,
-              help="An ERC-20 address to allow as escrow (repeat).")
-@click.option("--mock-token", is_flag=True,
-              help="Local chains: also deploy a mintable MockToken and allow it.")
+@click.option(
+    "--allow-asset",
+    "allow_assets",
+    multiple=True,
+    help="An ERC-20 address to allow as escrow (repeat).",
+)
+@click.option(
+    "--mock-token",
+    is_flag=True,
+    help="Local chains: also deploy a mintable MockToken and allow it.",
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation on a live network.")
-def cli(cli_ctx, provider, account, oracles, threshold, epoch_length, min_bond, allow_assets,
-        mock_token, yes):
+def cli(
+    cli_ctx,
+    provider,
+    account,
+    oracles,
+    threshold,
+    epoch_length,
+    min_bond,
+    allow_assets,
+    mock_token,
+    yes,
+):
     from ape import accounts, project
 
     local = is_local(provider)
@@ -46,15 +63,19 @@ def cli(cli_ctx, provider, account, oracles, threshold, epoch_length, min_bond, 
             raise click.UsageError("--oracle is required on a live network")
         oracles = tuple(str(a.address) for a in accounts.test_accounts[1:4])
     threshold = threshold or min(2, len(oracles))
-    params = (LOCAL if local else LIVE).with_overrides(epoch_length=epoch_length,
-                                                       min_bond=min_bond)
+    params = (LOCAL if local else LIVE).with_overrides(epoch_length=epoch_length, min_bond=min_bond)
     choice = network_choice(provider)
     cli_ctx.logger.info(f"Deploying pouw to {choice} from {sender.address}")
     if not local and not yes:
         click.confirm(f"Spend gas from {sender.address} on {choice}?", abort=True)
 
     token, market, record = deploy_protocol(
-        project, sender, sorted(oracles, key=lambda a: int(a, 16)), threshold, params, choice,
+        project,
+        sender,
+        sorted(oracles, key=lambda a: int(a, 16)),
+        threshold,
+        params,
+        choice,
         provider.chain_id,
     )
     for asset in allow_assets:

@@ -102,8 +102,15 @@ def deploy_protocol(project, deployer, chain):
     """deploy(oracles, threshold) -> (token, market), wired exactly as `ape run deploy` does."""
 
     def deploy(oracles: Sequence[str], threshold: int = 1):
-        token, market, _ = deploy_wired(project, deployer, list(oracles), threshold, TEST_PARAMS,
-                                        "ethereum:local:test", chain.chain_id)
+        token, market, _ = deploy_wired(
+            project,
+            deployer,
+            list(oracles),
+            threshold,
+            TEST_PARAMS,
+            "ethereum:local:test",
+            chain.chain_id,
+        )
         return token, market
 
     return deploy
@@ -156,8 +163,13 @@ def create_job(chain, market, requester, spec_hash):
         deadline = deadline or chain.pending_timestamp + 3_600
         value = amount if str(asset) == ZERO_ADDRESS else 0
         tx = market.create_job(
-            spec or spec_hash(market.next_job_id()), units, asset, amount, deadline,
-            sender=sender, value=value,
+            spec or spec_hash(market.next_job_id()),
+            units,
+            asset,
+            amount,
+            deadline,
+            sender=sender,
+            value=value,
         )
         return tx.decode_logs(market.JobCreated)[0].job_id
 
@@ -193,8 +205,14 @@ def submit(market):
 def attest(market):
     """Build an attestation for a job's live submission by `worker`."""
 
-    def attest_(job_id: int, worker, verdict=VALID, commitment: bytes | None = None,
-                units: int | None = None, transcript: bytes | None = None) -> Attestation:
+    def attest_(
+        job_id: int,
+        worker,
+        verdict=VALID,
+        commitment: bytes | None = None,
+        units: int | None = None,
+        transcript: bytes | None = None,
+    ) -> Attestation:
         address = getattr(worker, "address", worker)
         return Attestation(
             job_id=job_id,
@@ -212,12 +230,18 @@ def attest(market):
 def sign(chain, market, oracles):
     """Sign a batch with the given oracle keys (default: the first), ordered for the contract."""
 
-    def sign_(attestations: Sequence[Attestation], keys=None, chain_id=None, market_address=None,
-              ordered: bool = True) -> list[CompactSignature]:
+    def sign_(
+        attestations: Sequence[Attestation],
+        keys=None,
+        chain_id=None,
+        market_address=None,
+        ordered: bool = True,
+    ) -> list[CompactSignature]:
         keys = keys if keys is not None else oracles[:1]
         sigs = [
-            sign_settlement(k, chain_id or chain.chain_id, market_address or market.address,
-                            attestations)
+            sign_settlement(
+                k, chain_id or chain.chain_id, market_address or market.address, attestations
+            )
             for k in keys
         ]
         return order_signatures(sigs) if ordered else sigs
@@ -232,8 +256,10 @@ def settle(market, sign, stranger):
     def settle_(attestations: Sequence[Attestation], keys=None, sender=None, **kw):
         sigs = sign(attestations, keys=keys)
         return market.settle(
-            [a.as_tuple() for a in attestations], [s.as_tuple() for s in sigs],
-            sender=sender or stranger, **kw,
+            [a.as_tuple() for a in attestations],
+            [s.as_tuple() for s in sigs],
+            sender=sender or stranger,
+            **kw,
         )
 
     return settle_
@@ -347,8 +373,10 @@ def _release_traced_receipts(request, chain):
     (hundreds of MB per test on anvil: the whole suite grew past 20 GB). Coverage and gas are
     counted when a receipt is captured, so the receipts of earlier tests can be dropped."""
     yield
-    if not (request.config.getoption("--coverage", default=False)
-            or request.config.getoption("--gas", default=False)):
+    if not (
+        request.config.getoption("--coverage", default=False)
+        or request.config.getoption("--gas", default=False)
+    ):
         return
     runner = request.config.pluginmanager.get_plugin("ape-test")
     if runner is not None:

@@ -24,7 +24,12 @@ from eth_account.signers.local import LocalAccount
 from oracle.exceptions import ChainError
 
 __all__ = [
-    "TEST_MNEMONIC", "anvil_binary", "free_port", "start_anvil", "stop_anvil", "test_accounts",
+    "TEST_MNEMONIC",
+    "anvil_binary",
+    "free_port",
+    "start_anvil",
+    "stop_anvil",
+    "test_accounts",
 ]
 
 TEST_MNEMONIC = "test test test test test test test test test test test junk"
@@ -58,12 +63,19 @@ def free_port() -> int:
 def test_accounts(n: int = 10) -> list[LocalAccount]:
     """Anvil's funded default accounts (well-known keys: local chains only)."""
     Account.enable_unaudited_hdwallet_features()
-    return [Account.from_mnemonic(TEST_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}")
-            for i in range(n)]
+    return [
+        Account.from_mnemonic(TEST_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(n)
+    ]
 
 
-def start_anvil(port: int = 0, *, timeout: float = 15.0, chain_id: int = 31337,
-                quiet: bool = True, block_time: int = 0) -> tuple[subprocess.Popen[bytes], str]:
+def start_anvil(
+    port: int = 0,
+    *,
+    timeout: float = 15.0,
+    chain_id: int = 31337,
+    quiet: bool = True,
+    block_time: int = 0,
+) -> tuple[subprocess.Popen[bytes], str]:
     """Start anvil; returns (process, rpc url). ChainError if it does not come up in time.
 
     With ``block_time`` > 0 anvil also mines an (empty) block every ``block_time`` seconds
@@ -71,8 +83,17 @@ def start_anvil(port: int = 0, *, timeout: float = 15.0, chain_id: int = 31337,
     confirmation depth then appear on a quiet chain, as on a live one.
     """
     port = port or free_port()
-    cmd = [anvil_binary(), "--host", "127.0.0.1", "--port", str(port), "--chain-id",
-           str(chain_id), "--mnemonic", TEST_MNEMONIC]
+    cmd = [
+        anvil_binary(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--chain-id",
+        str(chain_id),
+        "--mnemonic",
+        TEST_MNEMONIC,
+    ]
     if block_time > 0:
         cmd += ["--block-time", str(block_time), "--mixed-mining"]
     out = subprocess.DEVNULL if quiet else None
@@ -84,8 +105,11 @@ def start_anvil(port: int = 0, *, timeout: float = 15.0, chain_id: int = 31337,
         if proc.poll() is not None:
             raise ChainError(f"anvil exited with code {proc.returncode} (port {port} taken?)")
         try:
-            r = requests.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId",
-                                         "params": []}, timeout=1)
+            r = requests.post(
+                url,
+                json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []},
+                timeout=1,
+            )
             if r.ok:
                 return proc, url
         except requests.RequestException:

@@ -35,8 +35,16 @@ from oracle.chain.deployments import Deployment
 from oracle.exceptions import ChainError
 
 __all__ = [
-    "ALL_EVENTS", "JOB_EVENTS", "MARKET_EVENTS", "Chain", "ChainEvent", "SentTx", "TxSender",
-    "artifact", "calldata", "rpc_int",
+    "ALL_EVENTS",
+    "JOB_EVENTS",
+    "MARKET_EVENTS",
+    "Chain",
+    "ChainEvent",
+    "SentTx",
+    "TxSender",
+    "artifact",
+    "calldata",
+    "rpc_int",
 ]
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
@@ -127,13 +135,16 @@ class _EventCodec:
             raise ValueError(f"{self.name}: {len(topics)} topics, expected {1 + len(self.indexed)}")
         if self.static:
             values = abi_decode(self.types, b"".join(bytes(t) for t in topics[1:]) + bytes(data))
-            return {name: self._clean(typ, v)
-                    for (name, typ), v in zip(self.fields, values, strict=True)}
+            return {
+                name: self._clean(typ, v)
+                for (name, typ), v in zip(self.fields, values, strict=True)
+            }
         out: dict[str, Any] = {}
         for (name, typ), topic in zip(self.indexed, topics[1:], strict=True):
             out[name] = self._clean(typ, abi_decode([typ], bytes(topic))[0])
-        for (name, typ), value in zip(self.data, abi_decode(self.data_types, bytes(data)),
-                                      strict=True):
+        for (name, typ), value in zip(
+            self.data, abi_decode(self.data_types, bytes(data)), strict=True
+        ):
             out[name] = self._clean(typ, value)
         return out
 
@@ -194,9 +205,14 @@ class Chain:
     def __init__(self, rpc_url: str, deployment: Deployment, *, timeout: float = 10.0) -> None:
         # web3 validates every eth_call against the node's chain id (one eth_chainId round
         # trip per call); the chain id of an endpoint does not change, so that one is cached.
-        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout},
-                                         cache_allowed_requests=True,
-                                         cacheable_requests={"eth_chainId"}))
+        self.w3 = Web3(
+            Web3.HTTPProvider(
+                rpc_url,
+                request_kwargs={"timeout": timeout},
+                cache_allowed_requests=True,
+                cacheable_requests={"eth_chainId"},
+            )
+        )
         self.deployment = deployment
         self.market = self.w3.eth.contract(
             address=to_checksum_address(deployment.market), abi=artifact("JobMarket")["abi"]
@@ -204,9 +220,7 @@ class Chain:
         self.token = self.w3.eth.contract(
             address=to_checksum_address(deployment.token), abi=artifact("WorkToken")["abi"]
         )
-        self._by_topic = {
-            bytes.fromhex(self.market.events[n]().topic[2:]): n for n in ALL_EVENTS
-        }
+        self._by_topic = {bytes.fromhex(self.market.events[n]().topic[2:]): n for n in ALL_EVENTS}
         events_abi = {e["name"]: e for e in self.market.abi if e["type"] == "event"}
         self._codecs = {n: _EventCodec(events_abi[n]) for n in ALL_EVENTS}
 
@@ -239,6 +253,7 @@ class Chain:
             if header is None:
                 raise ValueError("no such block")
             return dict(header)
+
         return dict(_wrap(f"eth_getBlockByNumber({number})", get))
 
     def block_hash(self, number: int) -> bytes:
@@ -250,7 +265,11 @@ class Chain:
         return int(self._header(number)["timestamp"], 16)
 
     def events(
-        self, from_block: int, to_block: int, *, job_id: int | None = None,
+        self,
+        from_block: int,
+        to_block: int,
+        *,
+        job_id: int | None = None,
         names: Sequence[str] = MARKET_EVENTS,
     ) -> list[ChainEvent]:
         """Every market event of ``names`` in [from_block, to_block], in chain order.
@@ -267,12 +286,16 @@ class Chain:
         if job_id is not None:
             topics.append("0x" + job_id.to_bytes(32, "big").hex())
         query: dict[str, Any] = {
-            "address": self.market.address, "fromBlock": hex(from_block), "toBlock": hex(to_block),
-            "topics": topics}
+            "address": self.market.address,
+            "fromBlock": hex(from_block),
+            "toBlock": hex(to_block),
+            "topics": topics,
+        }
         # The raw JSON-RPC answer, decoded here: web3's response formatters cost more than the
         # node's work on a busy range.
-        logs = _wrap(f"eth_getLogs({from_block}..{to_block})",
-                     lambda: self._rpc("eth_getLogs", [query]))
+        logs = _wrap(
+            f"eth_getLogs({from_block}..{to_block})", lambda: self._rpc("eth_getLogs", [query])
+        )
         out = self._decode_logs(logs, names)
         out.sort(key=lambda e: (e.block_number, e.log_index))
         return out
@@ -329,8 +352,7 @@ class Chain:
 
     def job(self, job_id: int) -> dict[str, Any]:
         """The job's terms and state as ``JobMarket.job`` returns them (status 0: unknown)."""
-        fields = ("requester", "asset", "amount", "work_units", "deadline", "status",
-                  "submissions")
+        fields = ("requester", "asset", "amount", "work_units", "deadline", "status", "submissions")
         return dict(zip(fields, self.call("job", job_id), strict=True))
 
 
@@ -379,19 +401,25 @@ class TxSender:
             tx["data"] = _wrap("encode constructor", lambda: fn.data_in_transaction)
         else:
             tx["to"], tx["data"] = fn.address, calldata(fn)
-        base = _wrap("eth_getBlock(latest)",
-                     lambda: self.chain._rpc("eth_getBlockByNumber", ["latest", False]))
+        base = _wrap(
+            "eth_getBlock(latest)",
+            lambda: self.chain._rpc("eth_getBlockByNumber", ["latest", False]),
+        )
         fee = int(base.get("baseFeePerGas") or "0x0", 16)
         tip = 10**9
         tx["maxPriorityFeePerGas"] = tip
         tx["maxFeePerGas"] = 2 * fee + tip
         # Given: no eth_estimateGas round trip (a whole dry run).
-        tx["gas"] = gas if gas is not None else _wrap(
-            "eth_estimateGas", lambda: self.chain.w3.eth.estimate_gas(tx))
+        tx["gas"] = (
+            gas
+            if gas is not None
+            else _wrap("eth_estimateGas", lambda: self.chain.w3.eth.estimate_gas(tx))
+        )
         signed = self.account.sign_transaction(tx)
         self.nonce += 1
-        return SentTx(nonce=tx["nonce"], tx_hash=bytes(signed.hash),
-                      raw=bytes(signed.raw_transaction))
+        return SentTx(
+            nonce=tx["nonce"], tx_hash=bytes(signed.hash), raw=bytes(signed.raw_transaction)
+        )
 
     def send(self, fn: Any, label: str, *, value: int = 0, gas: int | None = None) -> Any:
         """Sign, persist through ``on_signed``, broadcast and wait; returns the receipt."""
@@ -431,8 +459,10 @@ class TxSender:
         deadline = time.monotonic() + self.receipt_timeout
         delay = min(self.receipt_poll, 0.003)  # a local node mines at once: look again soon
         while True:
-            raw = _wrap("eth_getTransactionReceipt", lambda: self.chain._rpc(
-                "eth_getTransactionReceipt", ["0x" + tx_hash.hex()]))
+            raw = _wrap(
+                "eth_getTransactionReceipt",
+                lambda: self.chain._rpc("eth_getTransactionReceipt", ["0x" + tx_hash.hex()]),
+            )
             if raw is not None:
                 if int(raw["status"], 16) != 1:
                     raise ChainError(f"transaction 0x{tx_hash.hex()} reverted")

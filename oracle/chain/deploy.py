@@ -57,23 +57,52 @@ def deploy_with_web3(
     tok_art, mkt_art = artifact("WorkToken"), artifact("JobMarket")
     token_f = w3.eth.contract(abi=tok_art["abi"], bytecode=tok_art["bytecode"])
     cap = schedule_total(params.initial_emission, params.halving_epochs)
-    rcpt = _send(w3, account, token_f.constructor("pouw Work", "WORK", cap).build_transaction(
-        {"from": account.address, "gas": 5_000_000}))
+    rcpt = _send(
+        w3,
+        account,
+        token_f.constructor("pouw Work", "WORK", cap).build_transaction(
+            {"from": account.address, "gas": 5_000_000}
+        ),
+    )
     token_addr = rcpt["contractAddress"]
     market_f = w3.eth.contract(abi=mkt_art["abi"], bytecode=mkt_art["bytecode"])
-    rcpt = _send(w3, account, market_f.constructor(
-        token_addr, params.epoch_length, params.initial_emission, params.halving_epochs,
-        list(oracles), threshold, params.min_bond, params.unbonding_delay,
-        params.reveal_window, params.refund_grace, params.max_horizon,
-    ).build_transaction({"from": account.address, "gas": 15_000_000}))
+    rcpt = _send(
+        w3,
+        account,
+        market_f.constructor(
+            token_addr,
+            params.epoch_length,
+            params.initial_emission,
+            params.halving_epochs,
+            list(oracles),
+            threshold,
+            params.min_bond,
+            params.unbonding_delay,
+            params.reveal_window,
+            params.refund_grace,
+            params.max_horizon,
+        ).build_transaction({"from": account.address, "gas": 15_000_000}),
+    )
     market_addr, block = rcpt["contractAddress"], int(rcpt["blockNumber"])
     token = w3.eth.contract(address=token_addr, abi=tok_art["abi"])
-    _send(w3, account, token.functions.set_minter(market_addr, True).build_transaction(
-        {"from": account.address}))
-    _send(w3, account, token.functions.renounce_ownership().build_transaction(
-        {"from": account.address}))
+    _send(
+        w3,
+        account,
+        token.functions.set_minter(market_addr, True).build_transaction({"from": account.address}),
+    )
+    _send(
+        w3,
+        account,
+        token.functions.renounce_ownership().build_transaction({"from": account.address}),
+    )
     return Deployment(
-        network=network, chain_id=int(w3.eth.chain_id), token=str(token_addr),
-        market=str(market_addr), block=block, deployer=account.address,
-        oracles=list(oracles), threshold=threshold, params=params.as_dict(),
+        network=network,
+        chain_id=int(w3.eth.chain_id),
+        token=str(token_addr),
+        market=str(market_addr),
+        block=block,
+        deployer=account.address,
+        oracles=list(oracles),
+        threshold=threshold,
+        params=params.as_dict(),
     )

@@ -32,8 +32,9 @@ def _password(password_file: Path | None, password_env: str | None) -> str:
         try:
             return password_file.read_text().rstrip("\r\n")
         except OSError as exc:
-            raise KeyLoadError(f"cannot read password file {password_file}: "
-                               f"{exc.strerror}") from None
+            raise KeyLoadError(
+                f"cannot read password file {password_file}: {exc.strerror}"
+            ) from None
     if password_env:
         value = os.environ.get(password_env)
         if value is None:

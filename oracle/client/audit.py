@@ -81,14 +81,17 @@ class AuditFinding:
         return asdict(self)
 
 
-def _derive(spec: Spec, seed: bytes, key: VerdictKey, source: ResultSource,
-            timeout: float) -> Verdict:
+def _derive(
+    spec: Spec, seed: bytes, key: VerdictKey, source: ResultSource, timeout: float
+) -> Verdict:
     """Run the oracle's procedure on the data the source provides."""
     shape, dtype = result_layout(spec)
     size = shape[0] * shape[1] * dtype.itemsize
     if source.worker_url:
-        base = (f"{source.worker_url.rstrip('/')}/results/{key.job_id}/{key.worker}/"
-                f"0x{key.commitment.hex()}")
+        base = (
+            f"{source.worker_url.rstrip('/')}/results/{key.job_id}/{key.worker}/"
+            f"0x{key.commitment.hex()}"
+        )
         http = requests.Session()
         try:
             resp = http.get(base, timeout=timeout)
@@ -97,23 +100,29 @@ def _derive(spec: Spec, seed: bytes, key: VerdictKey, source: ResultSource,
             manifest = resp.json()
             root = bytes.fromhex(str(manifest["root"]).removeprefix("0x"))
             if len(root) != 32 or make_commitment(key.worker, root) != key.commitment:
-                return submission_invalid(spec, seed, key,
-                                          "served root does not open the commitment")
+                return submission_invalid(
+                    spec, seed, key, "served root does not open the commitment"
+                )
             if spec.mode == "sampled":
-                resp = http.get(f"{base}/answer", params={"seed": "0x" + seed.hex()},
-                                timeout=timeout)
+                resp = http.get(
+                    f"{base}/answer", params={"seed": "0x" + seed.hex()}, timeout=timeout
+                )
                 if resp.status_code != HTTPStatus.OK:
                     raise AuditInputError(f"worker server: GET answer: HTTP {resp.status_code}")
                 if len(resp.content) > MAX_ANSWER_BYTES:
                     return submission_invalid(spec, seed, key, "challenge answer oversized")
                 return check_sampled(prepare(spec, seed), resp.content, root)
-            client = HttpBlobClient(source.worker_url, max_size=size, connect_timeout=timeout,
-                                    read_timeout=timeout, session=http)
+            client = HttpBlobClient(
+                source.worker_url,
+                max_size=size,
+                connect_timeout=timeout,
+                read_timeout=timeout,
+                session=http,
+            )
             try:
                 data = client.get(str(manifest["blob"]))
             except BlobTooLarge:
-                return submission_invalid(spec, seed, key,
-                                          f"result oversized (limit {size} bytes)")
+                return submission_invalid(spec, seed, key, f"result oversized (limit {size} bytes)")
             return check_full(prepare(spec, seed), data, expected_root=root)
         except (requests.RequestException, BlobError, ValueError, KeyError, TypeError) as exc:
             if isinstance(exc, AuditInputError):
@@ -148,12 +157,20 @@ def _held_result(source: ResultSource, size: int) -> bytes:
             except BlobError as exc:
                 last = exc
         raise AuditInputError(f"blob {source.blob} not available: {last}")
-    raise AuditInputError("give a result source: --worker-url, --result-file, or "
-                          "--blob with --blob-store")
+    raise AuditInputError(
+        "give a result source: --worker-url, --result-file, or --blob with --blob-store"
+    )
 
 
-def audit_job(chain: Chain, job_id: int, spec_stores: Sequence[str], source: ResultSource,
-              *, worker: str | None = None, timeout: float = 10.0) -> list[AuditFinding]:
+def audit_job(
+    chain: Chain,
+    job_id: int,
+    spec_stores: Sequence[str],
+    source: ResultSource,
+    *,
+    worker: str | None = None,
+    timeout: float = 10.0,
+) -> list[AuditFinding]:
     """Re-derive every posted verdict of ``job_id`` (only ``worker``'s, if given)."""
     if chain.job(job_id)["status"] == 0:
         raise AuditInputError(f"job {job_id} does not exist on this market")
@@ -162,11 +179,17 @@ def audit_job(chain: Chain, job_id: int, spec_stores: Sequence[str], source: Res
     if created is None:
         raise AuditInputError(f"no JobCreated event for job {job_id} after the deploy block")
     want = to_checksum_address(worker) if worker else None
-    posted = [e for e in evs if e.name in ("JobSettled", "WorkerSlashed")
-              and (want is None or e.args["worker"] == want)]
+    posted = [
+        e
+        for e in evs
+        if e.name in ("JobSettled", "WorkerSlashed") and (want is None or e.args["worker"] == want)
+    ]
     if not posted:
-        raise AuditInputError(f"job {job_id} has no settled or slashed submission"
-                              + (f" by {want}" if want else "") + " to audit")
+        raise AuditInputError(
+            f"job {job_id} has no settled or slashed submission"
+            + (f" by {want}" if want else "")
+            + " to audit"
+        )
     try:
         spec = SpecStore(spec_stores).get(bytes(created.args["spec_hash"]))
     except (BlobError, ValueError) as exc:
@@ -174,8 +197,13 @@ def audit_job(chain: Chain, job_id: int, spec_stores: Sequence[str], source: Res
     findings = []
     for p in posted:
         who = p.args["worker"]
-        subs = [e for e in evs if e.name == "ResultSubmitted" and e.args["worker"] == who
-                and (e.block_number, e.log_index) < (p.block_number, p.log_index)]
+        subs = [
+            e
+            for e in evs
+            if e.name == "ResultSubmitted"
+            and e.args["worker"] == who
+            and (e.block_number, e.log_index) < (p.block_number, p.log_index)
+        ]
         if not subs:
             raise AuditInputError(f"no ResultSubmitted by {who} before its verdict")
         sub = subs[-1]
@@ -192,14 +220,22 @@ def audit_job(chain: Chain, job_id: int, spec_stores: Sequence[str], source: Res
             note = "the worker did not serve in time: only the transcript can be re-derived"
         else:
             derived = _derive(spec, seed, key, source, timeout)
-        findings.append(AuditFinding(
-            job_id=job_id, worker=who, commitment="0x" + key.commitment.hex(),
-            submission_block=sub_block, challenge_block=cb, seed="0x" + seed.hex(),
-            posted_event=p.name, posted_verdict=posted_code.name,
-            posted_transcript_hash="0x" + posted_hash.hex(),
-            derived_verdict=derived.verdict.name,
-            derived_transcript_hash="0x" + derived.transcript_hash.hex(),
-            derived_reason=derived.reason,
-            match=derived.verdict == posted_code and derived.transcript_hash == posted_hash,
-            note=note))
+        findings.append(
+            AuditFinding(
+                job_id=job_id,
+                worker=who,
+                commitment="0x" + key.commitment.hex(),
+                submission_block=sub_block,
+                challenge_block=cb,
+                seed="0x" + seed.hex(),
+                posted_event=p.name,
+                posted_verdict=posted_code.name,
+                posted_transcript_hash="0x" + posted_hash.hex(),
+                derived_verdict=derived.verdict.name,
+                derived_transcript_hash="0x" + derived.transcript_hash.hex(),
+                derived_reason=derived.reason,
+                match=derived.verdict == posted_code and derived.transcript_hash == posted_hash,
+                note=note,
+            )
+        )
     return findings

@@ -25,8 +25,14 @@ from oracle.protocol.spec import Spec, parse_spec, work_units
 from oracle.store.specs import SpecStore
 
 __all__ = [
-    "STATUS_NAMES", "create_jobs", "job_info", "matmul_spec", "mlp_spec", "publish_spec",
-    "simulate", "spec_from_file",
+    "STATUS_NAMES",
+    "create_jobs",
+    "job_info",
+    "matmul_spec",
+    "mlp_spec",
+    "publish_spec",
+    "simulate",
+    "spec_from_file",
 ]
 
 #: ``JobMarket.job(id).status`` as words.
@@ -34,17 +40,34 @@ STATUS_NAMES = {0: "unknown", 1: "open", 2: "paid", 3: "refunded", 4: "cancelled
 
 #: The ERC-20 functions a requester needs (an allow-listed asset is any ERC-20).
 _ERC20_ABI: list[dict[str, Any]] = [
-    {"type": "function", "name": "allowance", "stateMutability": "view",
-     "inputs": [{"name": "owner", "type": "address"}, {"name": "spender", "type": "address"}],
-     "outputs": [{"name": "", "type": "uint256"}]},
-    {"type": "function", "name": "approve", "stateMutability": "nonpayable",
-     "inputs": [{"name": "spender", "type": "address"}, {"name": "amount", "type": "uint256"}],
-     "outputs": [{"name": "", "type": "bool"}]},
+    {
+        "type": "function",
+        "name": "allowance",
+        "stateMutability": "view",
+        "inputs": [{"name": "owner", "type": "address"}, {"name": "spender", "type": "address"}],
+        "outputs": [{"name": "", "type": "uint256"}],
+    },
+    {
+        "type": "function",
+        "name": "approve",
+        "stateMutability": "nonpayable",
+        "inputs": [{"name": "spender", "type": "address"}, {"name": "amount", "type": "uint256"}],
+        "outputs": [{"name": "", "type": "bool"}],
+    },
 ]
 
 
-def matmul_spec(*, dtype: str, m: int, n: int, k: int, seed: int, mode: str = "full",
-                openings: int | None = None, rounds: int | None = None) -> dict[str, Any]:
+def matmul_spec(
+    *,
+    dtype: str,
+    m: int,
+    n: int,
+    k: int,
+    seed: int,
+    mode: str = "full",
+    openings: int | None = None,
+    rounds: int | None = None,
+) -> dict[str, Any]:
     """A seeded ``matmul`` spec (inputs generated from ``seed``: nothing to upload)."""
     verify: dict[str, Any] = {"mode": mode}
     if mode == "sampled":
@@ -53,18 +76,35 @@ def matmul_spec(*, dtype: str, m: int, n: int, k: int, seed: int, mode: str = "f
         raise ConfigError("--openings applies to --mode sampled only")
     if rounds is not None:
         verify["rounds"] = rounds
-    return {"version": 1, "kind": "matmul", "dtype": dtype, "m": m, "n": n, "k": k,
-            "inputs": {"seed": seed}, "verify": verify}
+    return {
+        "version": 1,
+        "kind": "matmul",
+        "dtype": dtype,
+        "m": m,
+        "n": n,
+        "k": k,
+        "inputs": {"seed": seed},
+        "verify": verify,
+    }
 
 
-def mlp_spec(*, batch: int, dims: Sequence[int], activation: str, seed: int,
-             rounds: int | None = None) -> dict[str, Any]:
+def mlp_spec(
+    *, batch: int, dims: Sequence[int], activation: str, seed: int, rounds: int | None = None
+) -> dict[str, Any]:
     """A seeded ``mlp`` spec (full verification mode, the only one mlp supports)."""
     verify: dict[str, Any] = {"mode": "full"}
     if rounds is not None:
         verify["rounds"] = rounds
-    return {"version": 1, "kind": "mlp", "dtype": "fp32", "batch": batch, "dims": list(dims),
-            "activation": activation, "inputs": {"seed": seed}, "verify": verify}
+    return {
+        "version": 1,
+        "kind": "mlp",
+        "dtype": "fp32",
+        "batch": batch,
+        "dims": list(dims),
+        "activation": activation,
+        "inputs": {"seed": seed},
+        "verify": verify,
+    }
 
 
 def publish_spec(spec: Spec, locations: Sequence[str]) -> str:
@@ -83,8 +123,15 @@ def simulate(chain: Chain, fn: Any, sender: str, value: int = 0) -> None:
         raise ChainError(f"dry run failed: {exc}") from None
 
 
-def create_jobs(chain: Chain, account: LocalAccount, specs: Sequence[Spec], *, asset: str,
-                amounts: Sequence[int], deadline: int) -> list[int]:
+def create_jobs(
+    chain: Chain,
+    account: LocalAccount,
+    specs: Sequence[Spec],
+    *,
+    asset: str,
+    amounts: Sequence[int],
+    deadline: int,
+) -> list[int]:
     """Escrow one job per spec in one transaction; returns the new job ids in order."""
     if len(specs) != len(amounts) or not specs:
         raise ConfigError("one amount per spec, at least one spec")
@@ -96,15 +143,14 @@ def create_jobs(chain: Chain, account: LocalAccount, specs: Sequence[Spec], *, a
         allowance = int(_call(token.functions.allowance(account.address, chain.market.address)))
         if allowance < total:
             sender.send(token.functions.approve(chain.market.address, total), "approve")
-    requests = [(s.hash, work_units(s), asset, a, deadline)
-                for s, a in zip(specs, amounts, strict=True)]
+    requests = [
+        (s.hash, work_units(s), asset, a, deadline) for s, a in zip(specs, amounts, strict=True)
+    ]
     fn = chain.market.functions.create_jobs(requests)
     value = total if asset == ZERO_ADDRESS else 0
     simulate(chain, fn, account.address, value)
-    rcpt = sender.send(fn, "create_jobs", value=value,
-                       gas=150_000 + 120_000 * len(requests))
-    return [int(e.args["job_id"])
-            for e in chain.receipt_events(rcpt, ("JobCreated",))]
+    rcpt = sender.send(fn, "create_jobs", value=value, gas=150_000 + 120_000 * len(requests))
+    return [int(e.args["job_id"]) for e in chain.receipt_events(rcpt, ("JobCreated",))]
 
 
 def _call(fn: Any) -> Any:
@@ -125,19 +171,43 @@ def job_info(chain: Chain, job_id: int) -> dict[str, Any]:
     for e in evs:
         a = e.args
         if e.name == "ResultSubmitted":
-            submissions.append({"worker": a["worker"], "commitment": "0x" + a["commitment"].hex(),
-                                "block": int(a["block_number"])})
+            submissions.append(
+                {
+                    "worker": a["worker"],
+                    "commitment": "0x" + a["commitment"].hex(),
+                    "block": int(a["block_number"]),
+                }
+            )
         elif e.name in ("JobSettled", "WorkerSlashed"):
-            outcomes.append({"event": e.name, "worker": a["worker"], "block": e.block_number,
-                             "transcript_hash": "0x" + a["transcript_hash"].hex(),
-                             **({"amount": int(a["amount"])} if "amount" in a else {}),
-                             "tx": "0x" + e.tx_hash.hex()})
+            outcomes.append(
+                {
+                    "event": e.name,
+                    "worker": a["worker"],
+                    "block": e.block_number,
+                    "transcript_hash": "0x" + a["transcript_hash"].hex(),
+                    **({"amount": int(a["amount"])} if "amount" in a else {}),
+                    "tx": "0x" + e.tx_hash.hex(),
+                }
+            )
         elif e.name == "AttestationSkipped":
-            outcomes.append({"event": e.name, "worker": a["worker"], "block": e.block_number,
-                             "reason": int(a["reason"]), "tx": "0x" + e.tx_hash.hex()})
+            outcomes.append(
+                {
+                    "event": e.name,
+                    "worker": a["worker"],
+                    "block": e.block_number,
+                    "reason": int(a["reason"]),
+                    "tx": "0x" + e.tx_hash.hex(),
+                }
+            )
         elif e.name in ("JobRefunded", "JobCancelled"):
-            outcomes.append({"event": e.name, "block": e.block_number,
-                             "amount": int(a["amount"]), "tx": "0x" + e.tx_hash.hex()})
+            outcomes.append(
+                {
+                    "event": e.name,
+                    "block": e.block_number,
+                    "amount": int(a["amount"]),
+                    "tx": "0x" + e.tx_hash.hex(),
+                }
+            )
     return {
         "job_id": job_id,
         "status": STATUS_NAMES.get(int(terms["status"]), str(terms["status"])),

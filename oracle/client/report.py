@@ -34,11 +34,17 @@ def from_ape(market: Any, chain: Any) -> ReportData:
     """Read the report's data through Ape contract handles."""
     stop = chain.blocks.height + 1
     return ReportData(
-        market.INITIAL_EMISSION(), market.HALVING_EPOCHS(), market.current_epoch(),
-        [(int(x.epoch), str(x.worker), int(x.work_units))
-         for x in market.WorkRecorded.range(0, stop)],
-        [(int(x.job_id), str(x.asset), int(x.amount), int(x.work_units))
-         for x in market.JobCreated.range(0, stop)],
+        market.INITIAL_EMISSION(),
+        market.HALVING_EPOCHS(),
+        market.current_epoch(),
+        [
+            (int(x.epoch), str(x.worker), int(x.work_units))
+            for x in market.WorkRecorded.range(0, stop)
+        ],
+        [
+            (int(x.job_id), str(x.asset), int(x.amount), int(x.work_units))
+            for x in market.JobCreated.range(0, stop)
+        ],
     )
 
 
@@ -46,11 +52,24 @@ def from_chain(chain: Any) -> ReportData:
     """Read the report's data through `oracle.chain.client.Chain` (web3), from the deploy block."""
     events = chain.events(chain.deployment.block, chain.head())
     return ReportData(
-        chain.call("INITIAL_EMISSION"), chain.call("HALVING_EPOCHS"), chain.call("current_epoch"),
-        [(int(e.args["epoch"]), str(e.args["worker"]), int(e.args["work_units"]))
-         for e in events if e.name == "WorkRecorded"],
-        [(int(e.args["job_id"]), str(e.args["asset"]), int(e.args["amount"]),
-          int(e.args["work_units"])) for e in events if e.name == "JobCreated"],
+        chain.call("INITIAL_EMISSION"),
+        chain.call("HALVING_EPOCHS"),
+        chain.call("current_epoch"),
+        [
+            (int(e.args["epoch"]), str(e.args["worker"]), int(e.args["work_units"]))
+            for e in events
+            if e.name == "WorkRecorded"
+        ],
+        [
+            (
+                int(e.args["job_id"]),
+                str(e.args["asset"]),
+                int(e.args["amount"]),
+                int(e.args["work_units"]),
+            )
+            for e in events
+            if e.name == "JobCreated"
+        ],
     )
 
 
@@ -63,8 +82,9 @@ def draw_report(data: ReportData, out: str) -> None:
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
     horizon = max(data.current_epoch + 1, 4 * data.halving_epochs)
-    emission = [epoch_emission(data.initial_emission, data.halving_epochs, e) / 1e18
-                for e in range(horizon)]
+    emission = [
+        epoch_emission(data.initial_emission, data.halving_epochs, e) / 1e18 for e in range(horizon)
+    ]
     axes[0].step(range(horizon), emission, where="post")
     axes[0].set(title="Emission per epoch (halving)", xlabel="epoch", ylabel="WORK")
 
@@ -78,16 +98,21 @@ def draw_report(data: ReportData, out: str) -> None:
         share = [per_epoch.get(e, 0) / t for e, t in zip(epochs, totals, strict=True)]
         axes[1].bar(epochs, share, bottom=bottom, label=worker[:10])
         bottom = [b + s for b, s in zip(bottom, share, strict=True)]
-    axes[1].set(title="Share of verified work (= share of emission)", xlabel="epoch",
-                ylabel="share", ylim=(0, 1))
+    axes[1].set(
+        title="Share of verified work (= share of emission)",
+        xlabel="epoch",
+        ylabel="share",
+        ylim=(0, 1),
+    )
 
     prices: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for job_id, asset, amount, units in data.jobs:
         prices["ETH" if asset == ZERO else asset[:10]].append((job_id, amount / units))
     for asset, points in sorted(prices.items()):
         axes[2].scatter([p[0] for p in points], [p[1] for p in points], s=12, label=asset)
-    axes[2].set(title="Price per work unit", xlabel="job id", ylabel="base units / work unit",
-                yscale="log")
+    axes[2].set(
+        title="Price per work unit", xlabel="job id", ylabel="base units / work unit", yscale="log"
+    )
     for ax, has in ((axes[1], by_worker), (axes[2], prices)):
         if has:
             ax.legend(fontsize=8)

@@ -23,10 +23,18 @@ def market_status(chain: Chain) -> dict[str, Any]:
     now = chain.block_timestamp(chain.head())
     events = chain.events(chain.deployment.block, chain.head(), names=ALL_EVENTS)
     jobs: dict[int, tuple[str, int]] = {}
-    rows: dict[str, dict[str, Any]] = defaultdict(lambda: {
-        "settled_jobs": 0, "slashed": 0, "units_epoch": 0, "units_all": 0,
-        "escrow_earned": defaultdict(int), "tokens_claimed": 0, "claimed_epochs": set(),
-        "work_epochs": set()})
+    rows: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {
+            "settled_jobs": 0,
+            "slashed": 0,
+            "units_epoch": 0,
+            "units_all": 0,
+            "escrow_earned": defaultdict(int),
+            "tokens_claimed": 0,
+            "claimed_epochs": set(),
+            "work_epochs": set(),
+        }
+    )
     total_epoch = total_all = 0
     counts = {"created": 0, "settled": 0, "slashed": 0, "refunded": 0, "cancelled": 0}
     for e in events:
@@ -62,29 +70,42 @@ def market_status(chain: Chain) -> dict[str, Any]:
     board = []
     for worker, row in rows.items():
         unclaimed = sorted(row["work_epochs"] - row["claimed_epochs"] - {epoch})
-        claimable = sum(int(chain.call("pending_reward", worker, e)) for e in unclaimed
-                        if e < epoch)
-        board.append({
-            "worker": worker, "settled_jobs": row["settled_jobs"], "slashed": row["slashed"],
-            "units_epoch": row["units_epoch"], "units_all": row["units_all"],
-            "share_epoch": row["units_epoch"] / total_epoch if total_epoch else 0.0,
-            "share_all": row["units_all"] / total_all if total_all else 0.0,
-            "escrow_earned": dict(row["escrow_earned"]),
-            "tokens_claimed": row["tokens_claimed"], "tokens_claimable": claimable,
-        })
+        claimable = sum(
+            int(chain.call("pending_reward", worker, e)) for e in unclaimed if e < epoch
+        )
+        board.append(
+            {
+                "worker": worker,
+                "settled_jobs": row["settled_jobs"],
+                "slashed": row["slashed"],
+                "units_epoch": row["units_epoch"],
+                "units_all": row["units_all"],
+                "share_epoch": row["units_epoch"] / total_epoch if total_epoch else 0.0,
+                "share_all": row["units_all"] / total_all if total_all else 0.0,
+                "escrow_earned": dict(row["escrow_earned"]),
+                "tokens_claimed": row["tokens_claimed"],
+                "tokens_claimable": claimable,
+            }
+        )
     board.sort(key=lambda r: (-r["units_all"], -r["settled_jobs"], r["worker"]))
     halvings = epoch // halving
     return {
-        "chain_id": chain.chain_id, "market": chain.market.address,
-        "block": chain.head(), "time": now,
-        "epoch": epoch, "epoch_length": length,
+        "chain_id": chain.chain_id,
+        "market": chain.market.address,
+        "block": chain.head(),
+        "time": now,
+        "epoch": epoch,
+        "epoch_length": length,
         "epoch_ends_in": max(0, genesis + (epoch + 1) * length - now),
         "emission_epoch": int(chain.call("epoch_emission", epoch)),
         "initial_emission": int(chain.call("INITIAL_EMISSION")),
-        "halving_epochs": halving, "halvings": halvings,
+        "halving_epochs": halving,
+        "halvings": halvings,
         "next_halving_epoch": (halvings + 1) * halving,
         "minted": int(chain.token.functions.totalSupply().call()),
         "schedule_total": int(chain.call("emission_schedule_total")),
-        "work_epoch": total_epoch, "work_all": total_all,
-        "jobs": counts, "leaderboard": board,
+        "work_epoch": total_epoch,
+        "work_all": total_all,
+        "jobs": counts,
+        "leaderboard": board,
     }

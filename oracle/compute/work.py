@@ -40,8 +40,9 @@ def compute(
     return out
 
 
-def _result_rows(spec: Spec | bytes | str | dict[str, Any],
-                 result: np.ndarray) -> tuple[memoryview, int]:
+def _result_rows(
+    spec: Spec | bytes | str | dict[str, Any], result: np.ndarray
+) -> tuple[memoryview, int]:
     """The result's little-endian bytes and its number of rows (the tree's leaves)."""
     parsed = parse_spec(spec)
     shape, _ = result_layout(parsed)

@@ -133,8 +133,9 @@ class BackgroundServer:
 class ApiServer(BackgroundServer):
     """Serve ``routes`` on a daemon thread; ``port=0`` picks a free port (see :attr:`url`)."""
 
-    def __init__(self, routes: list[Route], host: str = "127.0.0.1", port: int = 0,
-                 max_body: int = 1 << 20) -> None:
+    def __init__(
+        self, routes: list[Route], host: str = "127.0.0.1", port: int = 0, max_body: int = 1 << 20
+    ) -> None:
         httpd = _Server((host, port), _Handler)
         httpd.routes = routes
         httpd.max_body = max_body

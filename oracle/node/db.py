@@ -130,8 +130,9 @@ class OracleDB(SqliteFile):
     def recorded_blocks(self, below: int) -> list[tuple[int, bytes]]:
         """(number, hash) of the processed blocks this node keeps below ``below``, newest
         first."""
-        rows = self._all("SELECT number, hash FROM blocks WHERE number < ? ORDER BY number DESC",
-                         (below,))
+        rows = self._all(
+            "SELECT number, hash FROM blocks WHERE number < ? ORDER BY number DESC", (below,)
+        )
         return [(int(n), bytes(h)) for n, h in rows]
 
     def rewind(self, to_block: int) -> None:
@@ -164,8 +165,16 @@ class OracleDB(SqliteFile):
                 if name == "JobCreated":
                     c.execute(
                         "INSERT OR IGNORE INTO jobs VALUES (?,?,?,?,?,?,?,?)",
-                        (a["job_id"], bytes(a["spec_hash"]), a["work_units"], a["requester"],
-                         a["asset"], str(a["amount"]), a["deadline"], a.get("_block", 0)),
+                        (
+                            a["job_id"],
+                            bytes(a["spec_hash"]),
+                            a["work_units"],
+                            a["requester"],
+                            a["asset"],
+                            str(a["amount"]),
+                            a["deadline"],
+                            a.get("_block", 0),
+                        ),
                     )
                 elif name == "ResultSubmitted":
                     c.execute(
@@ -176,18 +185,26 @@ class OracleDB(SqliteFile):
                 elif name == "JobSettled":
                     c.execute(
                         "UPDATE verdicts SET onchain='settled' WHERE job_id=? AND worker=? "
-                        "AND verdict=1 AND onchain IS NULL", (a["job_id"], a["worker"]))
+                        "AND verdict=1 AND onchain IS NULL",
+                        (a["job_id"], a["worker"]),
+                    )
                     c.execute(
                         "UPDATE verdicts SET onchain='moot' WHERE job_id=? AND verdict=1 "
-                        "AND onchain IS NULL", (a["job_id"],))
+                        "AND onchain IS NULL",
+                        (a["job_id"],),
+                    )
                 elif name == "WorkerSlashed":
                     c.execute(
                         "UPDATE verdicts SET onchain='slashed' WHERE job_id=? AND worker=? "
-                        "AND verdict=2 AND onchain IS NULL", (a["job_id"], a["worker"]))
+                        "AND verdict=2 AND onchain IS NULL",
+                        (a["job_id"], a["worker"]),
+                    )
                 elif name in ("JobRefunded", "JobCancelled"):
                     c.execute(
                         "UPDATE verdicts SET onchain='moot' WHERE job_id=? AND verdict=1 "
-                        "AND onchain IS NULL", (a["job_id"],))
+                        "AND onchain IS NULL",
+                        (a["job_id"],),
+                    )
             c.execute("INSERT OR REPLACE INTO blocks VALUES (?, ?)", (to_block, to_hash))
             c.execute("DELETE FROM blocks WHERE number < ?", (to_block - KEEP_BLOCKS,))
             c.execute("INSERT OR REPLACE INTO meta VALUES ('checkpoint', ?)", (str(to_block),))
@@ -198,11 +215,21 @@ class OracleDB(SqliteFile):
         """A recorded job as a dict, or None."""
         row = self._one(
             "SELECT job_id, spec_hash, work_units, requester, asset, amount, deadline, block "
-            "FROM jobs WHERE job_id=?", (job_id,))
+            "FROM jobs WHERE job_id=?",
+            (job_id,),
+        )
         if row is None:
             return None
-        keys = ("job_id", "spec_hash", "work_units", "requester", "asset", "amount", "deadline",
-                "block")
+        keys = (
+            "job_id",
+            "spec_hash",
+            "work_units",
+            "requester",
+            "asset",
+            "amount",
+            "deadline",
+            "block",
+        )
         out = dict(zip(keys, row, strict=True))
         out["spec_hash"] = bytes(out["spec_hash"])
         out["amount"] = int(out["amount"])
@@ -215,7 +242,9 @@ class OracleDB(SqliteFile):
         rows = self._all(
             "SELECT job_id, worker, commitment, block_number, attempts FROM submissions "
             "WHERE state='pending' AND block_number <= ? AND next_try <= ? "
-            "ORDER BY block_number, job_id, worker", (max_block - 1, now))
+            "ORDER BY block_number, job_id, worker",
+            (max_block - 1, now),
+        )
         return [
             {"key": VerdictKey(r[0], r[1], bytes(r[2])), "block_number": r[3], "attempts": r[4]}
             for r in rows
@@ -227,10 +256,12 @@ class OracleDB(SqliteFile):
             c.execute(
                 "UPDATE submissions SET attempts=attempts+1, next_try=?, last_error=? "
                 "WHERE job_id=? AND worker=? AND commitment=?",
-                (time.time() + delay, error[:500], key.job_id, key.worker, key.commitment))
+                (time.time() + delay, error[:500], key.job_id, key.worker, key.commitment),
+            )
             row = c.execute(
                 "SELECT attempts FROM submissions WHERE job_id=? AND worker=? AND commitment=?",
-                (key.job_id, key.worker, key.commitment)).fetchone()
+                (key.job_id, key.worker, key.commitment),
+            ).fetchone()
         return int(row[0]) if row else 0
 
     def give_up(self, key: VerdictKey, error: str) -> None:
@@ -239,14 +270,16 @@ class OracleDB(SqliteFile):
             c.execute(
                 "UPDATE submissions SET state='gave_up', last_error=? "
                 "WHERE job_id=? AND worker=? AND commitment=?",
-                (error[:500], key.job_id, key.worker, key.commitment))
+                (error[:500], key.job_id, key.worker, key.commitment),
+            )
 
     def submission_state(self, key: VerdictKey) -> tuple[str, int, str | None] | None:
         """(state, attempts, last error) of a submission, or None if unknown."""
         row = self._one(
             "SELECT state, attempts, last_error FROM submissions "
             "WHERE job_id=? AND worker=? AND commitment=?",
-            (key.job_id, key.worker, key.commitment))
+            (key.job_id, key.worker, key.commitment),
+        )
         return None if row is None else (row[0], int(row[1]), row[2])
 
     # -- verdicts --------------------------------------------------------------------------
@@ -271,61 +304,94 @@ class OracleDB(SqliteFile):
         row = c.execute(
             "SELECT verdict, transcript_hash, work_units FROM verdicts WHERE job_id=? AND "
             "worker=? AND commitment=? AND seed=?",
-            (k.job_id, k.worker, k.commitment, v.seed)).fetchone()
+            (k.job_id, k.worker, k.commitment, v.seed),
+        ).fetchone()
         if row is not None:
-            if (row[0], bytes(row[1]), row[2]) != (v.verdict, v.transcript_hash,
-                                                  v.work_units):
+            if (row[0], bytes(row[1]), row[2]) != (v.verdict, v.transcript_hash, v.work_units):
                 raise VerdictConflict(
                     f"job {k.job_id} worker {k.worker}: verdict already recorded as "
                     f"{row[0]} 0x{bytes(row[1]).hex()}, refusing {v.verdict} "
-                    f"0x{v.transcript_hash.hex()}")
+                    f"0x{v.transcript_hash.hex()}"
+                )
             created = False
         else:
             c.execute(
                 "INSERT INTO verdicts (job_id, worker, commitment, seed, challenge_block, "
                 "challenge_hash, work_units, verdict, reason, transcript, transcript_hash, "
                 "decided_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (k.job_id, k.worker, k.commitment, v.seed, v.challenge_block,
-                 v.challenge_hash, v.work_units, v.verdict, v.reason, transcript,
-                 v.transcript_hash, v.decided_at or time.time()))
+                (
+                    k.job_id,
+                    k.worker,
+                    k.commitment,
+                    v.seed,
+                    v.challenge_block,
+                    v.challenge_hash,
+                    v.work_units,
+                    v.verdict,
+                    v.reason,
+                    transcript,
+                    v.transcript_hash,
+                    v.decided_at or time.time(),
+                ),
+            )
             created = True
         c.execute(
-            "UPDATE submissions SET state='decided' WHERE job_id=? AND worker=? AND "
-            "commitment=?", (k.job_id, k.worker, k.commitment))
+            "UPDATE submissions SET state='decided' WHERE job_id=? AND worker=? AND commitment=?",
+            (k.job_id, k.worker, k.commitment),
+        )
         return created
 
     def _verdict(self, row: Any) -> StoredVerdict:
         return StoredVerdict(
-            key=VerdictKey(row[0], row[1], bytes(row[2])), seed=bytes(row[3]),
-            challenge_block=row[4], challenge_hash=bytes(row[5]), work_units=row[6],
-            verdict=row[7], reason=row[8], transcript=json.loads(row[9]),
-            transcript_hash=bytes(row[10]), decided_at=row[11])
+            key=VerdictKey(row[0], row[1], bytes(row[2])),
+            seed=bytes(row[3]),
+            challenge_block=row[4],
+            challenge_hash=bytes(row[5]),
+            work_units=row[6],
+            verdict=row[7],
+            reason=row[8],
+            transcript=json.loads(row[9]),
+            transcript_hash=bytes(row[10]),
+            decided_at=row[11],
+        )
 
-    _VCOLS = ("job_id, worker, commitment, seed, challenge_block, challenge_hash, work_units, "
-              "verdict, reason, transcript, transcript_hash, decided_at")
+    _VCOLS = (
+        "job_id, worker, commitment, seed, challenge_block, challenge_hash, work_units, "
+        "verdict, reason, transcript, transcript_hash, decided_at"
+    )
 
     def verdict(self, key: VerdictKey) -> StoredVerdict | None:
         """The live (not orphaned) verdict on a submission, if decided."""
         row = self._one(
             f"SELECT {self._VCOLS} FROM verdicts WHERE job_id=? AND worker=? AND commitment=? "
-            "AND orphaned=0", (key.job_id, key.worker, key.commitment))
+            "AND orphaned=0",
+            (key.job_id, key.worker, key.commitment),
+        )
         return None if row is None else self._verdict(row)
 
     def verdicts_for_job(self, job_id: int) -> list[StoredVerdict]:
         """Every verdict recorded for a job (orphaned ones included), oldest first."""
         rows = self._all(
-            f"SELECT {self._VCOLS} FROM verdicts WHERE job_id=? ORDER BY decided_at", (job_id,))
+            f"SELECT {self._VCOLS} FROM verdicts WHERE job_id=? ORDER BY decided_at", (job_id,)
+        )
         return [self._verdict(r) for r in rows]
 
     def unsettled_verdicts(self, limit: int = 128) -> list[StoredVerdict]:
         """Live verdicts not yet known to be settled on-chain, oldest decision first."""
         rows = self._all(
             f"SELECT {self._VCOLS} FROM verdicts WHERE onchain IS NULL AND orphaned = 0 "
-            "ORDER BY decided_at, job_id, worker LIMIT ?", (limit,))
+            "ORDER BY decided_at, job_id, worker LIMIT ?",
+            (limit,),
+        )
         return [self._verdict(r) for r in rows]
 
-    def unsettled(self, limit: int = 128, *, due_for: tuple[int, int, float] | None = None,
-                  now: float | None = None) -> list[Unsettled]:
+    def unsettled(
+        self,
+        limit: int = 128,
+        *,
+        due_for: tuple[int, int, float] | None = None,
+        now: float | None = None,
+    ) -> list[Unsettled]:
         """:meth:`unsettled_verdicts` with only what an attestation needs (a quarter of the
         time: no transcript to parse).
 
@@ -333,8 +399,10 @@ class OracleDB(SqliteFile):
         ``index`` of ``oracles`` at time ``now``, i.e. decided at least ``rank × takeover``
         seconds ago with rank = (index − job_id) mod oracles, so that the ``limit`` is spent on
         verdicts this node may propose and not on the ones its peers lead."""
-        cols = ("SELECT job_id, worker, commitment, work_units, verdict, transcript_hash, "
-                "decided_at FROM verdicts WHERE onchain IS NULL AND orphaned = 0 ")
+        cols = (
+            "SELECT job_id, worker, commitment, work_units, verdict, transcript_hash, "
+            "decided_at FROM verdicts WHERE onchain IS NULL AND orphaned = 0 "
+        )
         if due_for is None:
             rows = self._all(cols + "ORDER BY decided_at, job_id, worker LIMIT ?", (limit,))
         else:
@@ -342,9 +410,12 @@ class OracleDB(SqliteFile):
             rows = self._all(
                 cols + "AND decided_at + (((? - job_id) % ?) + ?) % ? * ? <= ? "
                 "ORDER BY decided_at, job_id, worker LIMIT ?",
-                (index, n, n, n, takeover, time.time() if now is None else now, limit))
-        return [Unsettled(VerdictKey(r[0], r[1], bytes(r[2])), r[3], r[4], bytes(r[5]), r[6])
-                for r in rows]
+                (index, n, n, n, takeover, time.time() if now is None else now, limit),
+            )
+        return [
+            Unsettled(VerdictKey(r[0], r[1], bytes(r[2])), r[3], r[4], bytes(r[5]), r[6])
+            for r in rows
+        ]
 
     def mark_onchain(self, key: VerdictKey, state: str) -> None:
         """Mark a verdict as no longer to be settled (``settled``/``slashed``/``moot``)."""
@@ -355,13 +426,16 @@ class OracleDB(SqliteFile):
         with self.tx() as c:
             c.executemany(
                 "UPDATE verdicts SET onchain=? WHERE job_id=? AND worker=? AND commitment=? "
-                "AND onchain IS NULL", [(state, k.job_id, k.worker, k.commitment) for k in keys])
+                "AND onchain IS NULL",
+                [(state, k.job_id, k.worker, k.commitment) for k in keys],
+            )
 
     def orphan_verdicts_after(self, block: int) -> list[StoredVerdict]:
         """Candidates for a reorg check: live verdicts whose challenge block is > ``block``."""
         rows = self._all(
             f"SELECT {self._VCOLS} FROM verdicts WHERE orphaned = 0 AND challenge_block > ?",
-            (block,))
+            (block,),
+        )
         return [self._verdict(r) for r in rows]
 
     def orphan(self, v: StoredVerdict) -> None:
@@ -371,10 +445,13 @@ class OracleDB(SqliteFile):
         with self.tx() as c:
             c.execute(
                 "UPDATE verdicts SET orphaned=1 WHERE job_id=? AND worker=? AND commitment=? "
-                "AND seed=?", (k.job_id, k.worker, k.commitment, v.seed))
+                "AND seed=?",
+                (k.job_id, k.worker, k.commitment, v.seed),
+            )
             c.execute(
                 "DELETE FROM submissions WHERE job_id=? AND worker=? AND commitment=?",
-                (k.job_id, k.worker, k.commitment))
+                (k.job_id, k.worker, k.commitment),
+            )
 
     # -- batches, signatures, transactions -------------------------------------------------
 
@@ -382,18 +459,25 @@ class OracleDB(SqliteFile):
         """Remember a batch this node signed (``role`` = proposer or peer)."""
         body = json.dumps([[k.job_id, k.worker, "0x" + k.commitment.hex()] for k in items])
         with self.tx() as c:
-            c.execute("INSERT OR IGNORE INTO batches VALUES (?,?,?,?,?)",
-                      (digest, body, role, "open", time.time()))
+            c.execute(
+                "INSERT OR IGNORE INTO batches VALUES (?,?,?,?,?)",
+                (digest, body, role, "open", time.time()),
+            )
 
-    def record_signed(self, digest: bytes, items: list[VerdictKey], role: str, signer: str,
-                      r: int, vs: int) -> None:
+    def record_signed(
+        self, digest: bytes, items: list[VerdictKey], role: str, signer: str, r: int, vs: int
+    ) -> None:
         """:meth:`record_batch` and :meth:`record_signature` in one transaction."""
         body = json.dumps([[k.job_id, k.worker, "0x" + k.commitment.hex()] for k in items])
         with self.tx() as c:
-            c.execute("INSERT OR IGNORE INTO batches VALUES (?,?,?,?,?)",
-                      (digest, body, role, "open", time.time()))
-            c.execute("INSERT OR IGNORE INTO signatures VALUES (?,?,?,?)",
-                      (digest, signer, hex(r), hex(vs)))
+            c.execute(
+                "INSERT OR IGNORE INTO batches VALUES (?,?,?,?,?)",
+                (digest, body, role, "open", time.time()),
+            )
+            c.execute(
+                "INSERT OR IGNORE INTO signatures VALUES (?,?,?,?)",
+                (digest, signer, hex(r), hex(vs)),
+            )
 
     def batch_items(self, digest: bytes) -> list[VerdictKey] | None:
         """The items of a recorded batch, in signed order (None if unknown)."""
@@ -402,8 +486,13 @@ class OracleDB(SqliteFile):
             return None
         return [VerdictKey(j, w, bytes.fromhex(c[2:])) for j, w, c in json.loads(row[0])]
 
-    def apply_settlement(self, tx_hash: bytes, tx_state: str, digest: bytes | None,
-                         marks: list[tuple[VerdictKey, str]]) -> None:
+    def apply_settlement(
+        self,
+        tx_hash: bytes,
+        tx_state: str,
+        digest: bytes | None,
+        marks: list[tuple[VerdictKey, str]],
+    ) -> None:
         """A settle transaction's outcome in one transaction: its state, its batch
         ``settled``, and each item's ``onchain`` mark (``settled``/``slashed``/``moot``; a
         verdict already marked keeps its mark)."""
@@ -411,7 +500,8 @@ class OracleDB(SqliteFile):
             c.executemany(
                 "UPDATE verdicts SET onchain=? WHERE job_id=? AND worker=? AND commitment=? "
                 "AND onchain IS NULL",
-                [(state, k.job_id, k.worker, k.commitment) for k, state in marks])
+                [(state, k.job_id, k.worker, k.commitment) for k, state in marks],
+            )
             c.execute("UPDATE txs SET state=? WHERE tx_hash=?", (tx_state, tx_hash))
             if digest is not None:
                 c.execute("UPDATE batches SET state='settled' WHERE digest=?", (digest,))
@@ -433,20 +523,25 @@ class OracleDB(SqliteFile):
     def record_signature(self, digest: bytes, signer: str, r: int, vs: int) -> None:
         """Store a signature over a batch digest (own or a peer's)."""
         with self.tx() as c:
-            c.execute("INSERT OR IGNORE INTO signatures VALUES (?,?,?,?)",
-                      (digest, signer, hex(r), hex(vs)))
+            c.execute(
+                "INSERT OR IGNORE INTO signatures VALUES (?,?,?,?)",
+                (digest, signer, hex(r), hex(vs)),
+            )
 
     def signatures(self, digest: bytes) -> list[tuple[str, int, int]]:
         """(signer, r, vs) recorded for a digest."""
         rows = self._all("SELECT signer, r, vs FROM signatures WHERE digest=?", (digest,))
         return [(s, int(r, 16), int(vs, 16)) for s, r, vs in rows]
 
-    def record_tx(self, nonce: int, tx_hash: bytes, raw: bytes, label: str,
-                  digest: bytes | None) -> None:
+    def record_tx(
+        self, nonce: int, tx_hash: bytes, raw: bytes, label: str, digest: bytes | None
+    ) -> None:
         """Store a signed transaction before it is broadcast."""
         with self.tx() as c:
-            c.execute("INSERT INTO txs VALUES (?,?,?,?,?,?,?)",
-                      (nonce, tx_hash, raw, label, digest, "signed", time.time()))
+            c.execute(
+                "INSERT INTO txs VALUES (?,?,?,?,?,?,?)",
+                (nonce, tx_hash, raw, label, digest, "signed", time.time()),
+            )
 
     def set_tx_state(self, tx_hash: bytes, state: str) -> None:
         """``mined`` or ``failed``."""
@@ -456,11 +551,20 @@ class OracleDB(SqliteFile):
     def txs(self, state: str | None = None) -> list[dict[str, Any]]:
         """Recorded transactions (optionally by state), by nonce."""
         sql = "SELECT nonce, tx_hash, raw, label, digest, state FROM txs"
-        rows = (self._all(sql + " WHERE state=? ORDER BY nonce", (state,)) if state
-                else self._all(sql + " ORDER BY nonce"))
+        rows = (
+            self._all(sql + " WHERE state=? ORDER BY nonce", (state,))
+            if state
+            else self._all(sql + " ORDER BY nonce")
+        )
         return [
-            {"nonce": n, "tx_hash": bytes(h), "raw": bytes(r), "label": lb,
-             "digest": None if d is None else bytes(d), "state": s}
+            {
+                "nonce": n,
+                "tx_hash": bytes(h),
+                "raw": bytes(r),
+                "label": lb,
+                "digest": None if d is None else bytes(d),
+                "state": s,
+            }
             for n, h, r, lb, d, s in rows
         ]
 
@@ -474,12 +578,15 @@ class OracleDB(SqliteFile):
     def set_worker_url(self, address: str, url: str, announced_at: int) -> bool:
         """Record a worker's URL unless a newer announcement is already stored."""
         with self.tx() as c:
-            row = c.execute("SELECT announced_at FROM workers WHERE address=?",
-                            (address.lower(),)).fetchone()
+            row = c.execute(
+                "SELECT announced_at FROM workers WHERE address=?", (address.lower(),)
+            ).fetchone()
             if row is not None and int(row[0]) >= announced_at:
                 return False
-            c.execute("INSERT OR REPLACE INTO workers VALUES (?,?,?)",
-                      (address.lower(), url, announced_at))
+            c.execute(
+                "INSERT OR REPLACE INTO workers VALUES (?,?,?)",
+                (address.lower(), url, announced_at),
+            )
         return True
 
     def worker_url(self, address: str) -> str | None:

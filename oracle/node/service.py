@@ -153,8 +153,14 @@ class OracleConfig:
 
 
 #: The market events the node records (:meth:`OracleDB.record_range`); the rest are not read.
-_FOLLOWED = ("JobCreated", "ResultSubmitted", "JobSettled", "WorkerSlashed", "JobRefunded",
-             "JobCancelled")
+_FOLLOWED = (
+    "JobCreated",
+    "ResultSubmitted",
+    "JobSettled",
+    "WorkerSlashed",
+    "JobRefunded",
+    "JobCancelled",
+)
 
 
 class OracleNode:
@@ -167,20 +173,24 @@ class OracleNode:
         self.db = OracleDB(config.db_path)
         self.specs = SpecStore(config.spec_stores)
         self.metrics: Counter[str] = Counter()
-        self.oracles = sorted((to_checksum_address(o) for o in chain.call("oracles")),
-                              key=lambda a: int(a, 16))
+        self.oracles = sorted(
+            (to_checksum_address(o) for o in chain.call("oracles")), key=lambda a: int(a, 16)
+        )
         self.threshold = int(chain.call("threshold"))
         self.reveal_window = int(chain.call("reveal_window"))
         if account.address not in self.oracles:
             raise ChainError(f"{account.address} is not in the market's oracle set")
         self.index = self.oracles.index(account.address)
-        self.sender = TxSender(chain, account, on_signed=self._on_signed,
-                               next_nonce=self.db.next_nonce())
+        self.sender = TxSender(
+            chain, account, on_signed=self._on_signed, next_nonce=self.db.next_nonce()
+        )
         self._pending_digest: bytes | None = None
-        self._pool = ThreadPoolExecutor(max_workers=max(2, config.verify_threads),
-                                        thread_name_prefix="pouw-prepare")
-        self._verify_pool = ThreadPoolExecutor(max_workers=config.verify_threads,
-                                               thread_name_prefix="pouw-verify")
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(2, config.verify_threads), thread_name_prefix="pouw-prepare"
+        )
+        self._verify_pool = ThreadPoolExecutor(
+            max_workers=config.verify_threads, thread_name_prefix="pouw-verify"
+        )
         self._metrics_lock = threading.Lock()
         self._cooldown: dict[bytes, float] = {}
         # Hashes of confirmed blocks (number <= self._confirmed), read once each; emptied when
@@ -225,8 +235,9 @@ class OracleNode:
         one (a settle transaction's round trips never hold up verification, nor the other
         way round); an error in one iteration is logged and retried."""
         self.resume_transactions()
-        settler = threading.Thread(target=self._loop, args=(stop, self.settle_backlog),
-                                   name="pouw-settle", daemon=True)
+        settler = threading.Thread(
+            target=self._loop, args=(stop, self.settle_backlog), name="pouw-settle", daemon=True
+        )
         settler.start()
         try:
             self._loop(stop, lambda: self.verify_due(self.follow()))
@@ -334,8 +345,9 @@ class OracleNode:
         for v in self.db.orphan_verdicts_after(fork):
             if self.chain.block_hash(v.challenge_block) != v.challenge_hash:
                 self.db.orphan(v)
-                event(log, "verdict_orphaned", logging.WARNING, job=v.key.job_id,
-                      worker=v.key.worker)
+                event(
+                    log, "verdict_orphaned", logging.WARNING, job=v.key.job_id, worker=v.key.worker
+                )
         self.db.rewind(fork)
 
     # -- 2. verify -------------------------------------------------------------------------
@@ -352,7 +364,7 @@ class OracleNode:
         # the settle thread) while the next chunk is fetched and checked.
         step = max(1, self.cfg.batch_size)
         for lo in range(0, len(due), step):
-            self._verify_chunk(due[lo:lo + step])
+            self._verify_chunk(due[lo : lo + step])
 
     def _verify_chunk(self, due: list[dict[str, Any]]) -> None:
         served = self._fetch_bundles(due)
@@ -368,12 +380,20 @@ class OracleNode:
         # Results in hand (bundled) of small jobs are checked on this thread: for them the
         # pool's handoffs cost more than its parallelism gains. The rest (fetches, big checks)
         # run on the pool.
-        inline = [sub for sub in due if sub["key"] in served
-                  and len(served[sub["key"]][1]) <= INLINE_CHECK_BYTES]
-        pooled = [sub for sub in due if not (sub["key"] in served
-                  and len(served[sub["key"]][1]) <= INLINE_CHECK_BYTES)]
-        results = [*map(one, inline),
-                   *(self._verify_pool.map(one, pooled) if len(pooled) > 1 else map(one, pooled))]
+        inline = [
+            sub
+            for sub in due
+            if sub["key"] in served and len(served[sub["key"]][1]) <= INLINE_CHECK_BYTES
+        ]
+        pooled = [
+            sub
+            for sub in due
+            if not (sub["key"] in served and len(served[sub["key"]][1]) <= INLINE_CHECK_BYTES)
+        ]
+        results = [
+            *map(one, inline),
+            *(self._verify_pool.map(one, pooled) if len(pooled) > 1 else map(one, pooled)),
+        ]
         for key, stored, error in results:
             if error is not None:
                 self._retry(key, error)
@@ -398,8 +418,15 @@ class OracleNode:
         for v in decided:
             name = VerdictCode(v.verdict).name
             self.metrics[f"verdicts_{name.lower()}"] += 1
-            event(log, "verdict", job=v.key.job_id, worker=v.key.worker, verdict=name,
-                  reason=v.reason, transcript_hash=v.transcript_hash)
+            event(
+                log,
+                "verdict",
+                job=v.key.job_id,
+                worker=v.key.worker,
+                verdict=name,
+                reason=v.reason,
+                transcript_hash=v.transcript_hash,
+            )
         self._kill("after_verdict")
 
     def _retry(self, key: VerdictKey, error: str) -> None:
@@ -413,8 +440,9 @@ class OracleNode:
             self.metrics["gave_up"] += 1
             event(log, "gave_up", logging.WARNING, job=key.job_id, worker=key.worker, error=error)
         else:
-            event(log, "retry", job=key.job_id, worker=key.worker, attempt=n, delay=delay,
-                  error=error)
+            event(
+                log, "retry", job=key.job_id, worker=key.worker, attempt=n, delay=delay, error=error
+            )
 
     def _fetch_bundles(self, due: list[dict[str, Any]]) -> dict[VerdictKey, tuple[bytes, bytes]]:
         """Fetch the served results of due submissions from their workers in bundles
@@ -434,12 +462,17 @@ class OracleNode:
                 if url is None or job is None:
                     continue
                 spec = self.specs.get(job["spec_hash"])
-                item: dict[str, Any] = {"job_id": key.job_id,
-                                        "commitment": "0x" + key.commitment.hex()}
+                item: dict[str, Any] = {
+                    "job_id": key.job_id,
+                    "commitment": "0x" + key.commitment.hex(),
+                }
                 cost = BUNDLE_ANSWER_BYTES
                 if spec.mode == "sampled":
-                    seed = challenge_seed(self.confirmed_hash(challenge_block(
-                        sub["block_number"])), key.job_id, key.worker)
+                    seed = challenge_seed(
+                        self.confirmed_hash(challenge_block(sub["block_number"])),
+                        key.job_id,
+                        key.worker,
+                    )
                     item["seed"] = "0x" + seed.hex()
                 else:
                     shape, dtype = result_layout(spec)
@@ -454,8 +487,9 @@ class OracleNode:
             parts: list[list[tuple[VerdictKey, dict[str, Any], int]]] = [[]]
             size = 0
             for entry in entries:
-                if parts[-1] and (len(parts[-1]) >= self.cfg.bundle_items
-                                  or size + entry[2] > BUNDLE_BYTES):
+                if parts[-1] and (
+                    len(parts[-1]) >= self.cfg.bundle_items or size + entry[2] > BUNDLE_BYTES
+                ):
                     parts.append([])
                     size = 0
                 parts[-1].append(entry)
@@ -467,13 +501,18 @@ class OracleNode:
                 served.update(got)
         return served
 
-    def _fetch_bundle(self, url: str, part: list[tuple[VerdictKey, dict[str, Any], int]]
-                      ) -> dict[VerdictKey, tuple[bytes, bytes]]:
+    def _fetch_bundle(
+        self, url: str, part: list[tuple[VerdictKey, dict[str, Any], int]]
+    ) -> dict[VerdictKey, tuple[bytes, bytes]]:
         limit = sum(cost for *_, cost in part) + (1 << 20)
         try:
-            entries = post_for_bundle(self._http, f"{url}/results",
-                                      {"items": [item for _, item, _ in part]}, limit=limit,
-                                      timeout=self.cfg.fetch_timeout)
+            entries = post_for_bundle(
+                self._http,
+                f"{url}/results",
+                {"items": [item for _, item, _ in part]},
+                limit=limit,
+                timeout=self.cfg.fetch_timeout,
+            )
         except PeerError as exc:
             self.metrics["bundle_errors"] += 1
             event(log, "bundle_failed", logging.WARNING, worker_url=url, error=str(exc))
@@ -491,8 +530,9 @@ class OracleNode:
         self.metrics["bundles"] += 1
         return out
 
-    def decide(self, key: VerdictKey, submission_block: int,
-               served: tuple[bytes, bytes] | None = None) -> StoredVerdict | None:
+    def decide(
+        self, key: VerdictKey, submission_block: int, served: tuple[bytes, bytes] | None = None
+    ) -> StoredVerdict | None:
         """Verify one submission; returns the verdict to record (None: a retry or a give-up
         was recorded instead). ``served`` is ``(root, payload)`` if a bundle brought them."""
         job = self.db.job(key.job_id)
@@ -521,22 +561,37 @@ class OracleNode:
             if served is not None:
                 verdict = self._check_served(key, spec, seed, prepared_f.result, *served)
             else:
-                verdict = self._fetch_and_check(key, spec, seed, prepared_f.result,
-                                                submission_block)
+                verdict = self._fetch_and_check(
+                    key, spec, seed, prepared_f.result, submission_block
+                )
         finally:
             prepared_f.cancel()
         if verdict is None:
             return None
         return StoredVerdict(
-            key=key, seed=seed, challenge_block=cb, challenge_hash=cb_hash,
-            work_units=job["work_units"], verdict=int(verdict.verdict), reason=verdict.reason,
-            transcript=verdict.transcript, transcript_hash=verdict.transcript_hash)
+            key=key,
+            seed=seed,
+            challenge_block=cb,
+            challenge_hash=cb_hash,
+            work_units=job["work_units"],
+            verdict=int(verdict.verdict),
+            reason=verdict.reason,
+            transcript=verdict.transcript,
+            transcript_hash=verdict.transcript_hash,
+        )
 
     def _invalid(self, spec: Spec, seed: bytes, key: VerdictKey, reason: str) -> Verdict:
         return submission_invalid(spec, seed, key, reason)
 
-    def _check_served(self, key: VerdictKey, spec: Spec, seed: bytes,
-                      prepared: Callable[[], Any], root: bytes, payload: bytes) -> Verdict:
+    def _check_served(
+        self,
+        key: VerdictKey,
+        spec: Spec,
+        seed: bytes,
+        prepared: Callable[[], Any],
+        root: bytes,
+        payload: bytes,
+    ) -> Verdict:
         """Check a served result (from a bundle or from :meth:`_fetch_and_check`): its root
         must open the commitment, its size fit the job, its content pass the check."""
         if len(root) != 32 or commitment(key.worker, root) != key.commitment:
@@ -551,8 +606,14 @@ class OracleNode:
             return self._invalid(spec, seed, key, f"result oversized (limit {size} bytes)")
         return self._timed_check(lambda: check_full(prepared(), payload, expected_root=root))
 
-    def _fetch_and_check(self, key: VerdictKey, spec: Spec, seed: bytes,
-                         prepared: Callable[[], Any], submission_block: int) -> Verdict | None:
+    def _fetch_and_check(
+        self,
+        key: VerdictKey,
+        spec: Spec,
+        seed: bytes,
+        prepared: Callable[[], Any],
+        submission_block: int,
+    ) -> Verdict | None:
         url = self.db.worker_url(key.worker)
         try:
             if url is None:
@@ -566,29 +627,40 @@ class OracleNode:
             if len(root) != 32 or commitment(key.worker, root) != key.commitment:
                 return self._invalid(spec, seed, key, "served root does not open the commitment")
             if spec.mode == "sampled":
-                resp = self._http.get(f"{base}/answer", params={"seed": "0x" + seed.hex()},
-                                      timeout=self.cfg.fetch_timeout)
+                resp = self._http.get(
+                    f"{base}/answer",
+                    params={"seed": "0x" + seed.hex()},
+                    timeout=self.cfg.fetch_timeout,
+                )
                 if resp.status_code != HTTPStatus.OK:
                     raise PeerError(f"GET answer: HTTP {resp.status_code}")
                 payload = resp.content
             else:
                 shape, dtype = result_layout(spec)
                 size = shape[0] * shape[1] * dtype.itemsize
-                client = HttpBlobClient(url, max_size=size,
-                                        connect_timeout=self.cfg.fetch_timeout,
-                                        read_timeout=self.cfg.fetch_timeout, session=self._http)
+                client = HttpBlobClient(
+                    url,
+                    max_size=size,
+                    connect_timeout=self.cfg.fetch_timeout,
+                    read_timeout=self.cfg.fetch_timeout,
+                    session=self._http,
+                )
                 try:  # the root check below binds the content: no second hash of it
                     payload = client.get(str(manifest["blob"]), check_hash=False)
                 except BlobTooLarge:
-                    return self._invalid(spec, seed, key,
-                                         f"result oversized (limit {size} bytes)")
+                    return self._invalid(spec, seed, key, f"result oversized (limit {size} bytes)")
             return self._check_served(key, spec, seed, prepared, root, payload)
-        except (requests.RequestException, PeerError, BlobError, ValueError, KeyError,
-                TypeError) as exc:
+        except (
+            requests.RequestException,
+            PeerError,
+            BlobError,
+            ValueError,
+            KeyError,
+            TypeError,
+        ) as exc:
             self.metrics["fetch_errors"] += 1
             if self._reveal_window_over(submission_block):
-                return self._invalid(spec, seed, key,
-                                     "result not served within the reveal window")
+                return self._invalid(spec, seed, key, "result not served within the reveal window")
             self._retry_fetch(key, f"{type(exc).__name__}: {exc}")
             return None
 
@@ -621,19 +693,22 @@ class OracleNode:
         return (self.index - job_id) % len(self.oracles)
 
     def _attestation(self, v: StoredVerdict | Unsettled) -> Attestation:
-        return Attestation(v.key.job_id, v.key.worker, v.key.commitment, v.work_units,
-                           v.verdict, v.transcript_hash)
+        return Attestation(
+            v.key.job_id, v.key.worker, v.key.commitment, v.work_units, v.verdict, v.transcript_hash
+        )
 
     def settle_ready(self, now: float | None = None) -> int:
         """Propose and settle one batch if one is due; returns the number of items settled."""
         now = time.time() if now is None else now
-        due = self.db.unsettled(limit=4 * self.cfg.batch_size, now=now,
-                                due_for=(self.index, len(self.oracles), self.cfg.takeover))
+        due = self.db.unsettled(
+            limit=4 * self.cfg.batch_size,
+            now=now,
+            due_for=(self.index, len(self.oracles), self.cfg.takeover),
+        )
         if not due:
             return 0
         # A partial batch goes once its oldest item has waited max_wait past its due time.
-        oldest = max(now - v.decided_at - self._rank(v.key.job_id) * self.cfg.takeover
-                     for v in due)
+        oldest = max(now - v.decided_at - self._rank(v.key.job_id) * self.cfg.takeover for v in due)
         if len(due) < self.cfg.batch_size and oldest < self.cfg.max_wait:
             return 0
         # No per-item chain reads here: verdicts whose submission was settled, slashed,
@@ -661,8 +736,9 @@ class OracleNode:
         self.metrics["signatures_given"] += 1
         return sig
 
-    def _collect(self, batch: list[Attestation]
-                 ) -> tuple[list[Attestation] | None, list[CompactSignature]]:
+    def _collect(
+        self, batch: list[Attestation]
+    ) -> tuple[list[Attestation] | None, list[CompactSignature]]:
         """Gather ``threshold`` signatures over the batch or a sub-list of it."""
         own = self._sign_own(batch, "proposer")
         if self.threshold <= 1:
@@ -692,12 +768,16 @@ class OracleNode:
         sigs = order_signatures([mine, *groups[best]])[: max(self.threshold, 1)]
         return sub, order_signatures(sigs)
 
-    def _ask_peer(self, peer: str, body: bytes, batch: list[Attestation]
-                  ) -> tuple[tuple[int, ...], CompactSignature] | None:
+    def _ask_peer(
+        self, peer: str, body: bytes, batch: list[Attestation]
+    ) -> tuple[tuple[int, ...], CompactSignature] | None:
         try:
-            resp = self._http.post(f"{peer.rstrip('/')}/sign", data=body,
-                                   headers={"Content-Type": "application/json"},
-                                   timeout=self.cfg.fetch_timeout)
+            resp = self._http.post(
+                f"{peer.rstrip('/')}/sign",
+                data=body,
+                headers={"Content-Type": "application/json"},
+                timeout=self.cfg.fetch_timeout,
+            )
             if resp.status_code != HTTPStatus.OK:
                 raise PeerError(f"HTTP {resp.status_code}")
             data = resp.json()
@@ -706,15 +786,22 @@ class OracleNode:
                 return None
             if any(not 0 <= i < len(batch) for i in idx) or list(idx) != sorted(set(idx)):
                 raise PeerError("bad agreed index list")
-            sig = CompactSignature(to_checksum_address(data["signer"]), int(data["r"], 16),
-                                   int(data["vs"], 16))
+            sig = CompactSignature(
+                to_checksum_address(data["signer"]), int(data["r"], 16), int(data["vs"], 16)
+            )
             sub = [batch[i] for i in idx]
             signer = recover_signer(self.chain.chain_id, self.chain.market.address, sub, sig)
             if signer != sig.signer or signer not in self.oracles or signer == self.account.address:
                 raise PeerError(f"signature recovers to {signer}, not an eligible peer")
             digest = settlement_digest(self.chain.chain_id, self.chain.market.address, sub)
-            self.db.record_signed(digest, [VerdictKey(a.job_id, a.worker, a.commitment)
-                                           for a in sub], "collected", sig.signer, sig.r, sig.vs)
+            self.db.record_signed(
+                digest,
+                [VerdictKey(a.job_id, a.worker, a.commitment) for a in sub],
+                "collected",
+                sig.signer,
+                sig.r,
+                sig.vs,
+            )
             return idx, sig
         except (requests.RequestException, PeerError, ValueError, KeyError, TypeError) as exc:
             self.metrics["peer_errors"] += 1
@@ -729,8 +816,9 @@ class OracleNode:
         if not batch or len(sigs) < max(self.threshold, 1):
             return 0
         digest = settlement_digest(self.chain.chain_id, self.chain.market.address, batch)
-        fn = self.chain.market.functions.settle([a.as_tuple() for a in batch],
-                                                [s.as_tuple() for s in sigs])
+        fn = self.chain.market.functions.settle(
+            [a.as_tuple() for a in batch], [s.as_tuple() for s in sigs]
+        )
         self._pending_digest = digest
         try:
             sent = self.sender.sign(fn, gas=400_000 + 60_000 * len(batch))
@@ -759,9 +847,15 @@ class OracleNode:
         evs = self.chain.receipt_events(rcpt, tuple(_ITEM_MARKS))
         items = self.db.batch_items(digest) if digest is not None else None
         marks: list[tuple[VerdictKey, str]] = []
-        if items is not None and len(items) == len(evs) and all(
-                (k.job_id, k.worker) == (int(e.args["job_id"]), to_checksum_address(
-                    e.args["worker"])) for k, e in zip(items, evs, strict=True)):
+        if (
+            items is not None
+            and len(items) == len(evs)
+            and all(
+                (k.job_id, k.worker)
+                == (int(e.args["job_id"]), to_checksum_address(e.args["worker"]))
+                for k, e in zip(items, evs, strict=True)
+            )
+        ):
             marks = [(k, _ITEM_MARKS[e.name]) for k, e in zip(items, evs, strict=True)]
         else:  # no recorded batch to line up with: mark by (job, worker) and verdict
             for e in evs:
@@ -770,12 +864,14 @@ class OracleNode:
                     if v.key.worker != worker:
                         continue
                     if (e.name == "JobSettled" and v.verdict == VerdictCode.VALID) or (
-                            e.name == "WorkerSlashed" and v.verdict == VerdictCode.INVALID):
+                        e.name == "WorkerSlashed" and v.verdict == VerdictCode.INVALID
+                    ):
                         marks.append((v.key, _ITEM_MARKS[e.name]))
         settled = sum(e.name != "AttestationSkipped" for e in evs)
         skipped = len(evs) - settled
-        self.db.apply_settlement(tx_hash, "mined" if rpc_int(rcpt["status"]) == 1 else "failed",
-                                 digest, marks)
+        self.db.apply_settlement(
+            tx_hash, "mined" if rpc_int(rcpt["status"]) == 1 else "failed", digest, marks
+        )
         self.metrics["settle_txs"] += 1
         self.metrics["items_settled"] += settled
         self.metrics["items_skipped"] += skipped
@@ -825,8 +921,9 @@ class OracleNode:
 
     def _handle_announce(self, req: Request) -> Reply:
         try:
-            worker, url, ts = verify_announcement(req.body, self.chain.chain_id,
-                                                  self.chain.market.address)
+            worker, url, ts = verify_announcement(
+                req.body, self.chain.chain_id, self.chain.market.address
+            )
         except PeerError as exc:
             return 400, "text/plain", f"{exc}\n".encode()
         self.db.set_worker_url(worker, url, ts)
@@ -843,22 +940,35 @@ class OracleNode:
         checkpoint = self.db.checkpoint()
         for name, value in sorted(counters.items()):
             metric = f"pouw_oracle_{name}_total"
-            lines += [f"# HELP {metric} {_METRIC_HELP.get(name, name.replace('_', ' '))}",
-                      f"# TYPE {metric} counter", f"{metric} {value}"]
-        lines += ["# HELP pouw_oracle_checkpoint_block last block whose events are recorded",
-                  "# TYPE pouw_oracle_checkpoint_block gauge",
-                  f"pouw_oracle_checkpoint_block {checkpoint}"]
+            lines += [
+                f"# HELP {metric} {_METRIC_HELP.get(name, name.replace('_', ' '))}",
+                f"# TYPE {metric} counter",
+                f"{metric} {value}",
+            ]
+        lines += [
+            "# HELP pouw_oracle_checkpoint_block last block whose events are recorded",
+            "# TYPE pouw_oracle_checkpoint_block gauge",
+            f"pouw_oracle_checkpoint_block {checkpoint}",
+        ]
         for name, value in sorted(self.db.counts().items()):
             metric = f"pouw_oracle_db_{name}"
-            lines += [f"# HELP {metric} rows in the node's SQLite state: {name.replace('_', ' ')}",
-                      f"# TYPE {metric} gauge", f"{metric} {value}"]
+            lines += [
+                f"# HELP {metric} rows in the node's SQLite state: {name.replace('_', ' ')}",
+                f"# TYPE {metric} gauge",
+                f"{metric} {value}",
+            ]
         return 200, "text/plain; version=0.0.4", ("\n".join(lines) + "\n").encode()
 
 
 def _att_json(a: Attestation) -> dict[str, Any]:
-    return {"job_id": a.job_id, "worker": a.worker, "commitment": "0x" + a.commitment.hex(),
-            "work_units": a.work_units, "verdict": int(a.verdict),
-            "transcript_hash": "0x" + a.transcript_hash.hex()}
+    return {
+        "job_id": a.job_id,
+        "worker": a.worker,
+        "commitment": "0x" + a.commitment.hex(),
+        "work_units": a.work_units,
+        "verdict": int(a.verdict),
+        "transcript_hash": "0x" + a.transcript_hash.hex(),
+    }
 
 
 def _att_from_json(x: dict[str, Any]) -> Attestation:
@@ -866,5 +976,11 @@ def _att_from_json(x: dict[str, Any]) -> Attestation:
     t = bytes.fromhex(str(x["transcript_hash"]).removeprefix("0x"))
     if len(c) != 32 or len(t) != 32:
         raise ValueError("commitment and transcript hash must be 32 bytes")
-    return Attestation(int(x["job_id"]), to_checksum_address(x["worker"]), c,
-                       int(x["work_units"]), int(x["verdict"]), t)
+    return Attestation(
+        int(x["job_id"]),
+        to_checksum_address(x["worker"]),
+        c,
+        int(x["work_units"]),
+        int(x["verdict"]),
+        t,
+    )

@@ -35,30 +35,42 @@ MAX_URL = 512
 
 def message(chain_id: int, market: str, url: str, timestamp: int) -> str:
     """The text a worker signs."""
-    return (f"pouw worker endpoint\nchain: {chain_id}\nmarket: {to_checksum_address(market)}\n"
-            f"url: {url}\ntimestamp: {timestamp}")
+    return (
+        f"pouw worker endpoint\nchain: {chain_id}\nmarket: {to_checksum_address(market)}\n"
+        f"url: {url}\ntimestamp: {timestamp}"
+    )
 
 
-def make_announcement(account: LocalAccount, chain_id: int, market: str, url: str,
-                      timestamp: int) -> dict[str, Any]:
+def make_announcement(
+    account: LocalAccount, chain_id: int, market: str, url: str, timestamp: int
+) -> dict[str, Any]:
     """The JSON body a worker POSTs to ``/workers``."""
     signed = account.sign_message(encode_defunct(text=message(chain_id, market, url, timestamp)))
-    return {"worker": account.address, "url": url, "timestamp": timestamp,
-            "signature": "0x" + bytes(signed.signature).hex()}
+    return {
+        "worker": account.address,
+        "url": url,
+        "timestamp": timestamp,
+        "signature": "0x" + bytes(signed.signature).hex(),
+    }
 
 
 def verify_announcement(body: bytes, chain_id: int, market: str) -> tuple[str, str, int]:
     """(worker, url, timestamp) of a valid announcement; PeerError otherwise."""
     try:
         data = json.loads(body)
-        worker, url, ts, sig = (data["worker"], data["url"], int(data["timestamp"]),
-                                data["signature"])
+        worker, url, ts, sig = (
+            data["worker"],
+            data["url"],
+            int(data["timestamp"]),
+            data["signature"],
+        )
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ValueError("url must be http(s)")
         if len(url) > MAX_URL:
             raise ValueError("url too long")
         signer = Account.recover_message(
-            encode_defunct(text=message(chain_id, market, url, ts)), signature=sig)
+            encode_defunct(text=message(chain_id, market, url, ts)), signature=sig
+        )
     except (ValueError, KeyError, TypeError) as exc:
         raise PeerError(f"bad announcement: {exc}") from None
     if signer.lower() != str(worker).lower():

@@ -117,8 +117,7 @@ def signable(chain_id: int, market: str, attestations: Sequence[Attestation]) ->
 
 
 @lru_cache(maxsize=16)
-def _signable(chain_id: int, market: str, attestations: tuple[Attestation, ...]
-              ) -> SignableMessage:
+def _signable(chain_id: int, market: str, attestations: tuple[Attestation, ...]) -> SignableMessage:
     return encode_typed_data(full_message=typed_data(chain_id, market, attestations))
 
 

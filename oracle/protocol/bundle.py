@@ -28,8 +28,9 @@ MAX_HEADER_BYTES = 1 << 20
 
 def encode_bundle(entries: Sequence[tuple[dict[str, Any], bytes]]) -> bytes:
     """Frame ``(fields, payload)`` entries (``size`` is added to each entry's fields)."""
-    header = json.dumps([{**fields, "size": len(payload)} for fields, payload in entries],
-                        separators=(",", ":")).encode()
+    header = json.dumps(
+        [{**fields, "size": len(payload)} for fields, payload in entries], separators=(",", ":")
+    ).encode()
     if len(header) > MAX_HEADER_BYTES:
         raise ValueError(f"bundle header of {len(header)} bytes exceeds {MAX_HEADER_BYTES}")
     return b"".join([len(header).to_bytes(4, "big"), header, *(p for _, p in entries)])

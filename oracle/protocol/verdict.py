@@ -64,7 +64,16 @@ def submission_invalid(spec: Spec, seed: bytes, key: VerdictKey, reason: str) ->
 
     Its transcript names the submission, so anyone can re-derive the hash (`pouw audit`).
     """
-    return make_verdict(VerdictCode.INVALID, reason, {
-        "kind": spec.kind, "mode": spec.mode, "spec_hash": "0x" + spec.hash.hex(),
-        "seed": "0x" + seed.hex(), "job_id": key.job_id, "worker": key.worker,
-        "commitment": "0x" + key.commitment.hex()})
+    return make_verdict(
+        VerdictCode.INVALID,
+        reason,
+        {
+            "kind": spec.kind,
+            "mode": spec.mode,
+            "spec_hash": "0x" + spec.hash.hex(),
+            "seed": "0x" + seed.hex(),
+            "job_id": key.job_id,
+            "worker": key.worker,
+            "commitment": "0x" + key.commitment.hex(),
+        },
+    )

@@ -97,36 +97,73 @@ class DemoResult:
 def job_mix(epoch: int, who: int) -> list[dict[str, Any]]:
     """The specs one requester posts in one epoch (seeds differ per epoch and requester)."""
     base = 1_000 * epoch + 100 * who
-    mm = [("int8", "full", 128), ("fp32", "full", 96), ("int8", "sampled", 160),
-          ("fp32", "sampled", 128)]
+    mm = [
+        ("int8", "full", 128),
+        ("fp32", "full", 96),
+        ("int8", "sampled", 160),
+        ("fp32", "sampled", 128),
+    ]
     specs: list[dict[str, Any]] = [
-        {"version": 1, "kind": "matmul", "dtype": dt, "m": n, "n": n, "k": n,
-         "inputs": {"seed": base + i},
-         "verify": {"mode": mode, **({"openings": 8} if mode == "sampled" else {})}}
+        {
+            "version": 1,
+            "kind": "matmul",
+            "dtype": dt,
+            "m": n,
+            "n": n,
+            "k": n,
+            "inputs": {"seed": base + i},
+            "verify": {"mode": mode, **({"openings": 8} if mode == "sampled" else {})},
+        }
         for i, (dt, mode, n) in enumerate(mm)
     ]
-    specs.append({"version": 1, "kind": "mlp", "dtype": "fp32", "batch": 32,
-                  "dims": [64, 128, 64, 16], "activation": "gelu" if who else "relu",
-                  "inputs": {"seed": base + 10}, "verify": {"mode": "full"}})
+    specs.append(
+        {
+            "version": 1,
+            "kind": "mlp",
+            "dtype": "fp32",
+            "batch": 32,
+            "dims": [64, 128, 64, 16],
+            "activation": "gelu" if who else "relu",
+            "inputs": {"seed": base + 10},
+            "verify": {"mode": "full"},
+        }
+    )
     # Too large for every worker's filter: nobody takes it, the requester is refunded.
-    specs.append({"version": 1, "kind": "matmul", "dtype": "fp32", "m": 512, "n": 512,
-                  "k": 512, "inputs": {"seed": base + 20}, "verify": {"mode": "full"}})
+    specs.append(
+        {
+            "version": 1,
+            "kind": "matmul",
+            "dtype": "fp32",
+            "m": 512,
+            "n": 512,
+            "k": 512,
+            "inputs": {"seed": base + 20},
+            "verify": {"mode": "full"},
+        }
+    )
     return specs
 
 
 class Network:
     """The actors and the chain handles of one demo run."""
 
-    def __init__(self, project: Any, chain: Any, accounts: Any, network: str,
-                 console: Console, seed: int) -> None:
+    def __init__(
+        self, project: Any, chain: Any, accounts: Any, network: str, console: Console, seed: int
+    ) -> None:
         self.chain = chain
         self.console = console
         self.rng = random.Random(seed)
         self.keys = oracle_keys()
         deployer = accounts[0]
         self.token, self.market, _ = deploy_protocol(
-            project, deployer, [k.address for k in self.keys], THRESHOLD, LOCAL, network,
-            chain.chain_id)
+            project,
+            deployer,
+            [k.address for k in self.keys],
+            THRESHOLD,
+            LOCAL,
+            network,
+            chain.chain_id,
+        )
         self.usd = project.MockToken.deploy("Mock USD", "mUSD", sender=deployer)
         self.market.set_asset_allowed(self.usd, True, sender=deployer)
         self.requesters = [
@@ -154,8 +191,10 @@ class Network:
         deadline = self.chain.pending_timestamp + LOCAL.epoch_length // 2
         for who, req in enumerate(self.requesters):
             specs = [parse_spec(s) for s in job_mix(epoch, who)]
-            reqs = [(spec_hash(s), work_units(s), req.asset, work_units(s) * req.price, deadline)
-                    for s in specs]
+            reqs = [
+                (spec_hash(s), work_units(s), req.asset, work_units(s) * req.price, deadline)
+                for s in specs
+            ]
             value = sum(r[3] for r in reqs) if req.asset == ZERO else 0
             tx = self.market.create_jobs(reqs, sender=req.account, value=value)
             for log, spec in zip(tx.decode_logs(self.market.JobCreated), specs, strict=True):
@@ -200,8 +239,9 @@ class Network:
                 out = result.copy()
                 out.flat[self.rng.randrange(out.size)] += 1
             root = result_root(self.specs[job_id], out)
-            self.market.submit_result(job_id, commitment(str(w.account.address), root),
-                                      sender=w.account)
+            self.market.submit_result(
+                job_id, commitment(str(w.account.address), root), sender=w.account
+            )
             served.append((job_id, w, (out, root)))
         return served
 
@@ -228,21 +268,33 @@ class Network:
         batch = []
         for job_id, w, data in served:
             v = self.verify(job_id, w, data)
-            batch.append(Attestation(job_id, str(w.account.address),
-                                     bytes(self.market.submissions(job_id, w.account).commitment),
-                                     work_units(self.specs[job_id]), int(v.verdict),
-                                     v.transcript_hash))
+            batch.append(
+                Attestation(
+                    job_id,
+                    str(w.account.address),
+                    bytes(self.market.submissions(job_id, w.account).commitment),
+                    work_units(self.specs[job_id]),
+                    int(v.verdict),
+                    v.transcript_hash,
+                )
+            )
         signers = self.rng.sample(self.keys, THRESHOLD)
-        sigs = order_signatures(sign_settlement(k, self.chain.chain_id, self.market.address,
-                                                batch) for k in signers)
-        tx = self.market.settle([a.as_tuple() for a in batch], [s.as_tuple() for s in sigs],
-                                sender=self.requesters[0].account)
+        sigs = order_signatures(
+            sign_settlement(k, self.chain.chain_id, self.market.address, batch) for k in signers
+        )
+        tx = self.market.settle(
+            [a.as_tuple() for a in batch],
+            [s.as_tuple() for s in sigs],
+            sender=self.requesters[0].account,
+        )
         by_address = {str(w.account.address): w for w in self.workers}
         for log in tx.decode_logs(self.market.WorkerSlashed):
             w = by_address[str(log.worker)]
             w.slashed += 1
-            self.line(f"  [red]slash[/]   job {log.job_id:>3}  {w.name:<10} bond "
-                      f"{log.amount / 1e18:.2f} ETH -> requester")
+            self.line(
+                f"  [red]slash[/]   job {log.job_id:>3}  {w.name:<10} bond "
+                f"{log.amount / 1e18:.2f} ETH -> requester"
+            )
         for log in tx.decode_logs(self.market.JobSettled):
             w = by_address[str(log.worker)]
             units = work_units(self.specs[log.job_id])
@@ -255,8 +307,10 @@ class Network:
             self.paid[log.job_id] += 1
             spec = self.specs[log.job_id]
             label = f"{spec.kind} {spec.params.dtype} {spec.mode}"
-            self.line(f"  [green]settle[/]  job {log.job_id:>3}  {w.name:<10} {label:<22} "
-                      f"{units:>11,} units")
+            self.line(
+                f"  [green]settle[/]  job {log.job_id:>3}  {w.name:<10} {label:<22} "
+                f"{units:>11,} units"
+            )
 
     # -- emission ------------------------------------------------------------------------
     def claim_all(self) -> None:
@@ -266,18 +320,25 @@ class Network:
             if not epochs:
                 continue
             # The share each claim must mint: emission * work // total work, nothing else.
-            expected = {e: epoch_emission(LOCAL.initial_emission, LOCAL.halving_epochs, e)
-                        * self.market.epoch_work(e, w.account)
-                        // self.market.epoch_total_work(e) for e in epochs}
+            expected = {
+                e: epoch_emission(LOCAL.initial_emission, LOCAL.halving_epochs, e)
+                * self.market.epoch_work(e, w.account)
+                // self.market.epoch_total_work(e)
+                for e in epochs
+            }
             tx = self.market.claim(epochs, sender=w.account)
             for log in tx.decode_logs(self.market.RewardClaimed):
                 if log.amount != expected[log.epoch]:
-                    self.problems.append(f"{w.name} epoch {log.epoch}: minted {log.amount}, "
-                                         f"share of work says {expected[log.epoch]}")
+                    self.problems.append(
+                        f"{w.name} epoch {log.epoch}: minted {log.amount}, "
+                        f"share of work says {expected[log.epoch]}"
+                    )
                 w.minted += log.amount
                 self.minted_by_epoch[log.epoch] += log.amount
-                self.line(f"  [cyan]claim[/]   epoch {log.epoch}  {w.name:<10} "
-                          f"{log.amount / 1e18:,.3f} WORK for {log.work_units:,} units")
+                self.line(
+                    f"  [cyan]claim[/]   epoch {log.epoch}  {w.name:<10} "
+                    f"{log.amount / 1e18:,.3f} WORK for {log.work_units:,} units"
+                )
 
     def refund_expired(self, jobs: list[int]) -> None:
         now = self.chain.pending_timestamp
@@ -290,8 +351,15 @@ class Network:
                 self.line(f"  [yellow]refund[/]  job {job_id:>3}  {req.name}  nobody took it")
 
 
-def run_demo(project: Any, chain: Any, accounts: Any, network: str, epochs: int = 3,
-             console: Console | None = None, seed: int = 7) -> DemoResult:
+def run_demo(
+    project: Any,
+    chain: Any,
+    accounts: Any,
+    network: str,
+    epochs: int = 3,
+    console: Console | None = None,
+    seed: int = 7,
+) -> DemoResult:
     """Play the network for `epochs` epochs on the connected local chain and check it."""
     console = console or Console()
     from ape.logging import logger
@@ -299,13 +367,21 @@ def run_demo(project: Any, chain: Any, accounts: Any, network: str, epochs: int 
     logger.set_level("WARNING")  # one line per protocol event, not per transaction
     net = Network(project, chain, accounts, network, console, seed)
     m = net.market
-    console.print(f"[bold]pouw network[/] market {m.address}  token {net.token.address}  "
-                  f"oracles 3, threshold {THRESHOLD}")
+    console.print(
+        f"[bold]pouw network[/] market {m.address}  token {net.token.address}  "
+        f"oracles 3, threshold {THRESHOLD}"
+    )
     all_jobs: list[int] = []
     first_epoch = m.current_epoch()
-    progress = Progress(TextColumn("[bold]epochs"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.description}"), TimeElapsedColumn(),
-                        console=console, transient=True)
+    progress = Progress(
+        TextColumn("[bold]epochs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
     with progress:
         task = progress.add_task("", total=epochs)
         for i in range(epochs):
@@ -320,8 +396,11 @@ def run_demo(project: Any, chain: Any, accounts: Any, network: str, epochs: int 
                 plan = net.assign(open_jobs)
                 if not plan:
                     break
-                progress.update(task, description=f"epoch {epoch}: round {r + 1}, "
-                                                  f"{len(plan)} jobs computing and verifying")
+                progress.update(
+                    task,
+                    description=f"epoch {epoch}: round {r + 1}, "
+                    f"{len(plan)} jobs computing and verifying",
+                )
                 net.settle(net.submit(plan), epoch)
             # Next epoch: deadlines pass, unwanted jobs are refunded, rewards claimed.
             progress.update(task, description=f"epoch {epoch}: refunds and claims")
@@ -345,10 +424,13 @@ def check_demo(net: Network, jobs: list[int], first_epoch: int) -> list[str]:
     """Compare the demo's books with the contracts' own state."""
     m, problems = net.market, list(net.problems)
     actors = [r.account for r in net.requesters] + [w.account for w in net.workers]
-    for asset, balance in ((ZERO, net.chain.provider.get_balance(m.address)),
-                           (str(net.usd.address), net.usd.balanceOf(m))):
-        owed = sum(m.job(j).amount for j in jobs
-                   if m.job(j).status == 1 and str(m.job(j).asset) == asset)
+    for asset, balance in (
+        (ZERO, net.chain.provider.get_balance(m.address)),
+        (str(net.usd.address), net.usd.balanceOf(m)),
+    ):
+        owed = sum(
+            m.job(j).amount for j in jobs if m.job(j).status == 1 and str(m.job(j).asset) == asset
+        )
         owed += sum(m.credited(a, asset) for a in actors)
         if asset == ZERO:
             owed += sum(m.bonds(w.account) for w in net.workers)
@@ -383,22 +465,38 @@ def summary_table(net: Network) -> Table:
     total_units = sum(w.units for w in net.workers) or 1
     total_minted = sum(w.minted for w in net.workers) or 1
     t = Table(title="pouw demo: who did what")
-    for col in ("worker", "jobs", "work units", "units/s", "escrow ETH", "escrow mUSD",
-                "WORK minted", "share of emission", "share of work", "slashed"):
+    for col in (
+        "worker",
+        "jobs",
+        "work units",
+        "units/s",
+        "escrow ETH",
+        "escrow mUSD",
+        "WORK minted",
+        "share of emission",
+        "share of work",
+        "slashed",
+    ):
         t.add_column(col, justify="right")
     usd = str(net.usd.address)
     for w in net.workers:
-        t.add_row(w.name, str(w.jobs), f"{w.units:,}",
-                  f"{w.units / w.busy_s:,.3g}" if w.busy_s else "-",
-                  f"{w.escrow[ZERO] / 1e18:.6f}", f"{w.escrow[usd] / 1e18:.6f}",
-                  f"{w.minted / 1e18:,.3f}", f"{100 * w.minted / total_minted:.2f}%",
-                  f"{100 * w.units / total_units:.2f}%", str(w.slashed))
+        t.add_row(
+            w.name,
+            str(w.jobs),
+            f"{w.units:,}",
+            f"{w.units / w.busy_s:,.3g}" if w.busy_s else "-",
+            f"{w.escrow[ZERO] / 1e18:.6f}",
+            f"{w.escrow[usd] / 1e18:.6f}",
+            f"{w.minted / 1e18:,.3f}",
+            f"{100 * w.minted / total_minted:.2f}%",
+            f"{100 * w.units / total_units:.2f}%",
+            str(w.slashed),
+        )
     r = Table(title="requesters")
     for col in ("requester", "posted", "settled", "refunded", "escrow paid out"):
         r.add_column(col, justify="right")
     for q in net.requesters:
-        r.add_row(q.name, str(q.posted), str(q.settled), str(q.refunded),
-                  f"{q.spent / 1e18:.6f}")
+        r.add_row(q.name, str(q.posted), str(q.settled), str(q.refunded), f"{q.spent / 1e18:.6f}")
     grid = Table.grid()
     grid.add_row(t)
     grid.add_row(r)

@@ -58,21 +58,31 @@ def oracle_keys(n: int = 3) -> list[LocalAccount]:
 def demo_specs(n: int = 96) -> list[dict[str, Any]]:
     """Small seeded matmul jobs: two int8, one fp32, all verified in full mode."""
     return [
-        {"version": 1, "kind": "matmul", "dtype": dtype, "m": n, "n": n, "k": n,
-         "inputs": {"seed": seed}, "verify": {"mode": "full"}}
+        {
+            "version": 1,
+            "kind": "matmul",
+            "dtype": dtype,
+            "m": n,
+            "n": n,
+            "k": n,
+            "inputs": {"seed": seed},
+            "verify": {"mode": "full"},
+        }
         for dtype, seed in (("int8", 1), ("fp32", 2), ("int8", 3))
     ]
 
 
-def run_round_trip(project: Any, chain: Any, accounts: Any, network: str,
-                   console: Console | None = None) -> RoundTrip:
+def run_round_trip(
+    project: Any, chain: Any, accounts: Any, network: str, console: Console | None = None
+) -> RoundTrip:
     """Run the round trip on the connected chain; returns what happened."""
     console = console or Console()
     out = RoundTrip()
     keys = oracle_keys()
     deployer, requester, honest, cheater = (accounts[i] for i in range(4))
-    token, market, _ = deploy_protocol(project, deployer, [k.address for k in keys], THRESHOLD,
-                                       LOCAL, network, chain.chain_id)
+    token, market, _ = deploy_protocol(
+        project, deployer, [k.address for k in keys], THRESHOLD, LOCAL, network, chain.chain_id
+    )
     console.print(f"[bold]deployed[/] WorkToken {token.address}  JobMarket {market.address}")
 
     specs = [parse_spec(s) for s in demo_specs()]
@@ -80,11 +90,15 @@ def run_round_trip(project: Any, chain: Any, accounts: Any, network: str,
     deadline = chain.pending_timestamp + 3_600
     tx = market.create_jobs(
         [(spec_hash(s), work_units(s), ZERO, price, deadline) for s in specs],
-        sender=requester, value=price * len(specs))
+        sender=requester,
+        value=price * len(specs),
+    )
     for log in tx.decode_logs(market.JobCreated):
         out.jobs.append(log.job_id)
-        console.print(f"JobCreated    job {log.job_id}  units {log.work_units:,}  "
-                      f"escrow {log.amount / 1e18} ETH")
+        console.print(
+            f"JobCreated    job {log.job_id}  units {log.work_units:,}  "
+            f"escrow {log.amount / 1e18} ETH"
+        )
 
     for w in (honest, cheater):
         market.register(sender=w, value=LOCAL.min_bond)
@@ -99,8 +113,9 @@ def run_round_trip(project: Any, chain: Any, accounts: Any, network: str,
             results[(job_id, str(w.address))] = encode_result(served)
             tx = market.submit_result(job_id, commitment(str(w.address), root), sender=w)
             log = tx.decode_logs(market.ResultSubmitted)[0]
-            console.print(f"ResultSubmitted job {job_id}  by {w.address[:10]}  "
-                          f"block {log.block_number}")
+            console.print(
+                f"ResultSubmitted job {job_id}  by {w.address[:10]}  block {log.block_number}"
+            )
     chain.mine()  # the challenge block after the last submission
 
     batch: list[Attestation] = []
@@ -109,20 +124,34 @@ def run_round_trip(project: Any, chain: Any, accounts: Any, network: str,
         block_hash = bytes(chain.blocks[challenge_block(sub.block_number)].hash)
         spec = specs[out.jobs.index(job_id)]
         verdict = check_full(prepare(spec, challenge_seed(block_hash, job_id, worker)), data)
-        console.print(f"verified      job {job_id}  worker {worker[:10]}  "
-                      f"{verdict.verdict.name}  {verdict.reason}")
-        batch.append(Attestation(job_id, worker, bytes(sub.commitment), work_units(spec),
-                                 int(verdict.verdict), verdict.transcript_hash))
+        console.print(
+            f"verified      job {job_id}  worker {worker[:10]}  "
+            f"{verdict.verdict.name}  {verdict.reason}"
+        )
+        batch.append(
+            Attestation(
+                job_id,
+                worker,
+                bytes(sub.commitment),
+                work_units(spec),
+                int(verdict.verdict),
+                verdict.transcript_hash,
+            )
+        )
     # INVALID first is not required (a live submission is slashed either way); it reads well.
     batch.sort(key=lambda a: a.verdict != VerdictCode.INVALID)
-    sigs = order_signatures(sign_settlement(k, chain.chain_id, market.address, batch)
-                            for k in keys[:THRESHOLD])
-    tx = market.settle([a.as_tuple() for a in batch], [s.as_tuple() for s in sigs],
-                       sender=requester)
+    sigs = order_signatures(
+        sign_settlement(k, chain.chain_id, market.address, batch) for k in keys[:THRESHOLD]
+    )
+    tx = market.settle(
+        [a.as_tuple() for a in batch], [s.as_tuple() for s in sigs], sender=requester
+    )
     for log in tx.decode_logs(market.WorkerSlashed):
         out.slashed.append((log.job_id, str(log.worker)))
-        console.print(f"[red]WorkerSlashed[/] job {log.job_id}  worker {log.worker[:10]}  "
-                      f"bond {log.amount / 1e18} ETH to the requester")
+        console.print(
+            f"[red]WorkerSlashed[/] job {log.job_id}  worker {log.worker[:10]}  "
+            f"bond {log.amount / 1e18} ETH to the requester"
+        )
     for log in tx.decode_logs(market.JobSettled):
         out.settled[log.job_id] = str(log.worker)
         console.print(f"[green]JobSettled[/]    job {log.job_id}  worker {log.worker[:10]}")
@@ -130,8 +159,13 @@ def run_round_trip(project: Any, chain: Any, accounts: Any, network: str,
     epoch = market.current_epoch()
     chain.pending_timestamp += LOCAL.epoch_length
     chain.mine()
-    out.expected_reward = reward(LOCAL.initial_emission, LOCAL.halving_epochs, epoch,
-                                 market.epoch_work(epoch, honest), market.epoch_total_work(epoch))
+    out.expected_reward = reward(
+        LOCAL.initial_emission,
+        LOCAL.halving_epochs,
+        epoch,
+        market.epoch_work(epoch, honest),
+        market.epoch_total_work(epoch),
+    )
     tx = market.claim([epoch], sender=honest)
     out.minted = sum(log.amount for log in tx.decode_logs(market.RewardClaimed))
     tx = market.withdraw(ZERO, sender=honest)
@@ -143,10 +177,14 @@ def run_round_trip(project: Any, chain: Any, accounts: Any, network: str,
     for w in (honest, cheater):
         paid = [j for j, who in out.settled.items() if who == str(w.address)]
         units = sum(work_units(specs[out.jobs.index(j)]) for j in paid)
-        table.add_row(w.address[:10], str(len(paid)), f"{units:,}",
-                      f"{price * len(paid) / 1e18}",
-                      f"{token.balanceOf(w) / 1e18:.3f}",
-                      str(sum(1 for _, who in out.slashed if who == str(w.address))))
+        table.add_row(
+            w.address[:10],
+            str(len(paid)),
+            f"{units:,}",
+            f"{price * len(paid) / 1e18}",
+            f"{token.balanceOf(w) / 1e18:.3f}",
+            str(sum(1 for _, who in out.slashed if who == str(w.address))),
+        )
     console.print(table)
     return out
 

@@ -222,8 +222,9 @@ class LocalBlobStore:
         """True iff the blob is stored."""
         return self.path(name).is_file()
 
-    def _checked(self, data: bytes | bytearray | memoryview,
-                 name: str | None) -> tuple[memoryview, str]:
+    def _checked(
+        self, data: bytes | bytearray | memoryview, name: str | None
+    ) -> tuple[memoryview, str]:
         view = memoryview(data).cast("B")
         if len(view) > self.max_size:
             raise BlobTooLarge(f"blob of {len(view)} bytes exceeds limit {self.max_size}")
@@ -350,7 +351,7 @@ class _Handler(QuietHandler):
         try:
             names = [check_name(str(n)) for n in json.loads(self.rfile.read(int(length)))["names"]]
         except (ValueError, KeyError, TypeError, BlobNameError):
-            self._reply(HTTPStatus.BAD_REQUEST, b"bad request: {\"names\": [blob names]}\n")
+            self._reply(HTTPStatus.BAD_REQUEST, b'bad request: {"names": [blob names]}\n')
             return
         if not 0 < len(names) <= MAX_MULTI_NAMES:
             self._reply(HTTPStatus.BAD_REQUEST, f"1 to {MAX_MULTI_NAMES} names\n".encode())
@@ -473,7 +474,7 @@ class HttpBlobClient:
         norm = list(dict.fromkeys(check_name(n) for n in names))
         out: dict[str, bytes] = {}
         for lo in range(0, len(norm), MAX_MULTI_NAMES):
-            out.update(self._get_part(norm[lo:lo + MAX_MULTI_NAMES], max_size))
+            out.update(self._get_part(norm[lo : lo + MAX_MULTI_NAMES], max_size))
         return out
 
     def _get_part(self, norm: list[str], max_size: int | None) -> dict[str, bytes]:
@@ -481,16 +482,21 @@ class HttpBlobClient:
         cap = min(len(norm) * limit, MAX_MULTI_BYTES + limit) + (1 << 20)
         url = f"{self.base_url}/blobs"
         try:
-            entries = post_for_bundle(self.session, url, {"names": norm}, limit=cap,
-                                      timeout=self.timeout)
+            entries = post_for_bundle(
+                self.session, url, {"names": norm}, limit=cap, timeout=self.timeout
+            )
         except PeerError as exc:
             raise BlobTransferError(str(exc)) from exc
         wanted = set(norm)
         out = {}
         for fields, data in entries:
             name = fields.get("name")
-            if (name in wanted and "error" not in fields and len(data) <= limit
-                    and blob_name(data) == name):
+            if (
+                name in wanted
+                and "error" not in fields
+                and len(data) <= limit
+                and blob_name(data) == name
+            ):
                 out[name] = data
         return out
 
@@ -509,8 +515,14 @@ class HttpBlobClient:
         return name
 
 
-def post_for_bundle(session: requests.Session, url: str, body: dict[str, Any], *, limit: int,
-                    timeout: float | tuple[float, float]) -> list[tuple[dict[str, Any], bytes]]:
+def post_for_bundle(
+    session: requests.Session,
+    url: str,
+    body: dict[str, Any],
+    *,
+    limit: int,
+    timeout: float | tuple[float, float],
+) -> list[tuple[dict[str, Any], bytes]]:
     """POST ``body`` as JSON and read the answer as a bundle of at most ``limit`` bytes
     (refused as soon as it grows past it); PeerError on any HTTP, transport or format
     problem."""

@@ -31,8 +31,9 @@ __all__ = ["SpecStore", "open_store"]
 def open_store(location: str) -> HttpBlobClient | LocalBlobStore:
     """An HTTP client for ``http(s)://…`` locations, else a local directory store."""
     if location.startswith(("http://", "https://")):
-        return HttpBlobClient(location, max_size=MAX_SPEC_BYTES, connect_timeout=2.0,
-                              read_timeout=5.0)
+        return HttpBlobClient(
+            location, max_size=MAX_SPEC_BYTES, connect_timeout=2.0, read_timeout=5.0
+        )
     return LocalBlobStore(location)
 
 

@@ -43,36 +43,66 @@ class WorkerDB(SqliteFile):
             row = c.execute("SELECT value FROM meta WHERE key='checkpoint'").fetchone()
         return None if row is None else int(row[0])
 
-    def add_jobs(self, jobs: list[dict[str, Any]], checkpoint: int, *,
-                 epochs: Sequence[int] = (), settled: Sequence[tuple[int, bool]] = ()) -> None:
+    def add_jobs(
+        self,
+        jobs: list[dict[str, Any]],
+        checkpoint: int,
+        *,
+        epochs: Sequence[int] = (),
+        settled: Sequence[tuple[int, bool]] = (),
+    ) -> None:
         """Record new jobs (known ones are kept as they are), epochs with own work, settled
         jobs (``(job_id, to_me)``: a job of this worker's becomes ``settled``, one still
         ``new``/``computed`` is ``lost``) and the checkpoint, atomically."""
         with self.tx() as c:
             for j in jobs:
-                c.execute("INSERT OR IGNORE INTO jobs (job_id, spec_hash, work_units, amount, "
-                          "deadline, state) VALUES (?,?,?,?,?,'new')",
-                          (j["job_id"], bytes(j["spec_hash"]), j["work_units"], str(j["amount"]),
-                           j["deadline"]))
-            c.executemany("INSERT OR IGNORE INTO claims VALUES (?, 'pending')",
-                          [(e,) for e in epochs])
+                c.execute(
+                    "INSERT OR IGNORE INTO jobs (job_id, spec_hash, work_units, amount, "
+                    "deadline, state) VALUES (?,?,?,?,?,'new')",
+                    (
+                        j["job_id"],
+                        bytes(j["spec_hash"]),
+                        j["work_units"],
+                        str(j["amount"]),
+                        j["deadline"],
+                    ),
+                )
+            c.executemany(
+                "INSERT OR IGNORE INTO claims VALUES (?, 'pending')", [(e,) for e in epochs]
+            )
             for job_id, to_me in settled:
                 if to_me:
-                    c.execute("UPDATE jobs SET state='settled', reason=NULL WHERE job_id=? "
-                              "AND state NOT IN ('new', 'computed')", (job_id,))
-                c.execute("UPDATE jobs SET state='lost', reason='settled to another worker' "
-                          "WHERE job_id=? AND state IN ('new', 'computed')", (job_id,))
+                    c.execute(
+                        "UPDATE jobs SET state='settled', reason=NULL WHERE job_id=? "
+                        "AND state NOT IN ('new', 'computed')",
+                        (job_id,),
+                    )
+                c.execute(
+                    "UPDATE jobs SET state='lost', reason='settled to another worker' "
+                    "WHERE job_id=? AND state IN ('new', 'computed')",
+                    (job_id,),
+                )
             c.execute("INSERT OR REPLACE INTO meta VALUES ('checkpoint', ?)", (str(checkpoint),))
 
     def jobs(self, state: str, limit: int | None = None) -> list[dict[str, Any]]:
         """Jobs in a state, by id (the first ``limit`` of them: a step takes one batch, not
         the whole backlog)."""
         with self._conn() as c:
-            rows = c.execute("SELECT job_id, spec_hash, work_units, amount, deadline, blob, root, "
-                             "commitment FROM jobs WHERE state=? ORDER BY job_id LIMIT ?",
-                             (state, -1 if limit is None else limit)).fetchall()
-        keys = ("job_id", "spec_hash", "work_units", "amount", "deadline", "blob", "root",
-                "commitment")
+            rows = c.execute(
+                "SELECT job_id, spec_hash, work_units, amount, deadline, blob, root, "
+                "commitment FROM jobs WHERE state=? ORDER BY job_id LIMIT ?",
+                (state, -1 if limit is None else limit),
+            ).fetchall()
+        keys = (
+            "job_id",
+            "spec_hash",
+            "work_units",
+            "amount",
+            "deadline",
+            "blob",
+            "root",
+            "commitment",
+        )
         out = [dict(zip(keys, r, strict=True)) for r in rows]
         for j in out:
             j["spec_hash"], j["amount"] = bytes(j["spec_hash"]), int(j["amount"])
@@ -83,12 +113,18 @@ class WorkerDB(SqliteFile):
     def job(self, job_id: int) -> dict[str, Any] | None:
         """One job with its state."""
         with self._conn() as c:
-            row = c.execute("SELECT state, blob, root, commitment, reason FROM jobs "
-                            "WHERE job_id=?", (job_id,)).fetchone()
+            row = c.execute(
+                "SELECT state, blob, root, commitment, reason FROM jobs WHERE job_id=?", (job_id,)
+            ).fetchone()
         if row is None:
             return None
-        return {"state": row[0], "blob": row[1], "root": None if row[2] is None else bytes(row[2]),
-                "commitment": None if row[3] is None else bytes(row[3]), "reason": row[4]}
+        return {
+            "state": row[0],
+            "blob": row[1],
+            "root": None if row[2] is None else bytes(row[2]),
+            "commitment": None if row[3] is None else bytes(row[3]),
+            "reason": row[4],
+        }
 
     def spec_hash(self, job_id: int) -> bytes | None:
         """The spec hash of a recorded job."""
@@ -106,28 +142,36 @@ class WorkerDB(SqliteFile):
     def set_computed_many(self, rows: list[tuple[int, str, bytes, bytes]]) -> None:
         """:meth:`set_computed` for many (job id, blob, root, commitment) in one transaction."""
         with self.tx() as c:
-            c.executemany("UPDATE jobs SET state='computed', blob=?, root=?, commitment=? "
-                          "WHERE job_id=? AND state='new'",
-                          [(b, r, cm, j) for j, b, r, cm in rows])
+            c.executemany(
+                "UPDATE jobs SET state='computed', blob=?, root=?, commitment=? "
+                "WHERE job_id=? AND state='new'",
+                [(b, r, cm, j) for j, b, r, cm in rows],
+            )
 
     def set_states(self, job_ids: list[int], state: str, reason: str | None = None) -> None:
         """:meth:`set_state` for many jobs in one transaction."""
         with self.tx() as c:
-            c.executemany("UPDATE jobs SET state=?, reason=? WHERE job_id=?",
-                          [(state, reason, j) for j in job_ids])
+            c.executemany(
+                "UPDATE jobs SET state=?, reason=? WHERE job_id=?",
+                [(state, reason, j) for j in job_ids],
+            )
 
     def committed_blob(self, job_id: int, commitment: bytes) -> tuple[str, bytes] | None:
         """(blob, root) of a result whose commitment is mined (only those are served)."""
         with self._conn() as c:
-            row = c.execute("SELECT blob, root FROM jobs WHERE job_id=? AND commitment=? AND "
-                            "state IN ('committed', 'settled')", (job_id, commitment)).fetchone()
+            row = c.execute(
+                "SELECT blob, root FROM jobs WHERE job_id=? AND commitment=? AND "
+                "state IN ('committed', 'settled')",
+                (job_id, commitment),
+            ).fetchone()
         return None if row is None else (str(row[0]), bytes(row[1]))
 
     def served_blob(self, name: str) -> bool:
         """True iff ``name`` is the blob of a committed result."""
         with self._conn() as c:
-            row = c.execute("SELECT 1 FROM jobs WHERE blob=? AND state IN ('committed', "
-                            "'settled')", (name,)).fetchone()
+            row = c.execute(
+                "SELECT 1 FROM jobs WHERE blob=? AND state IN ('committed', 'settled')", (name,)
+            ).fetchone()
         return row is not None
 
     def add_claim_epoch(self, epoch: int) -> None:
@@ -137,11 +181,14 @@ class WorkerDB(SqliteFile):
     def pending_claims(self) -> list[int]:
         """Epochs not yet claimed."""
         with self._conn() as c:
-            return [r[0] for r in c.execute("SELECT epoch FROM claims WHERE state='pending' "
-                                            "ORDER BY epoch").fetchall()]
+            return [
+                r[0]
+                for r in c.execute(
+                    "SELECT epoch FROM claims WHERE state='pending' ORDER BY epoch"
+                ).fetchall()
+            ]
 
     def set_claimed(self, epochs: list[int]) -> None:
         """Mark epochs claimed."""
         with self.tx() as c:
-            c.executemany("UPDATE claims SET state='claimed' WHERE epoch=?",
-                          [(e,) for e in epochs])
+            c.executemany("UPDATE claims SET state='claimed' WHERE epoch=?", [(e,) for e in epochs])

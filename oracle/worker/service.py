@@ -105,15 +105,27 @@ class WorkerConfig:
 
 
 #: The market events a worker acts on (others, such as every ``ResultSubmitted``, are not read).
-_FOLLOWED = ("JobCreated", "WorkRecorded", "JobRefunded", "JobCancelled", "JobSettled",
-             "WorkerSlashed")
+_FOLLOWED = (
+    "JobCreated",
+    "WorkRecorded",
+    "JobRefunded",
+    "JobCancelled",
+    "JobSettled",
+    "WorkerSlashed",
+)
 
 
 class Worker:
     """One worker. ``tamper(job_id, result)`` (tests only) may return a corrupted result."""
 
-    def __init__(self, config: WorkerConfig, chain: Chain, account: LocalAccount, *,
-                 tamper: Callable[[int, np.ndarray], np.ndarray] | None = None) -> None:
+    def __init__(
+        self,
+        config: WorkerConfig,
+        chain: Chain,
+        account: LocalAccount,
+        *,
+        tamper: Callable[[int, np.ndarray], np.ndarray] | None = None,
+    ) -> None:
         self.cfg = config
         self.chain = chain
         self.account = account
@@ -182,15 +194,21 @@ class Worker:
         if self._url is None:
             return
         now = time.time()
-        due = [o for o in self.cfg.oracle_urls if force
-               or (o not in self._announced
-                   and now - self._announce_tried.get(o, 0.0) >= self.cfg.announce_retry)
-               or (o in self._announced
-                   and now - self._announced[o] >= self.cfg.announce_interval)]
+        due = [
+            o
+            for o in self.cfg.oracle_urls
+            if force
+            or (
+                o not in self._announced
+                and now - self._announce_tried.get(o, 0.0) >= self.cfg.announce_retry
+            )
+            or (o in self._announced and now - self._announced[o] >= self.cfg.announce_interval)
+        ]
         if not due:
             return
-        body = make_announcement(self.account, self.chain.chain_id, self.chain.market.address,
-                                 self._url, int(now * 1000))
+        body = make_announcement(
+            self.account, self.chain.chain_id, self.chain.market.address, self._url, int(now * 1000)
+        )
         for o in due:
             self._announce_tried[o] = now
             try:
@@ -298,8 +316,13 @@ class Worker:
             try:
                 batch.commit()  # a result counts once its blob is durable
             except OSError as exc:
-                event(log, "store_failed", logging.ERROR, jobs=[c[0] for c in computed],
-                      error=str(exc))
+                event(
+                    log,
+                    "store_failed",
+                    logging.ERROR,
+                    jobs=[c[0] for c in computed],
+                    error=str(exc),
+                )
                 computed = []
             if computed:
                 self.db.set_computed_many(computed)
@@ -307,8 +330,7 @@ class Worker:
                 event(log, "computed", jobs=[c[0] for c in computed])
                 self._kill("after_compute")
 
-    def _compute_new(self, computed: list[tuple[int, str, bytes, bytes]],
-                     batch: BlobBatch) -> None:
+    def _compute_new(self, computed: list[tuple[int, str, bytes, bytes]], batch: BlobBatch) -> None:
         # A window of the oldest new jobs: those skipped or failing leave room on later steps.
         new = self.db.jobs("new", limit=4 * self.cfg.commit_batch)
         self.specs.prefetch([j["spec_hash"] for j in new])
@@ -387,7 +409,8 @@ class Worker:
         ids = [j["job_id"] for j in todo]
         try:
             fn = self.chain.market.functions.submit_results(
-                [(j["job_id"], j["commitment"]) for j in todo])
+                [(j["job_id"], j["commitment"]) for j in todo]
+            )
             with self._send_lock:
                 sent = self.sender.sign(fn, gas=150_000 + 90_000 * len(todo))
                 self._kill("after_commit_signed")
@@ -398,8 +421,7 @@ class Worker:
             event(log, "commit_failed", logging.WARNING, error=str(exc))
             self._bond_checked = -float("inf")  # a slashed bond is one reason: re-read it
             with self._send_lock:
-                self.sender.nonce = self.chain.w3.eth.get_transaction_count(self.address,
-                                                                            "pending")
+                self.sender.nonce = self.chain.w3.eth.get_transaction_count(self.address, "pending")
         else:
             self.db.set_states(ids, "committed")
             event(log, "committed", jobs=ids)
@@ -464,9 +486,14 @@ class Worker:
         committed result's blob (or, with a seed, its sampled-mode answer) in one bundle;
         an item not served carries an ``error`` field and an empty payload."""
         try:
-            items = [(int(x["job_id"]), _hex32(x["commitment"]),
-                      None if x.get("seed") is None else _hex32(x["seed"]))
-                     for x in json.loads(req.body)["items"]]
+            items = [
+                (
+                    int(x["job_id"]),
+                    _hex32(x["commitment"]),
+                    None if x.get("seed") is None else _hex32(x["seed"]),
+                )
+                for x in json.loads(req.body)["items"]
+            ]
         except (ValueError, KeyError, TypeError) as exc:
             return 400, "text/plain", f"bad request: {exc}\n".encode()
         if not 0 < len(items) <= MAX_BUNDLE_ITEMS:
@@ -484,8 +511,9 @@ class Worker:
                 continue
             blob, root = found
             try:
-                payload = (self.store.get(blob) if seed is None
-                           else self._answer_bytes(jid, blob, seed))
+                payload = (
+                    self.store.get(blob) if seed is None else self._answer_bytes(jid, blob, seed)
+                )
             except Exception as exc:  # one item's failure is that item's answer, not the bundle's
                 entries.append(({**fields, "error": f"{type(exc).__name__}: {exc}"}, b""))
                 continue
@@ -501,7 +529,6 @@ class Worker:
         if not self.db.served_blob(name):
             return 404, "text/plain", b"no such blob\n"
         return 200, "application/octet-stream", self.store.get(name)
-
 
 
 def _hex32(value: object) -> bytes:

@@ -68,15 +68,23 @@ def test_constructor__sets_parameters_and_sorts_oracles(chain, deploy_market, de
     assert m.owner() == deployer.address
     assert m.pending_owner() == ZERO_ADDRESS
     assert not m.paused()
-    assert (m.min_bond(), m.unbonding_delay(), m.reveal_window(), m.refund_grace(),
-            m.max_horizon()) == (MIN_BOND, UNBONDING_DELAY, REVEAL_WINDOW, REFUND_GRACE,
-                                 MAX_HORIZON)
+    assert (
+        m.min_bond(),
+        m.unbonding_delay(),
+        m.reveal_window(),
+        m.refund_grace(),
+        m.max_horizon(),
+    ) == (MIN_BOND, UNBONDING_DELAY, REVEAL_WINDOW, REFUND_GRACE, MAX_HORIZON)
     assert (m.next_job_id(), m.asset_count(), m.assets(0)) == (1, 1, ZERO_ADDRESS)
     assert m.GENESIS() == chain.blocks.head.timestamp
     assert m.current_epoch() == 0
     domain = m.eip712Domain()
-    assert (domain[1], domain[2], domain[3], domain[4]) == ("pouw JobMarket", "1",
-                                                           chain.chain_id, m.address)
+    assert (domain[1], domain[2], domain[3], domain[4]) == (
+        "pouw JobMarket",
+        "1",
+        chain.chain_id,
+        m.address,
+    )
 
 
 @pytest.mark.parametrize(
@@ -107,13 +115,19 @@ def test_constructor__bad_parameter__reverts(deploy_market, kw, reason):
 
 
 def test_constructor__extreme_valid_bounds__accepted(project, deployer, deploy_market, oracles):
-    m = deploy_market(epoch_length=60, min_bond=10**24, unbonding_delay=YEAR, reveal_window=60,
-                      refund_grace=YEAR - 60, max_horizon=60, threshold=5)
+    m = deploy_market(
+        epoch_length=60,
+        min_bond=10**24,
+        unbonding_delay=YEAR,
+        reveal_window=60,
+        refund_grace=YEAR - 60,
+        max_horizon=60,
+        threshold=5,
+    )
     assert (m.EPOCH_LENGTH(), m.min_bond(), m.threshold()) == (60, 10**24, 5)
     top = 2**128 - 1
     capped = project.WorkToken.deploy("W", "W", schedule_total(top, 2**32), sender=deployer)
-    m = deploy_market(token=capped, initial_emission=top, halving_epochs=2**32,
-                      epoch_length=YEAR)
+    m = deploy_market(token=capped, initial_emission=top, halving_epochs=2**32, epoch_length=YEAR)
     assert m.emission_schedule_total() == capped.cap()
 
 
@@ -165,9 +179,20 @@ def test_pause__twice_or_unpause_when_running__reverts(market, deployer):
         market.pause(sender=deployer)
 
 
-def test_pause__blocks_every_entry_and_nothing_else(chain, market, deployer, requester, workers,
-                                                    spec_hash, create_job, bond, submit, attest,
-                                                    settle, ledger):
+def test_pause__blocks_every_entry_and_nothing_else(
+    chain,
+    market,
+    deployer,
+    requester,
+    workers,
+    spec_hash,
+    create_job,
+    bond,
+    submit,
+    attest,
+    settle,
+    ledger,
+):
     w, leaver, late = workers[:3]
     settled, open_job, to_cancel = create_job(), create_job(), create_job()
     for x in (w, leaver):
@@ -184,8 +209,9 @@ def test_pause__blocks_every_entry_and_nothing_else(chain, market, deployer, req
     with ape.reverts("pausable: contract is paused"):
         market.create_job(spec_hash(9), 1, ZERO_ADDRESS, 1, deadline, sender=requester, value=1)
     with ape.reverts("pausable: contract is paused"):
-        market.create_jobs([(spec_hash(9), 1, ZERO_ADDRESS, 1, deadline)], sender=requester,
-                           value=1)
+        market.create_jobs(
+            [(spec_hash(9), 1, ZERO_ADDRESS, 1, deadline)], sender=requester, value=1
+        )
     with ape.reverts("pausable: contract is paused"):
         market.register(sender=late, value=MIN_BOND)
     with ape.reverts("pausable: contract is paused"):
@@ -220,16 +246,18 @@ def test_pause__blocks_every_entry_and_nothing_else(chain, market, deployer, req
 def test_add_oracle__inserts_sorted_and_logs(market, deployer, oracles, outsider_key):
     tx = market.add_oracle(outsider_key.address, sender=deployer)
     assert tx.decode_logs(market.OracleAdded)[0].oracle == outsider_key.address
-    expected = sorted([o.address for o in oracles] + [outsider_key.address],
-                      key=lambda a: int(a, 16))
+    expected = sorted(
+        [o.address for o in oracles] + [outsider_key.address], key=lambda a: int(a, 16)
+    )
     assert market.oracles() == expected
     low = "0x0000000000000000000000000000000000000001"
     market.add_oracle(low, sender=deployer)
     assert market.oracles()[0] == low
 
 
-def test_add_oracle__new_oracle_can_sign(market, deployer, outsider_key, worker, create_job, bond,
-                                         submit, attest, settle):
+def test_add_oracle__new_oracle_can_sign(
+    market, deployer, outsider_key, worker, create_job, bond, submit, attest, settle
+):
     market.add_oracle(outsider_key.address, sender=deployer)
     job_id = create_job()
     bond(worker)
@@ -314,8 +342,7 @@ def test_set_asset_allowed__ids_are_stable(project, market, deployer, usd):
     tx = market.set_asset_allowed(other, True, sender=deployer)
     [ev] = tx.decode_logs(market.AssetAllowed)
     assert (ev.asset, ev.asset_id, ev.allowed) == (other.address, 2, True)
-    assert (market.asset_id(other), market.assets(2), market.asset_count()) == (2, other.address,
-                                                                              3)
+    assert (market.asset_id(other), market.assets(2), market.asset_count()) == (2, other.address, 3)
     tx = market.set_asset_allowed(usd, False, sender=deployer)
     [ev] = tx.decode_logs(market.AssetAllowed)
     assert (ev.asset, ev.asset_id, ev.allowed) == (usd.address, 1, False)
@@ -324,9 +351,9 @@ def test_set_asset_allowed__ids_are_stable(project, market, deployer, usd):
     assert (market.asset_id(usd), market.asset_count()) == (1, 3)
 
 
-def test_set_asset_allowed__disallow_keeps_existing_jobs(market, deployer, usd, requester, worker,
-                                                         create_job, bond, submit, attest,
-                                                         settle):
+def test_set_asset_allowed__disallow_keeps_existing_jobs(
+    market, deployer, usd, requester, worker, create_job, bond, submit, attest, settle
+):
     job_id = create_job(asset=usd, amount=ETHER)
     bond(worker)
     submit(worker, job_id)
@@ -353,25 +380,59 @@ def test_set_asset_allowed__non_owner__reverts(market, stranger, usd):
 
 PARAMETERS = [
     # setter, getter (= event field), event, revert reason, good values, bad values
-    ("set_min_bond", "min_bond", "UpdateMinBond", "market: bad min bond",
-     [1, 10**24], [0, 10**24 + 1]),
+    (
+        "set_min_bond",
+        "min_bond",
+        "UpdateMinBond",
+        "market: bad min bond",
+        [1, 10**24],
+        [0, 10**24 + 1],
+    ),
     # The three windows are also bounded by each other (see test_windows__*): the good values
     # here are the extremes the fixture's other two windows allow.
-    ("set_unbonding_delay", "unbonding_delay", "UpdateUnbondingDelay",
-     "market: bad unbonding delay", [REVEAL_WINDOW + REFUND_GRACE, YEAR], [0, 59, YEAR + 1]),
-    ("set_reveal_window", "reveal_window", "UpdateRevealWindow", "market: bad reveal window",
-     [60, REFUND_GRACE], [0, 59, YEAR + 1]),
-    ("set_refund_grace", "refund_grace", "UpdateRefundGrace", "market: bad refund grace",
-     [REVEAL_WINDOW, UNBONDING_DELAY - REVEAL_WINDOW], [0, 59, YEAR + 1]),
-    ("set_max_horizon", "max_horizon", "UpdateMaxHorizon", "market: bad max horizon",
-     [60, YEAR], [0, 59, YEAR + 1]),
+    (
+        "set_unbonding_delay",
+        "unbonding_delay",
+        "UpdateUnbondingDelay",
+        "market: bad unbonding delay",
+        [REVEAL_WINDOW + REFUND_GRACE, YEAR],
+        [0, 59, YEAR + 1],
+    ),
+    (
+        "set_reveal_window",
+        "reveal_window",
+        "UpdateRevealWindow",
+        "market: bad reveal window",
+        [60, REFUND_GRACE],
+        [0, 59, YEAR + 1],
+    ),
+    (
+        "set_refund_grace",
+        "refund_grace",
+        "UpdateRefundGrace",
+        "market: bad refund grace",
+        [REVEAL_WINDOW, UNBONDING_DELAY - REVEAL_WINDOW],
+        [0, 59, YEAR + 1],
+    ),
+    (
+        "set_max_horizon",
+        "max_horizon",
+        "UpdateMaxHorizon",
+        "market: bad max horizon",
+        [60, YEAR],
+        [0, 59, YEAR + 1],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("setter", "getter", "event", "reason", "good", "bad"), PARAMETERS,
-                         ids=[p[0] for p in PARAMETERS])
-def test_parameter_setters__bounds_events_owner(market, deployer, stranger, setter, getter, event,
-                                                reason, good, bad):
+@pytest.mark.parametrize(
+    ("setter", "getter", "event", "reason", "good", "bad"),
+    PARAMETERS,
+    ids=[p[0] for p in PARAMETERS],
+)
+def test_parameter_setters__bounds_events_owner(
+    market, deployer, stranger, setter, getter, event, reason, good, bad
+):
     initial = getattr(market, getter)()
     for value in bad:
         with ape.reverts(reason):
@@ -386,8 +447,9 @@ def test_parameter_setters__bounds_events_owner(market, deployer, stranger, sett
         assert getattr(market, getter)() == value
 
 
-def test_set_unbonding_delay__applies_to_future_requests_only(chain, market, deployer, workers,
-                                                              bond):
+def test_set_unbonding_delay__applies_to_future_requests_only(
+    chain, market, deployer, workers, bond
+):
     early, late = workers[:2]
     bond(early)
     bond(late)
@@ -401,12 +463,18 @@ def test_set_unbonding_delay__applies_to_future_requests_only(chain, market, dep
 @pytest.mark.parametrize(
     ("setter", "value", "reason"),
     [
-        ("set_unbonding_delay", REVEAL_WINDOW + REFUND_GRACE - 1,
-         "market: unbonding delay too short"),
+        (
+            "set_unbonding_delay",
+            REVEAL_WINDOW + REFUND_GRACE - 1,
+            "market: unbonding delay too short",
+        ),
         ("set_reveal_window", REFUND_GRACE + 1, "market: refund grace below reveal window"),
         ("set_refund_grace", REVEAL_WINDOW - 1, "market: refund grace below reveal window"),
-        ("set_refund_grace", UNBONDING_DELAY - REVEAL_WINDOW + 1,
-         "market: unbonding delay too short"),
+        (
+            "set_refund_grace",
+            UNBONDING_DELAY - REVEAL_WINDOW + 1,
+            "market: unbonding delay too short",
+        ),
     ],
 )
 def test_windows__inconsistent__reverts(market, deployer, setter, value, reason):

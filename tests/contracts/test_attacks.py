@@ -57,8 +57,9 @@ def live_job(worker, create_job, bond, submit):
 # ---------------------------------------------------------------------------
 
 
-def test_replay__attestation_on_another_job__reverts(market, worker, create_job, bond, submit,
-                                                     attest, sign, relay, ledger):
+def test_replay__attestation_on_another_job__reverts(
+    market, worker, create_job, bond, submit, attest, sign, relay, ledger
+):
     job_a, job_b = create_job(), create_job()
     bond(worker)
     submit(worker, job_a)
@@ -79,8 +80,9 @@ def test_replay__attestation_on_another_job__reverts(market, worker, create_job,
     "field",
     ["worker", "commitment", "work_units", "verdict", "transcript_hash", "extra_item", "reorder"],
 )
-def test_tamper__any_change_to_signed_batch__reverts(market, workers, create_job, bond, submit,
-                                                     attest, sign, relay, ledger, field):
+def test_tamper__any_change_to_signed_batch__reverts(
+    market, workers, create_job, bond, submit, attest, sign, relay, ledger, field
+):
     w, other = workers[:2]
     j1, j2 = create_job(), create_job()
     for x in (w, other):
@@ -104,8 +106,9 @@ def test_tamper__any_change_to_signed_batch__reverts(market, workers, create_job
     state.assert_unchanged()
 
 
-def test_replay__signature_for_another_chain_id__reverts(chain, market, worker, live_job, attest,
-                                                         sign, relay, ledger):
+def test_replay__signature_for_another_chain_id__reverts(
+    chain, market, worker, live_job, attest, sign, relay, ledger
+):
     a = attest(live_job, worker)
     state = ledger(jobs=[live_job])
     with ape.reverts(NOT_ORACLE):
@@ -113,9 +116,9 @@ def test_replay__signature_for_another_chain_id__reverts(chain, market, worker, 
     state.assert_unchanged()
 
 
-def test_replay__signature_for_another_deployment__reverts(deploy_protocol, market, oracles,
-                                                           deployer, worker, live_job, attest,
-                                                           sign, relay, ledger):
+def test_replay__signature_for_another_deployment__reverts(
+    deploy_protocol, market, oracles, deployer, worker, live_job, attest, sign, relay, ledger
+):
     _, other = deploy_protocol([o.address for o in oracles])
     a = attest(live_job, worker)
     state = ledger(jobs=[live_job])
@@ -127,8 +130,9 @@ def test_replay__signature_for_another_deployment__reverts(deploy_protocol, mark
         other.settle([a.as_tuple()], [s.as_tuple() for s in sign([a])], sender=deployer)
 
 
-def test_malleability__high_s_twin__reverts(chain, market, oracles, worker, live_job, attest,
-                                            relay, ledger):
+def test_malleability__high_s_twin__reverts(
+    chain, market, oracles, worker, live_job, attest, relay, ledger
+):
     a = attest(live_job, worker)
     sig = sign_settlement(oracles[0], chain.chain_id, market.address, [a])
     s = sig.vs & ((1 << 255) - 1)
@@ -153,9 +157,9 @@ def test_malleability__high_s_twin__reverts(chain, market, oracles, worker, live
     assert market.job(live_job).status == STATUS_PAID
 
 
-def test_malleability__high_s_below_top_bit__rejected_by_low_s_check(chain, market, oracles,
-                                                                     worker, live_job, attest,
-                                                                     relay, ledger):
+def test_malleability__high_s_below_top_bit__rejected_by_low_s_check(
+    chain, market, oracles, worker, live_job, attest, relay, ledger
+):
     # The other branch of the argument above: a vs whose masked s is in the upper half order
     # is refused before ecrecover. (Such an s is only representable below 2**255.)
     a = attest(live_job, worker)
@@ -167,8 +171,9 @@ def test_malleability__high_s_below_top_bit__rejected_by_low_s_check(chain, mark
     state.assert_unchanged()
 
 
-def test_malleability__flipped_parity_bit__reverts(chain, market, oracles, worker, live_job,
-                                                   attest, relay, ledger):
+def test_malleability__flipped_parity_bit__reverts(
+    chain, market, oracles, worker, live_job, attest, relay, ledger
+):
     a = attest(live_job, worker)
     sig = sign_settlement(oracles[0], chain.chain_id, market.address, [a])
     state = ledger(jobs=[live_job])
@@ -186,8 +191,9 @@ def test_forgery__garbage_signature__reverts(worker, live_job, attest, relay, le
     state.assert_unchanged()
 
 
-def test_quorum__duplicate_signer__reverts(market, deployer, oracles, worker, live_job, attest,
-                                           sign, relay, ledger):
+def test_quorum__duplicate_signer__reverts(
+    market, deployer, oracles, worker, live_job, attest, sign, relay, ledger
+):
     market.set_threshold(2, sender=deployer)
     a = attest(live_job, worker)
     [sig] = sign([a], keys=oracles[:1])
@@ -197,8 +203,9 @@ def test_quorum__duplicate_signer__reverts(market, deployer, oracles, worker, li
     state.assert_unchanged()
 
 
-def test_quorum__signers_out_of_order__reverts(market, deployer, oracles, worker, live_job,
-                                               attest, sign, relay, ledger):
+def test_quorum__signers_out_of_order__reverts(
+    market, deployer, oracles, worker, live_job, attest, sign, relay, ledger
+):
     market.set_threshold(2, sender=deployer)
     a = attest(live_job, worker)
     sigs = sign([a], keys=[oracles[3], oracles[1]], ordered=False)
@@ -212,9 +219,9 @@ def test_quorum__signers_out_of_order__reverts(market, deployer, oracles, worker
 
 
 @pytest.mark.parametrize("order", [(0, 2, 1), (1, 3, 3), (2, 4, 0)])
-def test_quorum__member_behind_an_earlier_signer__reverts(market, deployer, oracles, worker,
-                                                          live_job, attest, sign, relay, ledger,
-                                                          order):
+def test_quorum__member_behind_an_earlier_signer__reverts(
+    market, deployer, oracles, worker, live_job, attest, sign, relay, ledger, order
+):
     # Out of order or repeated after other signers: still "not ascending", not "not oracle".
     market.set_threshold(3, sender=deployer)
     a = attest(live_job, worker)
@@ -224,12 +231,15 @@ def test_quorum__member_behind_an_earlier_signer__reverts(market, deployer, orac
     state.assert_unchanged()
 
 
-def test_quorum__outsider_below_an_earlier_signer__reverts_as_outsider(market, deployer, oracles,
-                                                                      worker, live_job, attest,
-                                                                      sign, relay, ledger):
+def test_quorum__outsider_below_an_earlier_signer__reverts_as_outsider(
+    market, deployer, oracles, worker, live_job, attest, sign, relay, ledger
+):
     # A stranger is named as one wherever it stands, even where it also breaks the order.
-    stranger = next(k for k in (Account.from_key(keccak(text=f"stranger {i}")) for i in range(64))
-                    if int(k.address, 16) < int(oracles[-1].address, 16))
+    stranger = next(
+        k
+        for k in (Account.from_key(keccak(text=f"stranger {i}")) for i in range(64))
+        if int(k.address, 16) < int(oracles[-1].address, 16)
+    )
     market.set_threshold(2, sender=deployer)
     a = attest(live_job, worker)
     state = ledger(jobs=[live_job])
@@ -238,8 +248,9 @@ def test_quorum__outsider_below_an_earlier_signer__reverts_as_outsider(market, d
     state.assert_unchanged()
 
 
-def test_quorum__outsider_signature__reverts(chain, market, outsider_key, worker, live_job, attest,
-                                             sign, relay, ledger):
+def test_quorum__outsider_signature__reverts(
+    chain, market, outsider_key, worker, live_job, attest, sign, relay, ledger
+):
     a = attest(live_job, worker)
     sigs = sign([a], keys=[outsider_key])
     assert recover_signer(chain.chain_id, market.address, [a], sigs[0]) == outsider_key.address
@@ -249,8 +260,9 @@ def test_quorum__outsider_signature__reverts(chain, market, outsider_key, worker
     state.assert_unchanged()
 
 
-def test_quorum__outsider_beside_a_full_quorum__reverts(market, oracles, outsider_key, worker,
-                                                        live_job, attest, sign, relay, ledger):
+def test_quorum__outsider_beside_a_full_quorum__reverts(
+    market, oracles, outsider_key, worker, live_job, attest, sign, relay, ledger
+):
     # Every signature passed must be an oracle's, even beyond the threshold.
     a = attest(live_job, worker)
     state = ledger(jobs=[live_job])
@@ -259,8 +271,9 @@ def test_quorum__outsider_beside_a_full_quorum__reverts(market, oracles, outside
     state.assert_unchanged()
 
 
-def test_quorum__removed_oracle__reverts(market, deployer, oracles, worker, live_job, attest, sign,
-                                         relay, ledger):
+def test_quorum__removed_oracle__reverts(
+    market, deployer, oracles, worker, live_job, attest, sign, relay, ledger
+):
     a = attest(live_job, worker)
     sigs = sign([a], keys=[oracles[2]])  # signed while still an oracle
     market.remove_oracle(oracles[2].address, sender=deployer)
@@ -270,8 +283,9 @@ def test_quorum__removed_oracle__reverts(market, deployer, oracles, worker, live
     state.assert_unchanged()
 
 
-def test_quorum__below_threshold__reverts(market, deployer, oracles, worker, live_job, attest,
-                                          sign, relay, ledger):
+def test_quorum__below_threshold__reverts(
+    market, deployer, oracles, worker, live_job, attest, sign, relay, ledger
+):
     market.set_threshold(2, sender=deployer)
     a = attest(live_job, worker)
     state = ledger(jobs=[live_job])
@@ -287,8 +301,9 @@ def test_quorum__below_threshold__reverts(market, deployer, oracles, worker, liv
 
 
 @pytest.mark.parametrize("verdict", [VALID, INVALID])
-def test_settle__job_never_submitted_to__skipped(market, requester, worker, create_job, bond,
-                                                 attest, settle, ledger, verdict):
+def test_settle__job_never_submitted_to__skipped(
+    market, requester, worker, create_job, bond, attest, settle, ledger, verdict
+):
     job_id = create_job()
     bond(worker)  # bonded, so an INVALID would have something to slash
     a = attest(job_id, worker, verdict, commitment=commitment_of(worker.address, b"r" * 32))
@@ -300,9 +315,9 @@ def test_settle__job_never_submitted_to__skipped(market, requester, worker, crea
 
 
 @pytest.mark.parametrize("verdict", [VALID, INVALID])
-def test_settle__worker_did_not_submit_that_commitment__skipped(market, workers, create_job, bond,
-                                                                submit, attest, settle, ledger,
-                                                                verdict):
+def test_settle__worker_did_not_submit_that_commitment__skipped(
+    market, workers, create_job, bond, submit, attest, settle, ledger, verdict
+):
     submitter, bystander = workers[:2]
     job_id = create_job()
     bond(submitter)
@@ -315,8 +330,9 @@ def test_settle__worker_did_not_submit_that_commitment__skipped(market, workers,
     state.assert_unchanged()
 
 
-def test_settle__same_batch_twice__pays_once(market, workers, create_job, bond, submit, attest,
-                                             settle, ledger):
+def test_settle__same_batch_twice__pays_once(
+    market, workers, create_job, bond, submit, attest, settle, ledger
+):
     w1, w2 = workers[:2]
     j1, j2 = create_job(), create_job()
     for w, j in ((w1, j1), (w2, j2)):
@@ -355,8 +371,9 @@ def test_settle__same_item_twice_in_batch__pays_once(market, worker, live_job, a
 def ended_epoch(chain, market, worker, live_job, attest, settle):
     """An ended epoch in which `worker` has verified work."""
     epoch = settle([attest(live_job, worker)]).decode_logs(market.BatchSettled)[0].epoch
-    chain.pending_timestamp = max(chain.pending_timestamp,
-                                  market.GENESIS() + (epoch + 1) * EPOCH_LENGTH)
+    chain.pending_timestamp = max(
+        chain.pending_timestamp, market.GENESIS() + (epoch + 1) * EPOCH_LENGTH
+    )
     return epoch
 
 
@@ -455,20 +472,28 @@ def test_reentrancy__withdraw_bond_callback__nested_call_fails_paid_once(
 # ---------------------------------------------------------------------------
 
 
-def test_fee_on_transfer_token__create_job__reverts(chain, market, fee_token, requester, spec_hash,
-                                                    ledger):
+def test_fee_on_transfer_token__create_job__reverts(
+    chain, market, fee_token, requester, spec_hash, ledger
+):
     balance = fee_token.balanceOf(requester)
     state = ledger()
     with ape.reverts("market: token delivered less than amount"):
-        market.create_job(spec_hash(1), UNITS, fee_token, 100 * ETHER,
-                          chain.pending_timestamp + 3_600, sender=requester)
+        market.create_job(
+            spec_hash(1),
+            UNITS,
+            fee_token,
+            100 * ETHER,
+            chain.pending_timestamp + 3_600,
+            sender=requester,
+        )
     state.assert_unchanged()
     assert fee_token.balanceOf(market) == 0
     assert fee_token.balanceOf(requester) == balance
 
 
-def test_fee_on_transfer_token__create_jobs__reverts(chain, market, fee_token, usd, requester,
-                                                     spec_hash, ledger):
+def test_fee_on_transfer_token__create_jobs__reverts(
+    chain, market, fee_token, usd, requester, spec_hash, ledger
+):
     deadline = chain.pending_timestamp + 3_600
     reqs = [
         (spec_hash(1), UNITS, usd.address, ETHER, deadline),
@@ -485,16 +510,19 @@ def test_fee_on_transfer_token__create_jobs__reverts(chain, market, fee_token, u
     ("amount", "units", "reason"),
     [(0, UNITS, "market: zero amount"), (AMOUNT, 0, "market: zero work units")],
 )
-def test_bad_terms__zero_amount_or_units__reverts(chain, market, requester, spec_hash, ledger,
-                                                  amount, units, reason):
+def test_bad_terms__zero_amount_or_units__reverts(
+    chain, market, requester, spec_hash, ledger, amount, units, reason
+):
     deadline = chain.pending_timestamp + 3_600
     state = ledger()
     with ape.reverts(reason):
-        market.create_job(spec_hash(1), units, ZERO_ADDRESS, amount, deadline, sender=requester,
-                          value=amount)
+        market.create_job(
+            spec_hash(1), units, ZERO_ADDRESS, amount, deadline, sender=requester, value=amount
+        )
     with ape.reverts(reason):
-        market.create_jobs([(spec_hash(1), units, ZERO_ADDRESS, amount, deadline)],
-                           sender=requester, value=amount)
+        market.create_jobs(
+            [(spec_hash(1), units, ZERO_ADDRESS, amount, deadline)], sender=requester, value=amount
+        )
     state.assert_unchanged()
 
 
@@ -508,8 +536,9 @@ def test_bad_terms__zero_amount_or_units__reverts(chain, market, requester, spec
         ("max", "market: deadline too far"),
     ],
 )
-def test_bad_terms__deadline_past_or_absurd__reverts(chain, market, requester, spec_hash, ledger,
-                                                     offset, reason):
+def test_bad_terms__deadline_past_or_absurd__reverts(
+    chain, market, requester, spec_hash, ledger, offset, reason
+):
     now = chain.pending_timestamp
     if offset is None:
         deadline = 0
@@ -519,8 +548,9 @@ def test_bad_terms__deadline_past_or_absurd__reverts(chain, market, requester, s
         deadline = now + offset
     state = ledger()
     with ape.reverts(reason):
-        market.create_job(spec_hash(1), UNITS, ZERO_ADDRESS, AMOUNT, deadline, sender=requester,
-                          value=AMOUNT)
+        market.create_job(
+            spec_hash(1), UNITS, ZERO_ADDRESS, AMOUNT, deadline, sender=requester, value=AMOUNT
+        )
     state.assert_unchanged()
 
 
@@ -537,8 +567,9 @@ def test_unbonded_worker__submit__reverts(market, stranger, create_job, ledger):
 # ---------------------------------------------------------------------------
 
 
-def test_race__settle_then_refund__refund_reverts(chain, market, requester, worker, create_job,
-                                                  bond, submit, attest, settle, ledger):
+def test_race__settle_then_refund__refund_reverts(
+    chain, market, requester, worker, create_job, bond, submit, attest, settle, ledger
+):
     deadline = chain.pending_timestamp + 600
     job_id = create_job(deadline=deadline)
     bond(worker)
@@ -553,9 +584,9 @@ def test_race__settle_then_refund__refund_reverts(chain, market, requester, work
     assert market.credited(requester, ZERO_ADDRESS) == 0
 
 
-def test_race__refund_then_settle__skipped_worker_unpaid(chain, market, requester, worker,
-                                                         create_job, bond, submit, attest, settle,
-                                                         ledger):
+def test_race__refund_then_settle__skipped_worker_unpaid(
+    chain, market, requester, worker, create_job, bond, submit, attest, settle, ledger
+):
     deadline = chain.pending_timestamp + 600
     job_id = create_job(deadline=deadline)
     bond(worker)
@@ -604,8 +635,9 @@ def test_copy__attestation_naming_original__pays_only_original(market, copied, a
     assert market.bonds(copier) == MIN_BOND
 
 
-def test_copy__original_never_submitted__attestation_pays_no_one(market, workers, create_job,
-                                                                 bond, attest, settle, ledger):
+def test_copy__original_never_submitted__attestation_pays_no_one(
+    market, workers, create_job, bond, attest, settle, ledger
+):
     # The copier front-runs or replays the original's commitment; the original's own
     # submission is not on chain. An attestation naming the original matches nothing.
     original, copier = workers[:2]
@@ -619,8 +651,9 @@ def test_copy__original_never_submitted__attestation_pays_no_one(market, workers
     state.assert_unchanged()
 
 
-def test_copy__attestation_naming_copier__never_pays_original(market, requester, copied, attest,
-                                                              settle):
+def test_copy__attestation_naming_copier__never_pays_original(
+    market, requester, copied, attest, settle
+):
     # Honest oracles see that c != keccak(copier ‖ root) and attest INVALID for the copier:
     # the copier is slashed, the original's submission and bond are untouched.
     job_id, original, copier, c = copied
@@ -652,16 +685,17 @@ def test_copy__valid_for_copier_pays_copier_not_original(market, copied, attest,
 # ---------------------------------------------------------------------------
 
 
-def test_risk__one_bond_backs_any_number_of_live_submissions(market, requester, other_requester,
-                                                             worker, create_job, bond, attest,
-                                                             settle):
+def test_risk__one_bond_backs_any_number_of_live_submissions(
+    market, requester, other_requester, worker, create_job, bond, attest, settle
+):
     # A single min bond lets a worker hold live submissions on many jobs (blocking their
     # cancel and delaying refunds by the grace), yet INVALID verdicts on all of them slash
     # one bond once: the first requester gets it all, the others get nothing.
     jobs = [create_job(), create_job(sender=other_requester), create_job()]
     bond(worker)
-    market.submit_results([(j, commitment_of(worker.address, bytes([j]) * 32)) for j in jobs],
-                          sender=worker)
+    market.submit_results(
+        [(j, commitment_of(worker.address, bytes([j]) * 32)) for j in jobs], sender=worker
+    )
     with ape.reverts("market: job has submissions"):
         market.cancel(jobs[1], sender=other_requester)
     tx = settle([attest(j, worker, INVALID) for j in jobs])

@@ -124,8 +124,9 @@ def test_request_unbond__while_paused__works(market, deployer, worker, bond):
 
 def test_withdraw_bond__after_delay__returns_whole_bond(chain, market, worker, bond):
     bond(worker, 2 * MIN_BOND)
-    available_at = market.request_unbond(sender=worker).decode_logs(
-        market.UnbondRequested)[0].available_at
+    available_at = (
+        market.request_unbond(sender=worker).decode_logs(market.UnbondRequested)[0].available_at
+    )
     chain.pending_timestamp = available_at  # inclusive bound
     before = worker.balance
     tx = market.withdraw_bond(sender=worker)
@@ -139,8 +140,9 @@ def test_withdraw_bond__after_delay__returns_whole_bond(chain, market, worker, b
 
 def test_withdraw_bond__too_early__reverts(chain, market, worker, bond, ledger):
     bond(worker)
-    available_at = market.request_unbond(sender=worker).decode_logs(
-        market.UnbondRequested)[0].available_at
+    available_at = (
+        market.request_unbond(sender=worker).decode_logs(market.UnbondRequested)[0].available_at
+    )
     state = ledger()
     with ape.reverts("market: bond still locked"):
         market.withdraw_bond(sender=worker)
@@ -179,8 +181,9 @@ def test_withdraw_bond__while_paused__works(chain, market, deployer, worker, bon
     assert tx.decode_logs(market.BondWithdrawn)[0].amount == MIN_BOND
 
 
-def test_withdraw_bond__slashed_while_unbonding__reverts(chain, market, worker, bond, create_job,
-                                                        submit, attest, settle, ledger):
+def test_withdraw_bond__slashed_while_unbonding__reverts(
+    chain, market, worker, bond, create_job, submit, attest, settle, ledger
+):
     job_id = create_job()
     bond(worker)
     submit(worker, job_id)
@@ -229,8 +232,9 @@ def test_submit_result__unbonded__reverts(market, worker, create_job, ledger):
     state.assert_unchanged()
 
 
-def test_submit_result__bond_below_raised_min__reverts(market, deployer, worker, bond, create_job,
-                                                       ledger):
+def test_submit_result__bond_below_raised_min__reverts(
+    market, deployer, worker, bond, create_job, ledger
+):
     job_id = create_job()
     bond(worker)
     market.set_min_bond(MIN_BOND + 1, sender=deployer)
@@ -281,8 +285,9 @@ def test_submit_result__empty_commitment__reverts(market, worker, bond, create_j
     state.assert_unchanged()
 
 
-def test_submit_result__ninth_submission__reverts(market, workers, stranger, bond, create_job,
-                                                 submit, ledger):
+def test_submit_result__ninth_submission__reverts(
+    market, workers, stranger, bond, create_job, submit, ledger
+):
     job_id = create_job()
     for w in workers:  # eight distinct workers fill every slot
         bond(w)
@@ -296,8 +301,9 @@ def test_submit_result__ninth_submission__reverts(market, workers, stranger, bon
 
 
 @pytest.mark.parametrize("how", ["unknown", "cancelled", "refunded", "paid"])
-def test_submit_result__job_not_open__reverts(chain, market, requester, workers, bond, create_job,
-                                              submit, attest, settle, ledger, how):
+def test_submit_result__job_not_open__reverts(
+    chain, market, requester, workers, bond, create_job, submit, attest, settle, ledger, how
+):
     worker, first = workers[0], workers[1]
     deadline = chain.pending_timestamp + 3_600
     job_id = 999 if how == "unknown" else create_job(deadline=deadline)
@@ -365,20 +371,23 @@ def test_submit_results__same_job_twice__reverts(market, worker, bond, create_jo
     bond(worker)
     state = ledger(jobs=[job_id])
     with ape.reverts("market: already submitted"):
-        market.submit_results([(job_id, commit(worker, 1)), (job_id, commit(worker, 2))],
-                              sender=worker)
+        market.submit_results(
+            [(job_id, commit(worker, 1)), (job_id, commit(worker, 2))], sender=worker
+        )
     state.assert_unchanged()
 
 
-def test_submit_results__one_bad_item__reverts_all(market, requester, worker, bond, create_job,
-                                                   ledger):
+def test_submit_results__one_bad_item__reverts_all(
+    market, requester, worker, bond, create_job, ledger
+):
     good, closed = create_job(), create_job()
     market.cancel(closed, sender=requester)
     bond(worker)
     state = ledger(jobs=[good, closed])
     with ape.reverts("market: job not open"):
-        market.submit_results([(good, commit(worker, 1)), (closed, commit(worker, 2))],
-                              sender=worker)
+        market.submit_results(
+            [(good, commit(worker, 1)), (closed, commit(worker, 2))], sender=worker
+        )
     state.assert_unchanged()
 
 
@@ -390,4 +399,3 @@ def test_submit_results__paused__reverts(market, deployer, worker, bond, create_
     with ape.reverts("pausable: contract is paused"):
         market.submit_results([(job_id, commit(worker))], sender=worker)
     state.assert_unchanged()
-

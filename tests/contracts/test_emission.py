@@ -71,8 +71,17 @@ def test_current_epoch__advances_at_boundaries(chain, market, goto_epoch):
 
 @pytest.mark.parametrize(
     "epoch",
-    [0, 1, HALVING_EPOCHS - 1, HALVING_EPOCHS, 2 * HALVING_EPOCHS + 1, LAST_EPOCH,
-     LAST_EPOCH + 1, 2**64, 2**256 - 1],
+    [
+        0,
+        1,
+        HALVING_EPOCHS - 1,
+        HALVING_EPOCHS,
+        2 * HALVING_EPOCHS + 1,
+        LAST_EPOCH,
+        LAST_EPOCH + 1,
+        2**64,
+        2**256 - 1,
+    ],
 )
 def test_epoch_emission__halves_every_period(market, epoch):
     assert market.epoch_emission(epoch) == emission.epoch_emission(
@@ -97,8 +106,9 @@ def test_emission_schedule_total__equals_token_cap(market, token):
     )
 
 
-def test_pending_reward__tracks_share_and_clears_on_claim(market, workers, verified_work,
-                                                         goto_epoch):
+def test_pending_reward__tracks_share_and_clears_on_claim(
+    market, workers, verified_work, goto_epoch
+):
     w1, w2, idle = workers[:3]
     epoch = verified_work([(w1, 1), (w2, 2)])
     assert market.pending_reward(w1, epoch) == expected_reward(epoch, 1, 3)
@@ -116,15 +126,13 @@ def test_pending_reward__tracks_share_and_clears_on_claim(market, workers, verif
 # ---------------------------------------------------------------------------
 
 
-def test_claim__sole_worker__mints_whole_emission(market, token, worker, verified_work,
-                                                  goto_epoch):
+def test_claim__sole_worker__mints_whole_emission(market, token, worker, verified_work, goto_epoch):
     epoch = verified_work([(worker, 1_000)])
     goto_epoch(epoch + 1)
     tx = market.claim([epoch], sender=worker)
     [ev] = tx.decode_logs(market.RewardClaimed)
     amount = market.epoch_emission(epoch)
-    assert (ev.worker, ev.epoch, ev.work_units, ev.amount) == (worker.address, epoch, 1_000,
-                                                              amount)
+    assert (ev.worker, ev.epoch, ev.work_units, ev.amount) == (worker.address, epoch, 1_000, amount)
     [mint] = tx.decode_logs(token.Transfer)
     assert (mint.sender, mint.receiver, mint.value) == (ZERO_ADDRESS, worker.address, amount)
     assert token.balanceOf(worker) == amount
@@ -186,8 +194,7 @@ def test_claim__halving_visible_across_boundary(market, token, worker, verified_
     assert amounts[1] * 2 == amounts[0]
 
 
-def test_claim__after_schedule_end__mints_nothing(market, token, worker, verified_work,
-                                                  goto_epoch):
+def test_claim__after_schedule_end__mints_nothing(market, token, worker, verified_work, goto_epoch):
     epoch = verified_work([(worker, 10)], epoch=LAST_EPOCH + 1)
     assert epoch == LAST_EPOCH + 1
     assert market.pending_reward(worker, epoch) == 0
@@ -200,8 +207,7 @@ def test_claim__after_schedule_end__mints_nothing(market, token, worker, verifie
     assert market.epoch_work(epoch, worker) == 0
 
 
-def test_claim__epoch_without_own_work__reverts(market, workers, verified_work, goto_epoch,
-                                                ledger):
+def test_claim__epoch_without_own_work__reverts(market, workers, verified_work, goto_epoch, ledger):
     w, idle = workers[:2]
     epoch = verified_work([(w, 10)])
     goto_epoch(epoch + 2)
@@ -239,8 +245,9 @@ def test_claim__while_paused__works(market, deployer, token, worker, verified_wo
     assert token.balanceOf(worker) == market.epoch_emission(epoch)
 
 
-def test_claim__work_recorded_at_settlement_epoch(market, worker, create_job, bond, submit, attest,
-                                                  settle, goto_epoch):
+def test_claim__work_recorded_at_settlement_epoch(
+    market, worker, create_job, bond, submit, attest, settle, goto_epoch
+):
     # Work counts in the epoch the batch is settled in, not the one it was submitted in.
     job_id = create_job()
     bond(worker)

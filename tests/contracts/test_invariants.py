@@ -49,8 +49,9 @@ N_WORKERS = 4
 
 
 @pytest.mark.slow
-def test_protocol_invariants(chain, market, token, usd, requester, other_requester, workers,
-                             oracles, sign, attest):
+def test_protocol_invariants(
+    chain, market, token, usd, requester, other_requester, workers, oracles, sign, attest
+):
     requesters = [requester, other_requester]
     crew = workers[:N_WORKERS]
     actors = requesters + crew
@@ -75,9 +76,27 @@ def test_protocol_invariants(chain, market, token, usd, requester, other_request
         # -- actions ------------------------------------------------------------------
         # Weighted so that most steps move jobs along (hypothesis alone favours
         # the rules with the smallest strategies).
-        ACTIONS = ("create", "create", "create", "submit", "submit", "submit", "submit",
-                   "settle", "settle", "settle", "travel", "travel", "refund", "cancel",
-                   "withdraw", "claim", "claim", "bond", "unbond")
+        ACTIONS = (
+            "create",
+            "create",
+            "create",
+            "submit",
+            "submit",
+            "submit",
+            "submit",
+            "settle",
+            "settle",
+            "settle",
+            "travel",
+            "travel",
+            "refund",
+            "cancel",
+            "withdraw",
+            "claim",
+            "claim",
+            "bond",
+            "unbond",
+        )
 
         @rule(action=st.sampled_from(ACTIONS), data=st.data())
         def act(self, action, data):
@@ -96,8 +115,15 @@ def test_protocol_invariants(chain, market, token, usd, requester, other_request
             self.nonce += 1
             sender = requesters[who]
             value = amount if asset == 0 else 0
-            tx = market.create_job(keccak(text=f"inv {self.nonce}"), units, assets[asset], amount,
-                                   chain.pending_timestamp + life, sender=sender, value=value)
+            tx = market.create_job(
+                keccak(text=f"inv {self.nonce}"),
+                units,
+                assets[asset],
+                amount,
+                chain.pending_timestamp + life,
+                sender=sender,
+                value=value,
+            )
             self.jobs.append(tx.decode_logs(market.JobCreated)[0].job_id)
 
         def bond(self, data):
@@ -110,24 +136,36 @@ def test_protocol_invariants(chain, market, token, usd, requester, other_request
             pick = data.draw(st.integers(0, 2**16), label="pick")
             root = data.draw(st.binary(min_size=32, max_size=32), label="root")
             now = chain.pending_timestamp
-            open_jobs = [j for j in self.jobs if (job := market.job(j)).status == STATUS_OPEN
-                         and job.deadline >= now]
+            open_jobs = [
+                j
+                for j in self.jobs
+                if (job := market.job(j)).status == STATUS_OPEN and job.deadline >= now
+            ]
             if not open_jobs:
                 return
             job_id = open_jobs[pick % len(open_jobs)]
             # Not bonded, already submitted, too many...: the revert must leave state alone.
             with contextlib.suppress(ContractLogicError):
-                market.submit_result(job_id, commitment_of(crew[who].address, root),
-                                     sender=crew[who])
+                market.submit_result(
+                    job_id, commitment_of(crew[who].address, root), sender=crew[who]
+                )
                 self.live.append((job_id, who))
 
         def settle(self, data):
-            picks = data.draw(st.lists(st.tuples(st.integers(0, 2**16), st.integers(0, 3)),
-                                       min_size=1, max_size=6), label="picks")
+            picks = data.draw(
+                st.lists(
+                    st.tuples(st.integers(0, 2**16), st.integers(0, 3)), min_size=1, max_size=6
+                ),
+                label="picks",
+            )
             signers = data.draw(st.integers(1, 3), label="signers")
             # Mostly VALID, sometimes INVALID; some items are stale on purpose (then skipped).
-            live = [(j, w) for j, w in self.live if market.submissions(
-                j, crew[w].address).commitment != bytes(32) and market.job(j).status == STATUS_OPEN]
+            live = [
+                (j, w)
+                for j, w in self.live
+                if market.submissions(j, crew[w].address).commitment != bytes(32)
+                and market.job(j).status == STATUS_OPEN
+            ]
             batch = []
             for pick, roll in picks:
                 pool = self.live if (roll == 3 or not live) else live
@@ -135,13 +173,21 @@ def test_protocol_invariants(chain, market, token, usd, requester, other_request
                     return
                 job_id, who = pool[pick % len(pool)]
                 commitment = bytes(market.submissions(job_id, crew[who].address).commitment)
-                batch.append(attest(job_id, crew[who], INVALID if roll == 0 else VALID,
-                                    commitment=commitment or keccak(text="stale")))
+                batch.append(
+                    attest(
+                        job_id,
+                        crew[who],
+                        INVALID if roll == 0 else VALID,
+                        commitment=commitment or keccak(text="stale"),
+                    )
+                )
             if not batch:
                 return
-            tx = market.settle([a.as_tuple() for a in batch],
-                               [s.as_tuple() for s in sign(batch, keys=oracles[:signers])],
-                               sender=requesters[0])
+            tx = market.settle(
+                [a.as_tuple() for a in batch],
+                [s.as_tuple() for s in sign(batch, keys=oracles[:signers])],
+                sender=requesters[0],
+            )
             for log in tx.decode_logs(market.JobSettled):
                 self.paid[log.job_id] += 1
                 seen["paid"] += 1
@@ -198,8 +244,12 @@ def test_protocol_invariants(chain, market, token, usd, requester, other_request
                 return
             w = claimants[data.draw(st.integers(0, len(claimants) - 1), label="who")]
             epochs = owed[w]
-            expected = {e: epoch_emission(INITIAL_EMISSION, HALVING_EPOCHS, e)
-                        * market.epoch_work(e, w) // market.epoch_total_work(e) for e in epochs}
+            expected = {
+                e: epoch_emission(INITIAL_EMISSION, HALVING_EPOCHS, e)
+                * market.epoch_work(e, w)
+                // market.epoch_total_work(e)
+                for e in epochs
+            }
             before = token.balanceOf(w)
             tx = market.claim(epochs, sender=w)
             for log in tx.decode_logs(market.RewardClaimed):
@@ -239,11 +289,17 @@ def test_protocol_invariants(chain, market, token, usd, requester, other_request
             for e, minted in self.minted_by_epoch.items():
                 assert minted <= epoch_emission(INITIAL_EMISSION, HALVING_EPOCHS, e)
 
-    run_state_machine_as_test(Market, settings=settings(
-        # Derandomized: the same sequences on every run, so CI is reproducible; the
-        # "not vacuous" checks below then hold by construction, not by luck.
-        max_examples=10, stateful_step_count=40, deadline=None, derandomize=True,
-        suppress_health_check=list(HealthCheck),
-    ))
+    run_state_machine_as_test(
+        Market,
+        settings=settings(
+            # Derandomized: the same sequences on every run, so CI is reproducible; the
+            # "not vacuous" checks below then hold by construction, not by luck.
+            max_examples=10,
+            stateful_step_count=40,
+            deadline=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
     for what in ("paid", "slashed", "refunded", "claimed"):
         assert seen[what] > 0, f"no example reached a {what} step: {dict(seen)}"

@@ -88,19 +88,30 @@ def test_create_job__wrong_eth_value__reverts(chain, market, requester, spec_has
     state = ledger()
     with ape.reverts("market: wrong eth amount"):
         market.create_job(
-            spec_hash(1), UNITS, ZERO_ADDRESS, AMOUNT, chain.pending_timestamp + 3_600,
-            sender=requester, value=value,
+            spec_hash(1),
+            UNITS,
+            ZERO_ADDRESS,
+            AMOUNT,
+            chain.pending_timestamp + 3_600,
+            sender=requester,
+            value=value,
         )
     state.assert_unchanged()
 
 
-def test_create_job__eth_sent_with_token_job__reverts(chain, market, usd, requester, spec_hash,
-                                                      ledger):
+def test_create_job__eth_sent_with_token_job__reverts(
+    chain, market, usd, requester, spec_hash, ledger
+):
     state = ledger()
     with ape.reverts("market: eth sent with token job"):
         market.create_job(
-            spec_hash(1), UNITS, usd, AMOUNT, chain.pending_timestamp + 3_600,
-            sender=requester, value=1,
+            spec_hash(1),
+            UNITS,
+            usd,
+            AMOUNT,
+            chain.pending_timestamp + 3_600,
+            sender=requester,
+            value=1,
         )
     state.assert_unchanged()
 
@@ -114,8 +125,9 @@ def test_create_job__eth_sent_with_token_job__reverts(chain, market, usd, reques
         ("too_large", "market: amount too large"),
     ],
 )
-def test_create_job__bad_terms__reverts(chain, market, usd, requester, spec_hash, ledger, field,
-                                       reason):
+def test_create_job__bad_terms__reverts(
+    chain, market, usd, requester, spec_hash, ledger, field, reason
+):
     spec, units, amount = spec_hash(1), UNITS, AMOUNT
     if field == "spec":
         spec = b"\x00" * 32
@@ -138,8 +150,13 @@ def test_create_job__zero_amount_eth__reverts(chain, market, requester, spec_has
     state = ledger()
     with ape.reverts("market: zero amount"):
         market.create_job(
-            spec_hash(1), UNITS, ZERO_ADDRESS, 0, chain.pending_timestamp + 3_600,
-            sender=requester, value=0,
+            spec_hash(1),
+            UNITS,
+            ZERO_ADDRESS,
+            0,
+            chain.pending_timestamp + 3_600,
+            sender=requester,
+            value=0,
         )
     state.assert_unchanged()
 
@@ -147,8 +164,9 @@ def test_create_job__zero_amount_eth__reverts(chain, market, requester, spec_has
 def test_create_job__deadline_bounds(chain, market, requester, spec_hash, ledger):
     def create_at(now, deadline, spec=1):
         chain.pending_timestamp = now  # the next transaction is mined at `now`
-        return market.create_job(spec_hash(spec), UNITS, ZERO_ADDRESS, AMOUNT, deadline,
-                                 sender=requester, value=AMOUNT)
+        return market.create_job(
+            spec_hash(spec), UNITS, ZERO_ADDRESS, AMOUNT, deadline, sender=requester, value=AMOUNT
+        )
 
     state = ledger()
     now = chain.pending_timestamp + 10
@@ -166,8 +184,9 @@ def test_create_job__deadline_bounds(chain, market, requester, spec_hash, ledger
     assert tx.decode_logs(market.JobCreated)[0].deadline == now + 40 + MAX_HORIZON
 
 
-def test_create_job__asset_not_allowed__reverts(chain, project, deployer, market, usd, requester,
-                                                spec_hash, ledger):
+def test_create_job__asset_not_allowed__reverts(
+    chain, project, deployer, market, usd, requester, spec_hash, ledger
+):
     other = project.MockToken.deploy("Other", "OTH", sender=deployer)
     other.mint(requester, ETHER, sender=requester)
     other.approve(market, 2**256 - 1, sender=requester)
@@ -175,8 +194,14 @@ def test_create_job__asset_not_allowed__reverts(chain, project, deployer, market
     state = ledger()
     for asset in (other, usd):
         with ape.reverts("market: asset not allowed"):
-            market.create_job(spec_hash(1), UNITS, asset, AMOUNT, chain.pending_timestamp + 3_600,
-                              sender=requester)
+            market.create_job(
+                spec_hash(1),
+                UNITS,
+                asset,
+                AMOUNT,
+                chain.pending_timestamp + 3_600,
+                sender=requester,
+            )
     state.assert_unchanged()
     assert other.balanceOf(market) == 0
 
@@ -185,8 +210,15 @@ def test_create_job__paused__reverts(chain, market, deployer, requester, spec_ha
     market.pause(sender=deployer)
     state = ledger()
     with ape.reverts("pausable: contract is paused"):
-        market.create_job(spec_hash(1), UNITS, ZERO_ADDRESS, AMOUNT,
-                          chain.pending_timestamp + 3_600, sender=requester, value=AMOUNT)
+        market.create_job(
+            spec_hash(1),
+            UNITS,
+            ZERO_ADDRESS,
+            AMOUNT,
+            chain.pending_timestamp + 3_600,
+            sender=requester,
+            value=AMOUNT,
+        )
     state.assert_unchanged()
 
 
@@ -195,8 +227,7 @@ def test_create_job__paused__reverts(chain, market, deployer, requester, spec_ha
 # ---------------------------------------------------------------------------
 
 
-def test_create_jobs__mixed_eth_and_erc20__escrows_each(chain, market, usd, requester,
-                                                        spec_hash):
+def test_create_jobs__mixed_eth_and_erc20__escrows_each(chain, market, usd, requester, spec_hash):
     deadline = chain.pending_timestamp + 3_600
     reqs = [
         request(spec_hash(1), amount=AMOUNT, deadline=deadline),
@@ -218,8 +249,11 @@ def test_create_jobs__mixed_eth_and_erc20__escrows_each(chain, market, usd, requ
     assert usd.balanceOf(market) == 9 * ETHER
     # Each ERC-20 is pulled once, for the sum of its jobs.
     [pull] = tx.decode_logs(usd.Transfer)
-    assert (pull.sender, pull.receiver, pull.value) == (requester.address, market.address,
-                                                        9 * ETHER)
+    assert (pull.sender, pull.receiver, pull.value) == (
+        requester.address,
+        market.address,
+        9 * ETHER,
+    )
     third = market.job(first + 2)
     assert (third.amount, third.work_units, third.deadline) == (3 * AMOUNT, 5, deadline + 1)
     for i in range(4):
@@ -229,15 +263,17 @@ def test_create_jobs__mixed_eth_and_erc20__escrows_each(chain, market, usd, requ
 
 def test_create_jobs__erc20_only__no_eth(chain, market, usd, requester, spec_hash):
     deadline = chain.pending_timestamp + 3_600
-    tx = market.create_jobs([request(spec_hash(1), asset=usd.address, deadline=deadline)],
-                            sender=requester)
+    tx = market.create_jobs(
+        [request(spec_hash(1), asset=usd.address, deadline=deadline)], sender=requester
+    )
     assert len(tx.decode_logs(market.JobCreated)) == 1
     assert usd.balanceOf(market) == AMOUNT
 
 
 @pytest.mark.parametrize("value", [0, 2 * AMOUNT - 1, 2 * AMOUNT + 1, 3 * AMOUNT])
-def test_create_jobs__msg_value_mismatch__reverts(chain, market, usd, requester, spec_hash,
-                                                  ledger, value):
+def test_create_jobs__msg_value_mismatch__reverts(
+    chain, market, usd, requester, spec_hash, ledger, value
+):
     deadline = chain.pending_timestamp + 3_600
     reqs = [
         request(spec_hash(1), deadline=deadline),
@@ -250,13 +286,15 @@ def test_create_jobs__msg_value_mismatch__reverts(chain, market, usd, requester,
     state.assert_unchanged()
 
 
-def test_create_jobs__eth_with_erc20_only_batch__reverts(chain, market, usd, requester, spec_hash,
-                                                         ledger):
+def test_create_jobs__eth_with_erc20_only_batch__reverts(
+    chain, market, usd, requester, spec_hash, ledger
+):
     state = ledger()
     with ape.reverts("market: wrong eth amount"):
         market.create_jobs(
             [request(spec_hash(1), asset=usd.address, deadline=chain.pending_timestamp + 3_600)],
-            sender=requester, value=1,
+            sender=requester,
+            value=1,
         )
     state.assert_unchanged()
 
@@ -284,8 +322,11 @@ def test_create_jobs__paused__reverts(chain, market, deployer, requester, spec_h
     market.pause(sender=deployer)
     state = ledger()
     with ape.reverts("pausable: contract is paused"):
-        market.create_jobs([request(spec_hash(1), deadline=chain.pending_timestamp + 3_600)],
-                           sender=requester, value=AMOUNT)
+        market.create_jobs(
+            [request(spec_hash(1), deadline=chain.pending_timestamp + 3_600)],
+            sender=requester,
+            value=AMOUNT,
+        )
     state.assert_unchanged()
 
 
@@ -399,8 +440,9 @@ def test_cancel__by_requester__credits_escrow(market, requester, create_job):
     assert not tx.decode_logs(market.JobRefunded)
 
 
-def test_cancel__after_deadline_and_while_paused__works(chain, market, deployer, requester,
-                                                       create_job, usd):
+def test_cancel__after_deadline_and_while_paused__works(
+    chain, market, deployer, requester, create_job, usd
+):
     deadline = chain.pending_timestamp + 600
     job_id = create_job(asset=usd, amount=ETHER, deadline=deadline)
     market.pause(sender=deployer)
@@ -411,8 +453,9 @@ def test_cancel__after_deadline_and_while_paused__works(chain, market, deployer,
 
 
 @pytest.mark.parametrize("who", ["stranger", "other_requester"])
-def test_cancel__by_someone_else__reverts(market, create_job, ledger, stranger, other_requester,
-                                          who):
+def test_cancel__by_someone_else__reverts(
+    market, create_job, ledger, stranger, other_requester, who
+):
     job_id = create_job()
     state = ledger(jobs=[job_id])
     with ape.reverts("market: not requester"):
@@ -420,8 +463,9 @@ def test_cancel__by_someone_else__reverts(market, create_job, ledger, stranger, 
     state.assert_unchanged()
 
 
-def test_cancel__with_submissions__reverts(market, requester, worker, create_job, bond, submit,
-                                           ledger):
+def test_cancel__with_submissions__reverts(
+    market, requester, worker, create_job, bond, submit, ledger
+):
     job_id = create_job()
     bond(worker)
     submit(worker, job_id)
@@ -431,8 +475,9 @@ def test_cancel__with_submissions__reverts(market, requester, worker, create_job
     state.assert_unchanged()
 
 
-def test_cancel__after_settle__reverts(market, requester, worker, create_job, bond, submit,
-                                       attest, settle, ledger):
+def test_cancel__after_settle__reverts(
+    market, requester, worker, create_job, bond, submit, attest, settle, ledger
+):
     job_id = create_job()
     bond(worker)
     submit(worker, job_id)
@@ -475,12 +520,17 @@ def test_job__unknown_id__is_all_zero(market):
     assert job.requester == ZERO_ADDRESS
     assert job.asset == ZERO_ADDRESS
     assert (job.amount, job.work_units, job.deadline, job.status, job.submissions) == (
-        0, 0, 0, STATUS_NONE, 0
+        0,
+        0,
+        0,
+        STATUS_NONE,
+        0,
     )
 
 
-def test_job__packed_fields_at_their_maxima_do_not_bleed(chain, market, usd, requester, workers,
-                                                        bond, submit):
+def test_job__packed_fields_at_their_maxima_do_not_bleed(
+    chain, market, usd, requester, workers, bond, submit
+):
     usd.mint(requester, 2**96, sender=requester)
     deadline = chain.pending_timestamp + MAX_HORIZON
     tx = market.create_job(b"\xff" * 32, 2**64 - 1, usd, 2**96 - 1, deadline, sender=requester)

@@ -45,8 +45,9 @@ def counts(tx, market):
 # ---------------------------------------------------------------------------
 
 
-def test_settle__valid__pays_worker_and_records_work(chain, market, worker, stranger, create_job,
-                                                     bond, submit, attest, settle):
+def test_settle__valid__pays_worker_and_records_work(
+    chain, market, worker, stranger, create_job, bond, submit, attest, settle
+):
     job_id = create_job()
     bond(worker)
     submit(worker, job_id)
@@ -58,7 +59,9 @@ def test_settle__valid__pays_worker_and_records_work(chain, market, worker, stra
 
     [settled] = tx.decode_logs(market.JobSettled)
     assert (settled.job_id, settled.worker, settled.transcript_hash) == (
-        job_id, worker.address, a.transcript_hash
+        job_id,
+        worker.address,
+        a.transcript_hash,
     )
     [work] = tx.decode_logs(market.WorkRecorded)
     assert (work.epoch, work.worker, work.work_units) == (epoch, worker.address, UNITS)
@@ -80,8 +83,9 @@ def test_settle__valid__pays_worker_and_records_work(chain, market, worker, stra
     assert worker.balance == before + AMOUNT - w.total_fees_paid
 
 
-def test_settle__valid_erc20_job__credits_the_token(market, usd, worker, create_job, bond,
-                                                    submit, attest, settle):
+def test_settle__valid_erc20_job__credits_the_token(
+    market, usd, worker, create_job, bond, submit, attest, settle
+):
     job_id = create_job(asset=usd, amount=40 * ETHER)
     bond(worker)
     submit(worker, job_id)
@@ -91,8 +95,9 @@ def test_settle__valid_erc20_job__credits_the_token(market, usd, worker, create_
     assert usd.balanceOf(market) == 40 * ETHER
 
 
-def test_settle__one_worker_many_jobs__sums_credit_and_work(market, usd, worker, create_job, bond,
-                                                           submit, attest, settle):
+def test_settle__one_worker_many_jobs__sums_credit_and_work(
+    market, usd, worker, create_job, bond, submit, attest, settle
+):
     jobs = [create_job(units=10), create_job(units=20), create_job(asset=usd, units=30)]
     bond(worker)
     for j in jobs:
@@ -111,8 +116,9 @@ def test_settle__one_worker_many_jobs__sums_credit_and_work(market, usd, worker,
     assert sorted(ev.work_units for ev in recorded) == [30, 30]
 
 
-def test_settle__several_workers__one_epoch_total(market, workers, create_job, bond, submit,
-                                                  attest, settle):
+def test_settle__several_workers__one_epoch_total(
+    market, workers, create_job, bond, submit, attest, settle
+):
     w1, w2 = workers[:2]
     j1, j2 = create_job(units=3), create_job(units=4)
     for w, j in ((w1, j1), (w2, j2)):
@@ -125,8 +131,9 @@ def test_settle__several_workers__one_epoch_total(market, workers, create_job, b
     assert market.epoch_total_work(epoch) == 7
 
 
-def test_settle__while_paused__works(market, deployer, worker, create_job, bond, submit, attest,
-                                     settle):
+def test_settle__while_paused__works(
+    market, deployer, worker, create_job, bond, submit, attest, settle
+):
     job_id = create_job()
     bond(worker)
     submit(worker, job_id)
@@ -135,9 +142,9 @@ def test_settle__while_paused__works(market, deployer, worker, create_job, bond,
     assert market.job(job_id).status == STATUS_PAID
 
 
-def test_settle__after_deadline_and_grace__still_settles_open_job(chain, market, worker,
-                                                                  create_job, bond, submit,
-                                                                  attest, settle):
+def test_settle__after_deadline_and_grace__still_settles_open_job(
+    chain, market, worker, create_job, bond, submit, attest, settle
+):
     deadline = chain.pending_timestamp + 600
     job_id = create_job(deadline=deadline)
     bond(worker)
@@ -155,8 +162,9 @@ def test_settle__empty_batch__reverts(market, sign, relay, ledger):
 
 
 @pytest.mark.parametrize("verdict", [0, 3, 255])
-def test_settle__unknown_verdict__reverts(market, worker, create_job, bond, submit, attest, settle,
-                                          ledger, verdict):
+def test_settle__unknown_verdict__reverts(
+    market, worker, create_job, bond, submit, attest, settle, ledger, verdict
+):
     job_id = create_job()
     bond(worker)
     submit(worker, job_id)
@@ -184,8 +192,9 @@ def test_settle__unknown_verdict_in_skipped_item__reverts_whole_batch(
 # ---------------------------------------------------------------------------
 
 
-def test_settle__invalid__slashes_bond_to_requester(chain, market, requester, worker, create_job,
-                                                    bond, submit, attest, settle):
+def test_settle__invalid__slashes_bond_to_requester(
+    chain, market, requester, worker, create_job, bond, submit, attest, settle
+):
     job_id = create_job()
     bond(worker, 3 * MIN_BOND)
     submit(worker, job_id)
@@ -196,7 +205,11 @@ def test_settle__invalid__slashes_bond_to_requester(chain, market, requester, wo
 
     [ev] = tx.decode_logs(market.WorkerSlashed)
     assert (ev.job_id, ev.worker, ev.requester, ev.amount, ev.transcript_hash) == (
-        job_id, worker.address, requester.address, 3 * MIN_BOND, a.transcript_hash
+        job_id,
+        worker.address,
+        requester.address,
+        3 * MIN_BOND,
+        a.transcript_hash,
     )
     assert counts(tx, market) == (0, 1, 0)
     assert not tx.decode_logs(market.JobSettled)
@@ -210,8 +223,9 @@ def test_settle__invalid__slashes_bond_to_requester(chain, market, requester, wo
     assert market.epoch_total_work(epoch) == 0
 
 
-def test_settle__invalid__job_can_then_be_won_by_another_worker(market, workers, create_job, bond,
-                                                                submit, attest, settle):
+def test_settle__invalid__job_can_then_be_won_by_another_worker(
+    market, workers, create_job, bond, submit, attest, settle
+):
     cheat, honest = workers[:2]
     job_id = create_job()
     for w in (cheat, honest):
@@ -227,8 +241,9 @@ def test_settle__invalid__job_can_then_be_won_by_another_worker(market, workers,
     assert market.credited(cheat, ZERO_ADDRESS) == 0
 
 
-def test_settle__invalid__frees_a_submission_slot(market, workers, stranger, create_job, bond,
-                                                  submit, attest, settle):
+def test_settle__invalid__frees_a_submission_slot(
+    market, workers, stranger, create_job, bond, submit, attest, settle
+):
     job_id = create_job()
     for w in workers:
         bond(w)
@@ -240,8 +255,9 @@ def test_settle__invalid__frees_a_submission_slot(market, workers, stranger, cre
     assert market.job(job_id).submissions == 8
 
 
-def test_settle__invalid__slashed_worker_must_rebond(market, worker, create_job, bond, submit,
-                                                    attest, settle, ledger):
+def test_settle__invalid__slashed_worker_must_rebond(
+    market, worker, create_job, bond, submit, attest, settle, ledger
+):
     j1, j2 = create_job(), create_job()
     bond(worker)
     submit(worker, j1)
@@ -275,8 +291,9 @@ def test_settle__invalid_only_submission__job_refundable_or_cancellable_at_once(
     assert market.credited(requester, ZERO_ADDRESS) == 2 * MIN_BOND + 2 * AMOUNT
 
 
-def test_settle__invalid_twice_in_one_batch__second_skipped(market, requester, worker, create_job,
-                                                            bond, submit, attest, settle):
+def test_settle__invalid_twice_in_one_batch__second_skipped(
+    market, requester, worker, create_job, bond, submit, attest, settle
+):
     job_id = create_job()
     bond(worker)
     submit(worker, job_id)
@@ -288,9 +305,9 @@ def test_settle__invalid_twice_in_one_batch__second_skipped(market, requester, w
     assert market.job(job_id).submissions == 0
 
 
-def test_settle__slash_on_one_job__other_valid_job_still_pays(market, requester, worker,
-                                                              create_job, bond, submit, attest,
-                                                              settle):
+def test_settle__slash_on_one_job__other_valid_job_still_pays(
+    market, requester, worker, create_job, bond, submit, attest, settle
+):
     bad, good = create_job(), create_job()
     bond(worker)
     submit(worker, bad)
@@ -306,8 +323,9 @@ def test_settle__slash_on_one_job__other_valid_job_still_pays(market, requester,
 # ---------------------------------------------------------------------------
 
 
-def test_settle__mixed_batch__settles_slashes_and_skips(market, requester, workers, create_job,
-                                                        bond, submit, attest, settle):
+def test_settle__mixed_batch__settles_slashes_and_skips(
+    market, requester, workers, create_job, bond, submit, attest, settle
+):
     w1, w2, w3 = workers[:3]
     j1, j2, j3 = create_job(), create_job(), create_job()
     for w, j in ((w1, j1), (w2, j2), (w3, j3)):
@@ -332,8 +350,9 @@ def test_settle__mixed_batch__settles_slashes_and_skips(market, requester, worke
 
 
 @pytest.mark.parametrize("how", ["paid", "cancelled", "refunded", "unknown"])
-def test_settle__job_not_open__skipped(chain, market, requester, workers, create_job, bond, submit,
-                                       attest, settle, how):
+def test_settle__job_not_open__skipped(
+    chain, market, requester, workers, create_job, bond, submit, attest, settle, how
+):
     worker, winner = workers[:2]
     deadline = chain.pending_timestamp + 600
     job_id = create_job(deadline=deadline)
@@ -358,8 +377,9 @@ def test_settle__job_not_open__skipped(chain, market, requester, workers, create
 
 
 @pytest.mark.parametrize("verdict", [VALID, INVALID])
-def test_settle__wrong_commitment__skipped(market, worker, create_job, bond, submit, attest,
-                                           settle, verdict):
+def test_settle__wrong_commitment__skipped(
+    market, worker, create_job, bond, submit, attest, settle, verdict
+):
     job_id = create_job()
     bond(worker)
     submit(worker, job_id)
@@ -370,8 +390,9 @@ def test_settle__wrong_commitment__skipped(market, worker, create_job, bond, sub
     assert market.credited(worker, ZERO_ADDRESS) == 0
 
 
-def test_settle__empty_commitment_for_non_submitter__skipped(market, workers, create_job, bond,
-                                                             submit, attest, settle):
+def test_settle__empty_commitment_for_non_submitter__skipped(
+    market, workers, create_job, bond, submit, attest, settle
+):
     # A worker who never submitted has an empty stored commitment; an attestation
     # carrying the empty commitment must not match it.
     submitter, idle = workers[:2]
@@ -385,8 +406,9 @@ def test_settle__empty_commitment_for_non_submitter__skipped(market, workers, cr
 
 
 @pytest.mark.parametrize("delta", [-1, 1])
-def test_settle__work_units_mismatch__skipped(market, worker, create_job, bond, submit, attest,
-                                              settle, delta):
+def test_settle__work_units_mismatch__skipped(
+    market, worker, create_job, bond, submit, attest, settle, delta
+):
     job_id = create_job()
     bond(worker)
     submit(worker, job_id)
@@ -397,8 +419,9 @@ def test_settle__work_units_mismatch__skipped(market, worker, create_job, bond, 
     assert market.epoch_total_work(epoch) == 0
 
 
-def test_settle__work_units_mismatch_on_invalid__not_slashed(market, worker, create_job, bond,
-                                                             submit, attest, settle):
+def test_settle__work_units_mismatch_on_invalid__not_slashed(
+    market, worker, create_job, bond, submit, attest, settle
+):
     job_id = create_job()
     bond(worker)
     submit(worker, job_id)
@@ -438,9 +461,9 @@ def test_settle__invalid_after_refund__still_slashes(
     assert market.credited(requester, ZERO_ADDRESS) == MIN_BOND + AMOUNT
 
 
-def test_settle__invalid_before_valid_on_same_job__both_applied(market, requester, workers,
-                                                                create_job, bond, submit, attest,
-                                                                settle):
+def test_settle__invalid_before_valid_on_same_job__both_applied(
+    market, requester, workers, create_job, bond, submit, attest, settle
+):
     honest, cheat = workers[:2]
     job_id = create_job()
     for w in (honest, cheat):
@@ -478,8 +501,7 @@ def test_settlement_digest__equals_python_eip712(chain, market, worker, n):
         assert bytes(market.settlement_digest([a.as_tuple() for a in batch[::-1]])) != on_chain
 
 
-def test_settlement_digest__binds_chain_and_market(chain, market, deploy_protocol, oracles,
-                                                   worker):
+def test_settlement_digest__binds_chain_and_market(chain, market, deploy_protocol, oracles, worker):
     a = Attestation(1, worker.address, keccak(text="c"), 5, VALID, keccak(text="t"))
     _, other = deploy_protocol([o.address for o in oracles])
     mine = bytes(market.settlement_digest([a.as_tuple()]))
@@ -487,9 +509,9 @@ def test_settlement_digest__binds_chain_and_market(chain, market, deploy_protoco
     assert settlement_digest(chain.chain_id + 1, market.address, [a]) != mine
 
 
-def test_settle__each_oracle_typed_data_signature_verifies(chain, market, oracles, workers,
-                                                           create_job, bond, submit, attest,
-                                                           settle):
+def test_settle__each_oracle_typed_data_signature_verifies(
+    chain, market, oracles, workers, create_job, bond, submit, attest, settle
+):
     # encode_typed_data signatures from every oracle key verify on-chain, one batch each.
     for i, key in enumerate(oracles):
         w = workers[i]
@@ -503,8 +525,9 @@ def test_settle__each_oracle_typed_data_signature_verifies(chain, market, oracle
         assert market.credited(w, ZERO_ADDRESS) == AMOUNT
 
 
-def test_settle__multi_item_batch_signed_by_quorum(market, deployer, oracles, workers, create_job,
-                                                   bond, submit, attest, settle):
+def test_settle__multi_item_batch_signed_by_quorum(
+    market, deployer, oracles, workers, create_job, bond, submit, attest, settle
+):
     market.set_threshold(3, sender=deployer)
     jobs = []
     for w in workers[:5]:
@@ -517,8 +540,9 @@ def test_settle__multi_item_batch_signed_by_quorum(market, deployer, oracles, wo
 
 
 @pytest.mark.parametrize("signers", [3, 4, 5])
-def test_settle__threshold_met_or_exceeded__settles(market, deployer, oracles, worker, create_job,
-                                                    bond, submit, attest, settle, signers):
+def test_settle__threshold_met_or_exceeded__settles(
+    market, deployer, oracles, worker, create_job, bond, submit, attest, settle, signers
+):
     market.set_threshold(3, sender=deployer)
     job_id = create_job()
     bond(worker)
@@ -528,9 +552,9 @@ def test_settle__threshold_met_or_exceeded__settles(market, deployer, oracles, w
 
 
 @pytest.mark.parametrize("picks", [(0, 2, 4), (1, 3, 4), (0, 1, 4), (2, 3, 4)])
-def test_settle__signers_with_gaps_in_the_set__settles(market, deployer, oracles, worker,
-                                                       create_job, bond, submit, attest, settle,
-                                                       picks):
+def test_settle__signers_with_gaps_in_the_set__settles(
+    market, deployer, oracles, worker, create_job, bond, submit, attest, settle, picks
+):
     # The contract walks the sorted set once: members who did not sign are stepped over.
     market.set_threshold(3, sender=deployer)
     job_id = create_job()
@@ -541,8 +565,9 @@ def test_settle__signers_with_gaps_in_the_set__settles(market, deployer, oracles
 
 
 @pytest.mark.parametrize("signers", [0, 2])
-def test_settle__below_threshold__reverts(market, deployer, oracles, worker, create_job, bond,
-                                          submit, attest, settle, ledger, signers):
+def test_settle__below_threshold__reverts(
+    market, deployer, oracles, worker, create_job, bond, submit, attest, settle, ledger, signers
+):
     market.set_threshold(3, sender=deployer)
     job_id = create_job()
     bond(worker)
@@ -563,8 +588,9 @@ def test_oracles__sorted_initial_set(market, oracles):
 # ---------------------------------------------------------------------------
 
 
-def test_withdraw__eth__sends_credit_and_logs(chain, market, worker, create_job, bond, submit,
-                                              attest, settle):
+def test_withdraw__eth__sends_credit_and_logs(
+    chain, market, worker, create_job, bond, submit, attest, settle
+):
     job_id = create_job()
     bond(worker)
     submit(worker, job_id)
@@ -582,8 +608,9 @@ def test_withdraw__eth__sends_credit_and_logs(chain, market, worker, create_job,
     assert chain.provider.get_balance(market.address) == MIN_BOND  # only the bond is left
 
 
-def test_withdraw__erc20__sends_token(market, usd, worker, create_job, bond, submit, attest,
-                                      settle):
+def test_withdraw__erc20__sends_token(
+    market, usd, worker, create_job, bond, submit, attest, settle
+):
     job_id = create_job(asset=usd, amount=12 * ETHER)
     bond(worker)
     submit(worker, job_id)
@@ -596,8 +623,9 @@ def test_withdraw__erc20__sends_token(market, usd, worker, create_job, bond, sub
     assert market.credited(worker, usd) == 0
 
 
-def test_withdraw__disallowed_asset__still_withdrawable(market, deployer, usd, worker, create_job,
-                                                       bond, submit, attest, settle):
+def test_withdraw__disallowed_asset__still_withdrawable(
+    market, deployer, usd, worker, create_job, bond, submit, attest, settle
+):
     job_id = create_job(asset=usd, amount=ETHER)
     bond(worker)
     submit(worker, job_id)
@@ -633,9 +661,9 @@ def test_withdraw__while_paused__works(market, deployer, requester, create_job):
     assert tx.decode_logs(market.Withdrawn)[0].amount == AMOUNT
 
 
-def test_settle__full_oracle_set_of_32__every_position_verifies(market, deployer, oracles, workers,
-                                                                create_job, bond, submit, attest,
-                                                                settle):
+def test_settle__full_oracle_set_of_32__every_position_verifies(
+    market, deployer, oracles, workers, create_job, bond, submit, attest, settle
+):
     extra = [Account.from_key(keccak(text=f"extra oracle {i}")) for i in range(32 - len(oracles))]
     for k in extra:
         market.add_oracle(k.address, sender=deployer)

@@ -69,8 +69,13 @@ def anvil() -> Iterator[Anvil]:
 def keys() -> dict[str, Any]:
     accts = test_accounts(10)
     oracles = sorted(accts[5:8], key=lambda a: int(a.address, 16))
-    return {"deployer": accts[0], "requester": accts[1], "honest": accts[2],
-            "cheater": accts[3], "oracles": oracles}
+    return {
+        "deployer": accts[0],
+        "requester": accts[1],
+        "honest": accts[2],
+        "cheater": accts[3],
+        "oracles": oracles,
+    }
 
 
 @pytest.fixture
@@ -78,9 +83,14 @@ def deploy(anvil: Anvil, keys: dict[str, Any], tmp_path: Path) -> Callable[[int]
     """deploy(threshold) -> (Deployment, deployments dir) with the three test oracles."""
 
     def go(threshold: int = 1, n_oracles: int = 3) -> Any:
-        rec = deploy_with_web3(anvil.w3, keys["deployer"],
-                               [o.address for o in keys["oracles"][:n_oracles]], threshold,
-                               LOCAL, "ethereum:local:foundry")
+        rec = deploy_with_web3(
+            anvil.w3,
+            keys["deployer"],
+            [o.address for o in keys["oracles"][:n_oracles]],
+            threshold,
+            LOCAL,
+            "ethereum:local:foundry",
+        )
         root = tmp_path / "deployments"
         deployments.save(rec, root)
         return rec
@@ -99,12 +109,21 @@ def matmul(seed: int, dtype: str = "int8", n: int = 32, mode: str = "full") -> d
     verify: dict[str, Any] = {"mode": mode}
     if mode == "sampled":
         verify["openings"] = 4
-    return {"version": 1, "kind": "matmul", "dtype": dtype, "m": n, "n": n, "k": n,
-            "inputs": {"seed": seed}, "verify": verify}
+    return {
+        "version": 1,
+        "kind": "matmul",
+        "dtype": dtype,
+        "m": n,
+        "n": n,
+        "k": n,
+        "inputs": {"seed": seed},
+        "verify": verify,
+    }
 
 
-def post_jobs(chain: Chain, requester: Any, specs: list[dict[str, Any]],
-              spec_store: LocalBlobStore | None) -> list[int]:
+def post_jobs(
+    chain: Chain, requester: Any, specs: list[dict[str, Any]], spec_store: LocalBlobStore | None
+) -> list[int]:
     """Publish the specs and escrow one job each, in one create_jobs transaction."""
     from oracle.chain.client import TxSender
 
@@ -114,10 +133,12 @@ def post_jobs(chain: Chain, requester: Any, specs: list[dict[str, Any]],
             spec_store.put(p.canonical)
     deadline = chain.block_timestamp(chain.head()) + 3_600
     fn = chain.market.functions.create_jobs(
-        [(spec_hash(p), work_units(p), ZERO, PRICE, deadline) for p in parsed])
+        [(spec_hash(p), work_units(p), ZERO, PRICE, deadline) for p in parsed]
+    )
     rcpt = TxSender(chain, requester).send(fn, "create_jobs", value=PRICE * len(parsed))
-    return [int(e["args"]["job_id"])
-            for e in chain.market.events.JobCreated().process_receipt(rcpt)]
+    return [
+        int(e["args"]["job_id"]) for e in chain.market.events.JobCreated().process_receipt(rcpt)
+    ]
 
 
 def key_file(tmp_path: Path, name: str, account: Any) -> Path:
@@ -154,19 +175,40 @@ def kill_then_restart(cmd: list[str], done: Callable[[], bool], timeout: float =
         proc.wait(timeout=10)
 
 
-def worker_and_node(anvil: Anvil, rec: Any, keys: dict[str, Any], tmp_path: Path,
-                    spec_url: str, confirmations: int = 0) -> tuple[Any, Any]:
+def worker_and_node(
+    anvil: Anvil,
+    rec: Any,
+    keys: dict[str, Any],
+    tmp_path: Path,
+    spec_url: str,
+    confirmations: int = 0,
+) -> tuple[Any, Any]:
     """The honest worker (serving) and the first oracle node (settles at once), the node told
     the worker's URL directly; the caller closes both."""
     from oracle.node.service import OracleConfig, OracleNode
     from oracle.worker.service import Worker, WorkerConfig
 
-    w = Worker(WorkerConfig(rpc_url=anvil.url, db_path=str(tmp_path / "w.db"),
-                            store_dir=str(tmp_path / "w-blobs"), spec_stores=[spec_url]),
-               Chain(anvil.url, rec), keys["honest"])
-    node = OracleNode(OracleConfig(rpc_url=anvil.url, db_path=str(tmp_path / "o.db"),
-                                   spec_stores=[spec_url], confirmations=confirmations,
-                                   batch_size=8, max_wait=0.0),
-                      Chain(anvil.url, rec), keys["oracles"][0])
+    w = Worker(
+        WorkerConfig(
+            rpc_url=anvil.url,
+            db_path=str(tmp_path / "w.db"),
+            store_dir=str(tmp_path / "w-blobs"),
+            spec_stores=[spec_url],
+        ),
+        Chain(anvil.url, rec),
+        keys["honest"],
+    )
+    node = OracleNode(
+        OracleConfig(
+            rpc_url=anvil.url,
+            db_path=str(tmp_path / "o.db"),
+            spec_stores=[spec_url],
+            confirmations=confirmations,
+            batch_size=8,
+            max_wait=0.0,
+        ),
+        Chain(anvil.url, rec),
+        keys["oracles"][0],
+    )
     node.db.set_worker_url(w.address, w.start_server(), 0)
     return w, node

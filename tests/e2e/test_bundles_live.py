@@ -18,18 +18,41 @@ from oracle.store.blobs import LocalBlobStore
 from oracle.worker.service import Worker, WorkerConfig
 from tests.e2e.conftest import matmul, post_jobs, wait_until
 
-SPECS = [matmul(1), matmul(2), matmul(3, dtype="fp32"), matmul(4, mode="sampled"),
-         matmul(5, dtype="fp32", mode="sampled")]
+SPECS = [
+    matmul(1),
+    matmul(2),
+    matmul(3, dtype="fp32"),
+    matmul(4, mode="sampled"),
+    matmul(5, dtype="fp32", mode="sampled"),
+]
 
 
-def _setup(anvil, rec, keys, tmp_path: Path, spec_url: str, *, tamper=None, broken=False,
-           bundle_items=64, forge_blob=False):
-    cfg = WorkerConfig(rpc_url=anvil.url, db_path=str(tmp_path / "w.db"),
-                       store_dir=str(tmp_path / "w-blobs"), spec_stores=[spec_url])
+def _setup(
+    anvil,
+    rec,
+    keys,
+    tmp_path: Path,
+    spec_url: str,
+    *,
+    tamper=None,
+    broken=False,
+    bundle_items=64,
+    forge_blob=False,
+):
+    cfg = WorkerConfig(
+        rpc_url=anvil.url,
+        db_path=str(tmp_path / "w.db"),
+        store_dir=str(tmp_path / "w-blobs"),
+        spec_stores=[spec_url],
+    )
     w = Worker(cfg, Chain(anvil.url, rec), keys["honest"], tamper=tamper)
     hits = {"manifest": 0, "answer": 0, "blob": 0, "bundle": 0}
-    for name, attr in (("manifest", "_manifest"), ("answer", "_answer"), ("blob", "_blob"),
-                       ("bundle", "_bundle")):
+    for name, attr in (
+        ("manifest", "_manifest"),
+        ("answer", "_answer"),
+        ("blob", "_blob"),
+        ("bundle", "_bundle"),
+    ):
         real = getattr(w, attr)
 
         def counted(req, real=real, name=name):
@@ -40,11 +63,19 @@ def _setup(anvil, rec, keys, tmp_path: Path, spec_url: str, *, tamper=None, brok
             if forge_blob and name == "blob" and status == 200:  # other bytes, same name
                 body = bytes([body[0] ^ 1]) + body[1:]
             return status, ctype, body
+
         setattr(w, attr, counted)
     w.start_server()
-    ncfg = OracleConfig(rpc_url=anvil.url, db_path=str(tmp_path / "o.db"),
-                        spec_stores=[spec_url], confirmations=0, batch_size=8, max_wait=0.0,
-                        worker_urls={w.address: w.server.url}, bundle_items=bundle_items)
+    ncfg = OracleConfig(
+        rpc_url=anvil.url,
+        db_path=str(tmp_path / "o.db"),
+        spec_stores=[spec_url],
+        confirmations=0,
+        batch_size=8,
+        max_wait=0.0,
+        worker_urls={w.address: w.server.url},
+        bundle_items=bundle_items,
+    )
     node = OracleNode(ncfg, Chain(anvil.url, rec), keys["oracles"][0])
     return w, node, hits
 
@@ -59,6 +90,7 @@ def _verdicts(anvil, rec, keys, tmp_path, spec_server, **kw):
         def decided() -> bool:
             node.verify_due(node.follow())
             return len(node.db.unsettled_verdicts()) == len(jobs)
+
         wait_until(decided, timeout=30, every=0.05)
         out = {}
         for j in jobs:
@@ -72,8 +104,7 @@ def _verdicts(anvil, rec, keys, tmp_path, spec_server, **kw):
 
 
 def test_bundle__one_round_trip_same_verdicts(anvil, deploy, keys, tmp_path, spec_server):
-    jobs, verdicts, hits, metrics, _ = _verdicts(anvil, deploy(1, 1), keys, tmp_path,
-                                                 spec_server)
+    jobs, verdicts, hits, metrics, _ = _verdicts(anvil, deploy(1, 1), keys, tmp_path, spec_server)
     assert sorted(verdicts) == jobs and len(jobs) == len(SPECS)
     assert all(v[0] == VerdictCode.VALID for v in verdicts.values()), verdicts
     assert hits == {"manifest": 0, "answer": 0, "blob": 0, "bundle": 1}
@@ -90,17 +121,20 @@ def test_bundle__cheat_inside_is_invalid(anvil, deploy, keys, tmp_path, spec_ser
             result[0, 0] += 1
         return result
 
-    jobs, verdicts, hits, _, _ = _verdicts(anvil, deploy(1, 1), keys, tmp_path, spec_server,
-                                           tamper=tamper)
+    jobs, verdicts, hits, _, _ = _verdicts(
+        anvil, deploy(1, 1), keys, tmp_path, spec_server, tamper=tamper
+    )
     assert cheated and hits["bundle"] == 1
     for j in jobs:
         assert verdicts[j][0] == (VerdictCode.INVALID if j in cheated else VerdictCode.VALID)
 
 
-def test_bundle__broken_endpoint__falls_back_to_single_requests(anvil, deploy, keys,
-                                                                tmp_path, spec_server):
-    jobs, verdicts, hits, metrics, _ = _verdicts(anvil, deploy(1, 1), keys, tmp_path,
-                                                 spec_server, broken=True)
+def test_bundle__broken_endpoint__falls_back_to_single_requests(
+    anvil, deploy, keys, tmp_path, spec_server
+):
+    jobs, verdicts, hits, metrics, _ = _verdicts(
+        anvil, deploy(1, 1), keys, tmp_path, spec_server, broken=True
+    )
     assert all(v[0] == VerdictCode.VALID for v in verdicts.values()), verdicts
     assert hits["bundle"] == 1 and metrics["bundle_errors"] == 1
     assert hits["manifest"] == len(jobs) and hits["answer"] == 2 and hits["blob"] == 3
@@ -114,15 +148,20 @@ def test_bundle_endpoint__bad_requests(anvil, deploy, keys, tmp_path, spec_serve
     try:
         w.step(wait=True)
         url = f"{w.server.url}/results"
-        for body in (b"not json", b'{"items": []}', b'{"items": [{"job_id": 1}]}',
-                     json.dumps({"items": [{"job_id": job, "commitment": "0x12"}]}).encode(),
-                     json.dumps({"items": [{"job_id": job, "commitment": "0x" + "00" * 32}]
-                                 * 257}).encode()):
+        for body in (
+            b"not json",
+            b'{"items": []}',
+            b'{"items": [{"job_id": 1}]}',
+            json.dumps({"items": [{"job_id": job, "commitment": "0x12"}]}).encode(),
+            json.dumps({"items": [{"job_id": job, "commitment": "0x" + "00" * 32}] * 257}).encode(),
+        ):
             assert requests.post(url, data=body, timeout=5).status_code == 400
         c = w.db.job(job)["commitment"]
-        items = [{"job_id": job, "commitment": "0x" + "00" * 32},
-                 {"job_id": job, "commitment": "0x" + c.hex()},
-                 {"job_id": job, "commitment": "0x" + c.hex(), "seed": "0x" + "11" * 32}]
+        items = [
+            {"job_id": job, "commitment": "0x" + "00" * 32},
+            {"job_id": job, "commitment": "0x" + c.hex()},
+            {"job_id": job, "commitment": "0x" + c.hex(), "seed": "0x" + "11" * 32},
+        ]
         resp = requests.post(url, json={"items": items}, timeout=5)
         assert resp.status_code == 200
         entries = decode_bundle(resp.content)
@@ -136,21 +175,24 @@ def test_bundle_endpoint__bad_requests(anvil, deploy, keys, tmp_path, spec_serve
 
 
 def test_bundle_items_1__no_bundles__same_verdicts(anvil, deploy, keys, tmp_path, spec_server):
-    jobs, verdicts, hits, metrics, _ = _verdicts(anvil, deploy(1, 1), keys, tmp_path,
-                                                 spec_server, bundle_items=1)
+    jobs, verdicts, hits, metrics, _ = _verdicts(
+        anvil, deploy(1, 1), keys, tmp_path, spec_server, bundle_items=1
+    )
     assert sorted(verdicts) == jobs
     assert all(v[0] == VerdictCode.VALID for v in verdicts.values()), verdicts
     assert hits["bundle"] == 0 and metrics["bundles"] == 0
     assert hits["manifest"] == len(jobs) and hits["answer"] == 2 and hits["blob"] == 3
 
 
-def test_single_fetch__forged_blob__invalid_by_root_at_once(anvil, deploy, keys, tmp_path,
-                                                           spec_server):
+def test_single_fetch__forged_blob__invalid_by_root_at_once(
+    anvil, deploy, keys, tmp_path, spec_server
+):
     """Without bundles the oracle reads a full result by its blob name and does not hash it
     against the name (the root check binds it): a worker serving other bytes under its
     committed blob's name is INVALID at the first fetch, not retried as a transfer error."""
-    jobs, verdicts, hits, metrics, _ = _verdicts(anvil, deploy(1, 1), keys, tmp_path,
-                                                 spec_server, bundle_items=1, forge_blob=True)
+    jobs, verdicts, hits, metrics, _ = _verdicts(
+        anvil, deploy(1, 1), keys, tmp_path, spec_server, bundle_items=1, forge_blob=True
+    )
     for j, spec in zip(jobs, SPECS, strict=True):
         code, reason = verdicts[j]
         if spec["verify"]["mode"] == "full":

@@ -15,8 +15,12 @@ def test_events__filtered_by_name_and_job__same_as_filtering_everything(anvil, d
     w = keys["honest"]
     tx = TxSender(chain, w)
     tx.send(chain.market.functions.register(), "register", value=int(chain.call("min_bond")))
-    tx.send(chain.market.functions.submit_results(
-        [(j, commitment(w.address, bytes([j]) * 32)) for j in jobs[:2]]), "submit")
+    tx.send(
+        chain.market.functions.submit_results(
+            [(j, commitment(w.address, bytes([j]) * 32)) for j in jobs[:2]]
+        ),
+        "submit",
+    )
     every = chain.events(rec.block, chain.head())
     assert {e.name for e in every} == {"JobCreated", "ResultSubmitted"}
     only_created = chain.events(rec.block, chain.head(), names=("JobCreated",))
@@ -28,8 +32,7 @@ def test_events__filtered_by_name_and_job__same_as_filtering_everything(anvil, d
     assert chain.events(rec.block, chain.head(), names=("JobSettled",)) == []
 
 
-def test_broadcast__same_bytes_twice__harmless_and_a_bad_one_is_a_chain_error(anvil, deploy,
-                                                                              keys):
+def test_broadcast__same_bytes_twice__harmless_and_a_bad_one_is_a_chain_error(anvil, deploy, keys):
     """A restarted node re-sends stored bytes: the node's "already known" / "nonce too low"
     answer means the transaction is in, not an error; anything else is a ChainError."""
     import pytest

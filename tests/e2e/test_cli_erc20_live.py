@@ -21,16 +21,18 @@ def _deploy_token(chain: Chain, deployer: Any, symbol: str) -> Any:
     ctype = project.MockToken.contract_type
     abi = [a.model_dump(mode="json", by_alias=True) for a in ctype.abi]
     factory = chain.w3.eth.contract(abi=abi, bytecode=ctype.deployment_bytecode.bytecode)
-    rcpt = TxSender(chain, deployer).send(factory.constructor(f"Mock {symbol}", symbol),
-                                          "deploy token", gas=3_000_000)
+    rcpt = TxSender(chain, deployer).send(
+        factory.constructor(f"Mock {symbol}", symbol), "deploy token", gas=3_000_000
+    )
     return chain.w3.eth.contract(address=rcpt["contractAddress"], abi=abi)
 
 
 def test_cli__erc20_job_create_show_refund(anvil, keys, tmp_path: Path, spec_server):
     deps = tmp_path / "deployments"
     common = ["--rpc", anvil.url, "--deployments", deps]
-    code, out = pouw("deploy", *common, "--dev", "--oracle", keys["oracles"][0].address,
-                     "--threshold", 1)
+    code, out = pouw(
+        "deploy", *common, "--dev", "--oracle", keys["oracles"][0].address, "--threshold", 1
+    )
     assert code == 0, out
     chain = Chain(anvil.url, deployments.load("ethereum:local:foundry", deps))
     requester = keys["requester"]
@@ -40,8 +42,19 @@ def test_cli__erc20_job_create_show_refund(anvil, keys, tmp_path: Path, spec_ser
     for token in (usd, other):
         owner.send(token.functions.mint(requester.address, 10**9), "mint")
     key = key_file(tmp_path, "requester", requester)
-    create = ["job", "create", *common, "--keyfile", key, "--spec-store", spec_server.url,
-              "--n", 16, "--deadline-in", 60]
+    create = [
+        "job",
+        "create",
+        *common,
+        "--keyfile",
+        key,
+        "--spec-store",
+        spec_server.url,
+        "--n",
+        16,
+        "--deadline-in",
+        60,
+    ]
 
     code, out = pouw(*create, "--asset", other.address, "--amount", 1_000)
     assert code == 2 and len(out.strip().splitlines()) == 1 and "allow" in out.lower(), out

@@ -49,8 +49,19 @@ def test_cli__deploy_create_show_status_audit(anvil, keys, tmp_path: Path, spec_
     posted = json.loads(out)
     full_jobs = [p["job_id"] for p in posted]
     assert [p["amount"] for p in posted] == [2 * 16**3 * 10**9] * 2
-    code, out = pouw(*create, "--n", 16, "--seed", 5, "--mode", "sampled", "--openings", 4,
-                     "--amount", "0.001ether")
+    code, out = pouw(
+        *create,
+        "--n",
+        16,
+        "--seed",
+        5,
+        "--mode",
+        "sampled",
+        "--openings",
+        4,
+        "--amount",
+        "0.001ether",
+    )
     assert code == 0, out
     sampled_job = int(out.split()[0])
     jobs = [*full_jobs, sampled_job]
@@ -61,8 +72,16 @@ def test_cli__deploy_create_show_status_audit(anvil, keys, tmp_path: Path, spec_
     cluster = Cluster()
     try:
         nodes = start_oracles(anvil, rec, keys, tmp_path, spec_server.url, 1, cluster)
-        w = start_worker(anvil, rec, keys["honest"], tmp_path, "honest", spec_server.url,
-                         [n.server.url for n in nodes if n.server is not None], cluster)
+        w = start_worker(
+            anvil,
+            rec,
+            keys["honest"],
+            tmp_path,
+            "honest",
+            spec_server.url,
+            [n.server.url for n in nodes if n.server is not None],
+            cluster,
+        )
         wait_until(lambda: all(chain.job_status(j) == STATUS_PAID for j in jobs), timeout=40)
 
         code, out = pouw("job", "show", full_jobs[0], *common, "--json")
@@ -84,13 +103,19 @@ def test_cli__deploy_create_show_status_audit(anvil, keys, tmp_path: Path, spec_
         assert code == 0 and "leaderboard" in out and honest in out
 
         for j in jobs:  # the worker still serves: audit exactly as an oracle would fetch
-            code, out = pouw("audit", j, *common, "--spec-store", spec_server.url,
-                             "--worker-url", w.server.url if w.server else "")
+            code, out = pouw(
+                "audit",
+                j,
+                *common,
+                "--spec-store",
+                spec_server.url,
+                "--worker-url",
+                w.server.url if w.server else "",
+            )
             assert code == 0 and out.startswith("MATCH"), out
         # ...or from a blob store holding the result (here: the worker's own directory).
         blob = w.db.job(full_jobs[0])["blob"]
-        by_blob = ["audit", full_jobs[0], *common, "--spec-store", spec_server.url,
-                   "--blob", blob]
+        by_blob = ["audit", full_jobs[0], *common, "--spec-store", spec_server.url, "--blob", blob]
         code, out = pouw(*by_blob, "--blob-store", tmp_path / "honest-blobs")
         assert code == 0 and out.startswith("MATCH"), out
         code, out = pouw(*by_blob)
@@ -101,8 +126,9 @@ def test_cli__deploy_create_show_status_audit(anvil, keys, tmp_path: Path, spec_
     finally:
         cluster.shutdown()
     # The worker is gone: auditing from its URL is a one-line error, not a verdict.
-    code, out = pouw("audit", full_jobs[0], *common, "--spec-store", spec_server.url,
-                     "--worker-url", worker_url)
+    code, out = pouw(
+        "audit", full_jobs[0], *common, "--spec-store", spec_server.url, "--worker-url", worker_url
+    )
     assert code == 2 and "worker server" in out and len(out.strip().splitlines()) == 1, out
 
     # The auditor holds results instead: the true one matches, a wrong one does not.
@@ -126,22 +152,31 @@ def test_cli__deploy_create_show_status_audit(anvil, keys, tmp_path: Path, spec_
     code, out = pouw(*create, "--n", 16, "--seed", 77, "--price", "1gwei")
     assert code == 0, out
     job = int(out.split()[0])
-    spec = store.get(bytes.fromhex(json.loads(pouw("job", "show", job, *common, "--json")[1])
-                                   ["spec_hash"][2:]))
+    spec = store.get(
+        bytes.fromhex(json.loads(pouw("job", "show", job, *common, "--json")[1])["spec_hash"][2:])
+    )
     result = compute(spec)
     c = commitment(honest, result_root(spec, result))
-    TxSender(chain, keys["honest"]).send(chain.market.functions.submit_results([(job, c)]),
-                                         "submit")
+    TxSender(chain, keys["honest"]).send(
+        chain.market.functions.submit_results([(job, c)]), "submit"
+    )
     forged = Attestation(job, honest, c, 2 * 16**3, VerdictCode.VALID, keccak256(b"forged"))
     sig = sign_settlement(oracle, chain.chain_id, chain.market.address, [forged])
     TxSender(chain, oracle).send(
-        chain.market.functions.settle([forged.as_tuple()], [sig.as_tuple()]), "settle")
+        chain.market.functions.settle([forged.as_tuple()], [sig.as_tuple()]), "settle"
+    )
     (tmp_path / "r77.bin").write_bytes(encode_result(result))
-    code, out = pouw("audit", job, *common, "--spec-store", spec_server.url,
-                     "--result-file", tmp_path / "r77.bin")
+    code, out = pouw(
+        "audit",
+        job,
+        *common,
+        "--spec-store",
+        spec_server.url,
+        "--result-file",
+        tmp_path / "r77.bin",
+    )
     assert code == 1 and out.startswith("MISMATCH"), out
     assert "derived VALID" in out  # the verdict agrees; the transcript hash does not
 
-    code, out = pouw("audit", 999, *common, "--spec-store", spec_server.url,
-                     "--result-file", good)
+    code, out = pouw("audit", 999, *common, "--spec-store", spec_server.url, "--result-file", good)
     assert code == 2 and "does not exist" in out

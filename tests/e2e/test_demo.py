@@ -47,9 +47,23 @@ def test_demo_cli__on_anvil__starts_node_plays_and_passes(tmp_path):
     root = Path(__file__).resolve().parents[2]
     pouw = Path(sys.executable).with_name("pouw")
     env = {**os.environ, "PATH": f"{root / 'node_modules' / '.bin'}:{os.environ['PATH']}"}
-    out = subprocess.run([str(pouw), "demo", "--network", "ethereum:local:foundry",
-                          "--epochs", "1", "--report", str(tmp_path / "r.png")],
-                         cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            str(pouw),
+            "demo",
+            "--network",
+            "ethereum:local:foundry",
+            "--epochs",
+            "1",
+            "--report",
+            str(tmp_path / "r.png"),
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "demo OK" in out.stdout
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"

@@ -20,44 +20,62 @@ from tests.e2e.conftest import matmul, post_jobs, wait_until
 
 
 def _node(anvil, rec, keys, tmp_path: Path, spec_url: str, **kw) -> OracleNode:
-    cfg = OracleConfig(rpc_url=anvil.url, db_path=str(tmp_path / "o.db"),
-                       spec_stores=[spec_url], confirmations=kw.pop("confirmations", 0),
-                       batch_size=8, max_wait=0.0, **kw)
+    cfg = OracleConfig(
+        rpc_url=anvil.url,
+        db_path=str(tmp_path / "o.db"),
+        spec_stores=[spec_url],
+        confirmations=kw.pop("confirmations", 0),
+        batch_size=8,
+        max_wait=0.0,
+        **kw,
+    )
     return OracleNode(cfg, Chain(anvil.url, rec), keys["oracles"][0])
 
 
 def _worker(anvil, rec, key, tmp_path: Path, spec_url: str, name: str) -> Worker:
-    cfg = WorkerConfig(rpc_url=anvil.url, db_path=str(tmp_path / f"{name}.db"),
-                       store_dir=str(tmp_path / f"{name}-blobs"), spec_stores=[spec_url])
+    cfg = WorkerConfig(
+        rpc_url=anvil.url,
+        db_path=str(tmp_path / f"{name}.db"),
+        store_dir=str(tmp_path / f"{name}-blobs"),
+        spec_stores=[spec_url],
+    )
     w = Worker(cfg, Chain(anvil.url, rec), key)
     w.start_server()
     return w
 
 
-def test_fast_event_decoding__equals_web3_process_log(anvil, deploy, keys, tmp_path,
-                                                      spec_server):
+def test_fast_event_decoding__equals_web3_process_log(anvil, deploy, keys, tmp_path, spec_server):
     rec = deploy(1, 1)
     chain = Chain(anvil.url, rec)
-    jobs = post_jobs(chain, keys["requester"], [matmul(i) for i in range(3)],
-                     LocalBlobStore(tmp_path / "specs"))
+    jobs = post_jobs(
+        chain, keys["requester"], [matmul(i) for i in range(3)], LocalBlobStore(tmp_path / "specs")
+    )
     w = _worker(anvil, rec, keys["honest"], tmp_path, spec_server.url, "w")
-    node = _node(anvil, rec, keys, tmp_path, spec_server.url,
-                 worker_urls={w.address: w.server.url})
+    node = _node(anvil, rec, keys, tmp_path, spec_server.url, worker_urls={w.address: w.server.url})
     try:
+
         def settled() -> bool:
             w.step()
             node.step()
             return sum(e.name == "JobSettled" for e in chain.events(rec.block, chain.head())) == 3
+
         wait_until(settled, timeout=30, every=0.05)
     finally:
         w.close()
         node.close()
-    logs = chain.w3.eth.get_logs({"address": chain.market.address, "fromBlock": rec.block,
-                                  "toBlock": chain.head()})
+    logs = chain.w3.eth.get_logs(
+        {"address": chain.market.address, "fromBlock": rec.block, "toBlock": chain.head()}
+    )
     fast = chain.events(rec.block, chain.head(), names=ALL_EVENTS)
     names = {e.name for e in fast}
-    assert {"JobCreated", "ResultSubmitted", "JobSettled", "BatchSettled", "WorkRecorded",
-            "Bonded"} <= names
+    assert {
+        "JobCreated",
+        "ResultSubmitted",
+        "JobSettled",
+        "BatchSettled",
+        "WorkRecorded",
+        "Bonded",
+    } <= names
     ref = []
     for name in ALL_EVENTS:
         for d in chain.market.events[name]().process_receipt({"logs": logs}, errors=DISCARD):
@@ -68,7 +86,8 @@ def test_fast_event_decoding__equals_web3_process_log(anvil, deploy, keys, tmp_p
 
 
 def test_block_hash_cache__never_above_confirmed_head__emptied_by_reorg(
-        anvil, deploy, keys, tmp_path, spec_server, monkeypatch):
+    anvil, deploy, keys, tmp_path, spec_server, monkeypatch
+):
     rec = deploy(1, 1)
     node = _node(anvil, rec, keys, tmp_path, spec_server.url, confirmations=2)
     try:
@@ -101,17 +120,23 @@ def test_block_hash_cache__never_above_confirmed_head__emptied_by_reorg(
         node.close()
 
 
-def test_item_skipped_by_contract__marked_moot_from_receipt(anvil, deploy, keys, tmp_path,
-                                                            spec_server):
+def test_item_skipped_by_contract__marked_moot_from_receipt(
+    anvil, deploy, keys, tmp_path, spec_server
+):
     rec = deploy(1, 1)
     chain = Chain(anvil.url, rec)
     [job] = post_jobs(chain, keys["requester"], [matmul(7)], LocalBlobStore(tmp_path / "specs"))
     # Two honest workers commit to the same job: both verdicts are VALID, one batch holds
     # both, the contract pays the first and skips the second (job no longer open).
-    ws = [_worker(anvil, rec, keys[k], tmp_path, spec_server.url, k)
-          for k in ("honest", "cheater")]
-    node = _node(anvil, rec, keys, tmp_path, spec_server.url,
-                 worker_urls={w.address: w.server.url for w in ws})
+    ws = [_worker(anvil, rec, keys[k], tmp_path, spec_server.url, k) for k in ("honest", "cheater")]
+    node = _node(
+        anvil,
+        rec,
+        keys,
+        tmp_path,
+        spec_server.url,
+        worker_urls={w.address: w.server.url for w in ws},
+    )
     try:
         for w in ws:
             w.step(wait=True)
@@ -120,6 +145,7 @@ def test_item_skipped_by_contract__marked_moot_from_receipt(anvil, deploy, keys,
             anvil.w3.provider.make_request("evm_mine", [])
             node.verify_due(node.follow())
             return len(node.db.unsettled_verdicts()) == 2
+
         wait_until(decided, timeout=30, every=0.05)
         assert node.settle_ready(now=1e12) == 1
         assert node.metrics["items_skipped"] == 1 and node.metrics["settle_txs"] == 1
@@ -128,7 +154,8 @@ def test_item_skipped_by_contract__marked_moot_from_receipt(anvil, deploy, keys,
             c = w.db.job(job)["commitment"]
             marks[w.address] = node.db._one(
                 "SELECT onchain FROM verdicts WHERE job_id=? AND worker=? AND commitment=?",
-                (job, w.address, c))[0]
+                (job, w.address, c),
+            )[0]
         assert sorted(marks.values()) == ["moot", "settled"]
         assert node.db.unsettled_verdicts() == []  # nothing left to propose again
         assert node.settle_ready(now=1e12) == 0

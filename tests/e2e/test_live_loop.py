@@ -66,13 +66,29 @@ def settled_events(chain: Chain) -> tuple[Counter[int], list[tuple[int, str]], l
     return paid, paid_to, slashed
 
 
-def start_oracles(anvil: Any, rec: Any, keys: dict[str, Any], tmp_path: Path, spec_url: str,
-                  n: int, cluster: Cluster, **cfg: Any) -> list[OracleNode]:
+def start_oracles(
+    anvil: Any,
+    rec: Any,
+    keys: dict[str, Any],
+    tmp_path: Path,
+    spec_url: str,
+    n: int,
+    cluster: Cluster,
+    **cfg: Any,
+) -> list[OracleNode]:
     nodes = []
     for i in range(n):
-        c = OracleConfig(rpc_url=anvil.url, db_path=str(tmp_path / f"oracle{i}.db"),
-                         spec_stores=[spec_url], confirmations=1, poll_interval=0.1,
-                         max_wait=0.3, takeover=2.0, batch_size=16, **cfg)
+        c = OracleConfig(
+            rpc_url=anvil.url,
+            db_path=str(tmp_path / f"oracle{i}.db"),
+            spec_stores=[spec_url],
+            confirmations=1,
+            poll_interval=0.1,
+            max_wait=0.3,
+            takeover=2.0,
+            batch_size=16,
+            **cfg,
+        )
         nodes.append(OracleNode(c, Chain(anvil.url, rec), keys["oracles"][i]))
     urls = [node.start_server() for node in nodes]
     for i, node in enumerate(nodes):
@@ -82,11 +98,26 @@ def start_oracles(anvil: Any, rec: Any, keys: dict[str, Any], tmp_path: Path, sp
     return nodes
 
 
-def start_worker(anvil: Any, rec: Any, acct: Any, tmp_path: Path, name: str, spec_url: str,
-                 oracle_urls: list[str], cluster: Cluster, **kw: Any) -> Worker:
-    cfg = WorkerConfig(rpc_url=anvil.url, db_path=str(tmp_path / f"{name}.db"),
-                       store_dir=str(tmp_path / f"{name}-blobs"), spec_stores=[spec_url],
-                       oracle_urls=oracle_urls, poll_interval=0.1, claim_interval=0.5)
+def start_worker(
+    anvil: Any,
+    rec: Any,
+    acct: Any,
+    tmp_path: Path,
+    name: str,
+    spec_url: str,
+    oracle_urls: list[str],
+    cluster: Cluster,
+    **kw: Any,
+) -> Worker:
+    cfg = WorkerConfig(
+        rpc_url=anvil.url,
+        db_path=str(tmp_path / f"{name}.db"),
+        store_dir=str(tmp_path / f"{name}-blobs"),
+        spec_stores=[spec_url],
+        oracle_urls=oracle_urls,
+        poll_interval=0.1,
+        claim_interval=0.5,
+    )
     w = Worker(cfg, Chain(anvil.url, rec), acct, **kw)
     w.start_server()
     cluster.run(w)
@@ -95,7 +126,8 @@ def start_worker(anvil: Any, rec: Any, acct: Any, tmp_path: Path, name: str, spe
 
 @pytest.mark.parametrize("n_oracles,threshold", [(1, 1), (3, 2)])
 def test_round_trip__two_workers_one_cheats__honest_jobs_settled_exactly_once(
-        anvil, deploy, keys, tmp_path, spec_server, n_oracles, threshold):
+    anvil, deploy, keys, tmp_path, spec_server, n_oracles, threshold
+):
     rec = deploy(threshold, n_oracles)
     chain = Chain(anvil.url, rec)
     store = LocalBlobStore(tmp_path / "specs")
@@ -107,10 +139,20 @@ def test_round_trip__two_workers_one_cheats__honest_jobs_settled_exactly_once(
         specs.append(matmul(99, "int8", mode="sampled"))
         jobs = post_jobs(chain, keys["requester"], specs, store)
         cheated = {jobs[0], jobs[3], jobs[6]}
-        start_worker(anvil, rec, keys["honest"], tmp_path, "honest", spec_server.url,
-                     oracle_urls, cluster)
-        start_worker(anvil, rec, keys["cheater"], tmp_path, "cheater", spec_server.url,
-                     oracle_urls, cluster, tamper=_cheat_on(cheated))
+        start_worker(
+            anvil, rec, keys["honest"], tmp_path, "honest", spec_server.url, oracle_urls, cluster
+        )
+        start_worker(
+            anvil,
+            rec,
+            keys["cheater"],
+            tmp_path,
+            "cheater",
+            spec_server.url,
+            oracle_urls,
+            cluster,
+            tamper=_cheat_on(cheated),
+        )
 
         # A job whose spec was never published: no worker can take it.
         [orphan] = post_jobs(chain, keys["requester"], [matmul(1234)], None)
@@ -118,6 +160,7 @@ def test_round_trip__two_workers_one_cheats__honest_jobs_settled_exactly_once(
         def done() -> bool:
             paid, _, slashed = settled_events(chain)
             return all(paid[j] >= 1 for j in jobs) and set(slashed) >= cheated
+
         wait_until(done, timeout=60)
 
         # Past the deadline (and the settlement grace) and the epoch's end: the requester
@@ -125,10 +168,17 @@ def test_round_trip__two_workers_one_cheats__honest_jobs_settled_exactly_once(
         anvil.w3.provider.make_request("evm_increaseTime", [3_600 + 601])
         anvil.w3.provider.make_request("evm_mine", [])
         TxSender(chain, keys["requester"]).send(chain.market.functions.refund(orphan), "refund")
-        worked = {(int(e.args["epoch"]), e.args["worker"]): 0 for e in chain.events(
-            rec.block, chain.head(), names=("WorkRecorded",))}
-        wait_until(lambda: len([e for e in chain.events(rec.block, chain.head(), names=(
-            "RewardClaimed",))]) == len(worked), timeout=30)
+        worked = {
+            (int(e.args["epoch"]), e.args["worker"]): 0
+            for e in chain.events(rec.block, chain.head(), names=("WorkRecorded",))
+        }
+        wait_until(
+            lambda: (
+                len([e for e in chain.events(rec.block, chain.head(), names=("RewardClaimed",))])
+                == len(worked)
+            ),
+            timeout=30,
+        )
     finally:
         cluster.shutdown()
     # The split of each epoch's emission matches attested work exactly, to the wei.
@@ -152,7 +202,6 @@ def test_round_trip__two_workers_one_cheats__honest_jobs_settled_exactly_once(
     # `pouw report` reads the same story back from chain state alone.
     data = from_chain(chain)
     assert [j[0] for j in data.jobs] == [*jobs, orphan]
-    assert sum(units for _, _, units in data.work) == sum(j[3] for j in data.jobs
-                                                          if j[0] != orphan)
+    assert sum(units for _, _, units in data.work) == sum(j[3] for j in data.jobs if j[0] != orphan)
     draw_report(data, str(tmp_path / "report.png"))
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

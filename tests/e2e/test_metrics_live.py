@@ -37,12 +37,12 @@ def _scrape(url: str) -> dict[str, float]:
     return values
 
 
-def test_metrics__prometheus_text_matches_what_happened(anvil, deploy, keys, tmp_path,
-                                                        spec_server):
+def test_metrics__prometheus_text_matches_what_happened(anvil, deploy, keys, tmp_path, spec_server):
     rec = deploy(1, 1)
     chain = Chain(anvil.url, rec)
-    jobs = post_jobs(chain, keys["requester"], [matmul(i) for i in range(3)],
-                     LocalBlobStore(tmp_path / "specs"))
+    jobs = post_jobs(
+        chain, keys["requester"], [matmul(i) for i in range(3)], LocalBlobStore(tmp_path / "specs")
+    )
     w, node = worker_and_node(anvil, rec, keys, tmp_path, spec_server.url)
     try:
         url = node.start_server()
@@ -53,6 +53,7 @@ def test_metrics__prometheus_text_matches_what_happened(anvil, deploy, keys, tmp
             w.step()
             node.step()
             return all(settled_events(chain)[0][j] == 1 for j in jobs)
+
         wait_until(settled, timeout=30, every=0.05)
         m = _scrape(url)
     finally:
@@ -66,7 +67,8 @@ def test_metrics__prometheus_text_matches_what_happened(anvil, deploy, keys, tmp
     assert m["pouw_oracle_settle_txs_total"] == len(rcpts) >= 1
     assert m["pouw_oracle_items_settled_total"] == 3
     assert m["pouw_oracle_gas_used_total"] == sum(int(r["gasUsed"]) for r in rcpts)
-    submitted = [e.block_number for e in chain.events(rec.block, chain.head())
-                 if e.name == "ResultSubmitted"]
+    submitted = [
+        e.block_number for e in chain.events(rec.block, chain.head()) if e.name == "ResultSubmitted"
+    ]
     assert m["pouw_oracle_checkpoint_block"] >= max(submitted) + 1  # challenge block followed
     assert m["pouw_oracle_db_txs_mined"] == len(rcpts)

@@ -12,7 +12,8 @@ from tests.e2e.test_live_loop import settled_events
 
 
 def test_deep_reorg__verdict_orphaned__resubmission_verified_under_new_seed(
-        anvil, deploy, keys, tmp_path, spec_server):
+    anvil, deploy, keys, tmp_path, spec_server
+):
     rec = deploy(1, 1)
     chain = Chain(anvil.url, rec)
     rpc = anvil.w3.provider.make_request
@@ -29,6 +30,7 @@ def test_deep_reorg__verdict_orphaned__resubmission_verified_under_new_seed(
         def decided() -> bool:
             node.verify_due(node.follow())
             return len(node.db.unsettled_verdicts()) == 1
+
         wait_until(decided, timeout=20, every=0.05)
         [first] = node.db.unsettled_verdicts()
         checkpoint = node.db.checkpoint()
@@ -36,7 +38,8 @@ def test_deep_reorg__verdict_orphaned__resubmission_verified_under_new_seed(
         # Every block since the snapshot is replaced: the submission is gone, then re-sent.
         assert rpc("evm_revert", [snapshot])["result"] is True
         TxSender(chain, keys["honest"]).send(
-            chain.market.functions.submit_results([(job, commitment)]), "resubmit")
+            chain.market.functions.submit_results([(job, commitment)]), "resubmit"
+        )
         while chain.head() <= checkpoint + 1:
             rpc("evm_mine", [])
         assert chain.block_hash(first.challenge_block) != first.challenge_hash
@@ -44,13 +47,16 @@ def test_deep_reorg__verdict_orphaned__resubmission_verified_under_new_seed(
         def paid() -> bool:
             node.step()
             return settled_events(chain)[0][job] == 1
+
         wait_until(paid, timeout=30, every=0.05)
     finally:
         w.close()
         node.close()
     assert node.metrics["deep_reorgs"] >= 1
-    rows = node.db._all("SELECT seed, orphaned, challenge_block, transcript_hash FROM verdicts "
-                        "WHERE job_id=?", (job,))
+    rows = node.db._all(
+        "SELECT seed, orphaned, challenge_block, transcript_hash FROM verdicts WHERE job_id=?",
+        (job,),
+    )
     by_seed = {bytes(r[0]): r for r in rows}
     assert by_seed[first.seed][1] == 1  # the old verdict is orphaned, never settled
     [live] = [r for r in rows if r[1] == 0]

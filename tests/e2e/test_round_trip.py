@@ -15,7 +15,13 @@ def test_round_trip__honest_paid_cheater_slashed_reward_exact(project, chain, ac
 def test_check_round_trip__flags_a_wrong_outcome():
     from oracle.sim.simulate import RoundTrip
 
-    out = RoundTrip(jobs=[1, 2], settled={1: "0xh", 2: "0xc"}, slashed=[], minted=5,
-                    expected_reward=6, escrow_withdrawn=0)
+    out = RoundTrip(
+        jobs=[1, 2],
+        settled={1: "0xh", 2: "0xc"},
+        slashed=[],
+        minted=5,
+        expected_reward=6,
+        escrow_withdrawn=0,
+    )
     problems = check_round_trip(out, "0xh", "0xc")
     assert len(problems) == 4

@@ -13,8 +13,9 @@ from tests.e2e.test_live_loop import settled_events
 DEPTH = 6
 
 
-def test_shallow_reorg__never_seen__one_verdict_paid_once(anvil, deploy, keys, tmp_path,
-                                                          spec_server):
+def test_shallow_reorg__never_seen__one_verdict_paid_once(
+    anvil, deploy, keys, tmp_path, spec_server
+):
     rec = deploy(1, 1)
     chain = Chain(anvil.url, rec)
     rpc = anvil.w3.provider.make_request
@@ -37,12 +38,14 @@ def test_shallow_reorg__never_seen__one_verdict_paid_once(anvil, deploy, keys, t
 
         assert rpc("evm_revert", [snapshot])["result"] is True  # a reorg of DEPTH - 1 blocks
         TxSender(chain, keys["honest"]).send(
-            chain.market.functions.submit_results([(job, commitment)]), "resubmit")
+            chain.market.functions.submit_results([(job, commitment)]), "resubmit"
+        )
 
         def paid() -> bool:
             rpc("evm_mine", [])
             node.step()
             return settled_events(chain)[0][job] == 1
+
         wait_until(paid, timeout=30, every=0.05)
     finally:
         w.close()

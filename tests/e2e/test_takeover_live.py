@@ -14,18 +14,32 @@ from tests.e2e.conftest import matmul, post_jobs, wait_until
 from tests.e2e.test_live_loop import Cluster, settled_events, start_worker
 
 
-def test_leader_down__next_node_takes_over__each_job_paid_once(anvil, deploy, keys, tmp_path,
-                                                              spec_server):
+def test_leader_down__next_node_takes_over__each_job_paid_once(
+    anvil, deploy, keys, tmp_path, spec_server
+):
     rec = deploy(2, 3)
     chain = Chain(anvil.url, rec)
     with socket.socket() as sock:  # the down node's address: nothing listens there
         sock.bind(("127.0.0.1", 0))
         dead_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    nodes = [OracleNode(OracleConfig(rpc_url=anvil.url, db_path=str(tmp_path / f"o{i}.db"),
-                                     spec_stores=[spec_server.url], confirmations=1,
-                                     poll_interval=0.1, max_wait=0.2, takeover=1.0,
-                                     batch_size=16, fetch_timeout=1.0),
-                        Chain(anvil.url, rec), keys["oracles"][i]) for i in range(3)]
+    nodes = [
+        OracleNode(
+            OracleConfig(
+                rpc_url=anvil.url,
+                db_path=str(tmp_path / f"o{i}.db"),
+                spec_stores=[spec_server.url],
+                confirmations=1,
+                poll_interval=0.1,
+                max_wait=0.2,
+                takeover=1.0,
+                batch_size=16,
+                fetch_timeout=1.0,
+            ),
+            Chain(anvil.url, rec),
+            keys["oracles"][i],
+        )
+        for i in range(3)
+    ]
     down, live = nodes[0], nodes[1:]
     cluster = Cluster()
     try:
@@ -34,12 +48,15 @@ def test_leader_down__next_node_takes_over__each_job_paid_once(anvil, deploy, ke
             node.cfg.peers = [u for j, u in enumerate(urls) if j != i]
         for node in live:
             cluster.run(node)
-        jobs = post_jobs(chain, keys["requester"], [matmul(i) for i in range(6)],
-                         LocalBlobStore(tmp_path / "specs"))
+        jobs = post_jobs(
+            chain,
+            keys["requester"],
+            [matmul(i) for i in range(6)],
+            LocalBlobStore(tmp_path / "specs"),
+        )
         led_by_down = [j for j in jobs if down._rank(j) == 0]
         assert led_by_down and len(led_by_down) < len(jobs)
-        start_worker(anvil, rec, keys["honest"], tmp_path, "w", spec_server.url, urls[1:],
-                     cluster)
+        start_worker(anvil, rec, keys["honest"], tmp_path, "w", spec_server.url, urls[1:], cluster)
         wait_until(lambda: all(settled_events(chain)[0][j] >= 1 for j in jobs), timeout=60)
     finally:
         cluster.shutdown()
@@ -60,8 +77,9 @@ def test_leader_down__next_node_takes_over__each_job_paid_once(anvil, deploy, ke
     assert sum(n.metrics["peer_errors"] for n in live) >= 1  # the down peer was asked, failed
 
 
-def test_proposer_asks_peers_in_turn__stops_at_threshold(anvil, deploy, keys, tmp_path,
-                                                         spec_server):
+def test_proposer_asks_peers_in_turn__stops_at_threshold(
+    anvil, deploy, keys, tmp_path, spec_server
+):
     """3 oracles at threshold 2: one peer's signature over the whole batch is enough, so the
     second peer is not asked (no signature it would spend CPU on); the first peer asked
     rotates with the batch; a peer that agrees with nothing is passed over."""
@@ -69,9 +87,16 @@ def test_proposer_asks_peers_in_turn__stops_at_threshold(anvil, deploy, keys, tm
     from oracle.protocol.verdict import VerdictKey
 
     rec = deploy(2, 3)
-    nodes = [OracleNode(OracleConfig(rpc_url=anvil.url, db_path=str(tmp_path / f"o{i}.db"),
-                                     spec_stores=[spec_server.url]),
-                        Chain(anvil.url, rec), keys["oracles"][i]) for i in range(3)]
+    nodes = [
+        OracleNode(
+            OracleConfig(
+                rpc_url=anvil.url, db_path=str(tmp_path / f"o{i}.db"), spec_stores=[spec_server.url]
+            ),
+            Chain(anvil.url, rec),
+            keys["oracles"][i],
+        )
+        for i in range(3)
+    ]
     try:
         urls = [n.start_server() for n in nodes]
         for i, node in enumerate(nodes):
@@ -79,11 +104,20 @@ def test_proposer_asks_peers_in_turn__stops_at_threshold(anvil, deploy, keys, tm
         worker = keys["honest"].address
 
         def verdicts(first: int) -> list[StoredVerdict]:
-            return [StoredVerdict(key=VerdictKey(j, worker, bytes([j]) * 32), seed=b"\x01" * 32,
-                                  challenge_block=1, challenge_hash=b"\x02" * 32,
-                                  work_units=64, verdict=1, reason="ok", transcript={},
-                                  transcript_hash=bytes([j]) * 32)
-                    for j in range(first, first + 4)]
+            return [
+                StoredVerdict(
+                    key=VerdictKey(j, worker, bytes([j]) * 32),
+                    seed=b"\x01" * 32,
+                    challenge_block=1,
+                    challenge_hash=b"\x02" * 32,
+                    work_units=64,
+                    verdict=1,
+                    reason="ok",
+                    transcript={},
+                    transcript_hash=bytes([j]) * 32,
+                )
+                for j in range(first, first + 4)
+            ]
 
         proposer, peers = nodes[0], nodes[1:]
         for first in (10, 11):  # batches whose first job picks a different first peer
@@ -117,10 +151,21 @@ def _verdicts_at(worker: str, jobs: range, decided_at: float) -> list:
     from oracle.node.db import StoredVerdict
     from oracle.protocol.verdict import VerdictKey
 
-    return [StoredVerdict(key=VerdictKey(j, worker, bytes([j % 256]) * 32), seed=b"\x01" * 32,
-                          challenge_block=1, challenge_hash=b"\x02" * 32, work_units=64,
-                          verdict=1, reason="ok", transcript={}, transcript_hash=b"\x03" * 32,
-                          decided_at=decided_at) for j in jobs]
+    return [
+        StoredVerdict(
+            key=VerdictKey(j, worker, bytes([j % 256]) * 32),
+            seed=b"\x01" * 32,
+            challenge_block=1,
+            challenge_hash=b"\x02" * 32,
+            work_units=64,
+            verdict=1,
+            reason="ok",
+            transcript={},
+            transcript_hash=b"\x03" * 32,
+            decided_at=decided_at,
+        )
+        for j in jobs
+    ]
 
 
 def _proposals(node) -> list[list[int]]:
@@ -130,18 +175,28 @@ def _proposals(node) -> list[list[int]]:
     def collect(batch):
         seen.append([a.job_id for a in batch])
         return None, []
+
     node._collect = collect
     return seen
 
 
-def test_partial_batch__goes_once_its_oldest_item_waited_max_wait(anvil, deploy, keys,
-                                                                  tmp_path, spec_server):
+def test_partial_batch__goes_once_its_oldest_item_waited_max_wait(
+    anvil, deploy, keys, tmp_path, spec_server
+):
     """max_wait bounds the wait of the oldest item: fresh verdicts arriving behind it do not
     hold a partial batch back (they did while the youngest item's age was compared)."""
     rec = deploy(1, 1)
-    node = OracleNode(OracleConfig(rpc_url=anvil.url, db_path=str(tmp_path / "o.db"),
-                                   spec_stores=[spec_server.url], batch_size=8, max_wait=2.0),
-                      Chain(anvil.url, rec), keys["oracles"][0])
+    node = OracleNode(
+        OracleConfig(
+            rpc_url=anvil.url,
+            db_path=str(tmp_path / "o.db"),
+            spec_stores=[spec_server.url],
+            batch_size=8,
+            max_wait=2.0,
+        ),
+        Chain(anvil.url, rec),
+        keys["oracles"][0],
+    )
     try:
         now = 1_000_000.0
         worker = keys["honest"].address
@@ -154,15 +209,24 @@ def test_partial_batch__goes_once_its_oldest_item_waited_max_wait(anvil, deploy,
         node.close()
 
 
-def test_settle_limit__spent_on_own_due_items__not_on_peers_lead(anvil, deploy, keys,
-                                                                  tmp_path, spec_server):
+def test_settle_limit__spent_on_own_due_items__not_on_peers_lead(
+    anvil, deploy, keys, tmp_path, spec_server
+):
     """With 3 oracles two thirds of the unsettled verdicts are led by peers (not due here for
     ``takeover`` seconds). However many of those are older, the node still proposes its own."""
     rec = deploy(2, 3)
-    node = OracleNode(OracleConfig(rpc_url=anvil.url, db_path=str(tmp_path / "o.db"),
-                                   spec_stores=[spec_server.url], batch_size=4, max_wait=0.0,
-                                   takeover=60.0),
-                      Chain(anvil.url, rec), keys["oracles"][0])
+    node = OracleNode(
+        OracleConfig(
+            rpc_url=anvil.url,
+            db_path=str(tmp_path / "o.db"),
+            spec_stores=[spec_server.url],
+            batch_size=4,
+            max_wait=0.0,
+            takeover=60.0,
+        ),
+        Chain(anvil.url, rec),
+        keys["oracles"][0],
+    )
     try:
         now = 1_000_000.0
         worker = keys["honest"].address

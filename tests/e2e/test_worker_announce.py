@@ -12,14 +12,20 @@ from oracle.worker.service import Worker, WorkerConfig
 from tests.e2e.conftest import wait_until
 
 
-def test_worker__oracle_up_late__announcement_retried_until_it_lands(anvil, deploy, keys,
-                                                                     tmp_path, spec_server):
+def test_worker__oracle_up_late__announcement_retried_until_it_lands(
+    anvil, deploy, keys, tmp_path, spec_server
+):
     rec = deploy(1, 1)
     port = free_port()
     late_oracle = f"http://127.0.0.1:{port}"
-    cfg = WorkerConfig(rpc_url=anvil.url, db_path=str(tmp_path / "w.db"),
-                       store_dir=str(tmp_path / "blobs"), spec_stores=[spec_server.url],
-                       oracle_urls=[late_oracle], announce_retry=0.1)
+    cfg = WorkerConfig(
+        rpc_url=anvil.url,
+        db_path=str(tmp_path / "w.db"),
+        store_dir=str(tmp_path / "blobs"),
+        spec_stores=[spec_server.url],
+        oracle_urls=[late_oracle],
+        announce_retry=0.1,
+    )
     worker = Worker(cfg, Chain(anvil.url, rec), keys["honest"])
     url = worker.start_server()  # the oracle is not listening yet: this announcement fails
     received: list[dict] = []
@@ -30,6 +36,7 @@ def test_worker__oracle_up_late__announcement_retried_until_it_lands(anvil, depl
 
     server = ApiServer([("POST", r"/workers", workers)], "127.0.0.1", port).start()
     try:
+
         def stepped_and_received() -> bool:
             worker.step()
             return bool(received)

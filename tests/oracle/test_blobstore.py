@@ -219,16 +219,22 @@ def test_http__check_hash_off__content_returned_limits_still_enforced(check_hash
     the commitment instead): forged content then comes back for that check to refuse, while
     the size limit and truncation are enforced either way."""
     name = keccak256(b"the real content").hex()
-    cases = [(b"forged content", f"Content-Length: {len(b'forged content')}\r\n"),
-             (b"short", "Content-Length: 100\r\n"), (b"z" * 300, "")]
+    cases = [
+        (b"forged content", f"Content-Length: {len(b'forged content')}\r\n"),
+        (b"short", "Content-Length: 100\r\n"),
+        (b"z" * 300, ""),
+    ]
     got = []
     for body, hdr in cases:
         url, thread, sock = _raw_server(
-            lambda body=body, hdr=hdr: b"HTTP/1.1 200 OK\r\nConnection: close\r\n"
-            + hdr.encode() + b"\r\n" + body)
+            lambda body=body, hdr=hdr: (
+                b"HTTP/1.1 200 OK\r\nConnection: close\r\n" + hdr.encode() + b"\r\n" + body
+            )
+        )
         try:
-            got.append(HttpBlobClient(url, max_size=200, read_timeout=2).get(
-                name, check_hash=check_hash))
+            got.append(
+                HttpBlobClient(url, max_size=200, read_timeout=2).get(name, check_hash=check_hash)
+            )
         except BlobError as exc:
             got.append(type(exc))
         finally:
@@ -329,8 +335,16 @@ def test_http__get_many__more_names_than_one_request_takes__all_fetched(
     assert sent == [("POST", f"{server.url}/blobs")] * 2
 
 
-@pytest.mark.parametrize("body", [b"not json", b'{"names": "abc"}', b'{"names": []}',
-                                  b'{"names": ["../etc/passwd"]}', b'{"other": 1}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b'{"names": "abc"}',
+        b'{"names": []}',
+        b'{"names": ["../etc/passwd"]}',
+        b'{"other": 1}',
+    ],
+)
 def test_http__get_many_bad_request__400(server: BlobServer, body: bytes) -> None:
     import requests
 
@@ -346,8 +360,11 @@ def test_http__get_many_lying_server__forged_entry_dropped() -> None:
     body = encode_bundle([({"name": name}, b"forged content"), ({"name": other}, b"other")])
 
     def response() -> bytes:
-        return (b"HTTP/1.1 200 OK\r\nConnection: close\r\n"
-                + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        return (
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
 
     url, thread, sock = _raw_server(response)
     try:
@@ -361,9 +378,21 @@ def test_spec_store__prefetch_one_request_then_cache(tmp_path: Path) -> None:
     from oracle.exceptions import BlobNotFound, SpecError
     from oracle.store.specs import SpecStore
 
-    specs = [parse_spec({"version": 1, "kind": "matmul", "dtype": "int8", "m": 4, "n": 4,
-                         "k": 4, "inputs": {"seed": i}, "verify": {"mode": "full"}})
-             for i in range(3)]
+    specs = [
+        parse_spec(
+            {
+                "version": 1,
+                "kind": "matmul",
+                "dtype": "int8",
+                "m": 4,
+                "n": 4,
+                "k": 4,
+                "inputs": {"seed": i},
+                "verify": {"mode": "full"},
+            }
+        )
+        for i in range(3)
+    ]
     public = LocalBlobStore(tmp_path / "specs")
     for s in specs:
         public.put(s.canonical)

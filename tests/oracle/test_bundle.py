@@ -16,8 +16,11 @@ def _frame(header: object, payload: bytes = b"") -> bytes:
 
 
 def test_round_trip__fields_sizes_and_payloads_in_order() -> None:
-    entries = [({"name": "a"}, b"x" * 5), ({"name": "b", "error": "missing"}, b""),
-               ({"job_id": 7}, bytes(range(256)))]
+    entries = [
+        ({"name": "a"}, b"x" * 5),
+        ({"name": "b", "error": "missing"}, b""),
+        ({"job_id": 7}, bytes(range(256))),
+    ]
     out = decode_bundle(encode_bundle(entries))
     assert [p for _, p in out] == [p for _, p in entries]
     assert [f["size"] for f, _ in out] == [5, 0, 256]
@@ -25,18 +28,21 @@ def test_round_trip__fields_sizes_and_payloads_in_order() -> None:
     assert decode_bundle(encode_bundle([])) == []
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"\x00\x00", "shorter than its header length"),
-    ((10).to_bytes(4, "big") + b"[]", "header length 10 out of range"),
-    ((MAX_HEADER_BYTES + 1).to_bytes(4, "big"), "out of range"),
-    ((2).to_bytes(4, "big") + b"{]", "not JSON"),
-    (_frame({"size": 1}, b"x"), "must be a list"),
-    (_frame([{"size": -1}]), "non-negative size"),
-    (_frame([{"size": "3"}], b"abc"), "non-negative size"),
-    (_frame([{"size": True}], b"a"), "non-negative size"),
-    (_frame([{"size": 4}], b"abc"), "shorter than their declared sizes"),
-    (_frame([{"size": 2}], b"abc"), "1 bytes beyond"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"\x00\x00", "shorter than its header length"),
+        ((10).to_bytes(4, "big") + b"[]", "header length 10 out of range"),
+        ((MAX_HEADER_BYTES + 1).to_bytes(4, "big"), "out of range"),
+        ((2).to_bytes(4, "big") + b"{]", "not JSON"),
+        (_frame({"size": 1}, b"x"), "must be a list"),
+        (_frame([{"size": -1}]), "non-negative size"),
+        (_frame([{"size": "3"}], b"abc"), "non-negative size"),
+        (_frame([{"size": True}], b"a"), "non-negative size"),
+        (_frame([{"size": 4}], b"abc"), "shorter than their declared sizes"),
+        (_frame([{"size": 2}], b"abc"), "1 bytes beyond"),
+    ],
+)
 def test_malformed_bundle__refused_with_reason(data: bytes, message: str) -> None:
     with pytest.raises(PeerError, match=message):
         decode_bundle(data)

@@ -12,8 +12,14 @@ from oracle.exceptions import ChainError
 
 MARKET = Web3().eth.contract(address="0x" + "12" * 20, abi=artifact("JobMarket")["abi"])
 WORKER = Account.from_key(b"\x01" * 32).address
-TX = {"from": WORKER, "nonce": 0, "gas": 1_000_000, "chainId": 31337,
-      "maxFeePerGas": 2 * 10**9, "maxPriorityFeePerGas": 10**9}
+TX = {
+    "from": WORKER,
+    "nonce": 0,
+    "gas": 1_000_000,
+    "chainId": 31337,
+    "maxFeePerGas": 2 * 10**9,
+    "maxPriorityFeePerGas": 10**9,
+}
 
 
 def _web3_data(fn) -> bytes:
@@ -22,13 +28,18 @@ def _web3_data(fn) -> bytes:
 
 @pytest.mark.parametrize("n", [0, 1, 64])
 def test_settle_and_create_jobs__same_bytes_as_web3(n: int) -> None:
-    items = [(i + 1, WORKER, bytes([i]) * 32, 1024 + i, i % 2, bytes([255 - i]) * 32)
-             for i in range(n)]
+    items = [
+        (i + 1, WORKER, bytes([i]) * 32, 1024 + i, i % 2, bytes([255 - i]) * 32) for i in range(n)
+    ]
     sigs = [(2**255 - 19 - i, 2**200 + i) for i in range(3)]
     jobs = [(bytes([i]) * 32, 4096, ZERO_ADDRESS, 10**12 + i, 2**40) for i in range(n)]
-    for fn in (MARKET.functions.settle(items, sigs), MARKET.functions.create_jobs(jobs),
-               MARKET.functions.submit_results([(i, bytes([i]) * 32) for i in range(n)]),
-               MARKET.functions.register(), MARKET.functions.withdraw(ZERO_ADDRESS)):
+    for fn in (
+        MARKET.functions.settle(items, sigs),
+        MARKET.functions.create_jobs(jobs),
+        MARKET.functions.submit_results([(i, bytes([i]) * 32) for i in range(n)]),
+        MARKET.functions.register(),
+        MARKET.functions.withdraw(ZERO_ADDRESS),
+    ):
         assert calldata(fn) == _web3_data(fn)
 
 

@@ -12,9 +12,20 @@ from click.testing import CliRunner
 from oracle.cli.main import _Amount, cli
 
 COMMANDS = [
-    [], ["deploy"], ["job"], ["job", "create"], ["job", "show"], ["job", "refund"],
-    ["withdraw"], ["status"], ["audit"], ["node"], ["oracle", "run"], ["worker", "run"],
-    ["report"], ["demo"],
+    [],
+    ["deploy"],
+    ["job"],
+    ["job", "create"],
+    ["job", "show"],
+    ["job", "refund"],
+    ["withdraw"],
+    ["status"],
+    ["audit"],
+    ["node"],
+    ["oracle", "run"],
+    ["worker", "run"],
+    ["report"],
+    ["demo"],
 ]
 # A port nothing listens on: commands that get past input checks fail to connect (exit 2).
 DEAD_RPC = ["--rpc", "http://127.0.0.1:9"]
@@ -38,37 +49,95 @@ def key(tmp_path: Path) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("args,message", [
-    (["job", "create", "--spec-store", "s", "--n", "8"], "exactly one of --price"),
-    (["job", "create", "--spec-store", "s", "--n", "8", "--price", "1", "--amount", "1"],
-     "exactly one of --price"),
-    (["job", "create", "--spec-store", "s", "--price", "1"], "matmul needs --n"),
-    (["job", "create", "--spec-store", "s", "--kind", "mlp", "--price", "1"],
-     "mlp needs --batch and --dims"),
-    (["job", "create", "--spec-store", "s", "--kind", "mlp", "--batch", "2", "--dims", "4,x",
-      "--price", "1"], "--dims must be comma-separated"),
-    (["job", "create", "--spec-store", "s", "--n", "8", "--price", "1", "--asset", "USD"],
-     "--asset must be ETH or an ERC-20 address"),
-    (["job", "create", "--spec-store", "s", "--n", "8", "--price", "1", "--openings", "2"],
-     "--openings applies to --mode sampled"),
-    (["job", "create", "--spec-store", "s", "--n", "100000", "--price", "1"], "spec.m"),
-    (["job", "create", "--spec-store", "s", "--n", "8", "--price", "1", "--mode", "sampled",
-      "--openings", "9"], "spec.verify.openings"),
-    (["job", "create", "--spec-store", "s", "--spec-file", "missing.json", "--price", "1"],
-     "cannot read spec file"),
-    (["job", "create", "--spec-store", "s", "--spec-file", "x.json", "--n", "8", "--price",
-      "1"], "--spec-file cannot be combined with --n"),
-    (["audit", "1", "--spec-store", "s"], "exactly one result source"),
-    (["audit", "1", "--spec-store", "s", "--blob", "ab"], "--blob needs at least one"),
-    (["audit", "1", "--spec-store", "s", "--worker-url", "ftp://x"], "must be an http(s) URL"),
-    (["audit", "1", "--spec-store", "s", "--result-file", "r", "--worker", "0x12"],
-     "is not an address"),
-    (["deploy", *DEAD_RPC, "--oracle", "nope"], "is not an address"),
-    (["deploy", "--network", "sepolia", "--dev"], "network must look like"),
-    (["deploy", *DEAD_RPC, "--dev"], "no node answers"),
-    (["status", "--deployments", "/nonexistent"], "no pouw deployment recorded"),
-    (["job", "show", "1", "--deployments", "/nonexistent"], "no pouw deployment recorded"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["job", "create", "--spec-store", "s", "--n", "8"], "exactly one of --price"),
+        (
+            ["job", "create", "--spec-store", "s", "--n", "8", "--price", "1", "--amount", "1"],
+            "exactly one of --price",
+        ),
+        (["job", "create", "--spec-store", "s", "--price", "1"], "matmul needs --n"),
+        (
+            ["job", "create", "--spec-store", "s", "--kind", "mlp", "--price", "1"],
+            "mlp needs --batch and --dims",
+        ),
+        (
+            [
+                "job",
+                "create",
+                "--spec-store",
+                "s",
+                "--kind",
+                "mlp",
+                "--batch",
+                "2",
+                "--dims",
+                "4,x",
+                "--price",
+                "1",
+            ],
+            "--dims must be comma-separated",
+        ),
+        (
+            ["job", "create", "--spec-store", "s", "--n", "8", "--price", "1", "--asset", "USD"],
+            "--asset must be ETH or an ERC-20 address",
+        ),
+        (
+            ["job", "create", "--spec-store", "s", "--n", "8", "--price", "1", "--openings", "2"],
+            "--openings applies to --mode sampled",
+        ),
+        (["job", "create", "--spec-store", "s", "--n", "100000", "--price", "1"], "spec.m"),
+        (
+            [
+                "job",
+                "create",
+                "--spec-store",
+                "s",
+                "--n",
+                "8",
+                "--price",
+                "1",
+                "--mode",
+                "sampled",
+                "--openings",
+                "9",
+            ],
+            "spec.verify.openings",
+        ),
+        (
+            ["job", "create", "--spec-store", "s", "--spec-file", "missing.json", "--price", "1"],
+            "cannot read spec file",
+        ),
+        (
+            [
+                "job",
+                "create",
+                "--spec-store",
+                "s",
+                "--spec-file",
+                "x.json",
+                "--n",
+                "8",
+                "--price",
+                "1",
+            ],
+            "--spec-file cannot be combined with --n",
+        ),
+        (["audit", "1", "--spec-store", "s"], "exactly one result source"),
+        (["audit", "1", "--spec-store", "s", "--blob", "ab"], "--blob needs at least one"),
+        (["audit", "1", "--spec-store", "s", "--worker-url", "ftp://x"], "must be an http(s) URL"),
+        (
+            ["audit", "1", "--spec-store", "s", "--result-file", "r", "--worker", "0x12"],
+            "is not an address",
+        ),
+        (["deploy", *DEAD_RPC, "--oracle", "nope"], "is not an address"),
+        (["deploy", "--network", "sepolia", "--dev"], "network must look like"),
+        (["deploy", *DEAD_RPC, "--dev"], "no node answers"),
+        (["status", "--deployments", "/nonexistent"], "no pouw deployment recorded"),
+        (["job", "show", "1", "--deployments", "/nonexistent"], "no pouw deployment recorded"),
+    ],
+)
 def test_bad_input__one_line_error_exit_2(args, message, key, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "x.json").write_text("{}")
@@ -86,12 +155,17 @@ def test_bad_input__pouw_errors_are_exactly_one_line(tmp_path, monkeypatch):
     assert code == 2 and out.startswith("error: ") and len(out.splitlines()) == 1
 
 
-@pytest.mark.parametrize("args", [
-    ["job", "show", "-1"], ["job", "create", "--spec-store", "s", "--n", "0", "--price", "1"],
-    ["job", "create", "--spec-store", "s", "--n", "8", "--price", "0.5wei"],
-    ["job", "create", "--spec-store", "s", "--n", "8", "--price", "lots"],
-    ["node", "--port", "70000"], ["audit", "x", "--spec-store", "s"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["job", "show", "-1"],
+        ["job", "create", "--spec-store", "s", "--n", "0", "--price", "1"],
+        ["job", "create", "--spec-store", "s", "--n", "8", "--price", "0.5wei"],
+        ["job", "create", "--spec-store", "s", "--n", "8", "--price", "lots"],
+        ["node", "--port", "70000"],
+        ["audit", "x", "--spec-store", "s"],
+    ],
+)
 def test_bad_input__usage_errors_exit_2(args, key):
     if args[:2] == ["job", "create"]:
         args = [*args, "--keyfile", key]
@@ -99,10 +173,17 @@ def test_bad_input__usage_errors_exit_2(args, key):
     assert code == 2 and "Error: " in out
 
 
-@pytest.mark.parametrize("text,value", [
-    ("10000", 10_000), ("1e16", 10**16), ("0.01ether", 10**16), ("5 gwei", 5 * 10**9),
-    ("7wei", 7), ("2ETH", 2 * 10**18),
-])
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        ("10000", 10_000),
+        ("1e16", 10**16),
+        ("0.01ether", 10**16),
+        ("5 gwei", 5 * 10**9),
+        ("7wei", 7),
+        ("2ETH", 2 * 10**18),
+    ],
+)
 def test_amount__units(text, value):
     assert _Amount().convert(text, None, None) == value
 
@@ -110,8 +191,20 @@ def test_amount__units(text, value):
 def test_job_create__spec_file_is_validated(tmp_path, key):
     spec = tmp_path / "bad.json"
     spec.write_text(json.dumps({"version": 1, "kind": "matmul", "dtype": "int4"}))
-    code, out = _run(["job", "create", "--spec-store", str(tmp_path), "--spec-file",
-                      str(spec), "--amount", "1", "--keyfile", key])
+    code, out = _run(
+        [
+            "job",
+            "create",
+            "--spec-store",
+            str(tmp_path),
+            "--spec-file",
+            str(spec),
+            "--amount",
+            "1",
+            "--keyfile",
+            key,
+        ]
+    )
     assert code == 2 and out.startswith("error: spec.")
 
 

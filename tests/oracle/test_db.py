@@ -10,15 +10,30 @@ from oracle.protocol.verdict import VerdictKey
 
 W = "0x" + "ab" * 20
 C = b"\x11" * 32
-JOB = {"job_id": 1, "spec_hash": b"\x22" * 32, "work_units": 64, "requester": W,
-       "asset": "0x" + "00" * 20, "amount": 10**16, "deadline": 99}
+JOB = {
+    "job_id": 1,
+    "spec_hash": b"\x22" * 32,
+    "work_units": 64,
+    "requester": W,
+    "asset": "0x" + "00" * 20,
+    "amount": 10**16,
+    "deadline": 99,
+}
 SUB = {"job_id": 1, "worker": W, "commitment": C, "block_number": 10}
 
 
 def _verdict(verdict: int = 1, th: bytes = b"\x33" * 32) -> StoredVerdict:
-    return StoredVerdict(key=VerdictKey(1, W, C), seed=b"\x44" * 32, challenge_block=11,
-                         challenge_hash=b"\x55" * 32, work_units=64, verdict=verdict,
-                         reason="ok", transcript={"a": 1}, transcript_hash=th)
+    return StoredVerdict(
+        key=VerdictKey(1, W, C),
+        seed=b"\x44" * 32,
+        challenge_block=11,
+        challenge_hash=b"\x55" * 32,
+        work_units=64,
+        verdict=verdict,
+        reason="ok",
+        transcript={"a": 1},
+        transcript_hash=th,
+    )
 
 
 def test_record_range__replayed__changes_nothing(tmp_path):
@@ -62,9 +77,13 @@ def test_settled_event__removes_verdict_from_the_unsettled_set(tmp_path):
     db.record_verdict(_verdict())
     [full] = db.unsettled_verdicts()
     [light] = db.unsettled()  # what the settle loop reads: the attestation's fields, no more
-    assert (light.key, light.work_units, light.verdict, light.transcript_hash,
-            light.decided_at) == (full.key, full.work_units, full.verdict, full.transcript_hash,
-                                  full.decided_at)
+    assert (
+        light.key,
+        light.work_units,
+        light.verdict,
+        light.transcript_hash,
+        light.decided_at,
+    ) == (full.key, full.work_units, full.verdict, full.transcript_hash, full.decided_at)
     db.record_range(20, b"\x02" * 32, [("JobSettled", {"job_id": 1, "worker": W})])
     assert db.unsettled_verdicts() == [] and db.unsettled() == []
 
@@ -164,15 +183,20 @@ def test_polled_queries__search_an_index__not_every_row_ever_decided(tmp_path):
     from oracle.worker.db import WorkerDB
 
     db = OracleDB(tmp_path / "o.db")
-    for plan in (_plans(db, lambda: db.due_submissions(100))
-                 + _plans(db, lambda: db.unsettled_verdicts(256))
-                 + _plans(db, lambda: db.unsettled(256))
-                 + _plans(db, lambda: db.unsettled(256, due_for=(1, 3, 5.0), now=10.0))
-                 + _plans(db, lambda: db.orphan_verdicts_after(5))):
+    for plan in (
+        _plans(db, lambda: db.due_submissions(100))
+        + _plans(db, lambda: db.unsettled_verdicts(256))
+        + _plans(db, lambda: db.unsettled(256))
+        + _plans(db, lambda: db.unsettled(256, due_for=(1, 3, 5.0), now=10.0))
+        + _plans(db, lambda: db.orphan_verdicts_after(5))
+    ):
         assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, plan
     wdb = WorkerDB(tmp_path / "w.db")
-    for plan in (_plans(wdb, lambda: wdb.jobs("new")) + _plans(wdb, lambda: wdb.jobs("computed"))
-                 + _plans(wdb, lambda: wdb.served_blob("ab" * 32))):
+    for plan in (
+        _plans(wdb, lambda: wdb.jobs("new"))
+        + _plans(wdb, lambda: wdb.jobs("computed"))
+        + _plans(wdb, lambda: wdb.served_blob("ab" * 32))
+    ):
         assert "INDEX" in plan and not plan.startswith("SCAN jobs"), plan
 
 
@@ -180,8 +204,16 @@ def test_worker_jobs__limit__oldest_first_window(tmp_path):
     from oracle.worker.db import WorkerDB
 
     wdb = WorkerDB(tmp_path / "w.db")
-    jobs = [{"job_id": j, "spec_hash": bytes([j]) * 32, "work_units": 64, "amount": 10**12,
-             "deadline": 99} for j in (5, 1, 3, 2, 4)]
+    jobs = [
+        {
+            "job_id": j,
+            "spec_hash": bytes([j]) * 32,
+            "work_units": 64,
+            "amount": 10**12,
+            "deadline": 99,
+        }
+        for j in (5, 1, 3, 2, 4)
+    ]
     wdb.add_jobs(jobs, 10)
     assert [j["job_id"] for j in wdb.jobs("new")] == [1, 2, 3, 4, 5]
     assert [j["job_id"] for j in wdb.jobs("new", limit=2)] == [1, 2]

@@ -21,16 +21,18 @@ LINT = Path(sys.executable).with_name("lint-imports")
 
 def _lint(cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(cwd)}
-    return subprocess.run([str(LINT), "--no-cache"], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [str(LINT), "--no-cache"], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
 def copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dst = tmp_path_factory.mktemp("layers")
     shutil.copy(ROOT / "pyproject.toml", dst / "pyproject.toml")
-    shutil.copytree(ROOT / "oracle", dst / "oracle",
-                    ignore=shutil.ignore_patterns("__pycache__", "abi"))
+    shutil.copytree(
+        ROOT / "oracle", dst / "oracle", ignore=shutil.ignore_patterns("__pycache__", "abi")
+    )
     return dst
 
 
@@ -40,13 +42,16 @@ def test_layers__the_tree__keeps_every_contract():
     assert "0 broken" in out.stdout
 
 
-@pytest.mark.parametrize(("module", "upward"), [
-    ("protocol/spec.py", "import oracle.chain.client"),    # protocol -> chain
-    ("compute/verify.py", "import oracle.store.blobs"),    # compute -> store
-    ("node/service.py", "import oracle.cli.main"),         # a service -> the CLI
-    ("node/db.py", "import oracle.worker.db"),             # one service -> another
-    ("protocol/verdict.py", "import requests"),            # I/O in the pure layer
-])
+@pytest.mark.parametrize(
+    ("module", "upward"),
+    [
+        ("protocol/spec.py", "import oracle.chain.client"),  # protocol -> chain
+        ("compute/verify.py", "import oracle.store.blobs"),  # compute -> store
+        ("node/service.py", "import oracle.cli.main"),  # a service -> the CLI
+        ("node/db.py", "import oracle.worker.db"),  # one service -> another
+        ("protocol/verdict.py", "import requests"),  # I/O in the pure layer
+    ],
+)
 def test_layers__one_upward_import__breaks_a_contract(copy: Path, module: str, upward: str):
     path = copy / "oracle" / module
     original = path.read_text()
