@@ -17,19 +17,21 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 from eth_abi import decode as abi_decode
 from eth_abi.exceptions import EncodingError
 from eth_account.signers.local import LocalAccount
+from eth_typing import Hash32
 from eth_utils import function_abi_to_4byte_selector, get_abi_input_types, to_checksum_address
 from web3 import Web3
 from web3.contract.contract import ContractConstructor
 from web3.exceptions import TransactionNotFound, Web3Exception
+from web3.types import TxParams
 
 from oracle.chain.deployments import Deployment
 from oracle.exceptions import ChainError
@@ -119,7 +121,7 @@ class _EventCodec:
     them equal) at a fraction of its cost — web3 re-derives the event's topic and walks
     generic formatters for every log, which dominated a follower's time."""
 
-    def __init__(self, abi: dict[str, Any]) -> None:
+    def __init__(self, abi: Mapping[str, Any]) -> None:
         self.name = str(abi["name"])
         self.indexed = [(i["name"], i["type"]) for i in abi["inputs"] if i["indexed"]]
         self.data = [(i["name"], i["type"]) for i in abi["inputs"] if not i["indexed"]]
@@ -413,7 +415,9 @@ class TxSender:
         tx["gas"] = (
             gas
             if gas is not None
-            else _wrap("eth_estimateGas", lambda: self.chain.w3.eth.estimate_gas(tx))
+            else _wrap(
+                "eth_estimateGas", lambda: self.chain.w3.eth.estimate_gas(cast(TxParams, tx))
+            )
         )
         signed = self.account.sign_transaction(tx)
         self.nonce += 1
@@ -444,7 +448,7 @@ class TxSender:
     def receipt(self, tx_hash: bytes) -> Any | None:
         """The receipt, or None while the transaction is not mined."""
         try:
-            return self.chain.w3.eth.get_transaction_receipt(tx_hash)
+            return self.chain.w3.eth.get_transaction_receipt(Hash32(tx_hash))
         except TransactionNotFound:
             return None
         except (Web3Exception, OSError, ValueError) as exc:

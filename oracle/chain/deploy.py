@@ -9,11 +9,12 @@ A reverted or missing transaction raises :class:`~oracle.exceptions.ChainError`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from web3 import Web3
+from web3.types import TxParams
 
 from oracle.chain.client import artifact
 from oracle.chain.deployments import Deployment
@@ -28,7 +29,7 @@ def _send(w3: Web3, account: LocalAccount, tx: dict[str, Any]) -> Any:
     tx.setdefault("from", account.address)
     tx["nonce"] = w3.eth.get_transaction_count(account.address, "pending")
     tx["chainId"] = w3.eth.chain_id
-    tx.setdefault("gas", int(w3.eth.estimate_gas(tx) * 1.2))
+    tx.setdefault("gas", int(w3.eth.estimate_gas(cast(TxParams, tx)) * 1.2))
     base = int(w3.eth.get_block("latest").get("baseFeePerGas", 0))
     tx["maxPriorityFeePerGas"] = 10**9
     tx["maxFeePerGas"] = 2 * base + 10**9

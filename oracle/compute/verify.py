@@ -69,7 +69,7 @@ def check_full(
     except ResultFormatError as exc:
         return _format_invalid(prepared, str(exc))
     if expected_root is not None:
-        root = merkle_root(memoryview(arr).cast("B"), arr.shape[0])
+        root = merkle_root(arr.data.cast("B"), arr.shape[0])
         if root != bytes(expected_root):
             return _format_invalid(
                 prepared,

@@ -49,7 +49,7 @@ def _result_rows(
     data = np.ascontiguousarray(result)
     if data.dtype.byteorder == ">":
         data = np.frombuffer(encode_result(data), dtype=data.dtype.newbyteorder("<"))
-    return memoryview(data).cast("B"), shape[0]
+    return data.data.cast("B"), shape[0]
 
 
 def result_tree(spec: Spec | bytes | str | dict[str, Any], result: np.ndarray) -> MerkleTree:

@@ -6,7 +6,7 @@ can run on several threads.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, cast
 
 from eth_hash.auto import keccak as _keccak
 
@@ -28,5 +28,5 @@ def keccak256(data: bytes | bytearray | memoryview) -> bytes:
 
 def new_keccak(data: bytes | bytearray | memoryview = b"") -> IncrementalHash:
     """Return an incremental keccak256 hasher, optionally primed with ``data``."""
-    hasher: IncrementalHash = _keccak.new(bytes(data))
-    return hasher
+    # eth-hash types update() as bytes-only; both of its backends take any buffer.
+    return cast(IncrementalHash, _keccak.new(bytes(data)))

@@ -122,7 +122,7 @@ def _int_list(header: dict[str, object], key: str) -> list[int]:
         isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
     ):
         raise ResultFormatError(f"answer.{key}: must be a list of non-negative integers")
-    return list(value)  # type: ignore[arg-type]
+    return list(value)
 
 
 def decode_answer(

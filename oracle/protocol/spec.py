@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -356,7 +356,8 @@ def _parse_mlp(data: Mapping[str, Any]) -> tuple[MlpSpec, dict[str, Any]]:
     return params, normalized
 
 
-_PARSERS = {"matmul": _parse_matmul, "mlp": _parse_mlp}
+_Parser = Callable[[Mapping[str, Any]], tuple[MatmulSpec | MlpSpec, dict[str, Any]]]
+_PARSERS: dict[str, _Parser] = {"matmul": _parse_matmul, "mlp": _parse_mlp}
 
 
 def parse_spec(raw: Spec | bytes | str | Mapping[str, Any]) -> Spec:

@@ -32,7 +32,7 @@ import os
 import signal
 import threading
 import time
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -142,7 +142,8 @@ class Worker:
         # The compiled Merkle kernels, loaded once here (~0.3 s from numba's cache): a 32-row
         # result's root then takes ~11 µs instead of ~64 µs one keccak call per hash.
         merkle_warm_up()
-        self.metrics: Counter[str] = Counter()
+        # Counts and seconds; a defaultdict(int) keeps whole counts printed as integers.
+        self.metrics: defaultdict[str, float] = defaultdict(int)
         self.server: ApiServer | None = None
         # One commit thread: transactions leave in nonce order; _send_lock guards the sender
         # (nonces) against the loop's own register / withdraw / claim transactions.
@@ -374,7 +375,9 @@ class Worker:
         thread, so the next batch computes meanwhile (``wait``: return only once it is
         settled, as tests and the last step before stopping want). Jobs in flight are left out
         of later batches; a failed commit returns them to the next one (looked up first)."""
-        todo, mined, lost = [], [], []
+        todo: list[dict[str, Any]] = []
+        mined: list[int] = []
+        lost: list[int] = []
         with self._lock:
             inflight = set(self._inflight)
         for job in self.db.jobs("computed", limit=4 * self.cfg.commit_batch):

@@ -10,6 +10,7 @@ from eth_utils import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from oracle.compute import keccak as keccak_kernels
 from oracle.compute import merkle
 from oracle.compute.merkle import (
     MerkleTree,
@@ -318,7 +319,7 @@ def test_tree_nodes__not_loaded__only_a_large_result_loads_numba(
     assert merkle_root(blob[:4000], 32) == _reference_levels(blob[:4000], 32)[-1][0]
     assert loads == []  # small: hashed one call at a time, numba left unimported
     assert merkle_root(blob, 32) == _reference_levels(blob, 32)[-1][0]
-    assert loads == [merkle._keccak_tree]
+    assert loads == [keccak_kernels.keccak_tree]
 
 
 def test_jit_warm_up__loads_both_kernels() -> None:
