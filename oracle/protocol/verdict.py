@@ -44,11 +44,6 @@ class Verdict:
     transcript: dict[str, Any] = field(compare=False)
     transcript_hash: bytes
 
-    @property
-    def valid(self) -> bool:
-        """True iff the verdict is VALID."""
-        return self.verdict is VerdictCode.VALID
-
 
 def make_verdict(code: VerdictCode, reason: str, transcript: dict[str, Any]) -> Verdict:
     """Build a verdict; the reason is recorded in the transcript before hashing."""

@@ -135,12 +135,9 @@ class WorkerDB(SqliteFile):
         """Move a job to ``skipped``/``committed``/``lost``/``settled`` (with a reason)."""
         self._exec("UPDATE jobs SET state=?, reason=? WHERE job_id=?", (state, reason, job_id))
 
-    def set_computed(self, job_id: int, blob: str, root: bytes, commitment: bytes) -> None:
-        """Record a stored result before its commitment is sent."""
-        self.set_computed_many([(job_id, blob, root, commitment)])
-
     def set_computed_many(self, rows: list[tuple[int, str, bytes, bytes]]) -> None:
-        """:meth:`set_computed` for many (job id, blob, root, commitment) in one transaction."""
+        """Record stored results, (job id, blob, root, commitment) each, before their
+        commitments are sent, in one transaction."""
         with self.tx() as c:
             c.executemany(
                 "UPDATE jobs SET state='computed', blob=?, root=?, commitment=? "
@@ -173,10 +170,6 @@ class WorkerDB(SqliteFile):
                 "SELECT 1 FROM jobs WHERE blob=? AND state IN ('committed', 'settled')", (name,)
             ).fetchone()
         return row is not None
-
-    def add_claim_epoch(self, epoch: int) -> None:
-        """Remember an epoch in which this worker has verified work."""
-        self._exec("INSERT OR IGNORE INTO claims VALUES (?, 'pending')", (epoch,))
 
     def pending_claims(self) -> list[int]:
         """Epochs not yet claimed."""

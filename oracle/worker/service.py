@@ -16,17 +16,12 @@ One loop (:meth:`Worker.step`):
    send) is first looked up on-chain, so a commitment already mined is never sent again;
 5. withdraw credited escrow and claim ended epochs.
 
-It serves ``GET /results/<job>/<worker>/<commitment>`` (a manifest: blob name and Merkle root),
-``GET /results/…/answer?seed=0x…`` (sampled-mode answer), ``GET /blobs/<name>``, and
-``POST /results`` — many results (or sampled answers) in one :mod:`oracle.protocol.bundle`, so an
-oracle needs one round trip per batch, not two per job — only for results whose commitment is
-mined. It announces its URL to the oracles
-(:mod:`oracle.protocol.announce`).
+It serves its committed results to oracles and auditors (:mod:`oracle.worker.api`) and
+announces its URL to the oracles (:mod:`oracle.protocol.announce`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -45,17 +40,17 @@ from eth_account.signers.local import LocalAccount
 from oracle.chain.client import STATUS_OPEN, ZERO_ADDRESS, Chain, TxSender
 from oracle.compute.backend import select_backend
 from oracle.compute.merkle import jit_warm_up as merkle_warm_up
-from oracle.compute.work import answer_challenge, compute, result_root
-from oracle.exceptions import BlobError, BlobNameError, ChainError, SpecError
-from oracle.infra.httpapi import ApiServer, Reply, Request, Route
+from oracle.compute.work import compute, result_root
+from oracle.exceptions import BlobError, ChainError, SpecError
+from oracle.infra.httpapi import ApiServer
 from oracle.infra.logs import event
 from oracle.protocol.announce import make_announcement
-from oracle.protocol.bundle import encode_bundle
 from oracle.protocol.commitment import commitment
-from oracle.protocol.results import decode_result, encode_result
+from oracle.protocol.results import encode_result
 from oracle.protocol.spec import Spec, work_units
-from oracle.store.blobs import BlobBatch, LocalBlobStore, check_name
+from oracle.store.blobs import BlobBatch, LocalBlobStore
 from oracle.store.specs import SpecStore
+from oracle.worker.api import WorkerApi
 from oracle.worker.db import WorkerDB
 
 __all__ = ["KILL_POINTS", "Worker", "WorkerConfig"]
@@ -66,11 +61,6 @@ log = logging.getLogger("pouw.worker")
 #: stored and recorded, nothing sent; the commit transaction signed, not broadcast; broadcast,
 #: its receipt not yet seen.
 KILL_POINTS = ("after_compute", "after_commit_signed", "after_commit_broadcast")
-
-#: Limits of one ``POST /results`` bundle: items asked for, and payload bytes served (items
-#: beyond it are answered with an error and fetched one by one).
-MAX_BUNDLE_ITEMS = 256
-MAX_BUNDLE_BYTES = 64 << 20
 
 
 @dataclass
@@ -145,6 +135,7 @@ class Worker:
         # Counts and seconds; a defaultdict(int) keeps whole counts printed as integers.
         self.metrics: defaultdict[str, float] = defaultdict(int)
         self.server: ApiServer | None = None
+        self.api = WorkerApi(self.address, self.db, self.store, self.specs)
         # One commit thread: transactions leave in nonce order; _send_lock guards the sender
         # (nonces) against the loop's own register / withdraw / claim transactions.
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pouw-commit")
@@ -171,14 +162,7 @@ class Worker:
 
     def start_server(self) -> str:
         """Serve results; announce the URL to every oracle. Returns the public URL."""
-        routes: list[Route] = [
-            ("GET", r"/results/(\d+)/(0x[0-9a-fA-F]{40})/(0x[0-9a-f]{64})", self._manifest),
-            ("GET", r"/results/(\d+)/(0x[0-9a-fA-F]{40})/(0x[0-9a-f]{64})/answer", self._answer),
-            ("GET", r"/blobs/([^/]+)", self._blob),
-            ("POST", r"/results", self._bundle),
-            ("GET", r"/health", lambda _r: (200, "text/plain", b"ok\n")),
-        ]
-        self.server = ApiServer(routes, self.cfg.host, self.cfg.port).start()
+        self.server = ApiServer(self.api.routes(), self.cfg.host, self.cfg.port).start()
         url = self.cfg.public_url or self.server.url
         self.announce(url)
         event(log, "listening", url=url, worker=self.address)
@@ -451,91 +435,3 @@ class Worker:
             self._send(self.chain.market.functions.claim(due))
             self.db.set_claimed(due)
             event(log, "claimed", epochs=due)
-
-    # -- HTTP ------------------------------------------------------------------------------
-
-    def _committed(self, req: Request) -> tuple[int, str, bytes] | None:
-        jid, worker, c = int(req.match[1]), req.match[2], bytes.fromhex(req.match[3][2:])
-        if worker.lower() != self.address.lower():
-            return None
-        found = self.db.committed_blob(jid, c)
-        return None if found is None else (jid, found[0], found[1])
-
-    def _manifest(self, req: Request) -> Reply:
-        found = self._committed(req)
-        if found is None:
-            return 404, "text/plain", b"no committed result\n"
-        body = {"blob": found[1], "root": "0x" + found[2].hex()}
-        return 200, "application/json", json.dumps(body).encode()
-
-    def _answer(self, req: Request) -> Reply:
-        found = self._committed(req)
-        if found is None:
-            return 404, "text/plain", b"no committed result\n"
-        seed = bytes.fromhex(req.query.get("seed", [""])[0].removeprefix("0x"))
-        if len(seed) != 32:
-            return 400, "text/plain", b"seed must be 32 bytes\n"
-        return 200, "application/octet-stream", self._answer_bytes(found[0], found[1], seed)
-
-    def _answer_bytes(self, job_id: int, blob: str, seed: bytes) -> bytes:
-        spec_hash = self.db.spec_hash(job_id)
-        if spec_hash is None:
-            raise KeyError(f"job {job_id} not recorded")
-        spec = self.specs.get(spec_hash)
-        return answer_challenge(spec, decode_result(spec, self.store.get(blob)), seed)
-
-    def _bundle(self, req: Request) -> Reply:
-        """``POST /results`` ``{"items": [{"job_id", "commitment", "seed"?}, …]}``: each
-        committed result's blob (or, with a seed, its sampled-mode answer) in one bundle;
-        an item not served carries an ``error`` field and an empty payload."""
-        try:
-            items = [
-                (
-                    int(x["job_id"]),
-                    _hex32(x["commitment"]),
-                    None if x.get("seed") is None else _hex32(x["seed"]),
-                )
-                for x in json.loads(req.body)["items"]
-            ]
-        except (ValueError, KeyError, TypeError) as exc:
-            return 400, "text/plain", f"bad request: {exc}\n".encode()
-        if not 0 < len(items) <= MAX_BUNDLE_ITEMS:
-            return 400, "text/plain", f"bad request: 1 to {MAX_BUNDLE_ITEMS} items\n".encode()
-        entries: list[tuple[dict[str, Any], bytes]] = []
-        total = 0
-        for jid, c, seed in items:
-            fields: dict[str, Any] = {"job_id": jid, "commitment": "0x" + c.hex()}
-            found = self.db.committed_blob(jid, c)
-            if found is None:
-                entries.append(({**fields, "error": "no committed result"}, b""))
-                continue
-            if total >= MAX_BUNDLE_BYTES:
-                entries.append(({**fields, "error": "bundle full: ask again"}, b""))
-                continue
-            blob, root = found
-            try:
-                payload = (
-                    self.store.get(blob) if seed is None else self._answer_bytes(jid, blob, seed)
-                )
-            except Exception as exc:  # one item's failure is that item's answer, not the bundle's
-                entries.append(({**fields, "error": f"{type(exc).__name__}: {exc}"}, b""))
-                continue
-            total += len(payload)
-            entries.append(({**fields, "blob": blob, "root": "0x" + root.hex()}, payload))
-        return 200, "application/octet-stream", encode_bundle(entries)
-
-    def _blob(self, req: Request) -> Reply:
-        try:
-            name = check_name(req.match[1])
-        except BlobNameError:
-            return 400, "text/plain", b"bad blob name\n"
-        if not self.db.served_blob(name):
-            return 404, "text/plain", b"no such blob\n"
-        return 200, "application/octet-stream", self.store.get(name)
-
-
-def _hex32(value: object) -> bytes:
-    raw = bytes.fromhex(str(value).removeprefix("0x"))
-    if len(raw) != 32:
-        raise ValueError("commitment and seed must be 32 bytes")
-    return raw

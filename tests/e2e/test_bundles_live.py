@@ -48,12 +48,12 @@ def _setup(
     w = Worker(cfg, Chain(anvil.url, rec), keys["honest"], tamper=tamper)
     hits = {"manifest": 0, "answer": 0, "blob": 0, "bundle": 0}
     for name, attr in (
-        ("manifest", "_manifest"),
-        ("answer", "_answer"),
-        ("blob", "_blob"),
-        ("bundle", "_bundle"),
+        ("manifest", "manifest"),
+        ("answer", "answer"),
+        ("blob", "blob"),
+        ("bundle", "bundle"),
     ):
-        real = getattr(w, attr)
+        real = getattr(w.api, attr)
 
         def counted(req, real=real, name=name):
             hits[name] += 1
@@ -64,7 +64,7 @@ def _setup(
                 body = bytes([body[0] ^ 1]) + body[1:]
             return status, ctype, body
 
-        setattr(w, attr, counted)
+        setattr(w.api, attr, counted)
     w.start_server()
     ncfg = OracleConfig(
         rpc_url=anvil.url,
@@ -88,7 +88,7 @@ def _verdicts(anvil, rec, keys, tmp_path, spec_server, **kw):
         w.step(wait=True)
 
         def decided() -> bool:
-            node.verify_due(node.follow())
+            node.verifier.verify_due(node.follower.follow())
             return len(node.db.unsettled_verdicts()) == len(jobs)
 
         wait_until(decided, timeout=30, every=0.05)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -32,7 +32,6 @@ class Prepared:
     spec: Spec
     seed: int
     state: Any
-    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def seed_hex(self) -> str:
