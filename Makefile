@@ -35,8 +35,13 @@ vvm-link: $(VENV)/.installed
 demo: setup
 	$(BIN)/pouw demo
 
+# Lint, format, types and layering: ruff, mypy (config in pyproject.toml) and import-linter
+# (oracle/'s arrows point down only; contracts in pyproject.toml).
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: setup lint
 	$(BIN)/ape test tests -q -p no:randomly
