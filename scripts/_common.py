@@ -24,4 +24,5 @@ def pick_sender(account: Any, provider: Any) -> Any:
 
 
 def network_choice(provider: Any) -> str:
+    """``ecosystem:network:provider`` of the connected provider (the deployment record key)."""
     return f"{provider.network.ecosystem.name}:{provider.network.name}:{provider.name}"

@@ -8,19 +8,37 @@ Examples:
       --oracle 0xA... --oracle 0xB... --oracle 0xC... --threshold 2
 
 Writes deployments/<ecosystem>-<network>.json, which `pouw` and its clients read.
-On a local chain without --oracle, the first three test accounts after the deployer
-are the oracle set. On a live network it asks for confirmation before spending funds.
+On a local chain without --oracle, anvil's test accounts 5-7 are the oracle set (as for
+`pouw deploy --dev`), 2 of them to settle. On a live network it asks for confirmation
+before spending funds.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import click
 from ape.cli import ConnectedProviderCommand, account_option, ape_cli_context
 
 from oracle.chain import deployments
 from oracle.chain.ape_deploy import deploy_protocol
+from oracle.cli.deployer import oracle_set as deployer_oracle_set
+from oracle.exceptions import ConfigError
 from oracle.protocol.params import LIVE, LOCAL
 from scripts._common import is_local, network_choice, pick_sender
+
+
+def oracle_set(
+    oracles: tuple[str, ...], threshold: int | None, local: bool
+) -> tuple[tuple[str, ...], int]:
+    """The oracles given, or on a local chain the dev set; the threshold given, or a majority:
+    the rule of `pouw deploy` (:func:`oracle.cli.deployer.oracle_set`), which this calls."""
+    if not oracles and not local:
+        raise click.UsageError("--oracle is required on a live network")
+    try:
+        return deployer_oracle_set(oracles, threshold, dev=local)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Deploy and wire pouw.", help=__doc__)
@@ -43,26 +61,22 @@ from scripts._common import is_local, network_choice, pick_sender
 )
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation on a live network.")
 def cli(
-    cli_ctx,
-    provider,
-    account,
-    oracles,
-    threshold,
-    epoch_length,
-    min_bond,
-    allow_assets,
-    mock_token,
-    yes,
-):
-    from ape import accounts, project
+    cli_ctx: Any,
+    provider: Any,
+    account: Any,
+    oracles: tuple[str, ...],
+    threshold: int | None,
+    epoch_length: int | None,
+    min_bond: int | None,
+    allow_assets: tuple[str, ...],
+    mock_token: bool,
+    yes: bool,
+) -> None:
+    from ape import project
 
     local = is_local(provider)
     sender = pick_sender(account, provider)
-    if not oracles:
-        if not local:
-            raise click.UsageError("--oracle is required on a live network")
-        oracles = tuple(str(a.address) for a in accounts.test_accounts[1:4])
-    threshold = threshold or min(2, len(oracles))
+    oracles, threshold = oracle_set(oracles, threshold, local)
     params = (LOCAL if local else LIVE).with_overrides(epoch_length=epoch_length, min_bond=min_bond)
     choice = network_choice(provider)
     cli_ctx.logger.info(f"Deploying pouw to {choice} from {sender.address}")

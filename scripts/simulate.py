@@ -12,6 +12,8 @@ is not exactly right.
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 from ape.cli import ConnectedProviderCommand, ape_cli_context
 
@@ -21,7 +23,7 @@ from scripts._common import is_local, network_choice
 
 @click.command(cls=ConnectedProviderCommand, short_help="A full job round trip.", help=__doc__)
 @ape_cli_context()
-def cli(cli_ctx, provider):
+def cli(cli_ctx: Any, provider: Any) -> None:
     from ape import accounts, chain, project
 
     if not is_local(provider):

@@ -24,8 +24,10 @@ from eth_account.signers.local import LocalAccount
 from oracle.exceptions import ChainError
 
 __all__ = [
+    "DEV_ORACLE_INDICES",
     "TEST_MNEMONIC",
     "anvil_binary",
+    "dev_oracles",
     "free_port",
     "start_anvil",
     "stop_anvil",
@@ -33,6 +35,11 @@ __all__ = [
 ]
 
 TEST_MNEMONIC = "test test test test test test test test test test test junk"
+
+#: Which of :func:`test_accounts` are the oracles of a local dev deployment (``pouw deploy
+#: --dev`` and ``ape run deploy`` on a local chain, both without ``--oracle``): clear of the
+#: deployer (0) and of the requesters and workers of the README's walk-through.
+DEV_ORACLE_INDICES = (5, 6, 7)
 
 
 def anvil_binary() -> str:
@@ -66,6 +73,12 @@ def test_accounts(n: int = 10) -> list[LocalAccount]:
     return [
         Account.from_mnemonic(TEST_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(n)
     ]
+
+
+def dev_oracles() -> list[LocalAccount]:
+    """The oracle set of a local dev deployment: anvil's test accounts 5-7 (well-known keys)."""
+    accounts = test_accounts(max(DEV_ORACLE_INDICES) + 1)
+    return [accounts[i] for i in DEV_ORACLE_INDICES]
 
 
 def start_anvil(

@@ -39,6 +39,7 @@ from eth_account.signers.local import LocalAccount
 
 from oracle.chain.client import STATUS_OPEN, ZERO_ADDRESS, Chain, TxSender
 from oracle.compute.backend import select_backend
+from oracle.compute.kinds import KINDS
 from oracle.compute.merkle import jit_warm_up as merkle_warm_up
 from oracle.compute.work import compute, result_root
 from oracle.exceptions import BlobError, ChainError, SpecError
@@ -72,7 +73,7 @@ class WorkerConfig:
     store_dir: str
     spec_stores: Sequence[str]
     oracle_urls: Sequence[str] = ()
-    kinds: Sequence[str] = ("matmul", "mlp")
+    kinds: Sequence[str] = tuple(KINDS)
     max_work_units: int = 1 << 50
     min_price_per_unit: float = 0.0
     host: str = "127.0.0.1"

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
-from oracle.cli.main import _Amount, cli
+from oracle.cli.main import cli
+from oracle.cli.options import Amount, parse_amount
 
 COMMANDS = [
     [],
@@ -27,8 +29,19 @@ COMMANDS = [
     ["report"],
     ["demo"],
 ]
+# Anvil's test account 5: the first dev oracle.
+ANVIL_5 = "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc"
 # A port nothing listens on: commands that get past input checks fail to connect (exit 2).
 DEAD_RPC = ["--rpc", "http://127.0.0.1:9"]
+
+
+def _commands(group: click.Group, path: tuple[str, ...] = ()):
+    """(path, command) for every leaf command under ``group``."""
+    for name, cmd in group.commands.items():
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, (*path, name))
+        else:
+            yield (*path, name), cmd
 
 
 def _run(args: list[str]) -> tuple[int, str]:
@@ -185,7 +198,8 @@ def test_bad_input__usage_errors_exit_2(args, key):
     ],
 )
 def test_amount__units(text, value):
-    assert _Amount().convert(text, None, None) == value
+    assert parse_amount(text) == value
+    assert Amount().convert(text, None, None) == value
 
 
 def test_job_create__spec_file_is_validated(tmp_path, key):
@@ -237,3 +251,162 @@ def test_node__write_dev_keys__writes_anvils_well_known_keys(tmp_path, monkeypat
     acct = load_account(tmp_path / "account1.key")
     assert acct.address == oracle.chain.anvil.test_accounts(2)[1].address
     assert (tmp_path / "account1.key").stat().st_mode & 0o777 == 0o600
+
+
+# -- one source for each shared parser, option and constant ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        ("1.5eth", 3 * 10**18 // 2),
+        ("1.5 Ether", 3 * 10**18 // 2),
+        ("10gwei", 10 * 10**9),
+        ("0.5gwei", 5 * 10**8),
+        ("123456789012345678901234567890", 123456789012345678901234567890),  # > 28 digits
+        ("12345678901.123456789012345678ether", 12345678901123456789012345678),
+        (str(2**256 - 1), 2**256 - 1),
+        ("0", 0),
+        (42, 42),
+    ],
+)
+def test_parse_amount__accepts_wei_and_units(text, value):
+    assert parse_amount(text) == value
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("lots", "is not an amount"),
+        ("eth", "is not an amount"),
+        ("1.5", "is not a whole, non-negative number of base units"),
+        ("0.5wei", "is not a whole, non-negative number of base units"),
+        ("1e-19ether", "is not a whole, non-negative number of base units"),
+        ("1.0000000000000000000000000001ether", "is not a whole, non-negative number"),
+        ("-1", "is not a whole, non-negative number of base units"),
+        ("inf", "is not a whole, non-negative number of base units"),
+        ("nan", "is not a whole, non-negative number of base units"),
+    ],
+)
+def test_parse_amount__bad_input_is_a_clear_error(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_amount(text)
+    with pytest.raises(click.BadParameter, match=message):
+        Amount().convert(text, None, None)
+
+
+def test_amount__every_amount_option_uses_the_one_parser():
+    """--price, --amount (job create) and --initial-emission, --min-bond (deploy)."""
+    found = {
+        (" ".join(path), p.name)
+        for path, cmd in _commands(cli)
+        for p in cmd.params
+        if isinstance(p.type, Amount)
+    }
+    assert found == {
+        ("job create", "price"),
+        ("job create", "amount"),
+        ("deploy", "initial_emission"),
+        ("deploy", "min_bond"),
+    }
+    code, out = _run(["job", "create", "--spec-store", "s", "--n", "8", "--price", "x"])
+    assert code == 2 and "'x' is not an amount" in out
+
+
+def test_parse_address__checksums_and_rejects_with_the_flag():
+    from oracle.cli.options import parse_address
+    from oracle.exceptions import ConfigError
+
+    lower = ANVIL_5.lower()
+    assert parse_address(lower, "--oracle") == ANVIL_5
+    with pytest.raises(ConfigError, match=r"^--worker '0x12' is not an address$"):
+        parse_address("0x12", "--worker")
+
+
+def test_parse_asset__eth_or_an_erc20_address():
+    from oracle.chain.client import ZERO_ADDRESS
+    from oracle.cli.options import parse_asset
+    from oracle.exceptions import ConfigError
+
+    assert parse_asset("ETH") == parse_asset("eth") == ZERO_ADDRESS
+    assert parse_asset(ANVIL_5.lower()) == ANVIL_5
+    with pytest.raises(ConfigError, match="--asset must be ETH or an ERC-20 address, got 'USD'"):
+        parse_asset("USD")
+
+
+def test_withdraw__bad_asset_is_rejected_like_job_create(key):
+    code, out = _run(["withdraw", "--keyfile", key, "--asset", "USD"])
+    assert code == 2 and "--asset must be ETH or an ERC-20 address" in out
+
+
+def test_kind__choices_are_the_registrys():
+    from oracle.compute.kinds import KINDS
+
+    kinds = {
+        " ".join(path): list(p.type.choices)
+        for path, cmd in _commands(cli)
+        for p in cmd.params
+        if p.name in ("kind", "kinds")
+    }
+    assert kinds == {"job create": list(KINDS), "worker run": list(KINDS)}
+    code, out = _run(["worker", "run", "--help"])
+    assert code == 0 and f"--kind [{'|'.join(KINDS)}]" in out
+    code, out = _run(["job", "create", "--kind", "conv", "--spec-store", "s"])
+    assert code == 2 and "'conv' is not one of" in out
+
+
+def test_keyfile__one_option_required_where_the_command_always_signs():
+    keyfiles = {
+        " ".join(path): p for path, cmd in _commands(cli) for p in cmd.params if p.name == "keyfile"
+    }
+    assert set(keyfiles) == {
+        "deploy",
+        "job create",
+        "job refund",
+        "oracle run",
+        "withdraw",
+        "worker run",
+    }
+    assert {k for k, p in keyfiles.items() if not p.required} == {"deploy"}
+    assert len({p.help for p in keyfiles.values()}) == 1
+    code, out = _run(["job", "refund", "1"])
+    assert code == 2 and "Missing option '--keyfile'" in out
+
+
+def test_dev_oracles__pouw_deploy_and_ape_run_deploy_pick_the_same_set():
+    """`pouw deploy --dev` and `ape run deploy` on a local chain, both without --oracle:
+    anvil's accounts 5-7 (the keys the README's walk-through runs oracles with), 2 of 3."""
+    from oracle.chain.anvil import dev_oracles, test_accounts
+    from oracle.cli.deployer import oracle_set as pouw_oracle_set
+    from scripts.deploy import oracle_set as ape_oracle_set
+
+    expected = tuple(a.address for a in test_accounts(8)[5:8])
+    assert tuple(a.address for a in dev_oracles()) == expected
+    assert expected[0] == ANVIL_5
+    assert pouw_oracle_set((), None, dev=True) == (expected, 2)
+    assert ape_oracle_set((), None, local=True) == (expected, 2)
+
+
+def test_dev_oracles__given_oracles_are_kept_by_both_entry_points():
+    from oracle.cli.deployer import oracle_set as pouw_oracle_set
+    from oracle.exceptions import ConfigError
+    from scripts.deploy import oracle_set as ape_oracle_set
+
+    assert pouw_oracle_set((ANVIL_5,), None, dev=True) == ((ANVIL_5,), 1)
+    assert ape_oracle_set((ANVIL_5,), None, local=True) == ((ANVIL_5,), 1)
+    with pytest.raises(ConfigError, match="at least one --oracle"):
+        pouw_oracle_set((), None, dev=False)
+    with pytest.raises(click.UsageError, match="--oracle is required on a live network"):
+        ape_oracle_set((), None, local=False)
+
+
+def test_python_dash_m__oracle_cli_and_oracle_cli_main_both_run_pouw():
+    import subprocess
+    import sys
+
+    for module in ("oracle.cli", "oracle.cli.main"):
+        out = subprocess.run(
+            [sys.executable, "-m", module, "--help"], capture_output=True, text=True, check=True
+        )
+        assert out.stdout.startswith("Usage: ") and "worker" in out.stdout, module
+        assert out.stderr == "", module

@@ -1,0 +1,179 @@
+"""Anyone's commands, reading public chain state only: ``status`` (emission and leaderboard),
+``audit`` (re-derive a posted verdict) and ``report`` (the charts, as a PNG)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from oracle.cli.options import (
+    JSON,
+    SPEC_STORES,
+    connect,
+    console,
+    on_chain,
+    parse_address,
+    print_json,
+)
+
+
+@click.command()
+@on_chain
+@JSON
+def status(network: str, deployments_dir: str, rpc: str, as_json: bool) -> None:
+    """Epoch, emission and halving position; leaderboard of verified work and earnings."""
+    from oracle.client.status import market_status
+
+    st = market_status(connect(network, deployments_dir, rpc))
+    if as_json:
+        print_json(st)
+        return
+    from rich.table import Table
+
+    con = console()
+    ether = 10**18
+    con.print(
+        f"[bold]epoch {st['epoch']}[/] (ends in {st['epoch_ends_in']} s): emission "
+        f"{st['emission_epoch'] / ether:,.4f} WORK; halving {st['halvings']} of the "
+        f"schedule, next at epoch {st['next_halving_epoch']}; minted "
+        f"{st['minted'] / ether:,.4f} of {st['schedule_total'] / ether:,.4f} WORK"
+    )
+    j = st["jobs"]
+    con.print(
+        f"jobs: {j['created']} created, {j['settled']} settled, {j['slashed']} slashed "
+        f"results, {j['refunded']} refunded, {j['cancelled']} cancelled"
+    )
+    t = Table(title=f"leaderboard (work this epoch: {st['work_epoch']:,} units)")
+    for col in (
+        "worker",
+        "settled",
+        "slashed",
+        "units (epoch)",
+        "units (all)",
+        "share (epoch)",
+        "share (all)",
+        "escrow earned",
+        "WORK claimed",
+        "WORK claimable",
+    ):
+        t.add_column(col, justify="left" if col == "worker" else "right")
+    for r in st["leaderboard"]:
+        earned = (
+            ", ".join(
+                f"{v / ether:,.6g} {a if a == 'ETH' else a[:10]}"
+                for a, v in r["escrow_earned"].items()
+            )
+            or "0"
+        )
+        t.add_row(
+            r["worker"],
+            str(r["settled_jobs"]),
+            str(r["slashed"]),
+            f"{r['units_epoch']:,}",
+            f"{r['units_all']:,}",
+            f"{r['share_epoch']:.1%}",
+            f"{r['share_all']:.1%}",
+            earned,
+            f"{r['tokens_claimed'] / ether:,.4f}",
+            f"{r['tokens_claimable'] / ether:,.4f}",
+        )
+    con.print(t)
+
+
+@click.command()
+@click.argument("job_id", type=click.IntRange(0))
+@on_chain
+@SPEC_STORES
+@click.option("--worker-url", help="The worker's result server (as oracles fetched it).")
+@click.option(
+    "--result-file",
+    type=click.Path(dir_okay=False),
+    help="The raw result bytes, held by the auditor.",
+)
+@click.option("--blob", help="The result's blob name in --blob-store.")
+@click.option(
+    "--blob-store",
+    "blob_stores",
+    multiple=True,
+    help="A content-addressed store holding --blob (directory or http; repeat).",
+)
+@click.option("--worker", "worker_addr", help="Audit only this worker's verdict.")
+@click.option("--timeout", type=click.FloatRange(0.1), default=10.0, show_default=True)
+@JSON
+def audit(
+    job_id: int,
+    network: str,
+    deployments_dir: str,
+    rpc: str,
+    spec_stores: tuple[str, ...],
+    worker_url: str | None,
+    result_file: str | None,
+    blob: str | None,
+    blob_stores: tuple[str, ...],
+    worker_addr: str | None,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Re-derive a settled or slashed job's verdict from public data and compare it with the
+    transcript hash the oracles posted.
+
+    The challenge seed comes from the block after the submission; the spec from a spec store
+    (hash-checked); the result from the worker's server or from data you hold. Exit status:
+    0 every posted verdict matches, 1 a mismatch, 2 bad input.
+    """
+    from oracle.client.audit import ResultSource, audit_job
+    from oracle.exceptions import ConfigError
+
+    sources = sum(x is not None for x in (worker_url, result_file, blob))
+    if sources != 1:
+        raise ConfigError(
+            "give exactly one result source: --worker-url, --result-file or "
+            "--blob (with --blob-store)"
+        )
+    if blob is not None and not blob_stores:
+        raise ConfigError("--blob needs at least one --blob-store")
+    if worker_url is not None and not worker_url.startswith(("http://", "https://")):
+        raise ConfigError(f"--worker-url must be an http(s) URL, got {worker_url!r}")
+    if worker_addr is not None:
+        worker_addr = parse_address(worker_addr, "--worker")
+    findings = audit_job(
+        connect(network, deployments_dir, rpc),
+        job_id,
+        spec_stores,
+        ResultSource(worker_url, result_file, blob, blob_stores),
+        worker=worker_addr,
+        timeout=timeout,
+    )
+    ok = all(f.match for f in findings)
+    if as_json:
+        print_json({"job_id": job_id, "match": ok, "findings": [f.as_dict() for f in findings]})
+    else:
+        for f in findings:
+            word = "MATCH" if f.match else "MISMATCH"
+            click.echo(
+                f"{word} job {f.job_id} worker {f.worker}: posted {f.posted_verdict} "
+                f"{f.posted_transcript_hash}, derived {f.derived_verdict} "
+                f"{f.derived_transcript_hash} ({f.derived_reason})"
+                + (f" [{f.note}]" if f.note else "")
+            )
+    if not ok:
+        sys.exit(1)
+
+
+@click.command()
+@on_chain
+@click.option(
+    "--out",
+    default="report.png",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Where to write the PNG.",
+)
+def report(network: str, deployments_dir: str, rpc: str, out: str) -> None:
+    """Draw the emission schedule, work share per worker per epoch and price per work unit,
+    from chain state alone (the market's immutables and its events)."""
+    from oracle.client.report import draw_report, from_chain
+
+    draw_report(from_chain(connect(network, deployments_dir, rpc)), out)
+    click.echo(f"report written to {out}")
