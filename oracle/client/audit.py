@@ -12,7 +12,7 @@ For every ``JobSettled`` / ``WorkerSlashed`` of a job, the auditor
    auditor holds (a result file or a blob in a content-addressed store), for which the root
    is recomputed and the sampled-mode answer derived;
 5. runs the oracle's own checks (:mod:`oracle.compute.verify`, the same INVALID transcripts as
-   :func:`oracle.node.service.submission_invalid`) and compares verdict and transcript hash
+   :func:`oracle.protocol.verdict.submission_invalid`) and compares verdict and transcript hash
    with what was posted.
 
 A verdict of "not served within the reveal window" cannot be re-run (there is no result);

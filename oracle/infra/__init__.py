@@ -1,2 +1,2 @@
-"""Plumbing the long-running services stand on: the HTTP server, the SQLite state file and
-JSON-line logs. Knows nothing of jobs, chains or verdicts."""
+"""Plumbing the long-running services stand on: the HTTP server, the SQLite state file,
+JSON-line logs and the counters behind ``/metrics``. Knows nothing of jobs, chains or verdicts."""

@@ -2,7 +2,7 @@
 
 Tables (all writes are idempotent; re-processing a block range is harmless):
 
-* ``meta`` — the checkpoint (last fully processed block) and settings.
+* ``meta`` — the checkpoint (last fully processed block).
 * ``blocks`` — hashes of processed blocks (the last ``KEEP_BLOCKS``), to detect reorgs.
 * ``jobs`` — every ``JobCreated`` seen.
 * ``submissions`` — every ``ResultSubmitted`` seen, keyed by (job, worker, commitment), with
@@ -140,16 +140,6 @@ class OracleDB(SqliteFile):
         with self.tx() as c:
             c.execute("DELETE FROM blocks WHERE number > ?", (to_block,))
             c.execute("INSERT OR REPLACE INTO meta VALUES ('checkpoint', ?)", (str(to_block),))
-
-    def get_meta(self, key: str) -> str | None:
-        """A stored setting."""
-        row = self._one("SELECT value FROM meta WHERE key=?", (key,))
-        return None if row is None else str(row[0])
-
-    def set_meta(self, key: str, value: str) -> None:
-        """Store a setting."""
-        with self.tx() as c:
-            c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def record_range(
         self, to_block: int, to_hash: bytes, events: list[tuple[str, dict[str, Any]]]
@@ -417,19 +407,6 @@ class OracleDB(SqliteFile):
             for r in rows
         ]
 
-    def mark_onchain(self, key: VerdictKey, state: str) -> None:
-        """Mark a verdict as no longer to be settled (``settled``/``slashed``/``moot``)."""
-        self.mark_onchain_many([key], state)
-
-    def mark_onchain_many(self, keys: list[VerdictKey], state: str) -> None:
-        """:meth:`mark_onchain` for many verdicts in one transaction."""
-        with self.tx() as c:
-            c.executemany(
-                "UPDATE verdicts SET onchain=? WHERE job_id=? AND worker=? AND commitment=? "
-                "AND onchain IS NULL",
-                [(state, k.job_id, k.worker, k.commitment) for k in keys],
-            )
-
     def orphan_verdicts_after(self, block: int) -> list[StoredVerdict]:
         """Candidates for a reorg check: live verdicts whose challenge block is > ``block``."""
         rows = self._all(
@@ -455,19 +432,11 @@ class OracleDB(SqliteFile):
 
     # -- batches, signatures, transactions -------------------------------------------------
 
-    def record_batch(self, digest: bytes, items: list[VerdictKey], role: str) -> None:
-        """Remember a batch this node signed (``role`` = proposer or peer)."""
-        body = json.dumps([[k.job_id, k.worker, "0x" + k.commitment.hex()] for k in items])
-        with self.tx() as c:
-            c.execute(
-                "INSERT OR IGNORE INTO batches VALUES (?,?,?,?,?)",
-                (digest, body, role, "open", time.time()),
-            )
-
     def record_signed(
         self, digest: bytes, items: list[VerdictKey], role: str, signer: str, r: int, vs: int
     ) -> None:
-        """:meth:`record_batch` and :meth:`record_signature` in one transaction."""
+        """Remember a batch this node signed or collected signatures for (``role`` = proposer,
+        peer or collected) and one signature over it, in one transaction."""
         body = json.dumps([[k.job_id, k.worker, "0x" + k.commitment.hex()] for k in items])
         with self.tx() as c:
             c.execute(
@@ -505,33 +474,6 @@ class OracleDB(SqliteFile):
             c.execute("UPDATE txs SET state=? WHERE tx_hash=?", (tx_state, tx_hash))
             if digest is not None:
                 c.execute("UPDATE batches SET state='settled' WHERE digest=?", (digest,))
-
-    def set_batch_state(self, digest: bytes, state: str) -> None:
-        """Move a batch to ``sent``, ``settled`` or ``dead``."""
-        with self.tx() as c:
-            c.execute("UPDATE batches SET state=? WHERE digest=?", (state, digest))
-
-    def batches(self, state: str | None = None) -> list[tuple[bytes, list[VerdictKey], str]]:
-        """(digest, items, state) of recorded batches, optionally filtered by state."""
-        sql = "SELECT digest, items, state FROM batches"
-        rows = self._all(sql + " WHERE state=?", (state,)) if state else self._all(sql)
-        return [
-            (bytes(d), [VerdictKey(j, w, bytes.fromhex(c[2:])) for j, w, c in json.loads(i)], s)
-            for d, i, s in rows
-        ]
-
-    def record_signature(self, digest: bytes, signer: str, r: int, vs: int) -> None:
-        """Store a signature over a batch digest (own or a peer's)."""
-        with self.tx() as c:
-            c.execute(
-                "INSERT OR IGNORE INTO signatures VALUES (?,?,?,?)",
-                (digest, signer, hex(r), hex(vs)),
-            )
-
-    def signatures(self, digest: bytes) -> list[tuple[str, int, int]]:
-        """(signer, r, vs) recorded for a digest."""
-        rows = self._all("SELECT signer, r, vs FROM signatures WHERE digest=?", (digest,))
-        return [(s, int(r, 16), int(vs, 16)) for s, r, vs in rows]
 
     def record_tx(
         self, nonce: int, tx_hash: bytes, raw: bytes, label: str, digest: bytes | None

@@ -27,7 +27,6 @@ import os
 import signal
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ from oracle.compute.work import compute, result_root
 from oracle.exceptions import BlobError, ChainError, SpecError
 from oracle.infra.httpapi import ApiServer
 from oracle.infra.logs import event
+from oracle.infra.metrics import Metrics
 from oracle.protocol.announce import make_announcement
 from oracle.protocol.commitment import commitment
 from oracle.protocol.results import encode_result
@@ -133,8 +133,7 @@ class Worker:
         # The compiled Merkle kernels, loaded once here (~0.3 s from numba's cache): a 32-row
         # result's root then takes ~11 µs instead of ~64 µs one keccak call per hash.
         merkle_warm_up()
-        # Counts and seconds; a defaultdict(int) keeps whole counts printed as integers.
-        self.metrics: defaultdict[str, float] = defaultdict(int)
+        self.metrics = Metrics()
         self.server: ApiServer | None = None
         self.api = WorkerApi(self.address, self.db, self.store, self.specs)
         # One commit thread: transactions leave in nonce order; _send_lock guards the sender

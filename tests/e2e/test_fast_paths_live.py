@@ -94,28 +94,28 @@ def test_block_hash_cache__never_above_confirmed_head__emptied_by_reorg(
         for _ in range(4):
             anvil.w3.provider.make_request("evm_mine", [])
         with pytest.raises(ChainError, match="above the confirmed head"):
-            node.confirmed_hash(0)  # nothing followed yet: nothing is confirmed
-        safe = node.follow()
+            node.follower.confirmed_hash(0)  # nothing followed yet: nothing is confirmed
+        safe = node.follower.follow()
         head = node.chain.head()
         assert safe == head - 2
         with pytest.raises(ChainError, match="above the confirmed head"):
-            node.confirmed_hash(safe + 1)  # exists on the chain, but not confirmed
+            node.follower.confirmed_hash(safe + 1)  # exists on the chain, but not confirmed
         calls = []
         real = node.chain.block_hash
         monkeypatch.setattr(node.chain, "block_hash", lambda n: calls.append(n) or real(n))
-        h = node.confirmed_hash(safe)
-        assert h == real(safe) and node.confirmed_hash(safe) == h and calls == [safe]
+        h = node.follower.confirmed_hash(safe)
+        assert h == real(safe) and node.follower.confirmed_hash(safe) == h and calls == [safe]
         # A deep reorg (the recorded checkpoint hash no longer matches) empties the cache.
         cp = node.db.checkpoint()
         with sqlite3.connect(node.db.path) as db:
             db.execute("UPDATE blocks SET hash=? WHERE number=?", (b"\x00" * 32, cp))
-        node._check_reorg()
+        node.follower.check_reorg()
         assert node.metrics["deep_reorgs"] == 1
         with pytest.raises(ChainError, match="above the confirmed head"):
-            node.confirmed_hash(safe)
-        node.follow()
+            node.follower.confirmed_hash(safe)
+        node.follower.follow()
         calls.clear()
-        assert node.confirmed_hash(safe) == h and calls == [safe]  # read again, not served
+        assert node.follower.confirmed_hash(safe) == h and calls == [safe]  # read again, not served
     finally:
         node.close()
 
@@ -143,11 +143,11 @@ def test_item_skipped_by_contract__marked_moot_from_receipt(
 
         def decided() -> bool:
             anvil.w3.provider.make_request("evm_mine", [])
-            node.verify_due(node.follow())
+            node.verifier.verify_due(node.follower.follow())
             return len(node.db.unsettled_verdicts()) == 2
 
         wait_until(decided, timeout=30, every=0.05)
-        assert node.settle_ready(now=1e12) == 1
+        assert node.settler.settle_ready(now=1e12) == 1
         assert node.metrics["items_skipped"] == 1 and node.metrics["settle_txs"] == 1
         marks = {}
         for w in ws:
@@ -158,7 +158,7 @@ def test_item_skipped_by_contract__marked_moot_from_receipt(
             )[0]
         assert sorted(marks.values()) == ["moot", "settled"]
         assert node.db.unsettled_verdicts() == []  # nothing left to propose again
-        assert node.settle_ready(now=1e12) == 0
+        assert node.settler.settle_ready(now=1e12) == 0
         assert all(tx["state"] == "mined" for tx in node.db.txs())
     finally:
         for w in ws:

@@ -28,7 +28,7 @@ def test_deep_reorg__verdict_orphaned__resubmission_verified_under_new_seed(
         commitment = w.db.job(job)["commitment"]
 
         def decided() -> bool:
-            node.verify_due(node.follow())
+            node.verifier.verify_due(node.follower.follow())
             return len(node.db.unsettled_verdicts()) == 1
 
         wait_until(decided, timeout=20, every=0.05)

@@ -24,7 +24,7 @@ def test_shallow_reorg__never_seen__one_verdict_paid_once(
     try:
         w.ensure_bond(force=True)
         anvil.stop_mining()  # blocks come only from this test from here on
-        node.follow()
+        node.follower.follow()
         snapshot = rpc("evm_snapshot", [])["result"]
         w.follow()
         w.compute_new()
@@ -32,7 +32,7 @@ def test_shallow_reorg__never_seen__one_verdict_paid_once(
         commitment = w.db.job(job)["commitment"]
         for _ in range(DEPTH - 2):  # the submission stays above head - DEPTH
             rpc("evm_mine", [])
-        node.verify_due(node.follow())
+        node.verifier.verify_due(node.follower.follow())
         assert node.db._one("SELECT COUNT(*) FROM submissions")[0] == 0
         checkpoint = node.db.checkpoint()
 

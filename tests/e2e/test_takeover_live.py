@@ -8,10 +8,17 @@ import socket
 from collections import Counter
 
 from oracle.chain.client import Chain
+from oracle.node.decisions import rank
 from oracle.node.service import OracleConfig, OracleNode
+from oracle.node.settler import attestation
 from oracle.store.blobs import LocalBlobStore
 from tests.e2e.conftest import matmul, post_jobs, wait_until
 from tests.e2e.test_live_loop import Cluster, settled_events, start_worker
+
+
+def _rank(node: OracleNode, job_id: int) -> int:
+    """The node's place in the proposer order of ``job_id`` (0: it leads)."""
+    return rank(node.ctx.index, job_id, len(node.ctx.oracles))
 
 
 def test_leader_down__next_node_takes_over__each_job_paid_once(
@@ -54,7 +61,7 @@ def test_leader_down__next_node_takes_over__each_job_paid_once(
             [matmul(i) for i in range(6)],
             LocalBlobStore(tmp_path / "specs"),
         )
-        led_by_down = [j for j in jobs if down._rank(j) == 0]
+        led_by_down = [j for j in jobs if _rank(down, j) == 0]
         assert led_by_down and len(led_by_down) < len(jobs)
         start_worker(anvil, rec, keys["honest"], tmp_path, "w", spec_server.url, urls[1:], cluster)
         wait_until(lambda: all(settled_events(chain)[0][j] >= 1 for j in jobs), timeout=60)
@@ -72,7 +79,7 @@ def test_leader_down__next_node_takes_over__each_job_paid_once(
             settled_by[int(e.args["job_id"])] = tx["from"]
     assert down.account.address not in senders
     for j in led_by_down:  # proposed by the node ranked next for that job, a live one
-        nxt = next(n for n in live if n._rank(j) == 1)
+        nxt = next(n for n in live if _rank(n, j) == 1)
         assert settled_by[j] == nxt.account.address
     assert sum(n.metrics["peer_errors"] for n in live) >= 1  # the down peer was asked, failed
 
@@ -125,8 +132,8 @@ def test_proposer_asks_peers_in_turn__stops_at_threshold(
             for node in nodes:
                 node.db.record_verdicts(vs)
             before = [p.metrics["signatures_given"] for p in peers]
-            batch = [proposer._attestation(v) for v in vs]
-            chosen, sigs = proposer._collect(batch)
+            batch = [attestation(v) for v in vs]
+            chosen, sigs = proposer.settler._collect(batch)
             assert chosen == batch and len(sigs) == 2
             given = [p.metrics["signatures_given"] - b for p, b in zip(peers, before, strict=True)]
             assert sorted(given) == [0, 1]  # exactly one peer signed
@@ -139,7 +146,7 @@ def test_proposer_asks_peers_in_turn__stops_at_threshold(
                 node.db.record_verdicts(vs)
         other = next(p for p in peers if p is not first_peer)
         before = other.metrics["signatures_given"]
-        chosen, sigs = proposer._collect([proposer._attestation(v) for v in vs])
+        chosen, sigs = proposer.settler._collect([attestation(v) for v in vs])
         assert chosen is not None and len(chosen) == 4 and len(sigs) == 2
         assert other.metrics["signatures_given"] == before + 1
     finally:
@@ -176,7 +183,7 @@ def _proposals(node) -> list[list[int]]:
         seen.append([a.job_id for a in batch])
         return None, []
 
-    node._collect = collect
+    node.settler._collect = collect
     return seen
 
 
@@ -202,9 +209,9 @@ def test_partial_batch__goes_once_its_oldest_item_waited_max_wait(
         worker = keys["honest"].address
         node.db.record_verdicts(_verdicts_at(worker, range(1, 3), now - 1.0))
         seen = _proposals(node)
-        assert node.settle_ready(now=now) == 0 and seen == []  # oldest waited 1 s < 2 s
+        assert node.settler.settle_ready(now=now) == 0 and seen == []  # oldest waited 1 s < 2 s
         node.db.record_verdicts(_verdicts_at(worker, range(3, 5), now))  # fresh ones behind
-        assert node.settle_ready(now=now + 1.5) == 0 and seen == [[1, 2, 3, 4]]
+        assert node.settler.settle_ready(now=now + 1.5) == 0 and seen == [[1, 2, 3, 4]]
     finally:
         node.close()
 
@@ -230,17 +237,17 @@ def test_settle_limit__spent_on_own_due_items__not_on_peers_lead(
     try:
         now = 1_000_000.0
         worker = keys["honest"].address
-        led_by_peers = [j for j in range(1, 400) if node._rank(j) != 0][:300]
-        own = [j for j in range(400, 420) if node._rank(j) == 0][:3]
+        led_by_peers = [j for j in range(1, 400) if _rank(node, j) != 0][:300]
+        own = [j for j in range(400, 420) if _rank(node, j) == 0][:3]
         for j in led_by_peers:  # older: decided 10 s ago, due here only after 60 or 120 s
             node.db.record_verdicts(_verdicts_at(worker, range(j, j + 1), now - 10.0))
         for j in own:
             node.db.record_verdicts(_verdicts_at(worker, range(j, j + 1), now))
         seen = _proposals(node)
-        node.settle_ready(now=now)
+        node.settler.settle_ready(now=now)
         assert seen == [own]
         seen.clear()
-        node.settle_ready(now=now + 60.0)  # past one takeover: rank-1 items are due too
-        assert seen and all(node._rank(j) in (0, 1) for j in seen[0])
+        node.settler.settle_ready(now=now + 60.0)  # past one takeover: rank-1 items are due too
+        assert seen and all(_rank(node, j) in (0, 1) for j in seen[0])
     finally:
         node.close()

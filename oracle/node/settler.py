@@ -1,0 +1,278 @@
+"""Settling: batches of unsettled verdicts, signatures from peers, settle transactions (stored
+before broadcast), their receipts, and the transactions left in flight by a restart."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from http import HTTPStatus
+from typing import Any
+
+import requests
+from eth_utils import to_checksum_address
+
+from oracle.chain.client import SentTx, TxSender, rpc_int
+from oracle.exceptions import ChainError, PeerError
+from oracle.infra.logs import event
+from oracle.node.context import NodeContext
+from oracle.node.db import StoredVerdict, Unsettled
+from oracle.node.decisions import (
+    ITEM_MARKS,
+    SETTLE_LOOKAHEAD,
+    ItemEvent,
+    choose_quorum,
+    has_quorum,
+    peer_order,
+    quorum_signatures,
+    receipt_outcome,
+    settle_batch,
+)
+from oracle.protocol.attestation import (
+    Attestation,
+    CompactSignature,
+    recover_signer,
+    settlement_digest,
+    sign_settlement,
+)
+from oracle.protocol.verdict import VerdictKey
+
+__all__ = ["Settler", "att_from_json", "att_json", "attestation"]
+
+log = logging.getLogger("pouw.oracle")
+
+
+def attestation(v: StoredVerdict | Unsettled) -> Attestation:
+    """The attestation a recorded verdict signs."""
+    return Attestation(
+        v.key.job_id, v.key.worker, v.key.commitment, v.work_units, v.verdict, v.transcript_hash
+    )
+
+
+class Settler:
+    """Proposes due batches, collects ``threshold`` signatures and settles them on-chain."""
+
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+        self.sender = TxSender(
+            ctx.chain, ctx.account, on_signed=self._on_signed, next_nonce=ctx.db.next_nonce()
+        )
+        self._pending_digest: bytes | None = None
+        self._cooldown: dict[bytes, float] = {}
+
+    def _digest(self, batch: list[Attestation]) -> bytes:
+        return settlement_digest(self.ctx.chain.chain_id, self.ctx.chain.market.address, batch)
+
+    def settle_ready(self, now: float | None = None) -> int:
+        """Propose and settle one batch if one is due; returns the number of items settled."""
+        cfg = self.ctx.cfg
+        now = time.time() if now is None else now
+        n = len(self.ctx.oracles)
+        due = self.ctx.db.unsettled(
+            limit=SETTLE_LOOKAHEAD * cfg.batch_size,
+            now=now,
+            due_for=(self.ctx.index, n, cfg.takeover),
+        )
+        # No per-item chain reads here: verdicts whose submission was settled, slashed,
+        # refunded or cancelled are marked by the followed events (Follower.follow), and an
+        # item that went stale since is skipped by the contract with ``AttestationSkipped``,
+        # which :meth:`_apply_receipt` marks moot — the same test the contract applies, at the
+        # moment that counts.
+        items = settle_batch(
+            due,
+            now,
+            index=self.ctx.index,
+            oracles=n,
+            batch_size=cfg.batch_size,
+            max_wait=cfg.max_wait,
+            takeover=cfg.takeover,
+        )
+        if not items:
+            return 0
+        batch = [attestation(v) for v in items]
+        digest = self._digest(batch)
+        if self._cooldown.get(digest, 0) > now:
+            return 0
+        chosen, sigs = self._collect(batch)
+        if chosen is None:
+            self._cooldown[digest] = now + cfg.max_wait
+            return 0
+        self.ctx.kill("after_sign")
+        return self._send_settle(chosen, sigs)
+
+    def sign_own(self, batch: list[Attestation], role: str) -> CompactSignature:
+        """Sign a batch with the node's key and record it (``role``: proposer or peer)."""
+        chain = self.ctx.chain
+        digest = self._digest(batch)
+        sig = sign_settlement(self.ctx.account, chain.chain_id, chain.market.address, batch)
+        keys = [VerdictKey(a.job_id, a.worker, a.commitment) for a in batch]
+        self.ctx.db.record_signed(digest, keys, role, sig.signer, sig.r, sig.vs)
+        self.ctx.metrics["signatures_given"] += 1
+        return sig
+
+    def _collect(
+        self, batch: list[Attestation]
+    ) -> tuple[list[Attestation] | None, list[CompactSignature]]:
+        """Gather ``threshold`` signatures over the batch or a sub-list of it."""
+        threshold = self.ctx.threshold
+        own = self.sign_own(batch, "proposer")
+        if threshold <= 1:
+            return batch, [own]
+        groups: dict[tuple[int, ...], list[CompactSignature]] = {}
+        body = json.dumps({"items": [att_json(a) for a in batch]}).encode()
+        whole = tuple(range(len(batch)))
+        # Peers in turn until threshold - 1 of them agree on the whole batch: signatures
+        # beyond the threshold cost the peers' CPU and add nothing on-chain.
+        for peer in peer_order(self.ctx.cfg.peers, batch[0].job_id):
+            got = self._ask_peer(peer, body, batch)
+            if got is not None:
+                groups.setdefault(got[0], []).append(got[1])
+                if has_quorum(len(groups.get(whole, ())), threshold):
+                    break
+        best = choose_quorum(groups, threshold)
+        if best is None:
+            return None, []
+        sub = [batch[i] for i in best]
+        mine = own if len(sub) == len(batch) else self.sign_own(sub, "proposer")
+        return sub, quorum_signatures(mine, groups[best], threshold)
+
+    def _ask_peer(
+        self, peer: str, body: bytes, batch: list[Attestation]
+    ) -> tuple[tuple[int, ...], CompactSignature] | None:
+        chain = self.ctx.chain
+        try:
+            resp = self.ctx.http.post(
+                f"{peer.rstrip('/')}/sign",
+                data=body,
+                headers={"Content-Type": "application/json"},
+                timeout=self.ctx.cfg.fetch_timeout,
+            )
+            if resp.status_code != HTTPStatus.OK:
+                raise PeerError(f"HTTP {resp.status_code}")
+            data = resp.json()
+            idx = tuple(int(i) for i in data["agreed"])
+            if not idx:
+                return None
+            if any(not 0 <= i < len(batch) for i in idx) or list(idx) != sorted(set(idx)):
+                raise PeerError("bad agreed index list")
+            sig = CompactSignature(
+                to_checksum_address(data["signer"]), int(data["r"], 16), int(data["vs"], 16)
+            )
+            sub = [batch[i] for i in idx]
+            signer = recover_signer(chain.chain_id, chain.market.address, sub, sig)
+            if (
+                signer != sig.signer
+                or signer not in self.ctx.oracles
+                or signer == self.ctx.account.address
+            ):
+                raise PeerError(f"signature recovers to {signer}, not an eligible peer")
+            self.ctx.db.record_signed(
+                self._digest(sub),
+                [VerdictKey(a.job_id, a.worker, a.commitment) for a in sub],
+                "collected",
+                sig.signer,
+                sig.r,
+                sig.vs,
+            )
+            return idx, sig
+        except (requests.RequestException, PeerError, ValueError, KeyError, TypeError) as exc:
+            self.ctx.metrics["peer_errors"] += 1
+            event(log, "peer_error", logging.WARNING, peer=peer, error=str(exc))
+            return None
+
+    def _on_signed(self, sent: SentTx, label: str) -> None:
+        self.ctx.db.record_tx(sent.nonce, sent.tx_hash, sent.raw, label, self._pending_digest)
+        self.ctx.kill("after_tx_signed")
+
+    def _send_settle(self, batch: list[Attestation], sigs: list[CompactSignature]) -> int:
+        if not batch or len(sigs) < max(self.ctx.threshold, 1):
+            return 0
+        digest = self._digest(batch)
+        fn = self.ctx.chain.market.functions.settle(
+            [a.as_tuple() for a in batch], [s.as_tuple() for s in sigs]
+        )
+        self._pending_digest = digest
+        try:
+            sent = self.sender.sign(fn, gas=400_000 + 60_000 * len(batch))
+            self._on_signed(sent, "settle")
+            self.sender.broadcast(sent.raw)
+            self.ctx.kill("after_broadcast")
+            rcpt = self.sender.wait(sent.tx_hash, decoded=False)
+        except ChainError as exc:
+            self.ctx.metrics["settle_failures"] += 1
+            event(log, "settle_failed", logging.WARNING, error=str(exc))
+            return 0
+        finally:
+            self._pending_digest = None
+        return self._apply_receipt(sent.tx_hash, rcpt, digest)
+
+    def _apply_receipt(self, tx_hash: bytes, rcpt: Any, digest: bytes | None) -> int:
+        """Record a mined settle transaction and the fate of each of its items
+        (:func:`~oracle.node.decisions.receipt_outcome`), in one SQLite transaction: settled,
+        slashed, or moot (a VALID item whose job is no longer open, an item that is not the
+        worker's live submission, or one whose work units differ: none of these can become
+        settleable again)."""
+        db, metrics = self.ctx.db, self.ctx.metrics
+        evs = [
+            ItemEvent(e.name, int(e.args["job_id"]), to_checksum_address(e.args["worker"]))
+            for e in self.ctx.chain.receipt_events(rcpt, tuple(ITEM_MARKS))
+        ]
+        items = db.batch_items(digest) if digest is not None else None
+        marks, settled, skipped = receipt_outcome(items, evs, db.verdicts_for_job)
+        db.apply_settlement(
+            tx_hash, "mined" if rpc_int(rcpt["status"]) == 1 else "failed", digest, marks
+        )
+        metrics["settle_txs"] += 1
+        metrics["items_settled"] += settled
+        metrics["items_skipped"] += skipped
+        gas = rpc_int(rcpt["gasUsed"])
+        metrics["gas_used"] += gas
+        event(log, "settled", tx=tx_hash, settled=settled, skipped=skipped, gas=gas)
+        return settled
+
+    def resume_transactions(self) -> None:
+        """After a restart: settle the fate of every transaction signed but not known mined.
+
+        A mined one is applied; a missing one is re-broadcast with the same bytes and nonce.
+        """
+        db = self.ctx.db
+        for tx in db.txs("signed"):
+            rcpt = self.sender.receipt(tx["tx_hash"])
+            if rcpt is None:
+                event(log, "rebroadcast", nonce=tx["nonce"], tx=tx["tx_hash"])
+                self.sender.broadcast(tx["raw"])
+                try:
+                    rcpt = self.sender.wait(tx["tx_hash"])
+                except ChainError as exc:
+                    event(log, "rebroadcast_failed", logging.WARNING, error=str(exc))
+                    db.set_tx_state(tx["tx_hash"], "failed")
+                    continue
+            self._apply_receipt(tx["tx_hash"], rcpt, tx["digest"])
+
+
+def att_json(a: Attestation) -> dict[str, Any]:
+    """An attestation in a ``/sign`` proposal."""
+    return {
+        "job_id": a.job_id,
+        "worker": a.worker,
+        "commitment": "0x" + a.commitment.hex(),
+        "work_units": a.work_units,
+        "verdict": int(a.verdict),
+        "transcript_hash": "0x" + a.transcript_hash.hex(),
+    }
+
+
+def att_from_json(x: dict[str, Any]) -> Attestation:
+    """An attestation of a ``/sign`` proposal; ValueError, KeyError or TypeError if bad."""
+    c = bytes.fromhex(str(x["commitment"]).removeprefix("0x"))
+    t = bytes.fromhex(str(x["transcript_hash"]).removeprefix("0x"))
+    if len(c) != 32 or len(t) != 32:
+        raise ValueError("commitment and transcript hash must be 32 bytes")
+    return Attestation(
+        int(x["job_id"]),
+        to_checksum_address(x["worker"]),
+        c,
+        int(x["work_units"]),
+        int(x["verdict"]),
+        t,
+    )
