@@ -38,6 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
 from eth_account import Account  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
@@ -126,7 +127,7 @@ def _service(
         obj.run(stop)
     finally:
         obj.close()
-        out.put((role, dict(obj.metrics)))
+        out.put((role, obj.metrics.snapshot()))
 
 
 def settled_run(
@@ -150,6 +151,7 @@ def settled_run(
     stop, out = ctx.Event(), ctx.Queue()
     procs: list[Any] = []
     metrics: dict[str, Counter[str]] = {"oracle": Counter(), "worker": Counter()}
+    latency: list[float] = []
     with BlobServer(LocalBlobStore(work / "specs")) as spec_srv:
         ports = [_free_port() for _ in oracle_keys]
         urls = [f"http://127.0.0.1:{p}" for p in ports]
@@ -236,12 +238,21 @@ def settled_run(
             pending = set(ids)
             limit = time.monotonic() + 300
             seen = rec.block - 1  # events are read once each: this thread shares the GIL
+            # what a watcher sees: wall time from a job's first ResultSubmitted to its JobSettled
+            submitted: dict[int, float] = {}
+            latency: list[float] = []
             while pending:
                 if time.monotonic() > limit:
                     raise SystemExit(f"e2e: {len(pending)} job(s) not paid within 300 s")
                 head = chain.head()
-                for e in chain.events(seen + 1, head, names=("JobSettled",)):
-                    pending.discard(int(e.args["job_id"]))
+                now = time.perf_counter()
+                for e in chain.events(seen + 1, head, names=("ResultSubmitted", "JobSettled")):
+                    job = int(e.args["job_id"])
+                    if e.name == "ResultSubmitted":
+                        submitted.setdefault(job, now)
+                    elif job in pending:
+                        pending.discard(job)
+                        latency.append(now - submitted.get(job, now))
                 seen = head
                 if pending:
                     time.sleep(0.01)
@@ -262,9 +273,10 @@ def settled_run(
     credited = sum(int(chain.call("credited", w.address, ZERO_ADDRESS)) for w in workers_keys)
     assert credited == PRICE * jobs, (credited, PRICE * jobs)
     verify_s = metrics["oracle"]["verify_seconds"]
-    checks = metrics["oracle"]["verify_checks"]
+    checks = metrics["oracle"]["verify_seconds_count"]
     compute_s = metrics["worker"]["compute_seconds"]
-    computed = metrics["worker"]["jobs_computed"]
+    computed = metrics["worker"]["compute_seconds_count"]
+    p50, p95 = (float(q) for q in np.percentile(latency, [50, 95]))
     return {
         "elapsed": elapsed,
         "settled_per_s": jobs / elapsed,
@@ -272,6 +284,8 @@ def settled_run(
         "verify_per_job": verify_s / max(checks, 1),
         "compute_per_job": compute_s / max(computed, 1),
         "settle_txs": metrics["oracle"]["settle_txs"],
+        "settle_latency_p50_s": p50,
+        "settle_latency_p95_s": p95,
     }
 
 
@@ -319,6 +333,8 @@ def main() -> dict[str, float]:
         "e2e_settled_per_s": run["settled_per_s"],
         "e2e_settled_per_s_vs_raw_tx": run["settled_per_s"] / raw,
         "oracle_verify_vs_compute": run["verify_per_job"] / run["compute_per_job"],
+        "settle_latency_p50_s": run["settle_latency_p50_s"],
+        "settle_latency_p95_s": run["settle_latency_p95_s"],
     }
     table = Table(
         title=f"end to end on anvil: {args.jobs} int8 matmul jobs n={args.n}, "
@@ -333,6 +349,10 @@ def main() -> dict[str, float]:
     table.add_row("settle transactions", f"{run['settle_txs']:.0f}")
     table.add_row("oracle verify s / job", f"{run['verify_per_job'] * 1e3:.3f} ms")
     table.add_row("worker compute s / job", f"{run['compute_per_job'] * 1e3:.3f} ms")
+    table.add_row(
+        "settle latency p50 / p95 (ResultSubmitted -> JobSettled, as a watcher sees it)",
+        f"{run['settle_latency_p50_s']:.2f} s / {run['settle_latency_p95_s']:.2f} s",
+    )
     table.add_row("verify / compute", f"{out['oracle_verify_vs_compute']:.3f}")
     Console().print(table)
     merge_results(out)

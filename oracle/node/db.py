@@ -455,6 +455,19 @@ class OracleDB(SqliteFile):
             return None
         return [VerdictKey(j, w, bytes.fromhex(c[2:])) for j, w, c in json.loads(row[0])]
 
+    def seen_at(self, keys: list[VerdictKey]) -> list[float]:
+        """When this node first recorded each of these submissions (wall-clock seconds),
+        for those it recorded."""
+        out = []
+        for k in keys:
+            row = self._one(
+                "SELECT seen_at FROM submissions WHERE job_id=? AND worker=? AND commitment=?",
+                (k.job_id, k.worker, k.commitment),
+            )
+            if row is not None:
+                out.append(float(row[0]))
+        return out
+
     def apply_settlement(
         self,
         tx_hash: bytes,

@@ -50,11 +50,10 @@ class Follower:
                 if e.name == "JobCreated":
                     e.args["_block"] = e.block_number
             db.record_range(to, chain.block_hash(to), [(e.name, e.args) for e in evs])
-            metrics["events"] += len(evs)
-            metrics["jobs_seen"] += sum(e.name == "JobCreated" for e in evs)
-            metrics["submissions_seen"] += sum(e.name == "ResultSubmitted" for e in evs)
+            metrics.inc("events", len(evs))
+            metrics.inc("jobs_seen", sum(e.name == "JobCreated" for e in evs))
+            metrics.inc("submissions_seen", sum(e.name == "ResultSubmitted" for e in evs))
             cp = to
-        metrics["checkpoint"] = cp
         self._confirmed = min(safe, cp)
         return safe
 
@@ -96,7 +95,7 @@ class Follower:
         # Blocks whose hash was never recorded prove nothing; none kept matches: re-read
         # everything since the deployment.
         fork = fork_point(db.recorded_blocks(below=cp), self._chain_hash, chain.deployment.block)
-        self.ctx.metrics["deep_reorgs"] += 1
+        self.ctx.metrics.inc("deep_reorgs")
         event(log, "deep_reorg", logging.ERROR, checkpoint=cp, fork_point=fork)
         for v in db.orphan_verdicts_after(fork):
             if chain.block_hash(v.challenge_block) != v.challenge_hash:

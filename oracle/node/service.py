@@ -62,9 +62,9 @@ from oracle.chain.client import Chain
 from oracle.compute.freivalds import jit_warm_up as freivalds_warm_up
 from oracle.compute.merkle import jit_warm_up as merkle_warm_up
 from oracle.exceptions import ChainError
-from oracle.infra.httpapi import ApiServer
 from oracle.infra.logs import event
 from oracle.infra.metrics import Metrics
+from oracle.infra.web import WebServer
 from oracle.node.api import NodeApi
 from oracle.node.context import NodeContext
 from oracle.node.db import OracleDB
@@ -76,6 +76,27 @@ from oracle.store.specs import SpecStore
 __all__ = ["KILL_POINTS", "OracleConfig", "OracleNode"]
 
 log = logging.getLogger("pouw.oracle")
+
+#: /metrics help text of the node's counters (others are named by what they count).
+METRIC_HELP = {
+    "events": "market events followed",
+    "jobs_seen": "JobCreated events followed",
+    "submissions_seen": "ResultSubmitted events followed",
+    "verify_checks": "results checked (held result to verdict)",
+    "verdicts_valid": "VALID verdicts recorded",
+    "verdicts_invalid": "INVALID verdicts recorded",
+    "settle_txs": "settle transactions mined",
+    "items_settled": "attestations settled (paid or slashed) by own transactions",
+    "items_skipped": "attestations the contract skipped in own transactions",
+    "gas_used": "gas used by own settle transactions",
+    "checkpoint_block": "last block whose events are recorded",
+}
+#: The node's histograms (seconds).
+METRIC_HISTOGRAMS = {
+    "verify_seconds": "seconds from a held result to its verdict",
+    "settle_latency_seconds": "seconds from a result's commitment (first seen) to its "
+    "settlement by an own transaction",
+}
 
 #: Where a test may ask the node to SIGKILL itself (``OracleConfig.kill_at``).
 KILL_POINTS = ("after_verdict", "after_sign", "after_tx_signed", "after_broadcast")
@@ -121,7 +142,14 @@ class OracleNode:
         self.account = account
         self.db = OracleDB(config.db_path)
         specs = SpecStore(config.spec_stores)
-        self.metrics = Metrics()
+        self.metrics = Metrics(
+            "pouw_oracle",
+            help=METRIC_HELP,
+            counters=("jobs_seen", "submissions_seen", "verify_checks", "settle_txs"),
+            histograms=METRIC_HISTOGRAMS,
+        )
+        self.metrics.read_from("checkpoint_block", lambda: self.db.checkpoint() or 0)
+        self.metrics.add_rows("db", "rows in the node's SQLite state", self.db.counts)
         oracles: list[str] = sorted(
             (to_checksum_address(o) for o in chain.call("oracles")), key=lambda a: int(a, 16)
         )
@@ -146,7 +174,7 @@ class OracleNode:
         self.follower = Follower(self.ctx)
         self.verifier = Verifier(self.ctx, specs, self.follower.confirmed_hash)
         self.api = NodeApi(self.ctx, self.settler)
-        self.server: ApiServer | None = None
+        self.server: WebServer | None = None
         for addr, url in config.worker_urls.items():
             self.db.set_worker_url(to_checksum_address(addr), url.rstrip("/"), 0)
         if self.db.checkpoint() is None:
@@ -158,7 +186,7 @@ class OracleNode:
 
     def start_server(self) -> str:
         """Serve /sign, /workers, /metrics and /health; returns the base URL."""
-        self.server = ApiServer(self.api.routes(), self.cfg.host, self.cfg.port).start()
+        self.server = WebServer(self.api.routes(), self.cfg.host, self.cfg.port).start()
         event(log, "listening", url=self.server.url, oracle=self.account.address)
         return self.server.url
 
@@ -188,7 +216,7 @@ class OracleNode:
             try:
                 body()
             except Exception as exc:  # the loop must go on; the cause is logged
-                self.metrics["loop_errors"] += 1
+                self.metrics.inc("loop_errors")
                 event(log, "loop_error", logging.ERROR, error=f"{type(exc).__name__}: {exc}")
             stop.wait(self.cfg.poll_interval)
 

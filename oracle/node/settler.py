@@ -3,12 +3,12 @@ before broadcast), their receipts, and the transactions left in flight by a rest
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from http import HTTPStatus
 from typing import Any
 
+import msgspec
 import requests
 from eth_utils import to_checksum_address
 
@@ -28,6 +28,7 @@ from oracle.node.decisions import (
     receipt_outcome,
     settle_batch,
 )
+from oracle.node.wire import Proposal, SignReply, to_item
 from oracle.protocol.attestation import (
     Attestation,
     CompactSignature,
@@ -37,7 +38,7 @@ from oracle.protocol.attestation import (
 )
 from oracle.protocol.verdict import VerdictKey
 
-__all__ = ["Settler", "att_from_json", "att_json", "attestation"]
+__all__ = ["Settler", "attestation"]
 
 log = logging.getLogger("pouw.oracle")
 
@@ -107,7 +108,7 @@ class Settler:
         sig = sign_settlement(self.ctx.account, chain.chain_id, chain.market.address, batch)
         keys = [VerdictKey(a.job_id, a.worker, a.commitment) for a in batch]
         self.ctx.db.record_signed(digest, keys, role, sig.signer, sig.r, sig.vs)
-        self.ctx.metrics["signatures_given"] += 1
+        self.ctx.metrics.inc("signatures_given")
         return sig
 
     def _collect(
@@ -119,7 +120,7 @@ class Settler:
         if threshold <= 1:
             return batch, [own]
         groups: dict[tuple[int, ...], list[CompactSignature]] = {}
-        body = json.dumps({"items": [att_json(a) for a in batch]}).encode()
+        body = msgspec.json.encode(Proposal(items=[to_item(a) for a in batch]))
         whole = tuple(range(len(batch)))
         # Peers in turn until threshold - 1 of them agree on the whole batch: signatures
         # beyond the threshold cost the peers' CPU and add nothing on-chain.
@@ -149,15 +150,13 @@ class Settler:
             )
             if resp.status_code != HTTPStatus.OK:
                 raise PeerError(f"HTTP {resp.status_code}")
-            data = resp.json()
-            idx = tuple(int(i) for i in data["agreed"])
+            reply = msgspec.json.decode(resp.content, type=SignReply)
+            idx = tuple(reply.agreed)
             if not idx:
                 return None
             if any(not 0 <= i < len(batch) for i in idx) or list(idx) != sorted(set(idx)):
                 raise PeerError("bad agreed index list")
-            sig = CompactSignature(
-                to_checksum_address(data["signer"]), int(data["r"], 16), int(data["vs"], 16)
-            )
+            sig = reply.signature()
             sub = [batch[i] for i in idx]
             signer = recover_signer(chain.chain_id, chain.market.address, sub, sig)
             if (
@@ -175,8 +174,8 @@ class Settler:
                 sig.vs,
             )
             return idx, sig
-        except (requests.RequestException, PeerError, ValueError, KeyError, TypeError) as exc:
-            self.ctx.metrics["peer_errors"] += 1
+        except (requests.RequestException, PeerError, ValueError, msgspec.MsgspecError) as exc:
+            self.ctx.metrics.inc("peer_errors")
             event(log, "peer_error", logging.WARNING, peer=peer, error=str(exc))
             return None
 
@@ -199,7 +198,7 @@ class Settler:
             self.ctx.kill("after_broadcast")
             rcpt = self.sender.wait(sent.tx_hash, decoded=False)
         except ChainError as exc:
-            self.ctx.metrics["settle_failures"] += 1
+            self.ctx.metrics.inc("settle_failures")
             event(log, "settle_failed", logging.WARNING, error=str(exc))
             return 0
         finally:
@@ -222,11 +221,15 @@ class Settler:
         db.apply_settlement(
             tx_hash, "mined" if rpc_int(rcpt["status"]) == 1 else "failed", digest, marks
         )
-        metrics["settle_txs"] += 1
-        metrics["items_settled"] += settled
-        metrics["items_skipped"] += skipped
+        now = time.time()
+        paid = [k for k, mark in marks if mark in ("settled", "slashed")]
+        for seen in db.seen_at(paid):
+            metrics.observe("settle_latency_seconds", max(now - seen, 0.0))
+        metrics.inc("settle_txs")
+        metrics.inc("items_settled", settled)
+        metrics.inc("items_skipped", skipped)
         gas = rpc_int(rcpt["gasUsed"])
-        metrics["gas_used"] += gas
+        metrics.inc("gas_used", gas)
         event(log, "settled", tx=tx_hash, settled=settled, skipped=skipped, gas=gas)
         return settled
 
@@ -248,31 +251,3 @@ class Settler:
                     db.set_tx_state(tx["tx_hash"], "failed")
                     continue
             self._apply_receipt(tx["tx_hash"], rcpt, tx["digest"])
-
-
-def att_json(a: Attestation) -> dict[str, Any]:
-    """An attestation in a ``/sign`` proposal."""
-    return {
-        "job_id": a.job_id,
-        "worker": a.worker,
-        "commitment": "0x" + a.commitment.hex(),
-        "work_units": a.work_units,
-        "verdict": int(a.verdict),
-        "transcript_hash": "0x" + a.transcript_hash.hex(),
-    }
-
-
-def att_from_json(x: dict[str, Any]) -> Attestation:
-    """An attestation of a ``/sign`` proposal; ValueError, KeyError or TypeError if bad."""
-    c = bytes.fromhex(str(x["commitment"]).removeprefix("0x"))
-    t = bytes.fromhex(str(x["transcript_hash"]).removeprefix("0x"))
-    if len(c) != 32 or len(t) != 32:
-        raise ValueError("commitment and transcript hash must be 32 bytes")
-    return Attestation(
-        int(x["job_id"]),
-        to_checksum_address(x["worker"]),
-        c,
-        int(x["work_units"]),
-        int(x["verdict"]),
-        t,
-    )

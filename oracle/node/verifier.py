@@ -145,7 +145,7 @@ class Verifier:
             decided = kept
         for v in decided:
             name = VerdictCode(v.verdict).name
-            self.ctx.metrics[f"verdicts_{name.lower()}"] += 1
+            self.ctx.metrics.inc(f"verdicts_{name.lower()}")
             event(
                 log,
                 "verdict",
@@ -165,10 +165,10 @@ class Verifier:
     def _retry(self, key: VerdictKey, error: str) -> None:
         delay = self._delay(key)
         n = self.ctx.db.retry_later(key, error, delay)
-        self.ctx.metrics["retries"] += 1
+        self.ctx.metrics.inc("retries")
         if gives_up(n, self.ctx.cfg.max_attempts):
             self.ctx.db.give_up(key, error)
-            self.ctx.metrics["gave_up"] += 1
+            self.ctx.metrics.inc("gave_up")
             event(log, "gave_up", logging.WARNING, job=key.job_id, worker=key.worker, error=error)
         else:
             event(
@@ -232,7 +232,7 @@ class Verifier:
                 timeout=self.ctx.cfg.fetch_timeout,
             )
         except PeerError as exc:
-            self.ctx.metrics["bundle_errors"] += 1
+            self.ctx.metrics.inc("bundle_errors")
             event(log, "bundle_failed", logging.WARNING, worker_url=url, error=str(exc))
             return {}
         out: Served = {}
@@ -247,7 +247,7 @@ class Verifier:
                 out[key] = (bytes.fromhex(fields["root"].removeprefix("0x")), payload)
             except ValueError:
                 continue
-        self.ctx.metrics["bundles"] += 1
+        self.ctx.metrics.inc("bundles")
         return out
 
     def decide(
@@ -263,12 +263,12 @@ class Verifier:
             spec = self.specs.get(job["spec_hash"])
         except SpecError as exc:
             db.give_up(key, f"malformed spec: {exc}")
-            metrics["gave_up"] += 1
+            metrics.inc("gave_up")
             event(log, "gave_up", logging.WARNING, job=key.job_id, reason=f"bad spec: {exc}")
             return None
         if work_units(spec) != job["work_units"]:
             db.give_up(key, "spec work units differ from the job's")
-            metrics["gave_up"] += 1
+            metrics.inc("gave_up")
             return None
         cb = challenge_block(submission_block)
         cb_hash = self.confirmed_hash(cb)
@@ -380,7 +380,7 @@ class Verifier:
             KeyError,
             TypeError,
         ) as exc:
-            self.ctx.metrics["fetch_errors"] += 1
+            self.ctx.metrics.inc("fetch_errors")
             if self._reveal_window_over(submission_block):
                 return submission_invalid(
                     spec, seed, key, "result not served within the reveal window"
@@ -394,8 +394,8 @@ class Verifier:
         t0 = time.perf_counter()
         verdict = check()
         with self._metrics_lock:
-            self.ctx.metrics["verify_seconds"] += time.perf_counter() - t0
-            self.ctx.metrics["verify_checks"] += 1
+            self.ctx.metrics.observe("verify_seconds", time.perf_counter() - t0)
+            self.ctx.metrics.inc("verify_checks")
         return verdict
 
     def _retry_fetch(self, key: VerdictKey, error: str) -> None:

@@ -18,9 +18,9 @@ replaces its old URL. Oracles may also be given static ``address=url`` pairs.
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
@@ -28,7 +28,7 @@ from eth_utils import to_checksum_address
 
 from oracle.exceptions import PeerError
 
-__all__ = ["make_announcement", "message", "verify_announcement"]
+__all__ = ["Announcement", "make_announcement", "message", "verify_announcement"]
 
 MAX_URL = 512
 
@@ -54,25 +54,30 @@ def make_announcement(
     }
 
 
+class Announcement(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of ``POST /workers``."""
+
+    worker: Annotated[str, msgspec.Meta(pattern=r"^0x[0-9a-fA-F]{40}$")]
+    url: Annotated[str, msgspec.Meta(pattern=r"^https?://", max_length=MAX_URL)]
+    #: Unix milliseconds; stored as a signed 64-bit integer.
+    timestamp: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+    signature: Annotated[str, msgspec.Meta(pattern=r"^0x[0-9a-fA-F]{130}$")]
+
+
 def verify_announcement(body: bytes, chain_id: int, market: str) -> tuple[str, str, int]:
-    """(worker, url, timestamp) of a valid announcement; PeerError otherwise."""
+    """(worker, url, timestamp) of a valid announcement; PeerError naming what is wrong
+    otherwise."""
     try:
-        data = json.loads(body)
-        worker, url, ts, sig = (
-            data["worker"],
-            data["url"],
-            int(data["timestamp"]),
-            data["signature"],
-        )
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise ValueError("url must be http(s)")
-        if len(url) > MAX_URL:
-            raise ValueError("url too long")
-        signer = Account.recover_message(
-            encode_defunct(text=message(chain_id, market, url, ts)), signature=sig
-        )
-    except (ValueError, KeyError, TypeError) as exc:
+        ann = msgspec.json.decode(body, type=Announcement)
+    except msgspec.MsgspecError as exc:
         raise PeerError(f"bad announcement: {exc}") from None
-    if signer.lower() != str(worker).lower():
+    try:
+        signer = Account.recover_message(
+            encode_defunct(text=message(chain_id, market, ann.url, ann.timestamp)),
+            signature=ann.signature,
+        )
+    except (ValueError, TypeError) as exc:  # eth-keys: an invalid signature
+        raise PeerError(f"bad announcement: signature: {exc}") from None
+    if signer.lower() != ann.worker.lower():
         raise PeerError("bad announcement: signature is not the worker's")
-    return to_checksum_address(worker), url.rstrip("/"), ts
+    return to_checksum_address(ann.worker), ann.url.rstrip("/"), ann.timestamp

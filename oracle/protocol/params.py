@@ -8,6 +8,8 @@ from typing import Any
 ETHER = 10**18
 HOUR = 3_600
 DAY = 24 * HOUR
+#: JobMarket's MAX_BATCH: attestations per ``settle``, results per ``submit_results``.
+MAX_BATCH = 128
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,11 @@
   a partial blob; reads re-check the hash (a corrupted file is an error, not data). A
   :class:`BlobBatch` stores many blobs with one durability barrier instead of one fsync each
   (a worker's batch of small results).
-* :class:`BlobServer` — ``GET/HEAD /blobs/<name>`` (and ``PUT /blobs/<name>``, which verifies
-  the hash and size before storing) over stdlib ``ThreadingHTTPServer``; a worker runs one to
-  serve its results. ``POST /blobs`` with ``{"names": [...]}`` returns up to
-  ``MAX_MULTI_NAMES`` blobs in one :mod:`oracle.protocol.bundle` (what a worker or an oracle uses to
-  read a batch of job specs in one round trip).
+* :class:`BlobServer` — ``GET/HEAD /blobs/<name>`` (and ``PUT /blobs/<name>``, streamed to
+  disk and kept only once its hash and size check) over :mod:`oracle.infra.web`.
+  ``POST /blobs`` with ``{"names": [...]}`` returns up to ``MAX_MULTI_NAMES`` blobs in one
+  :mod:`oracle.protocol.bundle` (what a worker or an oracle uses to read a batch of job specs
+  in one round trip).
 * :class:`HttpBlobClient` — streams a blob with ``requests``, refuses it as soon as it exceeds
   the size limit (declared or actual), checks the hash incrementally, with connect/read
   timeouts. Every failure is a :class:`~oracle.exceptions.BlobError` subclass.
@@ -20,18 +20,18 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
-import json
 import os
 import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
-from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import requests
+from aiohttp import web
 
 from oracle.exceptions import (
     BlobHashMismatch,
@@ -41,7 +41,7 @@ from oracle.exceptions import (
     BlobTransferError,
     PeerError,
 )
-from oracle.infra.httpapi import BackgroundServer, QuietHandler
+from oracle.infra.web import WebServer, blocking, decode_json, error, text
 from oracle.protocol.bundle import decode_bundle, encode_bundle
 from oracle.protocol.hashing import keccak256, new_keccak
 
@@ -51,6 +51,7 @@ __all__ = [
     "MAX_MULTI_NAMES",
     "BlobBatch",
     "BlobServer",
+    "BlobWriter",
     "HttpBlobClient",
     "LocalBlobStore",
     "blob_name",
@@ -294,68 +295,133 @@ class LocalBlobStore:
             raise BlobNotFound(name) from None
 
 
-class _Handler(QuietHandler):
-    server: _Server
+class BlobWriter:
+    """One blob written as it arrives (a server's ``PUT``): chunks go to a temp file beside the
+    blob's place and through the hash; :meth:`commit` checks the name and size, fsyncs and
+    renames it into place, :meth:`abort` removes it. Memory holds one chunk at a time."""
 
-    def _name(self) -> str | None:
-        prefix = "/blobs/"
-        if not self.path.startswith(prefix):
-            self._reply(HTTPStatus.NOT_FOUND, b"not found\n")
-            return None
+    def __init__(self, store: LocalBlobStore, name: str) -> None:
+        self.store = store
+        self.name = check_name(name)
+        self.target = store.path(self.name)
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.target.parent)
+        self.tmp = Path(tmp)
+        self._fh = os.fdopen(fd, "wb")
+        self._hash = new_keccak()
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        """Append ``chunk``; BlobTooLarge (and nothing kept) once past the store's limit."""
+        self.size += len(chunk)
+        if self.size > self.store.max_size:
+            self.abort()
+            raise BlobTooLarge(f"blob exceeds the limit of {self.store.max_size} bytes")
+        self._hash.update(chunk)
+        self._fh.write(chunk)
+
+    def commit(self) -> str:
+        """Make the blob durable and visible; BlobHashMismatch (and nothing kept) if the
+        content does not hash to its name."""
+        actual = self._hash.digest().hex()
+        if actual != self.name:
+            self.abort()
+            raise BlobHashMismatch(f"content hashes to {actual}, not {self.name}")
         try:
-            return check_name(self.path[len(prefix) :])
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            os.replace(self.tmp, self.target)
+        except BaseException:
+            self.abort()
+            raise
+        return self.name
+
+    def abort(self) -> None:
+        """Drop what was written."""
+        self._fh.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
+
+
+BlobName = Annotated[str, msgspec.Meta(pattern=r"^(0x)?[0-9a-fA-F]{64}$")]
+
+
+class NamesRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /blobs``: the blobs wanted in one bundle."""
+
+    names: Annotated[list[BlobName], msgspec.Meta(min_length=1, max_length=MAX_MULTI_NAMES)]
+
+
+class BlobServer(WebServer):
+    """Serve a :class:`LocalBlobStore` over HTTP on a background thread: ``GET``/``HEAD``
+    ``/blobs/<name>``, ``PUT /blobs/<name>`` (streamed to disk, hash and size checked before
+    it is kept), ``POST /blobs`` (a bundle of up to ``MAX_MULTI_NAMES`` blobs) and
+    ``GET /health``.
+
+    Use as a context manager; ``port=0`` picks a free port (see :attr:`url`).
+    """
+
+    def __init__(self, store: LocalBlobStore, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.store = store
+        super().__init__(
+            [
+                web.get("/blobs/{name}", self._get),
+                web.put("/blobs/{name}", self._put),
+                web.post("/blobs", self._post),
+                web.get("/health", self._health),
+            ],
+            host,
+            port,
+        )
+
+    @staticmethod
+    def _name(req: web.Request) -> str:
+        try:
+            return check_name(req.match_info["name"])
         except BlobNameError:
-            self._reply(HTTPStatus.BAD_REQUEST, b"bad blob name\n")
-            return None
+            raise error(400, "bad blob name: 64 hex digits") from None
 
-    def _reply(self, status: HTTPStatus, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    async def _health(self, _req: web.Request) -> web.Response:
+        return text(200, "ok")
 
-    def _get(self, body: bool) -> None:
-        name = self._name()
-        if name is None:
-            return
-        store = self.server.store
+    async def _get(self, req: web.Request) -> web.StreamResponse:
+        path = self.store.path(self._name(req))
+        if not path.is_file():
+            raise error(404, "no such blob")
+        return web.FileResponse(path, headers={"Content-Type": "application/octet-stream"})
+
+    async def _put(self, req: web.Request) -> web.Response:
+        name = self._name(req)
+        declared = req.content_length
+        if declared is None and "chunked" not in req.headers.get("Transfer-Encoding", ""):
+            raise error(411, "content-length required")
+        if declared is not None and declared > self.store.max_size:
+            raise error(413, f"blob of {declared} bytes above the limit of {self.store.max_size}")
+        if self.store.has(name):
+            resp = text(201, "stored")
+            resp.force_close()  # the body is not read
+            return resp
+        writer = await blocking(req, BlobWriter, self.store, name)
         try:
-            size = store.size(name)
-        except BlobNotFound:
-            self._reply(HTTPStatus.NOT_FOUND, b"no such blob\n")
-            return
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(size))
-        self.end_headers()
-        if body:
-            for chunk in store.open_stream(name):
-                self.wfile.write(chunk)
+            async for chunk in req.content.iter_chunked(_CHUNK):
+                writer.write(chunk)
+            await blocking(req, writer.commit)
+        except BlobTooLarge as exc:
+            raise error(413, str(exc)) from None
+        except BlobHashMismatch as exc:
+            raise error(400, f"hash mismatch: {exc}") from None
+        except BaseException:
+            writer.abort()
+            raise
+        return text(201, "stored")
 
-    def do_GET(self) -> None:
-        self._get(body=True)
+    async def _post(self, req: web.Request) -> web.Response:
+        names = [check_name(n) for n in (await decode_json(req, NamesRequest)).names]
+        body = await blocking(req, self._bundle, names)
+        return web.Response(body=body, content_type="application/octet-stream")
 
-    def do_HEAD(self) -> None:
-        self._get(body=False)
-
-    def do_POST(self) -> None:
-        if self.path != "/blobs":
-            self._reply(HTTPStatus.NOT_FOUND, b"not found\n")
-            return
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit() or int(length) > 1 << 20:
-            self.close_connection = True
-            self._reply(HTTPStatus.BAD_REQUEST, b"content-length required, at most 1 MiB\n")
-            return
-        try:
-            names = [check_name(str(n)) for n in json.loads(self.rfile.read(int(length)))["names"]]
-        except (ValueError, KeyError, TypeError, BlobNameError):
-            self._reply(HTTPStatus.BAD_REQUEST, b'bad request: {"names": [blob names]}\n')
-            return
-        if not 0 < len(names) <= MAX_MULTI_NAMES:
-            self._reply(HTTPStatus.BAD_REQUEST, f"1 to {MAX_MULTI_NAMES} names\n".encode())
-            return
+    def _bundle(self, names: list[str]) -> bytes:
         entries: list[tuple[dict[str, str], bytes]] = []
         total = 0
         for name in names:
@@ -363,55 +429,13 @@ class _Handler(QuietHandler):
                 entries.append(({"name": name, "error": "bundle full: ask again"}, b""))
                 continue
             try:
-                data = self.server.store.get(name)
+                data = self.store.get(name)
             except BlobNotFound:
                 entries.append(({"name": name, "error": "no such blob"}, b""))
                 continue
             total += len(data)
             entries.append(({"name": name}, data))
-        body = encode_bundle(entries)
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_PUT(self) -> None:
-        name = self._name()
-        if name is None:
-            return
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            self._reply(HTTPStatus.LENGTH_REQUIRED, b"content-length required\n")
-            return
-        if int(length) > self.server.store.max_size:
-            self.close_connection = True
-            self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"too large\n")
-            return
-        data = self.rfile.read(int(length))
-        try:
-            self.server.store.put(data, name)
-        except BlobHashMismatch:
-            self._reply(HTTPStatus.BAD_REQUEST, b"hash mismatch\n")
-            return
-        self._reply(HTTPStatus.CREATED, b"stored\n")
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    store: LocalBlobStore
-
-
-class BlobServer(BackgroundServer):
-    """Serve a :class:`LocalBlobStore` over HTTP on a background thread.
-
-    Use as a context manager; ``port=0`` picks a free port (see :attr:`url`).
-    """
-
-    def __init__(self, store: LocalBlobStore, host: str = "127.0.0.1", port: int = 0) -> None:
-        httpd = _Server((host, port), _Handler)
-        httpd.store = store
-        super().__init__(httpd)
+        return encode_bundle(entries)
 
 
 class HttpBlobClient:

@@ -42,9 +42,9 @@ from oracle.compute.kinds import KINDS
 from oracle.compute.merkle import jit_warm_up as merkle_warm_up
 from oracle.compute.work import compute, result_root
 from oracle.exceptions import BlobError, ChainError, SpecError
-from oracle.infra.httpapi import ApiServer
 from oracle.infra.logs import event
 from oracle.infra.metrics import Metrics
+from oracle.infra.web import WebServer
 from oracle.protocol.announce import make_announcement
 from oracle.protocol.commitment import commitment
 from oracle.protocol.results import encode_result
@@ -57,6 +57,12 @@ from oracle.worker.db import WorkerDB
 __all__ = ["KILL_POINTS", "Worker", "WorkerConfig"]
 
 log = logging.getLogger("pouw.worker")
+
+#: /metrics help text of the worker's counters (others are named by what they count).
+METRIC_HELP = {
+    "jobs_computed": "results computed",
+    "loop_errors": "loop iterations that failed (logged as loop_error)",
+}
 
 #: Where a test may ask the worker to SIGKILL itself (``WorkerConfig.kill_at``): results
 #: stored and recorded, nothing sent; the commit transaction signed, not broadcast; broadcast,
@@ -133,9 +139,14 @@ class Worker:
         # The compiled Merkle kernels, loaded once here (~0.3 s from numba's cache): a 32-row
         # result's root then takes ~11 µs instead of ~64 µs one keccak call per hash.
         merkle_warm_up()
-        self.metrics = Metrics()
-        self.server: ApiServer | None = None
-        self.api = WorkerApi(self.address, self.db, self.store, self.specs)
+        self.metrics = Metrics(
+            "pouw_worker",
+            help=METRIC_HELP,
+            counters=("jobs_computed",),
+            histograms={"compute_seconds": "seconds computing one job's result"},
+        )
+        self.server: WebServer | None = None
+        self.api = WorkerApi(self.address, self.db, self.store, self.specs, self.metrics)
         # One commit thread: transactions leave in nonce order; _send_lock guards the sender
         # (nonces) against the loop's own register / withdraw / claim transactions.
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pouw-commit")
@@ -162,7 +173,7 @@ class Worker:
 
     def start_server(self) -> str:
         """Serve results; announce the URL to every oracle. Returns the public URL."""
-        self.server = ApiServer(self.api.routes(), self.cfg.host, self.cfg.port).start()
+        self.server = WebServer(self.api.routes(), self.cfg.host, self.cfg.port).start()
         url = self.cfg.public_url or self.server.url
         self.announce(url)
         event(log, "listening", url=url, worker=self.address)
@@ -222,6 +233,7 @@ class Worker:
             try:
                 self.step()
             except Exception as exc:  # the loop must go on; the cause is logged
+                self.metrics.inc("loop_errors")
                 event(log, "loop_error", logging.ERROR, error=f"{type(exc).__name__}: {exc}")
             stop.wait(self.cfg.poll_interval)
 
@@ -340,8 +352,8 @@ class Worker:
                 continue
             t0 = time.perf_counter()
             result = compute(spec, self.backend)
-            self.metrics["compute_seconds"] += time.perf_counter() - t0
-            self.metrics["jobs_computed"] += 1
+            self.metrics.observe("compute_seconds", time.perf_counter() - t0)
+            self.metrics.inc("jobs_computed")
             if self.tamper is not None:
                 result = self.tamper(jid, result)
             try:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import requests
+from aiohttp import web
 
 from oracle.chain.client import Chain
 from oracle.node.service import OracleConfig, OracleNode
@@ -55,14 +56,15 @@ def _setup(
     ):
         real = getattr(w.api, attr)
 
-        def counted(req, real=real, name=name):
+        async def counted(req, real=real, name=name):
             hits[name] += 1
             if broken and name == "bundle":
-                return 200, "application/octet-stream", b"\xff garbage"
-            status, ctype, body = real(req)
-            if forge_blob and name == "blob" and status == 200:  # other bytes, same name
-                body = bytes([body[0] ^ 1]) + body[1:]
-            return status, ctype, body
+                return web.Response(body=b"\xff garbage")
+            resp = await real(req)
+            if forge_blob and name == "blob" and resp.status == 200:  # other bytes, same name
+                body = resp.body
+                resp.body = bytes([body[0] ^ 1]) + body[1:]
+            return resp
 
         setattr(w.api, attr, counted)
     w.start_server()

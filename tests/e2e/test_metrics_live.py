@@ -1,39 +1,32 @@
 """The oracle's /metrics on a real anvil: valid Prometheus text whose numbers match what the
-node did (jobs seen, verdicts, settle transactions, gas, verification seconds)."""
+node did (jobs seen, verdicts, settle transactions, gas, histograms of verification seconds
+and of the latency from commitment to settlement)."""
 
 from __future__ import annotations
 
-import re
-
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from oracle.chain.client import Chain
 from oracle.store.blobs import LocalBlobStore
 from tests.e2e.conftest import matmul, post_jobs, wait_until, worker_and_node
 from tests.e2e.test_live_loop import settled_events
 
-SAMPLE = re.compile(r"^(pouw_oracle_[a-z0-9_]+) (-?[0-9]+(?:\.[0-9]+)?(?:e[-+]?[0-9]+)?)$")
-
 
 def _scrape(url: str) -> dict[str, float]:
+    """Every sample of the node's /metrics by name (histogram buckets by ``name{le}``), parsed
+    with prometheus_client's own parser (a malformed exposition raises)."""
     resp = requests.get(f"{url}/metrics", timeout=5)
     assert resp.status_code == 200
-    assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert resp.headers["Content-Type"].startswith("text/plain; version=")
     values: dict[str, float] = {}
-    typed: dict[str, str] = {}
-    for line in resp.text.splitlines():
-        if line.startswith("# TYPE "):
-            _, _, name, kind = line.split(" ")
-            assert kind in ("counter", "gauge")
-            assert kind == "gauge" or name.endswith("_total")
-            typed[name] = kind
-        elif line.startswith("# HELP "):
-            assert len(line.split(" ", 3)) == 4
-        else:
-            m = SAMPLE.match(line)
-            assert m is not None, line
-            assert m[1] in typed and m[1] not in values  # declared first, once
-            values[m[1]] = float(m[2])
+    for family in text_string_to_metric_families(resp.text):
+        assert family.name.startswith("pouw_oracle_") and family.documentation
+        assert family.type in ("counter", "gauge", "histogram"), family
+        for sample in family.samples:
+            key = sample.name + (f"{{{sample.labels['le']}}}" if "le" in sample.labels else "")
+            assert key not in values  # once each
+            values[key] = sample.value
     return values
 
 
@@ -63,7 +56,12 @@ def test_metrics__prometheus_text_matches_what_happened(anvil, deploy, keys, tmp
     assert m["pouw_oracle_jobs_seen_total"] == 3
     assert m["pouw_oracle_submissions_seen_total"] == 3
     assert m["pouw_oracle_verdicts_valid_total"] == 3 == m["pouw_oracle_db_verdicts_valid"]
-    assert m["pouw_oracle_verify_checks_total"] == 3 and m["pouw_oracle_verify_seconds_total"] > 0
+    assert m["pouw_oracle_verify_checks_total"] == 3
+    assert m["pouw_oracle_verify_seconds_count"] == 3 and m["pouw_oracle_verify_seconds_sum"] > 0
+    assert m["pouw_oracle_verify_seconds_bucket{+Inf}"] == 3
+    # each paid result's latency from first seen to its settlement, in a histogram
+    assert m["pouw_oracle_settle_latency_seconds_count"] == 3
+    assert 0 < m["pouw_oracle_settle_latency_seconds_sum"] < 3 * 30
     assert m["pouw_oracle_settle_txs_total"] == len(rcpts) >= 1
     assert m["pouw_oracle_items_settled_total"] == 3
     assert m["pouw_oracle_gas_used_total"] == sum(int(r["gasUsed"]) for r in rcpts)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 
+from aiohttp import web
+
 from oracle.chain.anvil import free_port
 from oracle.chain.client import Chain
-from oracle.infra.httpapi import ApiServer, Request
+from oracle.infra.web import WebServer
 from oracle.worker.service import Worker, WorkerConfig
 from tests.e2e.conftest import wait_until
 
@@ -30,11 +32,11 @@ def test_worker__oracle_up_late__announcement_retried_until_it_lands(
     url = worker.start_server()  # the oracle is not listening yet: this announcement fails
     received: list[dict] = []
 
-    def workers(req: Request):
-        received.append(json.loads(req.body))
-        return 200, "application/json", b"{}"
+    async def workers(req: web.Request) -> web.Response:
+        received.append(json.loads(await req.read()))
+        return web.json_response({})
 
-    server = ApiServer([("POST", r"/workers", workers)], "127.0.0.1", port).start()
+    server = WebServer([web.post("/workers", workers)], "127.0.0.1", port).start()
     try:
 
         def stepped_and_received() -> bool:
