@@ -17,8 +17,9 @@
         `Attestation`s. Anyone may relay a batch to `settle`.
 
         What an attestation proves: that at least `threshold` distinct members
-        of the current oracle set agreed on the verdict for (job, worker,
-        commitment, work units, transcript). VALID credits the job's escrow to
+        of the current oracle set agreed, before the signed `valid_until`, on
+        the verdict for one submission (job, worker, commitment, submission
+        block), its work units and transcript. VALID credits the job's escrow to
         the worker (pull payment) and records the work units in the current
         epoch; INVALID slashes the worker's whole bond to the requester and
         leaves the job open (it slashes a live submission even after the job
@@ -77,13 +78,17 @@ exports: (
 # STRUCTS
 # ============================================================================
 
-# @dev One oracle verdict on one submission. EIP-712 type:
+# @dev One oracle verdict on one submission, named by its job, worker,
+# commitment and the block that recorded it (a worker re-committing the same
+# result later is a new submission that needs a new verdict). EIP-712 type:
 # Attestation(uint256 jobId,address worker,bytes32 commitment,
-#             uint64 workUnits,uint8 verdict,bytes32 transcriptHash)
+#             uint256 submissionBlock,uint64 workUnits,uint8 verdict,
+#             bytes32 transcriptHash)
 struct Attestation:
     job_id: uint256
     worker: address
     commitment: bytes32
+    submission_block: uint256
     work_units: uint64
     verdict: uint8
     transcript_hash: bytes32
@@ -190,10 +195,10 @@ _MASK_255: constant(uint256) = 2**255 - 1
 
 # @dev EIP-712 type hashes of the attestation and of a signed batch.
 ATTESTATION_TYPEHASH: constant(bytes32) = keccak256(
-    "Attestation(uint256 jobId,address worker,bytes32 commitment,uint64 workUnits,uint8 verdict,bytes32 transcriptHash)"
+    "Attestation(uint256 jobId,address worker,bytes32 commitment,uint256 submissionBlock,uint64 workUnits,uint8 verdict,bytes32 transcriptHash)"
 )
 SETTLEMENT_TYPEHASH: constant(bytes32) = keccak256(
-    "Settlement(Attestation[] attestations)Attestation(uint256 jobId,address worker,bytes32 commitment,uint64 workUnits,uint8 verdict,bytes32 transcriptHash)"
+    "Settlement(Attestation[] attestations,uint256 validUntil)Attestation(uint256 jobId,address worker,bytes32 commitment,uint256 submissionBlock,uint64 workUnits,uint8 verdict,bytes32 transcriptHash)"
 )
 
 # @dev The reward token, minted only here.
@@ -633,24 +638,32 @@ def submit_results(commits: DynArray[ResultCommit, MAX_BATCH]):
 # ============================================================================
 
 @external
-def settle(attestations: DynArray[Attestation, MAX_BATCH], signatures: DynArray[Signature, MAX_ORACLES]):
+def settle(
+    attestations: DynArray[Attestation, MAX_BATCH], valid_until: uint256, signatures: DynArray[Signature, MAX_ORACLES]
+):
     """
     @notice Settles a batch of attestations signed as one EIP-712
             `Settlement` by at least `threshold` distinct current oracles,
-            signatures ordered by strictly ascending signer address. Anyone
+            signatures ordered by strictly ascending signer address, no
+            later than the signed `valid_until` (a timestamp). Anyone
             may relay. VALID credits the escrow to the worker and records
             its work units in the current epoch; INVALID slashes the
             worker's bond to the requester and reopens the submission slot.
-            VALID items for jobs no longer open, items whose commitment is
-            not the worker's live submission, and items with other work
-            units are skipped with `AttestationSkipped`. An INVALID verdict
+            VALID items for jobs no longer open, items whose commitment and
+            submission block are not the worker's live submission, and
+            items with other work units are skipped with
+            `AttestationSkipped`. An INVALID verdict
             on a live submission slashes even if the job has since been paid
             or refunded. Works while paused.
     @param attestations The items, at most 128.
+    @param valid_until The last timestamp at which the signatures count.
     @param signatures EIP-2098 compact signatures of `settlement_digest`.
     """
     assert len(attestations) != 0, "market: empty batch"
-    digest: bytes32 = self._settlement_digest(attestations)
+    # Signatures expire: a batch cannot be kept and relayed weeks later, and
+    # a key's signatures from before it was (re-)added to the set have lapsed.
+    assert block.timestamp <= valid_until, "market: signatures expired"
+    digest: bytes32 = self._settlement_digest(attestations, valid_until)
     # Signers must be current oracles in strictly ascending order, so each
     # counts once; ecdsa rejects high-s values and the zero address.
     count: uint256 = len(signatures)
@@ -692,7 +705,10 @@ def settle(attestations: DynArray[Attestation, MAX_BATCH], signatures: DynArray[
         if a.verdict == VERDICT_VALID and self._status(terms) != STATUS_OPEN:
             log AttestationSkipped(job_id=a.job_id, worker=a.worker, reason=SKIP_JOB_NOT_OPEN)
             continue
-        if a.commitment == empty(bytes32) or self.submissions[a.job_id][a.worker].commitment != a.commitment:
+        # The submission block tells a re-commit of the same result from the
+        # submission an old verdict was about, so no verdict is replayed.
+        live: Submission = self.submissions[a.job_id][a.worker]
+        if a.commitment == empty(bytes32) or live.commitment != a.commitment or live.block_number != a.submission_block:
             log AttestationSkipped(job_id=a.job_id, worker=a.worker, reason=SKIP_NO_SUCH_SUBMISSION)
             continue
         if convert((terms >> _WORK_SHIFT) & _MASK_64, uint64) != a.work_units:
@@ -746,15 +762,17 @@ def settle(attestations: DynArray[Attestation, MAX_BATCH], signatures: DynArray[
 
 @external
 @view
-def settlement_digest(attestations: DynArray[Attestation, MAX_BATCH]) -> bytes32:
+def settlement_digest(attestations: DynArray[Attestation, MAX_BATCH], valid_until: uint256) -> bytes32:
     """
     @notice The EIP-712 digest oracles sign for a batch: the typed-data hash
-            of `Settlement(Attestation[] attestations)` under this contract's
-            domain (name "pouw JobMarket", version "1", chain id, address).
+            of `Settlement(Attestation[] attestations,uint256 validUntil)`
+            under this contract's domain (name "pouw JobMarket", version "1",
+            chain id, address).
     @param attestations The batch, in the order it will be settled.
+    @param valid_until The last timestamp at which the signatures count.
     @return bytes32 The digest.
     """
-    return self._settlement_digest(attestations)
+    return self._settlement_digest(attestations, valid_until)
 
 
 @external
@@ -1087,7 +1105,11 @@ def _commit(job_id: uint256, commitment: bytes32):
     terms: uint256 = self._terms[job_id]
     assert self._status(terms) == STATUS_OPEN, "market: job not open"
     assert block.timestamp <= (terms >> _DEADLINE_SHIFT) & _MASK_40, "market: deadline passed"
-    assert self.submissions[job_id][msg.sender].commitment == empty(bytes32), "market: already submitted"
+    previous: Submission = self.submissions[job_id][msg.sender]
+    assert previous.commitment == empty(bytes32), "market: already submitted"
+    # A submission is named by its block in attestations: one per block, so a
+    # verdict on a slashed submission never matches its successor.
+    assert previous.block_number != block.number, "market: resubmit in a later block"
     subs: uint256 = (terms >> _SUBS_SHIFT) & _MASK_8
     assert subs < MAX_SUBMISSIONS, "market: too many submissions"
     # subs < 8, so the counter byte cannot carry into other fields.
@@ -1127,20 +1149,27 @@ def _add_payout(
 
 @internal
 @view
-def _settlement_digest(attestations: DynArray[Attestation, MAX_BATCH]) -> bytes32:
-    # EIP-712: hashStruct(Settlement) = keccak(typehash ++ keccak(hashStruct(a_0) ++ ...)).
+def _settlement_digest(attestations: DynArray[Attestation, MAX_BATCH], valid_until: uint256) -> bytes32:
+    # EIP-712: hashStruct(Settlement) = keccak(typehash ++ keccak(hashStruct(a_0) ++ ...) ++ valid_until).
     hashes: DynArray[bytes32, MAX_BATCH] = []
     for a: Attestation in attestations:
         hashes.append(
             keccak256(
                 abi_encode(
-                    ATTESTATION_TYPEHASH, a.job_id, a.worker, a.commitment, a.work_units, a.verdict, a.transcript_hash
+                    ATTESTATION_TYPEHASH,
+                    a.job_id,
+                    a.worker,
+                    a.commitment,
+                    a.submission_block,
+                    a.work_units,
+                    a.verdict,
+                    a.transcript_hash,
                 )
             )
         )
     # abi_encode of a lone dynamic array is (offset, length, items): skip 64 bytes.
     items: bytes32 = keccak256(slice(abi_encode(hashes), 64, 32 * len(hashes)))
-    return eip712_domain_separator._hash_typed_data_v4(keccak256(abi_encode(SETTLEMENT_TYPEHASH, items)))
+    return eip712_domain_separator._hash_typed_data_v4(keccak256(abi_encode(SETTLEMENT_TYPEHASH, items, valid_until)))
 
 
 @internal

@@ -33,6 +33,7 @@ from tests.utils.constants import (
     REVEAL_WINDOW,
     UNBONDING_DELAY,
     VALID,
+    VALID_UNTIL,
     ZERO_ADDRESS,
 )
 
@@ -212,12 +213,15 @@ def attest(market):
         commitment: bytes | None = None,
         units: int | None = None,
         transcript: bytes | None = None,
+        block: int | None = None,
     ) -> Attestation:
         address = getattr(worker, "address", worker)
+        live = market.submissions(job_id, address)
         return Attestation(
             job_id=job_id,
             worker=address,
-            commitment=commitment or bytes(market.submissions(job_id, address).commitment),
+            commitment=commitment or bytes(live.commitment),
+            submission_block=int(live.block_number) if block is None else block,
             work_units=units if units is not None else market.job(job_id).work_units,
             verdict=verdict,
             transcript_hash=transcript or keccak(text=f"transcript {job_id}"),
@@ -236,11 +240,17 @@ def sign(chain, market, oracles):
         chain_id=None,
         market_address=None,
         ordered: bool = True,
+        valid_until: int | None = None,
     ) -> list[CompactSignature]:
         keys = keys if keys is not None else oracles[:1]
+        until = valid_until if valid_until is not None else VALID_UNTIL
         sigs = [
             sign_settlement(
-                k, chain_id or chain.chain_id, market_address or market.address, attestations
+                k,
+                chain_id or chain.chain_id,
+                market_address or market.address,
+                attestations,
+                until,
             )
             for k in keys
         ]
@@ -250,13 +260,17 @@ def sign(chain, market, oracles):
 
 
 @pytest.fixture
-def settle(market, sign, stranger):
+def settle(chain, market, sign, stranger):
     """Sign and relay a batch (a stranger relays: settlement is permissionless)."""
 
-    def settle_(attestations: Sequence[Attestation], keys=None, sender=None, **kw):
-        sigs = sign(attestations, keys=keys)
+    def settle_(
+        attestations: Sequence[Attestation], keys=None, sender=None, valid_until=None, **kw
+    ):
+        until = valid_until if valid_until is not None else VALID_UNTIL
+        sigs = sign(attestations, keys=keys, valid_until=until)
         return market.settle(
             [a.as_tuple() for a in attestations],
+            until,
             [s.as_tuple() for s in sigs],
             sender=sender or stranger,
             **kw,
@@ -354,12 +368,16 @@ def reentrant_worker(project, deployer, market):
 
 
 @pytest.fixture
-def relay(market, stranger):
-    """Relay already-made signatures for a batch, exactly as given."""
+def relay(chain, market, stranger):
+    """Relay already-made signatures for a batch, exactly as given (``valid_until`` must be
+    the one they signed; both default to VALID_UNTIL)."""
 
-    def relay_(attestations: Sequence[Attestation], signatures: Sequence, sender=None):
+    def relay_(
+        attestations: Sequence[Attestation], signatures: Sequence, sender=None, valid_until=None
+    ):
         return market.settle(
             [a.as_tuple() for a in attestations],
+            valid_until if valid_until is not None else VALID_UNTIL,
             [s if isinstance(s, tuple) else s.as_tuple() for s in signatures],
             sender=sender or stranger,
         )

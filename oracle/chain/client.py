@@ -266,6 +266,17 @@ class Chain:
         """The timestamp of block ``number``."""
         return int(self._header(number)["timestamp"], 16)
 
+    def now(self) -> int:
+        """The chain's idea of now: the latest block's timestamp, or the wall clock if that is
+        later (a quiet local chain mines no blocks, and its next one is stamped with the
+        wall clock)."""
+
+        def get() -> int:
+            header = self._rpc("eth_getBlockByNumber", ["latest", False])
+            return int(header["timestamp"], 16)
+
+        return max(int(_wrap("eth_getBlockByNumber(latest)", get)), int(time.time()))
+
     def events(
         self,
         from_block: int,

@@ -39,6 +39,14 @@ def oracle() -> None:
 )
 @click.option("--poll", type=click.FloatRange(0.01), default=0.5, show_default=True)
 @click.option(
+    "--signature-ttl",
+    type=click.IntRange(60, 86_400),
+    default=900,
+    show_default=True,
+    help="Seconds a settlement signature stays valid on-chain (its signed validUntil); "
+    "peers' proposals valid for longer are refused.",
+)
+@click.option(
     "--worker-url",
     "worker_urls",
     multiple=True,
@@ -65,6 +73,7 @@ def oracle_run(
     batch_size: int,
     max_wait: float,
     poll: float,
+    signature_ttl: int,
     worker_urls: tuple[str, ...],
     kill_at: str | None,
 ) -> None:
@@ -89,6 +98,7 @@ def oracle_run(
         poll_interval=poll,
         batch_size=batch_size,
         max_wait=max_wait,
+        signature_ttl=signature_ttl,
         peers=peers,
         host=host,
         port=port,

@@ -207,8 +207,8 @@ def audit_job(
         if not subs:
             raise AuditInputError(f"no ResultSubmitted by {who} before its verdict")
         sub = subs[-1]
-        key = VerdictKey(job_id, who, bytes(sub.args["commitment"]))
         sub_block = int(sub.args["block_number"])
+        key = VerdictKey(job_id, who, bytes(sub.args["commitment"]), sub_block)
         cb = challenge_block(sub_block)
         seed = challenge_seed(chain.block_hash(cb), job_id, who)
         posted_code = VerdictCode.VALID if p.name == "JobSettled" else VerdictCode.INVALID

@@ -22,15 +22,27 @@ __all__ = ["SqliteFile"]
 
 
 class SqliteFile:
-    """A SQLite file with `schema` applied (idempotently: use CREATE ... IF NOT EXISTS)."""
+    """A SQLite file with `schema` applied (idempotently: use CREATE ... IF NOT EXISTS).
 
-    def __init__(self, path: str | Path, schema: str) -> None:
+    ``version`` is kept in SQLite's ``user_version``: a new file gets it, and a file written
+    under another version (a changed table key) is refused with ValueError rather than
+    misread."""
+
+    def __init__(self, path: str | Path, schema: str, version: int = 0) -> None:
         self.path = str(path)
         self._idle: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         with self._conn() as c:
+            found = int(c.execute("PRAGMA user_version").fetchone()[0])
+            tables = c.execute("SELECT COUNT(*) FROM sqlite_master WHERE type='table'").fetchone()
+            if tables[0] and found != version:
+                raise ValueError(
+                    f"{self.path}: state written by another pouw version (schema {found}, this "
+                    f"one reads {version}); keep it for that version and start with a new file"
+                )
             c.executescript(schema)
+            c.execute(f"PRAGMA user_version={int(version)}")
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)

@@ -16,6 +16,7 @@ from oracle.infra.logs import event
 from oracle.infra.metrics import CONTENT_TYPE
 from oracle.infra.web import blocking, decode_json, error, json_response, text
 from oracle.node.context import NodeContext
+from oracle.node.decisions import CLOCK_SKEW, acceptable_expiry
 from oracle.node.settler import Settler, attestation
 from oracle.node.wire import Proposal, SignReply, from_item
 from oracle.protocol.announce import verify_announcement
@@ -54,18 +55,28 @@ class NodeApi:
             items = [from_item(x) for x in proposal.items]
         except ValueError as exc:  # a worker address that is not a valid checksum
             raise error(400, f"bad proposal: {exc}") from None
-        return json_response(await blocking(req, self.sign, items))
+        ttl = self.ctx.cfg.signature_ttl
+        now = await blocking(req, self.ctx.chain.now)
+        if not acceptable_expiry(proposal.valid_until, now, ttl):
+            raise error(
+                400,
+                f"valid_until {proposal.valid_until} outside [{now}, {now + ttl + CLOCK_SKEW}] "
+                "(the chain's now plus this node's signature_ttl)",
+            )
+        return json_response(await blocking(req, self.sign, items, proposal.valid_until))
 
-    def sign(self, items: list[Attestation]) -> SignReply:
-        """The answer to a proposal of ``items``."""
+    def sign(self, items: list[Attestation], valid_until: int) -> SignReply:
+        """The answer to a proposal of ``items`` signed until ``valid_until``."""
         agreed = []
         for i, a in enumerate(items):
-            v = self.ctx.db.verdict(VerdictKey(a.job_id, a.worker, a.commitment))
+            v = self.ctx.db.verdict(
+                VerdictKey(a.job_id, a.worker, a.commitment, a.submission_block)
+            )
             if v is not None and attestation(v) == a:
                 agreed.append(i)
         if not agreed:
             return SignReply(agreed=[])
-        sig = self.settler.sign_own([items[i] for i in agreed], "peer")
+        sig = self.settler.sign_own([items[i] for i in agreed], valid_until, "peer")
         return SignReply(agreed=agreed, signer=sig.signer, r=hex(sig.r), vs=hex(sig.vs))
 
     async def handle_announce(self, req: web.Request) -> web.Response:

@@ -5,12 +5,14 @@ Tables (all writes are idempotent; re-processing a block range is harmless):
 * ``meta`` — the checkpoint (last fully processed block).
 * ``blocks`` — hashes of processed blocks (the last ``KEEP_BLOCKS``), to detect reorgs.
 * ``jobs`` — every ``JobCreated`` seen.
-* ``submissions`` — every ``ResultSubmitted`` seen, keyed by (job, worker, commitment), with
+* ``submissions`` — every ``ResultSubmitted`` seen, keyed by (job, worker, commitment, block):
+  a commitment submitted again after a slash is a new submission, verified afresh; with
   the verification state: ``pending`` → ``decided`` (or ``gave_up`` after retries), retry
   count and next attempt time.
-* ``verdicts`` — keyed by (job, worker, commitment, seed): verdict, reason, transcript JSON
-  and hash. A verdict, once recorded, is never replaced: recording different content for the
-  same key raises :class:`VerdictConflict`; recording the same content is a no-op.
+* ``verdicts`` — keyed by (job, worker, commitment, submission block, seed): verdict, reason,
+  transcript JSON and hash. A verdict, once recorded, is never replaced: recording different
+  content for the same key raises :class:`VerdictConflict`; recording the same content is a
+  no-op.
   ``onchain`` marks items no longer worth settling (``settled``, ``slashed``, ``moot``) and
   ``orphaned`` marks verdicts whose challenge block was reorganised away.
 * ``batches`` / ``signatures`` — every batch this node signed or collected signatures for.
@@ -39,6 +41,11 @@ from oracle.protocol.verdict import VerdictKey
 __all__ = ["KEEP_BLOCKS", "OracleDB", "StoredVerdict", "Unsettled"]
 
 KEEP_BLOCKS = 512
+#: Bumped when a table's key changes; a file of another version is refused with a clear error.
+SCHEMA_VERSION = 2
+# One submission, in the submissions table and in the verdicts table.
+_SUB = "job_id=? AND worker=? AND commitment=? AND block_number=?"
+_VKEY = "job_id=? AND worker=? AND commitment=? AND submission_block=?"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -52,14 +59,15 @@ CREATE TABLE IF NOT EXISTS submissions (
     block_number INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'pending',
     attempts INTEGER NOT NULL DEFAULT 0, next_try REAL NOT NULL DEFAULT 0,
     last_error TEXT, seen_at REAL NOT NULL,
-    PRIMARY KEY (job_id, worker, commitment));
+    PRIMARY KEY (job_id, worker, commitment, block_number));
 CREATE TABLE IF NOT EXISTS verdicts (
     job_id INTEGER NOT NULL, worker TEXT NOT NULL, commitment BLOB NOT NULL,
-    seed BLOB NOT NULL, challenge_block INTEGER NOT NULL, challenge_hash BLOB NOT NULL,
+    submission_block INTEGER NOT NULL, seed BLOB NOT NULL,
+    challenge_block INTEGER NOT NULL, challenge_hash BLOB NOT NULL,
     work_units INTEGER NOT NULL, verdict INTEGER NOT NULL, reason TEXT NOT NULL,
     transcript TEXT NOT NULL, transcript_hash BLOB NOT NULL, decided_at REAL NOT NULL,
     onchain TEXT, orphaned INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (job_id, worker, commitment, seed));
+    PRIMARY KEY (job_id, worker, commitment, submission_block, seed));
 CREATE TABLE IF NOT EXISTS batches (
     digest BLOB PRIMARY KEY, items TEXT NOT NULL, role TEXT NOT NULL,
     state TEXT NOT NULL, created_at REAL NOT NULL);
@@ -115,7 +123,7 @@ class OracleDB(SqliteFile):
     (every method opens its own short transaction under a lock-free WAL connection per call)."""
 
     def __init__(self, path: str | Path) -> None:
-        super().__init__(path, _SCHEMA)
+        super().__init__(path, _SCHEMA, version=SCHEMA_VERSION)
 
     def checkpoint(self) -> int | None:
         """The last block whose events are fully recorded (None before the first run)."""
@@ -236,7 +244,11 @@ class OracleDB(SqliteFile):
             (max_block - 1, now),
         )
         return [
-            {"key": VerdictKey(r[0], r[1], bytes(r[2])), "block_number": r[3], "attempts": r[4]}
+            {
+                "key": VerdictKey(r[0], r[1], bytes(r[2]), r[3]),
+                "block_number": r[3],
+                "attempts": r[4],
+            }
             for r in rows
         ]
 
@@ -244,31 +256,25 @@ class OracleDB(SqliteFile):
         """Record a failed attempt; returns the attempt count."""
         with self.tx() as c:
             c.execute(
-                "UPDATE submissions SET attempts=attempts+1, next_try=?, last_error=? "
-                "WHERE job_id=? AND worker=? AND commitment=?",
-                (time.time() + delay, error[:500], key.job_id, key.worker, key.commitment),
+                "UPDATE submissions SET attempts=attempts+1, next_try=?, last_error=? WHERE "
+                + _SUB,
+                (time.time() + delay, error[:500], *key.args()),
             )
-            row = c.execute(
-                "SELECT attempts FROM submissions WHERE job_id=? AND worker=? AND commitment=?",
-                (key.job_id, key.worker, key.commitment),
-            ).fetchone()
+            row = c.execute("SELECT attempts FROM submissions WHERE " + _SUB, key.args()).fetchone()
         return int(row[0]) if row else 0
 
     def give_up(self, key: VerdictKey, error: str) -> None:
         """Stop retrying a submission that cannot be decided (e.g. its spec is unavailable)."""
         with self.tx() as c:
             c.execute(
-                "UPDATE submissions SET state='gave_up', last_error=? "
-                "WHERE job_id=? AND worker=? AND commitment=?",
-                (error[:500], key.job_id, key.worker, key.commitment),
+                "UPDATE submissions SET state='gave_up', last_error=? WHERE " + _SUB,
+                (error[:500], *key.args()),
             )
 
     def submission_state(self, key: VerdictKey) -> tuple[str, int, str | None] | None:
         """(state, attempts, last error) of a submission, or None if unknown."""
         row = self._one(
-            "SELECT state, attempts, last_error FROM submissions "
-            "WHERE job_id=? AND worker=? AND commitment=?",
-            (key.job_id, key.worker, key.commitment),
+            "SELECT state, attempts, last_error FROM submissions WHERE " + _SUB, key.args()
         )
         return None if row is None else (row[0], int(row[1]), row[2])
 
@@ -292,9 +298,10 @@ class OracleDB(SqliteFile):
         k = v.key
         transcript = json.dumps(v.transcript, sort_keys=True, separators=(",", ":"))
         row = c.execute(
-            "SELECT verdict, transcript_hash, work_units FROM verdicts WHERE job_id=? AND "
-            "worker=? AND commitment=? AND seed=?",
-            (k.job_id, k.worker, k.commitment, v.seed),
+            "SELECT verdict, transcript_hash, work_units FROM verdicts WHERE "
+            + _VKEY
+            + " AND seed=?",
+            (*k.args(), v.seed),
         ).fetchone()
         if row is not None:
             if (row[0], bytes(row[1]), row[2]) != (v.verdict, v.transcript_hash, v.work_units):
@@ -306,13 +313,11 @@ class OracleDB(SqliteFile):
             created = False
         else:
             c.execute(
-                "INSERT INTO verdicts (job_id, worker, commitment, seed, challenge_block, "
-                "challenge_hash, work_units, verdict, reason, transcript, transcript_hash, "
-                "decided_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO verdicts (job_id, worker, commitment, submission_block, seed, "
+                "challenge_block, challenge_hash, work_units, verdict, reason, transcript, "
+                "transcript_hash, decided_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    k.job_id,
-                    k.worker,
-                    k.commitment,
+                    *k.args(),
                     v.seed,
                     v.challenge_block,
                     v.challenge_hash,
@@ -325,37 +330,33 @@ class OracleDB(SqliteFile):
                 ),
             )
             created = True
-        c.execute(
-            "UPDATE submissions SET state='decided' WHERE job_id=? AND worker=? AND commitment=?",
-            (k.job_id, k.worker, k.commitment),
-        )
+        c.execute("UPDATE submissions SET state='decided' WHERE " + _SUB, k.args())
         return created
 
     def _verdict(self, row: Any) -> StoredVerdict:
         return StoredVerdict(
-            key=VerdictKey(row[0], row[1], bytes(row[2])),
-            seed=bytes(row[3]),
-            challenge_block=row[4],
-            challenge_hash=bytes(row[5]),
-            work_units=row[6],
-            verdict=row[7],
-            reason=row[8],
-            transcript=json.loads(row[9]),
-            transcript_hash=bytes(row[10]),
-            decided_at=row[11],
+            key=VerdictKey(row[0], row[1], bytes(row[2]), row[3]),
+            seed=bytes(row[4]),
+            challenge_block=row[5],
+            challenge_hash=bytes(row[6]),
+            work_units=row[7],
+            verdict=row[8],
+            reason=row[9],
+            transcript=json.loads(row[10]),
+            transcript_hash=bytes(row[11]),
+            decided_at=row[12],
         )
 
     _VCOLS = (
-        "job_id, worker, commitment, seed, challenge_block, challenge_hash, work_units, "
+        "job_id, worker, commitment, submission_block, seed, challenge_block, challenge_hash, "
+        "work_units, "
         "verdict, reason, transcript, transcript_hash, decided_at"
     )
 
     def verdict(self, key: VerdictKey) -> StoredVerdict | None:
         """The live (not orphaned) verdict on a submission, if decided."""
         row = self._one(
-            f"SELECT {self._VCOLS} FROM verdicts WHERE job_id=? AND worker=? AND commitment=? "
-            "AND orphaned=0",
-            (key.job_id, key.worker, key.commitment),
+            f"SELECT {self._VCOLS} FROM verdicts WHERE {_VKEY} AND orphaned=0", key.args()
         )
         return None if row is None else self._verdict(row)
 
@@ -390,8 +391,8 @@ class OracleDB(SqliteFile):
         seconds ago with rank = (index − job_id) mod oracles, so that the ``limit`` is spent on
         verdicts this node may propose and not on the ones its peers lead."""
         cols = (
-            "SELECT job_id, worker, commitment, work_units, verdict, transcript_hash, "
-            "decided_at FROM verdicts WHERE onchain IS NULL AND orphaned = 0 "
+            "SELECT job_id, worker, commitment, submission_block, work_units, verdict, "
+            "transcript_hash, decided_at FROM verdicts WHERE onchain IS NULL AND orphaned = 0 "
         )
         if due_for is None:
             rows = self._all(cols + "ORDER BY decided_at, job_id, worker LIMIT ?", (limit,))
@@ -403,7 +404,7 @@ class OracleDB(SqliteFile):
                 (index, n, n, n, takeover, time.time() if now is None else now, limit),
             )
         return [
-            Unsettled(VerdictKey(r[0], r[1], bytes(r[2])), r[3], r[4], bytes(r[5]), r[6])
+            Unsettled(VerdictKey(r[0], r[1], bytes(r[2]), r[3]), r[4], r[5], bytes(r[6]), r[7])
             for r in rows
         ]
 
@@ -421,14 +422,9 @@ class OracleDB(SqliteFile):
         k = v.key
         with self.tx() as c:
             c.execute(
-                "UPDATE verdicts SET orphaned=1 WHERE job_id=? AND worker=? AND commitment=? "
-                "AND seed=?",
-                (k.job_id, k.worker, k.commitment, v.seed),
+                "UPDATE verdicts SET orphaned=1 WHERE " + _VKEY + " AND seed=?", (*k.args(), v.seed)
             )
-            c.execute(
-                "DELETE FROM submissions WHERE job_id=? AND worker=? AND commitment=?",
-                (k.job_id, k.worker, k.commitment),
-            )
+            c.execute("DELETE FROM submissions WHERE " + _SUB, k.args())
 
     # -- batches, signatures, transactions -------------------------------------------------
 
@@ -437,7 +433,9 @@ class OracleDB(SqliteFile):
     ) -> None:
         """Remember a batch this node signed or collected signatures for (``role`` = proposer,
         peer or collected) and one signature over it, in one transaction."""
-        body = json.dumps([[k.job_id, k.worker, "0x" + k.commitment.hex()] for k in items])
+        body = json.dumps(
+            [[k.job_id, k.worker, "0x" + k.commitment.hex(), k.submission_block] for k in items]
+        )
         with self.tx() as c:
             c.execute(
                 "INSERT OR IGNORE INTO batches VALUES (?,?,?,?,?)",
@@ -453,17 +451,14 @@ class OracleDB(SqliteFile):
         row = self._one("SELECT items FROM batches WHERE digest=?", (digest,))
         if row is None:
             return None
-        return [VerdictKey(j, w, bytes.fromhex(c[2:])) for j, w, c in json.loads(row[0])]
+        return [VerdictKey(j, w, bytes.fromhex(c[2:]), b) for j, w, c, b in json.loads(row[0])]
 
     def seen_at(self, keys: list[VerdictKey]) -> list[float]:
         """When this node first recorded each of these submissions (wall-clock seconds),
         for those it recorded."""
         out = []
         for k in keys:
-            row = self._one(
-                "SELECT seen_at FROM submissions WHERE job_id=? AND worker=? AND commitment=?",
-                (k.job_id, k.worker, k.commitment),
-            )
+            row = self._one("SELECT seen_at FROM submissions WHERE " + _SUB, k.args())
             if row is not None:
                 out.append(float(row[0]))
         return out
@@ -480,9 +475,8 @@ class OracleDB(SqliteFile):
         verdict already marked keeps its mark)."""
         with self.tx() as c:
             c.executemany(
-                "UPDATE verdicts SET onchain=? WHERE job_id=? AND worker=? AND commitment=? "
-                "AND onchain IS NULL",
-                [(state, k.job_id, k.worker, k.commitment) for k, state in marks],
+                "UPDATE verdicts SET onchain=? WHERE " + _VKEY + " AND onchain IS NULL",
+                [(state, *k.args()) for k, state in marks],
             )
             c.execute("UPDATE txs SET state=? WHERE tx_hash=?", (tx_state, tx_hash))
             if digest is not None:

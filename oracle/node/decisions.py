@@ -21,11 +21,13 @@ __all__ = [
     "BUNDLE_ANSWER_BYTES",
     "BUNDLE_BYTES",
     "BUNDLE_ITEM_BYTES",
+    "CLOCK_SKEW",
     "ITEM_MARKS",
     "SETTLE_LOOKAHEAD",
     "BundleEntry",
     "ItemEvent",
     "ReceiptOutcome",
+    "acceptable_expiry",
     "bundle_cost",
     "choose_quorum",
     "due_at",
@@ -302,3 +304,14 @@ def reveal_window_over(submitted_at: int, now: int, reveal_window: int) -> bool:
     """Whether a result submitted at block time ``submitted_at`` is past its reveal window at
     block time ``now`` (then a result not served is INVALID, no longer retried)."""
     return now > submitted_at + reveal_window
+
+
+#: Seconds a peer's clock (the chain's ``now`` as it reads it) may run behind the proposer's.
+CLOCK_SKEW = 60
+
+
+def acceptable_expiry(valid_until: int, now: int, ttl: int, skew: int = CLOCK_SKEW) -> bool:
+    """Whether a peer signs a proposal that expires at ``valid_until``: not already expired at
+    the chain's ``now``, and no later than this node's own ``ttl`` (plus ``skew``) from now,
+    so no signature of this node outlives the freshness it promises."""
+    return now <= valid_until <= now + ttl + skew

@@ -71,6 +71,7 @@ from oracle.node.db import OracleDB
 from oracle.node.follower import Follower
 from oracle.node.settler import Settler
 from oracle.node.verifier import Verifier
+from oracle.protocol.attestation import SIGNATURE_TTL
 from oracle.store.specs import SpecStore
 
 __all__ = ["KILL_POINTS", "OracleConfig", "OracleNode"]
@@ -114,6 +115,9 @@ class OracleConfig:
     batch_size: int = 32
     max_wait: float = 2.0
     takeover: float = 8.0
+    #: Seconds a settlement signature stays valid on-chain (``validUntil`` = chain now + this);
+    #: a peer refuses to sign a proposal valid for longer (plus a minute of clock skew).
+    signature_ttl: int = SIGNATURE_TTL
     peers: Sequence[str] = ()
     host: str = "127.0.0.1"
     port: int = 0

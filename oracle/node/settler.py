@@ -45,8 +45,15 @@ log = logging.getLogger("pouw.oracle")
 
 def attestation(v: StoredVerdict | Unsettled) -> Attestation:
     """The attestation a recorded verdict signs."""
+    k = v.key
     return Attestation(
-        v.key.job_id, v.key.worker, v.key.commitment, v.work_units, v.verdict, v.transcript_hash
+        k.job_id,
+        k.worker,
+        k.commitment,
+        k.submission_block,
+        v.work_units,
+        v.verdict,
+        v.transcript_hash,
     )
 
 
@@ -61,8 +68,9 @@ class Settler:
         self._pending_digest: bytes | None = None
         self._cooldown: dict[bytes, float] = {}
 
-    def _digest(self, batch: list[Attestation]) -> bytes:
-        return settlement_digest(self.ctx.chain.chain_id, self.ctx.chain.market.address, batch)
+    def _digest(self, batch: list[Attestation], valid_until: int) -> bytes:
+        chain = self.ctx.chain
+        return settlement_digest(chain.chain_id, chain.market.address, batch, valid_until)
 
     def settle_ready(self, now: float | None = None) -> int:
         """Propose and settle one batch if one is due; returns the number of items settled."""
@@ -91,41 +99,48 @@ class Settler:
         if not items:
             return 0
         batch = [attestation(v) for v in items]
-        digest = self._digest(batch)
-        if self._cooldown.get(digest, 0) > now:
+        items_digest = self._digest(batch, 0)  # the same items, whatever their expiry
+        if self._cooldown.get(items_digest, 0) > now:
             return 0
-        chosen, sigs = self._collect(batch)
+        # Signatures expire (the contract's freshness rule): a batch relayed later than
+        # ``signature_ttl`` seconds from now must be signed again.
+        valid_until = self.ctx.chain.now() + cfg.signature_ttl
+        chosen, sigs = self._collect(batch, valid_until)
         if chosen is None:
-            self._cooldown[digest] = now + cfg.max_wait
+            self._cooldown[items_digest] = now + cfg.max_wait
             return 0
         self.ctx.kill("after_sign")
-        return self._send_settle(chosen, sigs)
+        return self._send_settle(chosen, valid_until, sigs)
 
-    def sign_own(self, batch: list[Attestation], role: str) -> CompactSignature:
+    def sign_own(self, batch: list[Attestation], valid_until: int, role: str) -> CompactSignature:
         """Sign a batch with the node's key and record it (``role``: proposer or peer)."""
         chain = self.ctx.chain
-        digest = self._digest(batch)
-        sig = sign_settlement(self.ctx.account, chain.chain_id, chain.market.address, batch)
-        keys = [VerdictKey(a.job_id, a.worker, a.commitment) for a in batch]
+        digest = self._digest(batch, valid_until)
+        sig = sign_settlement(
+            self.ctx.account, chain.chain_id, chain.market.address, batch, valid_until
+        )
+        keys = [VerdictKey(a.job_id, a.worker, a.commitment, a.submission_block) for a in batch]
         self.ctx.db.record_signed(digest, keys, role, sig.signer, sig.r, sig.vs)
         self.ctx.metrics.inc("signatures_given")
         return sig
 
     def _collect(
-        self, batch: list[Attestation]
+        self, batch: list[Attestation], valid_until: int
     ) -> tuple[list[Attestation] | None, list[CompactSignature]]:
         """Gather ``threshold`` signatures over the batch or a sub-list of it."""
         threshold = self.ctx.threshold
-        own = self.sign_own(batch, "proposer")
+        own = self.sign_own(batch, valid_until, "proposer")
         if threshold <= 1:
             return batch, [own]
         groups: dict[tuple[int, ...], list[CompactSignature]] = {}
-        body = msgspec.json.encode(Proposal(items=[to_item(a) for a in batch]))
+        body = msgspec.json.encode(
+            Proposal(items=[to_item(a) for a in batch], valid_until=valid_until)
+        )
         whole = tuple(range(len(batch)))
         # Peers in turn until threshold - 1 of them agree on the whole batch: signatures
         # beyond the threshold cost the peers' CPU and add nothing on-chain.
         for peer in peer_order(self.ctx.cfg.peers, batch[0].job_id):
-            got = self._ask_peer(peer, body, batch)
+            got = self._ask_peer(peer, body, batch, valid_until)
             if got is not None:
                 groups.setdefault(got[0], []).append(got[1])
                 if has_quorum(len(groups.get(whole, ())), threshold):
@@ -134,11 +149,11 @@ class Settler:
         if best is None:
             return None, []
         sub = [batch[i] for i in best]
-        mine = own if len(sub) == len(batch) else self.sign_own(sub, "proposer")
+        mine = own if len(sub) == len(batch) else self.sign_own(sub, valid_until, "proposer")
         return sub, quorum_signatures(mine, groups[best], threshold)
 
     def _ask_peer(
-        self, peer: str, body: bytes, batch: list[Attestation]
+        self, peer: str, body: bytes, batch: list[Attestation], valid_until: int
     ) -> tuple[tuple[int, ...], CompactSignature] | None:
         chain = self.ctx.chain
         try:
@@ -158,7 +173,7 @@ class Settler:
                 raise PeerError("bad agreed index list")
             sig = reply.signature()
             sub = [batch[i] for i in idx]
-            signer = recover_signer(chain.chain_id, chain.market.address, sub, sig)
+            signer = recover_signer(chain.chain_id, chain.market.address, sub, valid_until, sig)
             if (
                 signer != sig.signer
                 or signer not in self.ctx.oracles
@@ -166,8 +181,8 @@ class Settler:
             ):
                 raise PeerError(f"signature recovers to {signer}, not an eligible peer")
             self.ctx.db.record_signed(
-                self._digest(sub),
-                [VerdictKey(a.job_id, a.worker, a.commitment) for a in sub],
+                self._digest(sub, valid_until),
+                [VerdictKey(a.job_id, a.worker, a.commitment, a.submission_block) for a in sub],
                 "collected",
                 sig.signer,
                 sig.r,
@@ -183,12 +198,14 @@ class Settler:
         self.ctx.db.record_tx(sent.nonce, sent.tx_hash, sent.raw, label, self._pending_digest)
         self.ctx.kill("after_tx_signed")
 
-    def _send_settle(self, batch: list[Attestation], sigs: list[CompactSignature]) -> int:
+    def _send_settle(
+        self, batch: list[Attestation], valid_until: int, sigs: list[CompactSignature]
+    ) -> int:
         if not batch or len(sigs) < max(self.ctx.threshold, 1):
             return 0
-        digest = self._digest(batch)
+        digest = self._digest(batch, valid_until)
         fn = self.ctx.chain.market.functions.settle(
-            [a.as_tuple() for a in batch], [s.as_tuple() for s in sigs]
+            [a.as_tuple() for a in batch], valid_until, [s.as_tuple() for s in sigs]
         )
         self._pending_digest = digest
         try:

@@ -33,15 +33,17 @@ class ProposalItem(msgspec.Struct, forbid_unknown_fields=True):
     job_id: JobId
     worker: Address
     commitment: Hex32
+    submission_block: JobId
     work_units: Uint256
     verdict: Verdict
     transcript_hash: Hex32
 
 
 class Proposal(msgspec.Struct, forbid_unknown_fields=True):
-    """``POST /sign``: a batch of attestations to sign."""
+    """``POST /sign``: a batch of attestations to sign, valid until a block timestamp."""
 
     items: Annotated[list[ProposalItem], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+    valid_until: Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 
 
 class SignReply(msgspec.Struct, forbid_unknown_fields=True):
@@ -65,6 +67,7 @@ def to_item(a: Attestation) -> ProposalItem:
         job_id=a.job_id,
         worker=a.worker,
         commitment="0x" + a.commitment.hex(),
+        submission_block=a.submission_block,
         work_units=a.work_units,
         verdict=int(a.verdict),
         transcript_hash="0x" + a.transcript_hash.hex(),
@@ -80,6 +83,7 @@ def from_item(x: ProposalItem) -> Attestation:
         x.job_id,
         to_checksum_address(x.worker),
         bytes.fromhex(x.commitment[2:]),
+        x.submission_block,
         x.work_units,
         x.verdict,
         bytes.fromhex(x.transcript_hash[2:]),

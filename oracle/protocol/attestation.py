@@ -2,13 +2,17 @@
 
 One signature covers a whole batch. The signed message is
 
-    Settlement(Attestation[] attestations)
-    Attestation(uint256 jobId,address worker,bytes32 commitment,uint64 workUnits,
-                uint8 verdict,bytes32 transcriptHash)
+    Settlement(Attestation[] attestations,uint256 validUntil)
+    Attestation(uint256 jobId,address worker,bytes32 commitment,uint256 submissionBlock,
+                uint64 workUnits,uint8 verdict,bytes32 transcriptHash)
 
 under the domain ``{name: "pouw JobMarket", version: "1", chainId, verifyingContract}``.
 Signatures go on-chain in EIP-2098 compact form ``(r, vs)``, ``vs = (v - 27) << 255 | s``,
-ordered by strictly ascending signer address. Everything here is eth-account's
+ordered by strictly ascending signer address. An attestation names one submission: the
+commitment *and* the block that recorded it (``ResultSubmitted.block_number``), so a verdict
+on a slashed submission never settles the same result committed again. ``validUntil`` is the
+last block timestamp at which the signatures count (``settle`` reverts after it): honest
+nodes sign ``now + signature_ttl``. Everything here is eth-account's
 ``encode_typed_data``; nothing is hashed by hand.
 """
 
@@ -31,31 +35,40 @@ ATTESTATION_FIELDS: list[dict[str, str]] = [
     {"name": "jobId", "type": "uint256"},
     {"name": "worker", "type": "address"},
     {"name": "commitment", "type": "bytes32"},
+    {"name": "submissionBlock", "type": "uint256"},
     {"name": "workUnits", "type": "uint64"},
     {"name": "verdict", "type": "uint8"},
     {"name": "transcriptHash", "type": "bytes32"},
 ]
-SETTLEMENT_FIELDS: list[dict[str, str]] = [{"name": "attestations", "type": "Attestation[]"}]
+SETTLEMENT_FIELDS: list[dict[str, str]] = [
+    {"name": "attestations", "type": "Attestation[]"},
+    {"name": "validUntil", "type": "uint256"},
+]
+#: Seconds an honest signer lets a settlement signature count (``validUntil = now + this``).
+SIGNATURE_TTL = 900
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 @dataclass(frozen=True)
 class Attestation:
-    """One oracle verdict on one submission (`verdict` is a :class:`VerdictCode` value)."""
+    """One oracle verdict on one submission (`verdict` is a :class:`VerdictCode` value);
+    ``submission_block`` is the block that recorded the commitment."""
 
     job_id: int
     worker: str
     commitment: bytes
+    submission_block: int
     work_units: int
     verdict: int
     transcript_hash: bytes
 
-    def as_tuple(self) -> tuple[int, str, bytes, int, int, bytes]:
+    def as_tuple(self) -> tuple[int, str, bytes, int, int, int, bytes]:
         """The ABI tuple of JobMarket's `Attestation` struct."""
         return (
             self.job_id,
             to_checksum_address(self.worker),
             self.commitment,
+            self.submission_block,
             self.work_units,
             int(self.verdict),
             self.transcript_hash,
@@ -67,6 +80,7 @@ class Attestation:
             "jobId": self.job_id,
             "worker": to_checksum_address(self.worker),
             "commitment": self.commitment,
+            "submissionBlock": self.submission_block,
             "workUnits": self.work_units,
             "verdict": int(self.verdict),
             "transcriptHash": self.transcript_hash,
@@ -86,7 +100,9 @@ class CompactSignature:
         return (self.r, self.vs)
 
 
-def typed_data(chain_id: int, market: str, attestations: Sequence[Attestation]) -> dict[str, Any]:
+def typed_data(
+    chain_id: int, market: str, attestations: Sequence[Attestation], valid_until: int
+) -> dict[str, Any]:
     """The full EIP-712 typed-data document for a batch, as any wallet would sign it."""
     return {
         "types": {
@@ -106,24 +122,33 @@ def typed_data(chain_id: int, market: str, attestations: Sequence[Attestation]) 
             "chainId": chain_id,
             "verifyingContract": to_checksum_address(market),
         },
-        "message": {"attestations": [a.message() for a in attestations]},
+        "message": {
+            "attestations": [a.message() for a in attestations],
+            "validUntil": valid_until,
+        },
     }
 
 
-def signable(chain_id: int, market: str, attestations: Sequence[Attestation]) -> SignableMessage:
+def signable(
+    chain_id: int, market: str, attestations: Sequence[Attestation], valid_until: int
+) -> SignableMessage:
     """The batch as an EIP-191 version-1 signable message (the last few batches encoded are
     remembered: a node hashes, signs and settles the same batch in one breath)."""
-    return _signable(chain_id, market, tuple(attestations))
+    return _signable(chain_id, market, tuple(attestations), valid_until)
 
 
 @lru_cache(maxsize=16)
-def _signable(chain_id: int, market: str, attestations: tuple[Attestation, ...]) -> SignableMessage:
-    return encode_typed_data(full_message=typed_data(chain_id, market, attestations))
+def _signable(
+    chain_id: int, market: str, attestations: tuple[Attestation, ...], valid_until: int
+) -> SignableMessage:
+    return encode_typed_data(full_message=typed_data(chain_id, market, attestations, valid_until))
 
 
-def settlement_digest(chain_id: int, market: str, attestations: Sequence[Attestation]) -> bytes:
+def settlement_digest(
+    chain_id: int, market: str, attestations: Sequence[Attestation], valid_until: int
+) -> bytes:
     """keccak256(0x19 0x01 ‖ domainSeparator ‖ hashStruct(Settlement)): what signers sign."""
-    msg = signable(chain_id, market, attestations)
+    msg = signable(chain_id, market, attestations, valid_until)
     return keccak(b"\x19" + msg.version + msg.header + msg.body)
 
 
@@ -137,22 +162,31 @@ def to_compact(r: int, s: int, v: int) -> tuple[int, int]:
 
 
 def sign_settlement(
-    key: LocalAccount | str | bytes, chain_id: int, market: str, attestations: Sequence[Attestation]
+    key: LocalAccount | str | bytes,
+    chain_id: int,
+    market: str,
+    attestations: Sequence[Attestation],
+    valid_until: int,
 ) -> CompactSignature:
     """Sign a batch with a local key (eth-account always produces low-s signatures)."""
     account = key if isinstance(key, LocalAccount) else Account.from_key(key)
-    signed = account.sign_message(signable(chain_id, market, attestations))
+    signed = account.sign_message(signable(chain_id, market, attestations, valid_until))
     r, vs = to_compact(signed.r, signed.s, signed.v)
     return CompactSignature(signer=account.address, r=r, vs=vs)
 
 
 def recover_signer(
-    chain_id: int, market: str, attestations: Sequence[Attestation], sig: CompactSignature
+    chain_id: int,
+    market: str,
+    attestations: Sequence[Attestation],
+    valid_until: int,
+    sig: CompactSignature,
 ) -> str:
     """The address that made `sig` over this batch (for peers checking each other)."""
     v = 27 + (sig.vs >> 255)
     s = sig.vs & ((1 << 255) - 1)
-    return Account.recover_message(signable(chain_id, market, attestations), vrs=(v, sig.r, s))
+    msg = signable(chain_id, market, attestations, valid_until)
+    return Account.recover_message(msg, vrs=(v, sig.r, s))
 
 
 def order_signatures(signatures: Iterable[CompactSignature]) -> list[CompactSignature]:

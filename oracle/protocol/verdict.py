@@ -28,11 +28,18 @@ class VerdictCode(IntEnum):
 
 @dataclass(frozen=True)
 class VerdictKey:
-    """What an attestation is about: one commitment by one worker to one job."""
+    """What an attestation is about: one submission, i.e. one commitment by one worker to one
+    job recorded in block ``submission_block`` (the same commitment submitted again after a
+    slash is another submission, verified and attested afresh)."""
 
     job_id: int
     worker: str
     commitment: bytes
+    submission_block: int
+
+    def args(self) -> tuple[int, str, bytes, int]:
+        """The key as SQL parameters, in field order."""
+        return (self.job_id, self.worker, self.commitment, self.submission_block)
 
 
 @dataclass(frozen=True)
@@ -70,5 +77,6 @@ def submission_invalid(spec: Spec, seed: bytes, key: VerdictKey, reason: str) ->
             "job_id": key.job_id,
             "worker": key.worker,
             "commitment": "0x" + key.commitment.hex(),
+            "submission_block": key.submission_block,
         },
     )

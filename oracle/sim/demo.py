@@ -42,7 +42,12 @@ from rich.table import Table
 from oracle.chain.ape_deploy import deploy_protocol
 from oracle.compute.verify import check_full, check_sampled, prepare
 from oracle.compute.work import answer_challenge, compute, result_root
-from oracle.protocol.attestation import Attestation, order_signatures, sign_settlement
+from oracle.protocol.attestation import (
+    SIGNATURE_TTL,
+    Attestation,
+    order_signatures,
+    sign_settlement,
+)
 from oracle.protocol.challenge import challenge_block, challenge_seed
 from oracle.protocol.commitment import commitment
 from oracle.protocol.emission import epoch_emission
@@ -268,22 +273,27 @@ class Network:
         batch = []
         for job_id, w, data in served:
             v = self.verify(job_id, w, data)
+            sub = self.market.submissions(job_id, w.account)
             batch.append(
                 Attestation(
                     job_id,
                     str(w.account.address),
-                    bytes(self.market.submissions(job_id, w.account).commitment),
+                    bytes(sub.commitment),
+                    int(sub.block_number),
                     work_units(self.specs[job_id]),
                     int(v.verdict),
                     v.transcript_hash,
                 )
             )
         signers = self.rng.sample(self.keys, THRESHOLD)
+        valid_until = self.chain.pending_timestamp + SIGNATURE_TTL
         sigs = order_signatures(
-            sign_settlement(k, self.chain.chain_id, self.market.address, batch) for k in signers
+            sign_settlement(k, self.chain.chain_id, self.market.address, batch, valid_until)
+            for k in signers
         )
         tx = self.market.settle(
             [a.as_tuple() for a in batch],
+            valid_until,
             [s.as_tuple() for s in sigs],
             sender=self.requesters[0].account,
         )

@@ -23,7 +23,12 @@ from rich.table import Table
 from oracle.chain.ape_deploy import deploy_protocol
 from oracle.compute.verify import check_full, prepare
 from oracle.compute.work import compute, result_root
-from oracle.protocol.attestation import Attestation, order_signatures, sign_settlement
+from oracle.protocol.attestation import (
+    SIGNATURE_TTL,
+    Attestation,
+    order_signatures,
+    sign_settlement,
+)
 from oracle.protocol.challenge import challenge_block, challenge_seed
 from oracle.protocol.commitment import commitment
 from oracle.protocol.emission import reward
@@ -133,6 +138,7 @@ def run_round_trip(
                 job_id,
                 worker,
                 bytes(sub.commitment),
+                int(sub.block_number),
                 work_units(spec),
                 int(verdict.verdict),
                 verdict.transcript_hash,
@@ -140,11 +146,16 @@ def run_round_trip(
         )
     # INVALID first is not required (a live submission is slashed either way); it reads well.
     batch.sort(key=lambda a: a.verdict != VerdictCode.INVALID)
+    valid_until = chain.pending_timestamp + SIGNATURE_TTL
     sigs = order_signatures(
-        sign_settlement(k, chain.chain_id, market.address, batch) for k in keys[:THRESHOLD]
+        sign_settlement(k, chain.chain_id, market.address, batch, valid_until)
+        for k in keys[:THRESHOLD]
     )
     tx = market.settle(
-        [a.as_tuple() for a in batch], [s.as_tuple() for s in sigs], sender=requester
+        [a.as_tuple() for a in batch],
+        valid_until,
+        [s.as_tuple() for s in sigs],
+        sender=requester,
     )
     for log in tx.decode_logs(market.WorkerSlashed):
         out.slashed.append((log.job_id, str(log.worker)))

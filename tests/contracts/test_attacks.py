@@ -25,6 +25,7 @@ from tests.utils.constants import (
     STATUS_REFUNDED,
     UNBONDING_DELAY,
     VALID,
+    VALID_UNTIL,
     ZERO_ADDRESS,
 )
 
@@ -127,14 +128,16 @@ def test_replay__signature_for_another_deployment__reverts(
     state.assert_unchanged()
     # And the other way round: this market's signatures do not settle on the other one.
     with ape.reverts(NOT_ORACLE):
-        other.settle([a.as_tuple()], [s.as_tuple() for s in sign([a])], sender=deployer)
+        other.settle(
+            [a.as_tuple()], VALID_UNTIL, [s.as_tuple() for s in sign([a])], sender=deployer
+        )
 
 
 def test_malleability__high_s_twin__reverts(
     chain, market, oracles, worker, live_job, attest, relay, ledger
 ):
     a = attest(live_job, worker)
-    sig = sign_settlement(oracles[0], chain.chain_id, market.address, [a])
+    sig = sign_settlement(oracles[0], chain.chain_id, market.address, [a], VALID_UNTIL)
     s = sig.vs & ((1 << 255) - 1)
     v = 27 + (sig.vs >> 255)
     # The twin (r, n - s, v ^ 1) is the same ECDSA signature for ecrecover. Written honestly
@@ -163,7 +166,7 @@ def test_malleability__high_s_below_top_bit__rejected_by_low_s_check(
     # The other branch of the argument above: a vs whose masked s is in the upper half order
     # is refused before ecrecover. (Such an s is only representable below 2**255.)
     a = attest(live_job, worker)
-    sig = sign_settlement(oracles[0], chain.chain_id, market.address, [a])
+    sig = sign_settlement(oracles[0], chain.chain_id, market.address, [a], VALID_UNTIL)
     high_s = SECP256K1_N // 2 + 1
     state = ledger(jobs=[live_job])
     with ape.reverts("ecdsa: invalid signature `s` value"):
@@ -175,7 +178,7 @@ def test_malleability__flipped_parity_bit__reverts(
     chain, market, oracles, worker, live_job, attest, relay, ledger
 ):
     a = attest(live_job, worker)
-    sig = sign_settlement(oracles[0], chain.chain_id, market.address, [a])
+    sig = sign_settlement(oracles[0], chain.chain_id, market.address, [a], VALID_UNTIL)
     state = ledger(jobs=[live_job])
     with ape.reverts(NOT_ORACLE):
         relay([a], [(sig.r, sig.vs ^ (1 << 255))])
@@ -253,7 +256,10 @@ def test_quorum__outsider_signature__reverts(
 ):
     a = attest(live_job, worker)
     sigs = sign([a], keys=[outsider_key])
-    assert recover_signer(chain.chain_id, market.address, [a], sigs[0]) == outsider_key.address
+    assert (
+        recover_signer(chain.chain_id, market.address, [a], VALID_UNTIL, sigs[0])
+        == outsider_key.address
+    )
     state = ledger(jobs=[live_job])
     with ape.reverts(NOT_ORACLE):
         relay([a], sigs)

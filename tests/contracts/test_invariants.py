@@ -41,6 +41,7 @@ from tests.utils.constants import (
     MIN_BOND,
     STATUS_OPEN,
     VALID,
+    VALID_UNTIL,
     ZERO_ADDRESS,
 )
 
@@ -185,6 +186,7 @@ def test_protocol_invariants(
                 return
             tx = market.settle(
                 [a.as_tuple() for a in batch],
+                VALID_UNTIL,
                 [s.as_tuple() for s in sign(batch, keys=oracles[:signers])],
                 sender=requesters[0],
             )

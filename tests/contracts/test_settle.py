@@ -23,6 +23,7 @@ from tests.utils.constants import (
     STATUS_OPEN,
     STATUS_PAID,
     VALID,
+    VALID_UNTIL,
     ZERO_ADDRESS,
 )
 
@@ -66,7 +67,7 @@ def test_settle__valid__pays_worker_and_records_work(
     [work] = tx.decode_logs(market.WorkRecorded)
     assert (work.epoch, work.worker, work.work_units) == (epoch, worker.address, UNITS)
     [batch] = tx.decode_logs(market.BatchSettled)
-    assert batch.digest == settlement_digest(chain.chain_id, market.address, [a])
+    assert batch.digest == settlement_digest(chain.chain_id, market.address, [a], VALID_UNTIL)
     assert (batch.epoch, batch.settled, batch.slashed, batch.skipped) == (epoch, 1, 0, 0)
     assert not tx.decode_logs(market.AttestationSkipped)
     assert not tx.decode_logs(market.WorkerSlashed)
@@ -488,25 +489,29 @@ def test_settlement_digest__equals_python_eip712(chain, market, worker, n):
             job_id=2**256 - 1 - i if i % 2 else i,
             worker=worker.address,
             commitment=keccak(text=f"c{i}"),
+            submission_block=2**256 - 1 - i if i % 2 else i,
             work_units=2**64 - 1 - i,
             verdict=VALID if i % 2 else INVALID,
             transcript_hash=keccak(text=f"t{i}"),
         )
         for i in range(n)
     ]
-    on_chain = market.settlement_digest([a.as_tuple() for a in batch])
-    assert bytes(on_chain) == settlement_digest(chain.chain_id, market.address, batch)
-    # Order matters: the same items reversed are another message.
+    on_chain = market.settlement_digest([a.as_tuple() for a in batch], VALID_UNTIL)
+    assert bytes(on_chain) == settlement_digest(chain.chain_id, market.address, batch, VALID_UNTIL)
+    # Order matters: the same items reversed are another message; so does the expiry.
     if n > 1:
-        assert bytes(market.settlement_digest([a.as_tuple() for a in batch[::-1]])) != on_chain
+        reverse = [a.as_tuple() for a in batch[::-1]]
+        assert bytes(market.settlement_digest(reverse, VALID_UNTIL)) != on_chain
+    later = market.settlement_digest([a.as_tuple() for a in batch], VALID_UNTIL + 1)
+    assert bytes(later) != bytes(on_chain)
 
 
 def test_settlement_digest__binds_chain_and_market(chain, market, deploy_protocol, oracles, worker):
-    a = Attestation(1, worker.address, keccak(text="c"), 5, VALID, keccak(text="t"))
+    a = Attestation(1, worker.address, keccak(text="c"), 9, 5, VALID, keccak(text="t"))
     _, other = deploy_protocol([o.address for o in oracles])
-    mine = bytes(market.settlement_digest([a.as_tuple()]))
-    assert bytes(other.settlement_digest([a.as_tuple()])) != mine
-    assert settlement_digest(chain.chain_id + 1, market.address, [a]) != mine
+    mine = bytes(market.settlement_digest([a.as_tuple()], VALID_UNTIL))
+    assert bytes(other.settlement_digest([a.as_tuple()], VALID_UNTIL)) != mine
+    assert settlement_digest(chain.chain_id + 1, market.address, [a], VALID_UNTIL) != mine
 
 
 def test_settle__each_oracle_typed_data_signature_verifies(
@@ -519,8 +524,10 @@ def test_settle__each_oracle_typed_data_signature_verifies(
         bond(w)
         submit(w, job_id)
         batch = [attest(job_id, w)]
-        sig = sign_settlement(key, chain.chain_id, market.address, batch)
-        assert recover_signer(chain.chain_id, market.address, batch, sig) == key.address
+        sig = sign_settlement(key, chain.chain_id, market.address, batch, VALID_UNTIL)
+        assert (
+            recover_signer(chain.chain_id, market.address, batch, VALID_UNTIL, sig) == key.address
+        )
         settle(batch, keys=[key])
         assert market.credited(w, ZERO_ADDRESS) == AMOUNT
 

@@ -1,7 +1,7 @@
 from eth_utils import keccak
 
 from oracle.protocol.attestation import settlement_digest
-from tests.utils.constants import STATUS_PAID, VALID
+from tests.utils.constants import STATUS_PAID, VALID, VALID_UNTIL
 
 
 def test_round_trip(chain, market, worker, create_job, bond, submit, attest, settle):
@@ -9,8 +9,8 @@ def test_round_trip(chain, market, worker, create_job, bond, submit, attest, set
     bond(worker)
     submit(worker, job_id)
     a = attest(job_id, worker, VALID)
-    assert bytes(market.settlement_digest([a.as_tuple()])) == settlement_digest(
-        chain.chain_id, market.address, [a]
+    assert bytes(market.settlement_digest([a.as_tuple()], VALID_UNTIL)) == settlement_digest(
+        chain.chain_id, market.address, [a], VALID_UNTIL
     )
     tx = settle([a])
     assert market.job(job_id).status == STATUS_PAID

@@ -43,8 +43,15 @@ def test_unreachable_worker_and_malformed_spec__decided_and_loop_goes_on(
         worker_urls={w.address: "http://127.0.0.1:9"},
     )
     node = OracleNode(cfg, chain, keys["oracles"][0])
-    k0 = VerdictKey(jobs[0], w.address, commitment(w.address, bytes([jobs[0]]) * 32))
-    k1 = VerdictKey(jobs[1], w.address, commitment(w.address, bytes([jobs[1]]) * 32))
+    k0, k1 = (
+        VerdictKey(
+            j,
+            w.address,
+            commitment(w.address, bytes([j]) * 32),
+            int(chain.call("submissions", j, w.address)[1]),
+        )
+        for j in jobs
+    )
 
     def stepped_until(cond):
         def f():

@@ -96,7 +96,8 @@ def _verdicts(anvil, rec, keys, tmp_path, spec_server, **kw):
         wait_until(decided, timeout=30, every=0.05)
         out = {}
         for j in jobs:
-            key = VerdictKey(j, w.address, w.db.job(j)["commitment"])
+            block = int(w.chain.call("submissions", j, w.address)[1])
+            key = VerdictKey(j, w.address, w.db.job(j)["commitment"], block)
             v = node.db.verdict(key)
             out[j] = (VerdictCode(v.verdict), v.reason)
         return jobs, out, hits, node.metrics, w

@@ -160,10 +160,12 @@ def test_cli__deploy_create_show_status_audit(anvil, keys, tmp_path: Path, spec_
     TxSender(chain, keys["honest"]).send(
         chain.market.functions.submit_results([(job, c)]), "submit"
     )
-    forged = Attestation(job, honest, c, 2 * 16**3, VerdictCode.VALID, keccak256(b"forged"))
-    sig = sign_settlement(oracle, chain.chain_id, chain.market.address, [forged])
+    block = int(chain.call("submissions", job, honest)[1])
+    forged = Attestation(job, honest, c, block, 2 * 16**3, VerdictCode.VALID, keccak256(b"forged"))
+    until = chain.now() + 900
+    sig = sign_settlement(oracle, chain.chain_id, chain.market.address, [forged], until)
     TxSender(chain, oracle).send(
-        chain.market.functions.settle([forged.as_tuple()], [sig.as_tuple()]), "settle"
+        chain.market.functions.settle([forged.as_tuple()], until, [sig.as_tuple()]), "settle"
     )
     (tmp_path / "r77.bin").write_bytes(encode_result(result))
     code, out = pouw(

@@ -113,7 +113,7 @@ def test_proposer_asks_peers_in_turn__stops_at_threshold(
         def verdicts(first: int) -> list[StoredVerdict]:
             return [
                 StoredVerdict(
-                    key=VerdictKey(j, worker, bytes([j]) * 32),
+                    key=VerdictKey(j, worker, bytes([j]) * 32, 5),
                     seed=b"\x01" * 32,
                     challenge_block=1,
                     challenge_hash=b"\x02" * 32,
@@ -133,7 +133,7 @@ def test_proposer_asks_peers_in_turn__stops_at_threshold(
                 node.db.record_verdicts(vs)
             before = [p.metrics["signatures_given"] for p in peers]
             batch = [attestation(v) for v in vs]
-            chosen, sigs = proposer.settler._collect(batch)
+            chosen, sigs = proposer.settler._collect(batch, proposer.ctx.chain.now() + 900)
             assert chosen == batch and len(sigs) == 2
             given = [p.metrics["signatures_given"] - b for p, b in zip(peers, before, strict=True)]
             assert sorted(given) == [0, 1]  # exactly one peer signed
@@ -146,7 +146,9 @@ def test_proposer_asks_peers_in_turn__stops_at_threshold(
                 node.db.record_verdicts(vs)
         other = next(p for p in peers if p is not first_peer)
         before = other.metrics["signatures_given"]
-        chosen, sigs = proposer.settler._collect([attestation(v) for v in vs])
+        chosen, sigs = proposer.settler._collect(
+            [attestation(v) for v in vs], proposer.ctx.chain.now() + 900
+        )
         assert chosen is not None and len(chosen) == 4 and len(sigs) == 2
         assert other.metrics["signatures_given"] == before + 1
     finally:
@@ -160,7 +162,7 @@ def _verdicts_at(worker: str, jobs: range, decided_at: float) -> list:
 
     return [
         StoredVerdict(
-            key=VerdictKey(j, worker, bytes([j % 256]) * 32),
+            key=VerdictKey(j, worker, bytes([j % 256]) * 32, 5),
             seed=b"\x01" * 32,
             challenge_block=1,
             challenge_hash=b"\x02" * 32,
@@ -179,7 +181,7 @@ def _proposals(node) -> list[list[int]]:
     """Make ``node`` record what it would propose instead of asking peers."""
     seen: list[list[int]] = []
 
-    def collect(batch):
+    def collect(batch, valid_until):
         seen.append([a.job_id for a in batch])
         return None, []
 

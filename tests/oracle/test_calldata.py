@@ -29,12 +29,13 @@ def _web3_data(fn) -> bytes:
 @pytest.mark.parametrize("n", [0, 1, 64])
 def test_settle_and_create_jobs__same_bytes_as_web3(n: int) -> None:
     items = [
-        (i + 1, WORKER, bytes([i]) * 32, 1024 + i, i % 2, bytes([255 - i]) * 32) for i in range(n)
+        (i + 1, WORKER, bytes([i]) * 32, 7 + i, 1024 + i, i % 2, bytes([255 - i]) * 32)
+        for i in range(n)
     ]
     sigs = [(2**255 - 19 - i, 2**200 + i) for i in range(3)]
     jobs = [(bytes([i]) * 32, 4096, ZERO_ADDRESS, 10**12 + i, 2**40) for i in range(n)]
     for fn in (
-        MARKET.functions.settle(items, sigs),
+        MARKET.functions.settle(items, 2**40, sigs),
         MARKET.functions.create_jobs(jobs),
         MARKET.functions.submit_results([(i, bytes([i]) * 32) for i in range(n)]),
         MARKET.functions.register(),

@@ -24,7 +24,7 @@ SUB = {"job_id": 1, "worker": W, "commitment": C, "block_number": 10}
 
 def _verdict(verdict: int = 1, th: bytes = b"\x33" * 32) -> StoredVerdict:
     return StoredVerdict(
-        key=VerdictKey(1, W, C),
+        key=VerdictKey(1, W, C, 10),
         seed=b"\x44" * 32,
         challenge_block=11,
         challenge_hash=b"\x55" * 32,
@@ -44,7 +44,7 @@ def test_record_range__replayed__changes_nothing(tmp_path):
     db.record_range(12, b"\x01" * 32, events)  # the same range again, e.g. after a crash
     assert db.checkpoint() == 12
     assert db.job(1)["amount"] == 10**16
-    assert db.submission_state(VerdictKey(1, W, C)) == ("decided", 0, None)
+    assert db.submission_state(VerdictKey(1, W, C, 10)) == ("decided", 0, None)
     assert db.due_submissions(max_block=100) == []
 
 
@@ -52,14 +52,14 @@ def test_due_submissions__waits_for_the_challenge_block(tmp_path):
     db = OracleDB(tmp_path / "o.db")
     db.record_range(10, b"\x01" * 32, [("JobCreated", JOB), ("ResultSubmitted", SUB)])
     assert db.due_submissions(max_block=10) == []
-    assert [s["key"] for s in db.due_submissions(max_block=11)] == [VerdictKey(1, W, C)]
+    assert [s["key"] for s in db.due_submissions(max_block=11)] == [VerdictKey(1, W, C, 10)]
 
 
 def test_record_verdict__same_content__is_a_no_op(tmp_path):
     db = OracleDB(tmp_path / "o.db")
     assert db.record_verdict(_verdict()) is True
     assert db.record_verdict(_verdict()) is False
-    assert db.verdict(VerdictKey(1, W, C)).transcript == {"a": 1}
+    assert db.verdict(VerdictKey(1, W, C, 10)).transcript == {"a": 1}
 
 
 @pytest.mark.parametrize("other", [_verdict(verdict=2), _verdict(th=b"\x66" * 32)])
@@ -68,7 +68,7 @@ def test_record_verdict__different_content__raises_and_keeps_the_first(tmp_path,
     db.record_verdict(_verdict())
     with pytest.raises(VerdictConflict):
         db.record_verdict(other)
-    kept = db.verdict(VerdictKey(1, W, C))
+    kept = db.verdict(VerdictKey(1, W, C, 10))
     assert (kept.verdict, kept.transcript_hash) == (1, b"\x33" * 32)
 
 
@@ -91,7 +91,7 @@ def test_settled_event__removes_verdict_from_the_unsettled_set(tmp_path):
 def test_retry_then_give_up__is_recorded(tmp_path):
     db = OracleDB(tmp_path / "o.db")
     db.record_range(10, b"\x01" * 32, [("JobCreated", JOB), ("ResultSubmitted", SUB)])
-    key = VerdictKey(1, W, C)
+    key = VerdictKey(1, W, C, 10)
     assert db.retry_later(key, "unreachable", delay=100.0) == 1
     assert db.due_submissions(max_block=11) == []  # backing off
     db.give_up(key, "unreachable")

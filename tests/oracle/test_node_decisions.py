@@ -34,7 +34,7 @@ W2 = "0x" + "22" * 20
 
 
 def _key(job: int, worker: str = W1) -> VerdictKey:
-    return VerdictKey(job, worker, bytes([job % 256]) * 32)
+    return VerdictKey(job, worker, bytes([job % 256]) * 32, 7)
 
 
 def _due(job: int, decided_at: float, worker: str = W1) -> Unsettled:
@@ -212,7 +212,7 @@ def test_fork_point__reads_newest_first_and_stops_at_the_match():
 
 def _stored(job: int, worker: str, verdict: VerdictCode, commitment: bytes) -> StoredVerdict:
     return StoredVerdict(
-        key=VerdictKey(job, worker, commitment),
+        key=VerdictKey(job, worker, commitment, 7),
         seed=b"\x01" * 32,
         challenge_block=1,
         challenge_hash=b"\x02" * 32,
@@ -279,8 +279,8 @@ EVENTS = [
 def test_receipt_outcome__not_lined_up__marks_by_job_worker_and_verdict(items):
     marks, settled, skipped = receipt_outcome(items, EVENTS, _fallback_verdicts())
     assert marks == [
-        (VerdictKey(1, W1, b"\xa1" * 32), "settled"),
-        (VerdictKey(2, W2, b"\xb1" * 32), "slashed"),
+        (VerdictKey(1, W1, b"\xa1" * 32, 7), "settled"),
+        (VerdictKey(2, W2, b"\xb1" * 32, 7), "slashed"),
     ]  # the skipped item is left unmarked
     assert (settled, skipped) == (2, 1)
 

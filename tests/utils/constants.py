@@ -27,3 +27,5 @@ REVEAL_WINDOW = 600
 REFUND_GRACE = 3_600
 MAX_HORIZON = 30 * 86_400
 N_ORACLES = 5
+#: ``validUntil`` of test signatures unless a test is about freshness (year 36812).
+VALID_UNTIL = 2**40
