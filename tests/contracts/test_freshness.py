@@ -161,7 +161,7 @@ def test_readme_eip712_snippet__signs_an_attestation_that_settles(
         "valid_until": chain.pending_timestamp + 600,
         "oracle_key": oracles[0].key,
     }
-    exec(code, ns)  # noqa: S102 - the README's own code
+    exec(code, ns)
     signed, vs = ns["signed"], ns["vs"]
     item = (1, worker.address, a.commitment, a.submission_block, a.work_units, 1, b"\x00" * 32)
     market.settle([item], ns["valid_until"], [(signed.r, vs)], sender=worker)
