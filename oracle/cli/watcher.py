@@ -120,7 +120,8 @@ def audit(
 
     The challenge seed comes from the block after the submission; the spec from a spec store
     (hash-checked); the result from the worker's server or from data you hold. Exit status:
-    0 every posted verdict matches, 1 a mismatch, 2 bad input.
+    0 every posted verdict matches, 1 a mismatch, 2 bad input or a verdict that cannot be
+    re-run here (reported UNVERIFIED with the reason; the others are still audited).
     """
     from oracle.client.audit import ResultSource, audit_job
     from oracle.exceptions import ConfigError
@@ -146,11 +147,12 @@ def audit(
         timeout=timeout,
     )
     ok = all(f.match for f in findings)
+    mismatch = any(f.verified and not f.match for f in findings)
     if as_json:
         print_json({"job_id": job_id, "match": ok, "findings": [f.as_dict() for f in findings]})
     else:
         for f in findings:
-            word = "MATCH" if f.match else "MISMATCH"
+            word = "MATCH" if f.match else "MISMATCH" if f.verified else "UNVERIFIED"
             click.echo(
                 f"{word} job {f.job_id} worker {f.worker}: posted {f.posted_verdict} "
                 f"{f.posted_transcript_hash}, derived {f.derived_verdict} "
@@ -158,7 +160,7 @@ def audit(
                 + (f" [{f.note}]" if f.note else "")
             )
     if not ok:
-        sys.exit(1)
+        sys.exit(1 if mismatch else 2)
 
 
 @click.command()

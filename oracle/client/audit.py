@@ -19,24 +19,32 @@ A verdict of "not served within the reveal window" cannot be re-run (there is no
 its transcript is still re-derived from public data and compared. Problems with the
 auditor's input (no such job, nothing settled, spec or result unavailable) are
 :class:`~oracle.exceptions.AuditInputError`; a disagreement is a finding with ``match=False``.
+A failure that may pass (a spec store or the worker's server not answering) is tried
+``retries`` times, with a doubling pause, before it is reported. A verdict the auditor can
+never re-run here (:func:`oracle.protocol.failures.classify_failure`: blob inputs with no store
+for them, say) is a finding with ``verified=False`` and the reason; the job's other verdicts
+are still audited.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from eth_utils import to_checksum_address
 
 from oracle.chain.client import JOB_EVENTS, Chain
+from oracle.compute.kinds.base import Prepared
 from oracle.compute.verify import check_full, check_sampled, prepare
 from oracle.compute.work import answer_challenge, result_tree
 from oracle.exceptions import AuditInputError, BlobError, BlobTooLarge, ResultFormatError
 from oracle.protocol.challenge import challenge_block, challenge_seed
 from oracle.protocol.commitment import commitment as make_commitment
+from oracle.protocol.failures import classify_failure
 from oracle.protocol.results import MAX_ANSWER_BYTES, decode_result, result_layout
 from oracle.protocol.spec import Spec
 from oracle.protocol.verdict import Verdict, VerdictCode, VerdictKey, submission_invalid
@@ -46,6 +54,28 @@ from oracle.store.specs import SpecStore, open_store
 __all__ = ["AuditFinding", "ResultSource", "audit_job"]
 
 UNSERVED = "result not served within the reveal window"
+#: ``derived_verdict`` of a finding whose verdict could not be re-run (``verified=False``).
+UNVERIFIED = "UNVERIFIED"
+
+T = TypeVar("T")
+
+
+class _Passing(AuditInputError):
+    """An audit input problem that may pass (a server that did not answer): tried again by
+    :func:`_retrying`, reported as any AuditInputError once the tries are spent."""
+
+
+def _retrying(what: Callable[[], T], retries: int, pause: float) -> T:
+    """``what()``, tried up to ``retries`` times while it fails with :class:`_Passing`
+    (``pause`` seconds, doubling, between tries)."""
+    for attempt in range(max(retries, 1)):
+        try:
+            return what()
+        except _Passing as exc:
+            if attempt + 1 >= retries:
+                raise AuditInputError(f"{exc} (after {attempt + 1} tries)") from None
+            time.sleep(pause * 2**attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @dataclass(frozen=True)
@@ -76,15 +106,24 @@ class AuditFinding:
     derived_reason: str
     match: bool
     note: str = ""
+    #: False: the verdict could not be re-run here (``derived_reason`` says why); ``match``
+    #: is then False too, and means "not confirmed", not "contradicted".
+    verified: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def _derive(
-    spec: Spec, seed: bytes, key: VerdictKey, source: ResultSource, timeout: float
+    spec: Spec,
+    seed: bytes,
+    key: VerdictKey,
+    source: ResultSource,
+    timeout: float,
+    prepared: Prepared,
 ) -> Verdict:
-    """Run the oracle's procedure on the data the source provides."""
+    """Run the oracle's procedure on the data the source provides (``prepared``: the
+    seed-only part, done before anything is fetched)."""
     shape, dtype = result_layout(spec)
     size = shape[0] * shape[1] * dtype.itemsize
     if source.worker_url:
@@ -111,7 +150,7 @@ def _derive(
                     raise AuditInputError(f"worker server: GET answer: HTTP {resp.status_code}")
                 if len(resp.content) > MAX_ANSWER_BYTES:
                     return submission_invalid(spec, seed, key, "challenge answer oversized")
-                return check_sampled(prepare(spec, seed), resp.content, root)
+                return check_sampled(prepared, resp.content, root)
             client = HttpBlobClient(
                 source.worker_url,
                 max_size=size,
@@ -123,10 +162,12 @@ def _derive(
                 data = client.get(str(manifest["blob"]))
             except BlobTooLarge:
                 return submission_invalid(spec, seed, key, f"result oversized (limit {size} bytes)")
-            return check_full(prepare(spec, seed), data, expected_root=root)
+            return check_full(prepared, data, expected_root=root)
         except (requests.RequestException, BlobError, ValueError, KeyError, TypeError) as exc:
             if isinstance(exc, AuditInputError):
                 raise
+            if isinstance(exc, requests.RequestException) or not classify_failure(exc).permanent:
+                raise _Passing(f"worker server {source.worker_url}: {exc}") from None
             raise AuditInputError(f"worker server {source.worker_url}: {exc}") from None
     data = _held_result(source, size)
     try:
@@ -138,8 +179,8 @@ def _derive(
         return submission_invalid(spec, seed, key, "served root does not open the commitment")
     if spec.mode == "sampled":
         answer = answer_challenge(spec, arr, seed, tree=tree)
-        return check_sampled(prepare(spec, seed), answer, tree.root)
-    return check_full(prepare(spec, seed), arr, expected_root=tree.root)
+        return check_sampled(prepared, answer, tree.root)
+    return check_full(prepared, arr, expected_root=tree.root)
 
 
 def _held_result(source: ResultSource, size: int) -> bytes:
@@ -156,10 +197,21 @@ def _held_result(source: ResultSource, size: int) -> bytes:
                 return open_store(loc).get(source.blob, max_size=size)
             except BlobError as exc:
                 last = exc
+        if last is not None and classify_failure(last).unreachable:
+            raise _Passing(f"blob {source.blob} not available: {last}")
         raise AuditInputError(f"blob {source.blob} not available: {last}")
     raise AuditInputError(
         "give a result source: --worker-url, --result-file, or --blob with --blob-store"
     )
+
+
+def _spec(spec_stores: Sequence[str], spec_hash: bytes) -> Spec:
+    try:
+        return SpecStore(spec_stores).get(spec_hash)
+    except (BlobError, ValueError) as exc:
+        failure = classify_failure(exc)
+        text = f"spec 0x{spec_hash.hex()}: {exc}"
+        raise (AuditInputError(text) if failure.permanent else _Passing(text)) from None
 
 
 def audit_job(
@@ -170,8 +222,11 @@ def audit_job(
     *,
     worker: str | None = None,
     timeout: float = 10.0,
+    retries: int = 3,
+    retry_pause: float = 0.5,
 ) -> list[AuditFinding]:
-    """Re-derive every posted verdict of ``job_id`` (only ``worker``'s, if given)."""
+    """Re-derive every posted verdict of ``job_id`` (only ``worker``'s, if given); a store or
+    server that does not answer is tried ``retries`` times (``retry_pause`` s, doubling)."""
     if chain.job(job_id)["status"] == 0:
         raise AuditInputError(f"job {job_id} does not exist on this market")
     evs = chain.events(chain.deployment.block, chain.head(), job_id=job_id, names=JOB_EVENTS)
@@ -190,10 +245,8 @@ def audit_job(
             + (f" by {want}" if want else "")
             + " to audit"
         )
-    try:
-        spec = SpecStore(spec_stores).get(bytes(created.args["spec_hash"]))
-    except (BlobError, ValueError) as exc:
-        raise AuditInputError(f"spec 0x{bytes(created.args['spec_hash']).hex()}: {exc}") from None
+    spec_hash = bytes(created.args["spec_hash"])
+    spec = _retrying(lambda: _spec(spec_stores, spec_hash), retries, retry_pause)
     findings = []
     for p in posted:
         who = p.args["worker"]
@@ -215,11 +268,44 @@ def audit_job(
         posted_hash = bytes(p.args["transcript_hash"])
         unserved = submission_invalid(spec, seed, key, UNSERVED)
         note = ""
+        derived: Verdict | None = None
         if posted_code is VerdictCode.INVALID and unserved.transcript_hash == posted_hash:
             derived = unserved
             note = "the worker did not serve in time: only the transcript can be re-derived"
         else:
-            derived = _derive(spec, seed, key, source, timeout)
+            try:
+                prepared = prepare(spec, seed)
+            except Exception as exc:  # the job, not the auditor's input: report, go on
+                failure = classify_failure(exc)
+                note = "cannot re-verify here" + ("" if failure.permanent else " (may pass)")
+                reason = failure.reason
+            else:
+                derived = _retrying(
+                    lambda: _derive(spec, seed, key, source, timeout, prepared),  # noqa: B023
+                    retries,
+                    retry_pause,
+                )
+        if derived is None:
+            findings.append(
+                AuditFinding(
+                    job_id=job_id,
+                    worker=who,
+                    commitment="0x" + key.commitment.hex(),
+                    submission_block=sub_block,
+                    challenge_block=cb,
+                    seed="0x" + seed.hex(),
+                    posted_event=p.name,
+                    posted_verdict=posted_code.name,
+                    posted_transcript_hash="0x" + posted_hash.hex(),
+                    derived_verdict=UNVERIFIED,
+                    derived_transcript_hash="",
+                    derived_reason=reason,
+                    match=False,
+                    note=note,
+                    verified=False,
+                )
+            )
+            continue
         findings.append(
             AuditFinding(
                 job_id=job_id,

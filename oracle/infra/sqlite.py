@@ -83,6 +83,17 @@ class SqliteFile:
                 raise
             conn.execute("COMMIT")
 
+    def add_columns(self, table: str, columns: dict[str, str]) -> list[str]:
+        """Add the columns (name → SQL declaration) ``table`` lacks: the migration of a file
+        written by an older version (``CREATE TABLE IF NOT EXISTS`` keeps its old columns).
+        Returns the names added. Names come from the code, never from input."""
+        with self.tx() as c:
+            have = {row[1] for row in c.execute(f"PRAGMA table_info({table})")}
+            added = [name for name in columns if name not in have]
+            for name in added:
+                c.execute(f"ALTER TABLE {table} ADD COLUMN {name} {columns[name]}")
+        return added
+
     def _one(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
         with self._conn() as c:
             return c.execute(sql, args).fetchone()

@@ -36,5 +36,7 @@ class NodeContext:
     index: int
     threshold: int
     reveal_window: int
+    #: Seconds after a job's deadline reserved for settlement (the market's ``refund_grace``).
+    refund_grace: int
     #: SIGKILL this process if the config names the point (crash tests).
     kill: Callable[[str], None]

@@ -6,7 +6,8 @@ to ask for signatures and which agreed sub-list to settle (:func:`peer_order`,
 :func:`choose_quorum`, :func:`quorum_signatures`), where a deep reorg forked
 (:func:`fork_point`), what a settle receipt marks (:func:`receipt_outcome`), how results are
 fetched in bundles (:func:`bundle_cost`, :func:`plan_bundles`) and how long a failed attempt
-waits (:func:`retry_delay`, :func:`gives_up`, :func:`reveal_window_over`).
+waits (:func:`retry_delay`, the worker's too, from :mod:`oracle.protocol.failures`;
+:func:`gives_up`, :func:`reveal_window_over`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 from oracle.protocol.attestation import CompactSignature, order_signatures
+from oracle.protocol.failures import retry_delay
 from oracle.protocol.verdict import VerdictCode, VerdictKey
 
 __all__ = [
@@ -42,6 +44,8 @@ __all__ = [
     "retry_delay",
     "reveal_window_over",
     "settle_batch",
+    "settle_window_over",
+    "threshold_reachable",
 ]
 
 #: Bundled fetches (``POST /results`` on a worker): full-mode results up to this size travel in
@@ -289,12 +293,6 @@ def plan_bundles(
     return chunks
 
 
-def retry_delay(attempts: int, backoff: float, max_backoff: float) -> float:
-    """Seconds before the next attempt after ``attempts`` failed ones: exponential from
-    ``backoff``, capped at ``max_backoff``."""
-    return min(max_backoff, backoff * 2**attempts)
-
-
 def gives_up(attempt: int, max_attempts: int) -> bool:
     """Whether a submission whose ``attempt``-th attempt just failed is given up."""
     return attempt >= max_attempts
@@ -315,3 +313,16 @@ def acceptable_expiry(valid_until: int, now: int, ttl: int, skew: int = CLOCK_SK
     the chain's ``now``, and no later than this node's own ``ttl`` (plus ``skew``) from now,
     so no signature of this node outlives the freshness it promises."""
     return now <= valid_until <= now + ttl + skew
+
+
+def settle_window_over(deadline: int, now: int, refund_grace: int) -> bool:
+    """Whether a job whose ``deadline`` has passed by more than the refund grace at block time
+    ``now`` (then the requester may take the escrow back: a submission still undecided for a
+    reason that may pass — its spec not available — is no longer worth retrying)."""
+    return now > deadline + refund_grace
+
+
+def threshold_reachable(answered: int, threshold: int) -> bool:
+    """Whether ``answered`` peers (those that answered at all, agreeing or not) plus this node
+    can make ``threshold`` signatures: if not, nothing this node proposes can settle."""
+    return answered + 1 >= threshold

@@ -14,11 +14,14 @@ One loop, one thread, every state change one SQLite transaction (:mod:`oracle.no
 2. **Verify** — for each pending submission whose challenge block (submission block + 1) is
    confirmed: derive the seed from that block's hash, start :func:`oracle.compute.verify.prepare` on
    a helper thread while the result is fetched from the worker, then check. Bad input never stops
-   the loop: a malformed spec or a spec whose work units differ from the job's is *given up* (no
-   attestation: the worker is not at fault, the requester is refunded after the deadline); an
-   unreachable worker is retried with exponential backoff until the reveal window has passed
-   on-chain, then INVALID; an oversized result, a served root that does not open the commitment, or
-   a result that fails the check is INVALID with its reason.
+   the loop: a malformed spec, blob inputs the node has no store for, or a spec whose work units
+   differ from the job's is *given up* at once (no attestation: the worker is not at fault, the
+   requester is refunded after the deadline); a spec store that is down, or a spec not published
+   yet, is retried with exponential backoff until the job's settlement window ends (then given
+   up), and the stores' state is a gauge and a log line per change; an unreachable worker is
+   retried with exponential backoff until the reveal window has passed on-chain, then INVALID;
+   an oversized result, a served root that does not open the commitment, or a result that fails
+   the check is INVALID with its reason.
 3. **Settle** — unsettled verdicts (those the followed events have not closed) form
    batches (``batch_size`` items, or fewer once the oldest has waited ``max_wait``
    seconds). Leadership rotates by job id: the node at rank ``(index - job_id) mod n`` in
@@ -27,7 +30,9 @@ One loop, one thread, every state change one SQLite transaction (:mod:`oracle.no
    POSTs it to each peer's ``/sign``; a peer signs the sub-list of items that match its
    own recorded verdicts exactly and returns the signature. Any sub-list with
    ``threshold`` signatures (own included) is settled in one transaction; the transaction
-   is stored before it is broadcast and re-broadcast after a restart. No item is re-read
+   is stored before it is broadcast and re-broadcast after a restart. Too few peers answering
+   to reach the threshold is said once (``threshold_unreachable``, gauge
+   ``threshold_reachable``), at start-up too, and once when it is over. No item is re-read
    from the chain first: the contract skips a stale one with ``AttestationSkipped``, and
    the receipt marks it moot (one SQLite transaction per receipt).
 
@@ -62,6 +67,7 @@ from oracle.chain.client import Chain
 from oracle.compute.freivalds import jit_warm_up as freivalds_warm_up
 from oracle.compute.merkle import jit_warm_up as merkle_warm_up
 from oracle.exceptions import ChainError
+from oracle.infra.health import Reachability
 from oracle.infra.logs import event
 from oracle.infra.metrics import Metrics
 from oracle.infra.web import WebServer
@@ -91,6 +97,12 @@ METRIC_HELP = {
     "items_skipped": "attestations the contract skipped in own transactions",
     "gas_used": "gas used by own settle transactions",
     "checkpoint_block": "last block whose events are recorded",
+    "gave_up": "submissions given up without a verdict (logged as gave_up, with the reason)",
+    "prepare_retries": "submissions whose spec or inputs were not available yet, retried with "
+    "backoff (logged as prepare_retry)",
+    "spec_store_up": "1 if a spec store answered the last request, 0 if none did",
+    "peers_reachable": "peers that answered the last request for signatures or health probe",
+    "threshold_reachable": "1 if those peers and this node can make the threshold of signatures",
 }
 #: The node's histograms (seconds).
 METRIC_HISTOGRAMS = {
@@ -129,6 +141,8 @@ class OracleConfig:
     verify_threads: int = 4
     #: Submissions asked of one worker per bundle (``POST /results``); 1 disables bundles.
     bundle_items: int = 64
+    #: Seconds between ``/health`` probes of the peers while too few answer for the threshold.
+    peer_probe_interval: float = 5.0
     kill_at: str | None = None
 
 
@@ -145,13 +159,20 @@ class OracleNode:
         self.chain = chain
         self.account = account
         self.db = OracleDB(config.db_path)
-        specs = SpecStore(config.spec_stores)
         self.metrics = Metrics(
             "pouw_oracle",
             help=METRIC_HELP,
             counters=("jobs_seen", "submissions_seen", "verify_checks", "settle_txs"),
             histograms=METRIC_HISTOGRAMS,
         )
+        self.spec_store = Reachability(
+            log,
+            self.metrics,
+            "spec_store_up",
+            down_event="spec_store_down",
+            up_event="spec_store_up",
+        )
+        self.specs = SpecStore(config.spec_stores, watch=self._spec_store_seen)
         self.metrics.read_from("checkpoint_block", lambda: self.db.checkpoint() or 0)
         self.metrics.add_rows("db", "rows in the node's SQLite state", self.db.counts)
         oracles: list[str] = sorted(
@@ -159,6 +180,7 @@ class OracleNode:
         )
         threshold = int(chain.call("threshold"))
         reveal_window = int(chain.call("reveal_window"))
+        refund_grace = int(chain.call("refund_grace"))
         if account.address not in oracles:
             raise ChainError(f"{account.address} is not in the market's oracle set")
         self.ctx = NodeContext(
@@ -172,11 +194,12 @@ class OracleNode:
             index=oracles.index(account.address),
             threshold=threshold,
             reveal_window=reveal_window,
+            refund_grace=refund_grace,
             kill=self._kill,
         )
         self.settler = Settler(self.ctx)
         self.follower = Follower(self.ctx)
-        self.verifier = Verifier(self.ctx, specs, self.follower.confirmed_hash)
+        self.verifier = Verifier(self.ctx, self.specs, self.follower.confirmed_hash)
         self.api = NodeApi(self.ctx, self.settler)
         self.server: WebServer | None = None
         for addr, url in config.worker_urls.items():
@@ -204,7 +227,11 @@ class OracleNode:
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set: follow and verify on this thread, settle on a second
         one (a settle transaction's round trips never hold up verification, nor the other
-        way round); an error in one iteration is logged and retried."""
+        way round); an error in one iteration is logged and retried. The spec stores and the
+        peers are probed first, so a node that cannot read specs or cannot reach the threshold
+        says so at start-up."""
+        self.specs.probe()
+        self.settler.check_peers()
         self.settler.resume_transactions()
         settler = threading.Thread(
             target=self._loop, args=(stop, self.settle_backlog), name="pouw-settle", daemon=True
@@ -231,7 +258,9 @@ class OracleNode:
 
     def settle_backlog(self, max_batches: int = 8) -> int:
         """Settle ready batches until none is left (at most ``max_batches``): a backlog of
-        full batches goes out now, not one per iteration. Returns the items settled."""
+        full batches goes out now, not one per iteration. Returns the items settled. (Peers
+        are probed first while too few answered: see :meth:`Settler.check_peers`.)"""
+        self.settler.check_peers()
         total = 0
         for _ in range(max_batches):
             settled = self.settler.settle_ready()
@@ -239,6 +268,11 @@ class OracleNode:
                 break
             total += settled
         return total
+
+    def _spec_store_seen(self, up: bool, error: str) -> None:
+        self.spec_store.observe(
+            up, stores=list(self.cfg.spec_stores), **({"error": error} if error else {})
+        )
 
     def _kill(self, point: str) -> None:
         if self.cfg.kill_at == point:

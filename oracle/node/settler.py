@@ -1,12 +1,20 @@
 """Settling: batches of unsettled verdicts, signatures from peers, settle transactions (stored
-before broadcast), their receipts, and the transactions left in flight by a restart."""
+before broadcast), their receipts, and the transactions left in flight by a restart.
+
+Whether enough peers answer to reach the threshold is a state, not only a stream of
+``peer_error`` lines: each proposal counts the peers that answered (agreeing or not), and
+while the count is too low — or before anything was proposed — :meth:`Settler.check_peers`
+asks their ``/health`` every ``peer_probe_interval`` seconds. Gauges ``peers_reachable`` and
+``threshold_reachable``; ``threshold_unreachable`` is logged once when it goes (or starts)
+down, ``threshold_reachable`` once when it is back.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from http import HTTPStatus
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import requests
@@ -14,6 +22,7 @@ from eth_utils import to_checksum_address
 
 from oracle.chain.client import SentTx, TxSender, rpc_int
 from oracle.exceptions import ChainError, PeerError
+from oracle.infra.health import Reachability
 from oracle.infra.logs import event
 from oracle.node.context import NodeContext
 from oracle.node.db import StoredVerdict, Unsettled
@@ -27,6 +36,7 @@ from oracle.node.decisions import (
     quorum_signatures,
     receipt_outcome,
     settle_batch,
+    threshold_reachable,
 )
 from oracle.node.wire import Proposal, SignReply, to_item
 from oracle.protocol.attestation import (
@@ -41,6 +51,14 @@ from oracle.protocol.verdict import VerdictKey
 __all__ = ["Settler", "attestation"]
 
 log = logging.getLogger("pouw.oracle")
+
+
+class _PeerReply(NamedTuple):
+    """What asking one peer gave: whether it answered at all, and its agreed indexes and
+    signature if it signed anything."""
+
+    answered: bool
+    signed: tuple[tuple[int, ...], CompactSignature] | None
 
 
 def attestation(v: StoredVerdict | Unsettled) -> Attestation:
@@ -67,6 +85,50 @@ class Settler:
         )
         self._pending_digest: bytes | None = None
         self._cooldown: dict[bytes, float] = {}
+        self.peers = Reachability(
+            log,
+            ctx.metrics,
+            "threshold_reachable",
+            down_event="threshold_unreachable",
+            up_event="threshold_reachable",
+        )
+        self._peers_probed = -float("inf")
+
+    def _peers_seen(self, answered: int) -> None:
+        """Record how many peers answered the last round; log a change of reachability."""
+        threshold = self.ctx.threshold
+        self.ctx.metrics.set("peers_reachable", answered)
+        self.peers.observe(
+            threshold_reachable(answered, threshold),
+            answered=answered,
+            needed=max(threshold - 1, 0),
+            threshold=threshold,
+            peers=len(self.ctx.cfg.peers),
+        )
+
+    def check_peers(self, now: float | None = None) -> bool | None:
+        """Ask every peer's ``/health`` if the threshold is not known reachable (at start-up,
+        or while too few answered), at most every ``peer_probe_interval`` seconds; a node
+        whose threshold is 1 needs no peer. Returns the state (None: not probed yet)."""
+        if self.ctx.threshold <= 1:
+            if self.peers.up is None:
+                self._peers_seen(0)
+            return self.peers.up
+        now = time.monotonic() if now is None else now
+        if self.peers.up or now - self._peers_probed < self.ctx.cfg.peer_probe_interval:
+            return self.peers.up
+        self._peers_probed = now
+        answered = 0
+        for peer in self.ctx.cfg.peers:
+            try:
+                resp = self.ctx.http.get(
+                    f"{peer.rstrip('/')}/health", timeout=min(self.ctx.cfg.fetch_timeout, 2.0)
+                )
+            except requests.RequestException:
+                continue
+            answered += resp.status_code == HTTPStatus.OK
+        self._peers_seen(answered)
+        return self.peers.up
 
     def _digest(self, batch: list[Attestation], valid_until: int) -> bytes:
         chain = self.ctx.chain
@@ -137,14 +199,18 @@ class Settler:
             Proposal(items=[to_item(a) for a in batch], valid_until=valid_until)
         )
         whole = tuple(range(len(batch)))
+        answered = 0
         # Peers in turn until threshold - 1 of them agree on the whole batch: signatures
         # beyond the threshold cost the peers' CPU and add nothing on-chain.
         for peer in peer_order(self.ctx.cfg.peers, batch[0].job_id):
-            got = self._ask_peer(peer, body, batch, valid_until)
-            if got is not None:
+            reply = self._ask_peer(peer, body, batch, valid_until)
+            answered += reply.answered
+            if reply.signed is not None:
+                got = reply.signed
                 groups.setdefault(got[0], []).append(got[1])
                 if has_quorum(len(groups.get(whole, ())), threshold):
                     break
+        self._peers_seen(answered)
         best = choose_quorum(groups, threshold)
         if best is None:
             return None, []
@@ -154,8 +220,9 @@ class Settler:
 
     def _ask_peer(
         self, peer: str, body: bytes, batch: list[Attestation], valid_until: int
-    ) -> tuple[tuple[int, ...], CompactSignature] | None:
+    ) -> _PeerReply:
         chain = self.ctx.chain
+        answered = False
         try:
             resp = self.ctx.http.post(
                 f"{peer.rstrip('/')}/sign",
@@ -165,10 +232,11 @@ class Settler:
             )
             if resp.status_code != HTTPStatus.OK:
                 raise PeerError(f"HTTP {resp.status_code}")
+            answered = True  # a peer that disagrees, or signs badly, is still there
             reply = msgspec.json.decode(resp.content, type=SignReply)
             idx = tuple(reply.agreed)
             if not idx:
-                return None
+                return _PeerReply(True, None)
             if any(not 0 <= i < len(batch) for i in idx) or list(idx) != sorted(set(idx)):
                 raise PeerError("bad agreed index list")
             sig = reply.signature()
@@ -188,11 +256,11 @@ class Settler:
                 sig.r,
                 sig.vs,
             )
-            return idx, sig
+            return _PeerReply(True, (idx, sig))
         except (requests.RequestException, PeerError, ValueError, msgspec.MsgspecError) as exc:
             self.ctx.metrics.inc("peer_errors")
             event(log, "peer_error", logging.WARNING, peer=peer, error=str(exc))
-            return None
+            return _PeerReply(answered, None)
 
     def _on_signed(self, sent: SentTx, label: str) -> None:
         self.ctx.db.record_tx(sent.nonce, sent.tx_hash, sent.raw, label, self._pending_digest)

@@ -1,5 +1,14 @@
 """Verifying: due submissions → verdicts, results fetched from workers (in bundles, or one by
-one), retries with backoff, give-ups on bad input."""
+one), retries with backoff, give-ups on bad input.
+
+A submission whose job this node cannot prepare (no spec, inputs it cannot load) gets no
+verdict from that: the worker is not at fault. What can never pass
+(:func:`oracle.protocol.failures.classify_failure`: a malformed spec, blob inputs with no store
+for them, stored bytes that do not hash to their name) is given up at once; what may pass (a
+spec store down, a spec not published yet) is retried with backoff, however many times, until
+the job's settlement window ends (deadline + refund grace), then given up. Neither ever holds
+up another submission.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +28,6 @@ from oracle.exceptions import (
     BlobTooLarge,
     ChainError,
     PeerError,
-    SpecError,
     VerdictConflict,
 )
 from oracle.infra.logs import event
@@ -32,9 +40,11 @@ from oracle.node.decisions import (
     plan_bundles,
     retry_delay,
     reveal_window_over,
+    settle_window_over,
 )
 from oracle.protocol.challenge import challenge_block, challenge_seed
 from oracle.protocol.commitment import commitment
+from oracle.protocol.failures import classify_failure
 from oracle.protocol.results import MAX_ANSWER_BYTES, result_layout
 from oracle.protocol.spec import Spec, work_units
 from oracle.protocol.verdict import Verdict, VerdictCode, VerdictKey, submission_invalid
@@ -53,6 +63,28 @@ INLINE_CHECK_BYTES = 64 << 10
 
 #: ``{key: (root, payload)}`` of results a bundle brought.
 Served = dict[VerdictKey, tuple[bytes, bytes]]
+
+
+class _Unprepared(Exception):
+    """:func:`prepare` failed. Deliberately no ValueError or ConnectionError: the fetch path
+    catches those as the worker's failure to serve, which could end in INVALID for a worker
+    that served in time; this one reaches :meth:`Verifier.decide` instead."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _prepared(f: Future[Any]) -> Callable[[], Any]:
+    """``f``'s result on demand, a failure raised as :class:`_Unprepared`."""
+
+    def get() -> Any:
+        try:
+            return f.result()
+        except Exception as exc:
+            raise _Unprepared(exc) from exc
+
+    return get
 
 
 class Verifier:
@@ -261,10 +293,8 @@ class Verifier:
             raise ChainError(f"job {key.job_id} not recorded yet")
         try:
             spec = self.specs.get(job["spec_hash"])
-        except SpecError as exc:
-            db.give_up(key, f"malformed spec: {exc}")
-            metrics.inc("gave_up")
-            event(log, "gave_up", logging.WARNING, job=key.job_id, reason=f"bad spec: {exc}")
+        except Exception as exc:  # classified: given up, or retried with backoff
+            self._unprepared(key, job, exc)
             return None
         if work_units(spec) != job["work_units"]:
             db.give_up(key, "spec work units differ from the job's")
@@ -275,17 +305,24 @@ class Verifier:
         seed = challenge_seed(cb_hash, key.job_id, key.worker)
         prepared_f: Future[Any] = Future()
         if job["work_units"] < INLINE_PREPARE_UNITS:
-            prepared_f.set_result(prepare(spec, seed))  # cheaper than a thread handoff
+            try:  # cheaper than a thread handoff
+                prepared_f.set_result(prepare(spec, seed))
+            except Exception as exc:  # before anything is fetched from the worker
+                self._unprepared(key, job, exc)
+                return None
         else:
             prepared_f = self._pool.submit(prepare, spec, seed)
         verdict: Verdict | None
         try:
             if served is not None:
-                verdict = self._check_served(key, spec, seed, prepared_f.result, *served)
+                verdict = self._check_served(key, spec, seed, _prepared(prepared_f), *served)
             else:
                 verdict = self._fetch_and_check(
-                    key, spec, seed, prepared_f.result, submission_block
+                    key, spec, seed, _prepared(prepared_f), submission_block
                 )
+        except _Unprepared as exc:
+            self._unprepared(key, job, exc.cause)
+            return None
         finally:
             prepared_f.cancel()
         if verdict is None:
@@ -301,6 +338,36 @@ class Verifier:
             transcript=verdict.transcript,
             transcript_hash=verdict.transcript_hash,
         )
+
+    def _unprepared(self, key: VerdictKey, job: dict[str, Any], exc: Exception) -> None:
+        """A submission whose job could not be prepared (spec or inputs): given up at once if
+        that can never pass, else retried with backoff until the job's settlement window
+        ends. Never a verdict: the worker is not at fault."""
+        db, metrics = self.ctx.db, self.ctx.metrics
+        failure = classify_failure(exc)
+        reason = failure.reason
+        if not failure.permanent:
+            chain = self.ctx.chain
+            now = chain.block_timestamp(chain.head())
+            if not settle_window_over(job["deadline"], now, self.ctx.refund_grace):
+                delay = self._delay(key)
+                n = db.retry_later(key, reason, delay)
+                metrics.inc("prepare_retries")
+                event(
+                    log,
+                    "prepare_retry",
+                    logging.INFO if failure.unreachable else logging.WARNING,
+                    job=key.job_id,
+                    worker=key.worker,
+                    attempt=n,
+                    delay=delay,
+                    reason=reason,
+                )
+                return
+            reason = f"settlement window over; last error: {reason}"
+        db.give_up(key, reason)
+        metrics.inc("gave_up")
+        event(log, "gave_up", logging.WARNING, job=key.job_id, worker=key.worker, reason=reason)
 
     def _check_served(
         self,

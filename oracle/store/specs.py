@@ -13,19 +13,32 @@ canonical spec (permanent: the job cannot be verified).
 A spec read and checked once is kept in a bounded in-memory cache (``cache_size`` specs, least
 recently used out first): a spec is immutable under its hash, so the worker's compute and its
 challenge answers, and the oracle's verification, fetch each spec once.
+
+Reachability: every round of requests to the stores reports to ``watch(up, error)`` whether at
+least one store answered (with the spec, or "no such blob"); ``up`` is False only when none
+did (each was unreachable or failed its transfer). :meth:`probe` asks the stores for a name no
+spec can have, so a service learns the stores' state at start-up and while they are down
+without touching any job.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from oracle.exceptions import BlobError, BlobNotFound, SpecError
+from oracle.exceptions import BlobError, BlobNotFound, BlobTransferError, SpecError
 from oracle.protocol.spec import MAX_SPEC_BYTES, Spec, parse_spec
 from oracle.store.blobs import HttpBlobClient, LocalBlobStore
 
-__all__ = ["SpecStore", "open_store"]
+__all__ = ["PROBE_NAME", "SpecStore", "open_store"]
+
+#: The blob name :meth:`SpecStore.probe` asks for: all zeros, which no content hashes to, so a
+#: store that answers at all answers "no such blob".
+PROBE_NAME = "00" * 32
+
+#: ``watch(up, error)``: at least one store answered (``up``), else what the stores said.
+Watch = Callable[[bool, str], None]
 
 
 def open_store(location: str) -> HttpBlobClient | LocalBlobStore:
@@ -40,11 +53,40 @@ def open_store(location: str) -> HttpBlobClient | LocalBlobStore:
 class SpecStore:
     """Reads (and publishes) specs by hash across several stores."""
 
-    def __init__(self, locations: Sequence[str], cache_size: int = 4096) -> None:
+    def __init__(
+        self, locations: Sequence[str], cache_size: int = 4096, watch: Watch | None = None
+    ) -> None:
+        self.locations = list(locations)
         self.stores = [open_store(loc) for loc in locations]
         self.cache_size = cache_size
+        self.watch = watch
         self._cache: OrderedDict[bytes, Spec] = OrderedDict()
         self._lock = threading.Lock()
+
+    def _report(self, answered: bool, errors: list[str]) -> None:
+        if self.watch is not None:
+            self.watch(answered, "; ".join(errors))
+
+    def cached(self, spec_hash: bytes) -> Spec | None:
+        """The spec if it is in the cache (no store is asked)."""
+        with self._lock:
+            return self._cache.get(bytes(spec_hash))
+
+    def probe(self) -> bool:
+        """Ask every store for :data:`PROBE_NAME`; True iff at least one answered (reported to
+        ``watch`` like any other round)."""
+        answered, errors = False, []
+        for loc, store in zip(self.locations, self.stores, strict=True):
+            try:
+                store.get(PROBE_NAME, max_size=MAX_SPEC_BYTES)
+            except BlobTransferError as exc:
+                errors.append(f"{loc}: {exc}")
+            except BlobError:
+                answered = True  # "no such blob": the store is there
+            else:
+                answered = True
+        self._report(answered, errors)
+        return answered
 
     def get(self, spec_hash: bytes) -> Spec:
         """The spec with this hash; BlobError if no store has it, SpecError if malformed."""
@@ -74,13 +116,20 @@ class SpecStore:
             for name in [n for n, h in missing.items() if h in self._cache]:
                 del missing[name]
         found: list[Spec] = []
-        for store in self.stores:
+        asked, answered, errors = False, False, []
+        for loc, store in zip(self.locations, self.stores, strict=True):
             if not missing:
                 break
+            asked = True
             try:
                 got = store.get_many(list(missing), max_size=MAX_SPEC_BYTES)
-            except BlobError:
+            except BlobError as exc:
+                if isinstance(exc, BlobTransferError):
+                    errors.append(f"{loc}: {exc}")
+                else:
+                    answered = True
                 continue
+            answered = True
             for name, data in got.items():
                 try:
                     spec = parse_spec(data)
@@ -90,20 +139,30 @@ class SpecStore:
                     found.append(spec)
                     del missing[name]
         self._remember(found)
+        if asked:
+            self._report(answered, errors)
 
     def _fetch(self, spec_hash: bytes) -> Spec:
         name = spec_hash.hex()
         last: BlobError = BlobNotFound(name)
-        for store in self.stores:
+        errors: list[str] = []
+        answered = False
+        for loc, store in zip(self.locations, self.stores, strict=True):
             try:
                 data = store.get(name, max_size=MAX_SPEC_BYTES)
-            except BlobError as exc:
+            except BlobTransferError as exc:
                 last = exc
+                errors.append(f"{loc}: {exc}")
                 continue
+            except BlobError as exc:
+                last, answered = exc, True
+                continue
+            self._report(True, errors)
             spec = parse_spec(data)
             if spec.hash != spec_hash or spec.canonical != data:
                 raise SpecError(f"spec 0x{name}: stored bytes are not the canonical spec")
             return spec
+        self._report(answered, errors)
         raise last
 
     def put(self, spec: Spec) -> str:

@@ -5,10 +5,17 @@
 mined, ``lost`` if the job closed first). The result's blob name, Merkle root and commitment
 are written *before* the commitment is sent, so a restart finds the result and never computes
 or commits a second, different one. ``meta`` holds the event checkpoint.
+
+A ``new`` job whose last attempt failed in a way that may pass (a spec store down, a spec not
+published yet) waits: ``attempts`` counts the failures, ``next_try`` (Unix seconds) is when it
+is due again and ``reason`` holds the last error. The wait is persisted, so a restart neither
+forgets a job's backoff nor hammers a store that is down; and the jobs a step looks at are the
+oldest *due* ones, so any number of waiting jobs never crowds the others out.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,12 +37,19 @@ CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, job_id);
 CREATE INDEX IF NOT EXISTS jobs_by_blob ON jobs (blob) WHERE blob IS NOT NULL;
 """
 
+#: Columns added to ``jobs`` since its first version (added to an older file when opened).
+_JOB_COLUMNS = {
+    "attempts": "INTEGER NOT NULL DEFAULT 0",
+    "next_try": "REAL NOT NULL DEFAULT 0",
+}
+
 
 class WorkerDB(SqliteFile):
     """A handle on the worker's SQLite file (readers may be HTTP threads)."""
 
     def __init__(self, path: str | Path) -> None:
         super().__init__(path, _SCHEMA)
+        self.add_columns("jobs", _JOB_COLUMNS)
 
     def checkpoint(self) -> int | None:
         """The last block whose events are recorded."""
@@ -84,14 +98,18 @@ class WorkerDB(SqliteFile):
                 )
             c.execute("INSERT OR REPLACE INTO meta VALUES ('checkpoint', ?)", (str(checkpoint),))
 
-    def jobs(self, state: str, limit: int | None = None) -> list[dict[str, Any]]:
+    def jobs(
+        self, state: str, limit: int | None = None, *, due_by: float | None = None
+    ) -> list[dict[str, Any]]:
         """Jobs in a state, by id (the first ``limit`` of them: a step takes one batch, not
-        the whole backlog)."""
+        the whole backlog); with ``due_by``, only those not waiting past that time."""
+        due = "" if due_by is None else " AND next_try <= ?"
         with self._conn() as c:
             rows = c.execute(
                 "SELECT job_id, spec_hash, work_units, amount, deadline, blob, root, "
-                "commitment FROM jobs WHERE state=? ORDER BY job_id LIMIT ?",
-                (state, -1 if limit is None else limit),
+                f"commitment, attempts, reason FROM jobs WHERE state=?{due} "
+                "ORDER BY job_id LIMIT ?",
+                (state, *(() if due_by is None else (due_by,)), -1 if limit is None else limit),
             ).fetchall()
         keys = (
             "job_id",
@@ -102,6 +120,8 @@ class WorkerDB(SqliteFile):
             "blob",
             "root",
             "commitment",
+            "attempts",
+            "reason",
         )
         out = [dict(zip(keys, r, strict=True)) for r in rows]
         for j in out:
@@ -135,12 +155,38 @@ class WorkerDB(SqliteFile):
         """Move a job to ``skipped``/``committed``/``lost``/``settled`` (with a reason)."""
         self._exec("UPDATE jobs SET state=?, reason=? WHERE job_id=?", (state, reason, job_id))
 
+    def retry_later(self, job_id: int, error: str, next_try: float) -> int:
+        """Record a failed attempt at a ``new`` job that may pass: it waits until
+        ``next_try`` (Unix seconds) with ``error`` as its reason. Returns the failures so far."""
+        with self.tx() as c:
+            c.execute(
+                "UPDATE jobs SET attempts=attempts+1, next_try=?, reason=? "
+                "WHERE job_id=? AND state='new'",
+                (next_try, error[:500], job_id),
+            )
+            row = c.execute("SELECT attempts FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def release_waiting(self) -> int:
+        """Make every waiting ``new`` job due now (what they waited for is back); returns how
+        many were waiting."""
+        with self.tx() as c:
+            cur = c.execute(
+                "UPDATE jobs SET next_try=0 WHERE state='new' AND next_try > ?", (time.time(),)
+            )
+            return int(cur.rowcount)
+
+    def waiting(self) -> int:
+        """How many ``new`` jobs wait after a failure that may pass."""
+        row = self._one("SELECT COUNT(*) FROM jobs WHERE state='new' AND attempts > 0")
+        return int(row[0])
+
     def set_computed_many(self, rows: list[tuple[int, str, bytes, bytes]]) -> None:
         """Record stored results, (job id, blob, root, commitment) each, before their
         commitments are sent, in one transaction."""
         with self.tx() as c:
             c.executemany(
-                "UPDATE jobs SET state='computed', blob=?, root=?, commitment=? "
+                "UPDATE jobs SET state='computed', blob=?, root=?, commitment=?, reason=NULL "
                 "WHERE job_id=? AND state='new'",
                 [(b, r, cm, j) for j, b, r, cm in rows],
             )

@@ -5,12 +5,16 @@ One loop (:meth:`Worker.step`):
 1. bond if the market's ``min_bond`` is not met (``register``);
 2. record new ``JobCreated`` events (up to the head; a worker needs no confirmations to
    *start* work) and the epochs of its own ``WorkRecorded``;
-3. for each new job: skip it (recorded, with a reason) if its kind is filtered out, it is
-   larger than ``max_work_units``, it pays less than ``min_price_per_unit`` wei per work unit,
-   its spec is unavailable or malformed, or it is no longer open (refunded or cancelled as
-   followed, or past its deadline); otherwise compute it and store the result in the local
-   blob store; then record every (blob, root, commitment) of the batch in one transaction —
-   all before sending;
+3. for each new job that is due: skip it (recorded, with a reason; ``job_skipped``) if it is
+   no longer open (refunded or cancelled as followed, or past its deadline), its kind is
+   filtered out, it is larger than ``max_work_units``, it pays less than
+   ``min_price_per_unit`` wei per work unit, or it can never be done here (a malformed spec,
+   blob inputs this worker has no store for: :mod:`oracle.protocol.failures`); a failure
+   that may pass (a spec store down, a spec not published yet) makes the job wait with capped
+   exponential backoff (``job_retry``) until its deadline, and the loop goes on with the next
+   job either way; otherwise compute it and store the result in the local blob store; then
+   record every (blob, root, commitment) of the batch in one transaction — all before
+   sending;
 4. commit up to ``commit_batch`` computed results in one ``submit_results`` transaction; a
    computed job whose commitment may have been sent before (after a restart, or a failed
    send) is first looked up on-chain, so a commitment already mined is never sent again;
@@ -18,6 +22,11 @@ One loop (:meth:`Worker.step`):
 
 It serves its committed results to oracles and auditors (:mod:`oracle.worker.api`) and
 announces its URL to the oracles (:mod:`oracle.protocol.announce`).
+
+The spec stores' state is a gauge (``spec_store_up``) and one log line per change
+(``spec_store_down``, at start-up too; ``spec_store_up``). While they are down, jobs whose spec
+is not cached wait without a request each, a probe asks the stores every
+``store_probe_interval`` seconds, and when they answer again every waiting job is due at once.
 """
 
 from __future__ import annotations
@@ -41,18 +50,20 @@ from oracle.compute.backend import select_backend
 from oracle.compute.kinds import KINDS
 from oracle.compute.merkle import jit_warm_up as merkle_warm_up
 from oracle.compute.work import compute, result_root
-from oracle.exceptions import BlobError, ChainError, SpecError
+from oracle.exceptions import BlobError, BlobTransferError, ChainError
+from oracle.infra.health import Reachability, transition
 from oracle.infra.logs import event
 from oracle.infra.metrics import Metrics
 from oracle.infra.web import WebServer
 from oracle.protocol.announce import make_announcement
 from oracle.protocol.commitment import commitment
 from oracle.protocol.results import encode_result
-from oracle.protocol.spec import Spec, work_units
+from oracle.protocol.spec import Spec
 from oracle.store.blobs import BlobBatch, LocalBlobStore
 from oracle.store.specs import SpecStore
 from oracle.worker.api import WorkerApi
 from oracle.worker.db import WorkerDB
+from oracle.worker.decisions import Skip, accept_reason, after_failure, closed_reason
 
 __all__ = ["KILL_POINTS", "Worker", "WorkerConfig"]
 
@@ -61,6 +72,10 @@ log = logging.getLogger("pouw.worker")
 #: /metrics help text of the worker's counters (others are named by what they count).
 METRIC_HELP = {
     "jobs_computed": "results computed",
+    "jobs_skipped": "jobs set aside for good, with the reason in the state (logged as job_skipped)",
+    "job_retries": "failed attempts at a job that may pass, retried with backoff (job_retry)",
+    "jobs_waiting": "new jobs waiting for a retry after a failure that may pass",
+    "spec_store_up": "1 if a spec store answered the last request, 0 if none did",
     "loop_errors": "loop iterations that failed (logged as loop_error)",
 }
 
@@ -87,7 +102,12 @@ class WorkerConfig:
     public_url: str | None = None
     poll_interval: float = 0.3
     claim_interval: float = 2.0
-    spec_retries: int = 5
+    #: Backoff of a job after a failure that may pass: ``retry_backoff`` seconds, doubling
+    #: per failure up to ``max_retry_backoff``; retried until the job's deadline.
+    retry_backoff: float = 1.0
+    max_retry_backoff: float = 60.0
+    #: Seconds between probes of the spec stores while none answers.
+    store_probe_interval: float = 2.0
     commit_batch: int = 64
     #: Seconds between announcements to an oracle that already has this worker's URL (so a
     #: restarted or new oracle learns it); one that failed is retried every few seconds.
@@ -130,7 +150,22 @@ class Worker:
         self.db = WorkerDB(config.db_path)
         self.store = LocalBlobStore(config.store_dir)
         self.store.remove_stale_temps()  # what a killed batch wrote and never renamed
-        self.specs = SpecStore(config.spec_stores)
+        self.metrics = Metrics(
+            "pouw_worker",
+            help=METRIC_HELP,
+            counters=("jobs_computed", "jobs_skipped"),
+            histograms={"compute_seconds": "seconds computing one job's result"},
+        )
+        self.metrics.read_from("jobs_waiting", self.db.waiting)
+        self.spec_store = Reachability(
+            log,
+            self.metrics,
+            "spec_store_up",
+            down_event="spec_store_down",
+            up_event="spec_store_up",
+        )
+        self.specs = SpecStore(config.spec_stores, watch=self._spec_store_seen)
+        self._probed = -float("inf")
         self.sender = TxSender(chain, account)
         self.tamper = tamper
         # Chosen once (a GPU backend if one is usable): probing on every job cost more than
@@ -139,12 +174,6 @@ class Worker:
         # The compiled Merkle kernels, loaded once here (~0.3 s from numba's cache): a 32-row
         # result's root then takes ~11 µs instead of ~64 µs one keccak call per hash.
         merkle_warm_up()
-        self.metrics = Metrics(
-            "pouw_worker",
-            help=METRIC_HELP,
-            counters=("jobs_computed",),
-            histograms={"compute_seconds": "seconds computing one job's result"},
-        )
         self.server: WebServer | None = None
         self.api = WorkerApi(self.address, self.db, self.store, self.specs, self.metrics)
         # One commit thread: transactions leave in nonce order; _send_lock guards the sender
@@ -153,7 +182,6 @@ class Worker:
         self._send_lock = threading.Lock()
         self._lock = threading.Lock()
         self._inflight: set[int] = set()
-        self._spec_failures: dict[int, int] = {}
         self._last_claim = 0.0
         self._bond_checked = -float("inf")
         # Jobs computed by this process whose commitment was never sent: committing them
@@ -228,7 +256,9 @@ class Worker:
         self.db.close()
 
     def run(self, stop: threading.Event) -> None:
-        """Loop until ``stop`` is set; one failing iteration is logged and retried."""
+        """Loop until ``stop`` is set; one failing iteration is logged and retried. The spec
+        stores are probed first, so a worker that cannot read any spec says so at start-up."""
+        self.specs.probe()
         while not stop.is_set():
             try:
                 self.step()
@@ -286,21 +316,6 @@ class Worker:
         self.db.add_jobs(jobs, head, epochs=epochs, settled=settled)
         self._now = self.chain.block_timestamp(head)
 
-    def _accept(self, job: dict[str, Any], spec: Spec) -> str | None:
-        if spec.kind not in self.cfg.kinds:
-            return f"kind {spec.kind} not accepted"
-        if job["work_units"] > self.cfg.max_work_units:
-            return f"{job['work_units']} work units above the limit"
-        if job["amount"] < self.cfg.min_price_per_unit * job["work_units"]:
-            return "price per work unit below the minimum"
-        if work_units(spec) != job["work_units"]:
-            return "job's work units differ from its spec"
-        if job["job_id"] in self._closed:
-            return "job no longer open"
-        if job["deadline"] <= self._now:
-            return "job past its deadline"
-        return None
-
     def compute_new(self) -> None:
         """Compute acceptable new jobs (up to ``commit_batch`` per call); store every result
         (one durability barrier for the batch) and record (blob, root, commitment) in one
@@ -328,30 +343,38 @@ class Worker:
                 self._kill("after_compute")
 
     def _compute_new(self, computed: list[tuple[int, str, bytes, bytes]], batch: BlobBatch) -> None:
-        # A window of the oldest new jobs: those skipped or failing leave room on later steps.
-        new = self.db.jobs("new", limit=4 * self.cfg.commit_batch)
-        self.specs.prefetch([j["spec_hash"] for j in new])
+        # A window of the oldest due new jobs: those waiting for a retry are left out until
+        # their time, so no number of them crowds the others out; those skipped or failing
+        # leave room on later steps.
+        self._probe_spec_store()
+        new = self.db.jobs("new", limit=4 * self.cfg.commit_batch, due_by=time.time())
+        if self.spec_store.up is not False:
+            self.specs.prefetch([j["spec_hash"] for j in new])
         for job in new:
             if len(computed) >= self.cfg.commit_batch:
                 return
             jid = job["job_id"]
-            try:
-                spec = self.specs.get(job["spec_hash"])
-            except SpecError as exc:
-                self.db.set_state(jid, "skipped", f"malformed spec: {exc}")
-                continue
-            except BlobError as exc:
-                n = self._spec_failures[jid] = self._spec_failures.get(jid, 0) + 1
-                if n >= self.cfg.spec_retries:
-                    self.db.set_state(jid, "skipped", f"spec unavailable: {exc}")
-                continue
-            reason = self._accept(job, spec)
+            reason = closed_reason(job, self._closed, self._now, last_error=job["reason"])
             if reason is not None:
-                self.db.set_state(jid, "skipped", reason)
-                event(log, "skipped", job=jid, reason=reason)
+                self._skip(jid, reason)
                 continue
-            t0 = time.perf_counter()
-            result = compute(spec, self.backend)
+            try:
+                spec = self._spec(job["spec_hash"])
+                reason = accept_reason(
+                    job,
+                    spec,
+                    kinds=self.cfg.kinds,
+                    max_work_units=self.cfg.max_work_units,
+                    min_price_per_unit=self.cfg.min_price_per_unit,
+                )
+                if reason is not None:
+                    self._skip(jid, reason)
+                    continue
+                t0 = time.perf_counter()
+                result = compute(spec, self.backend)
+            except Exception as exc:  # one job's failure never holds up the others
+                self._failed(job, exc)
+                continue
             self.metrics.observe("compute_seconds", time.perf_counter() - t0)
             self.metrics.inc("jobs_computed")
             if self.tamper is not None:
@@ -363,6 +386,70 @@ class Worker:
                 continue
             root = result_root(spec, result)
             computed.append((jid, blob, root, commitment(self.address, root)))
+
+    def _spec(self, spec_hash: bytes) -> Spec:
+        """The job's spec; while the spec stores are down, only a cached one (no request per
+        job: the probe finds out when they are back)."""
+        if self.spec_store.up is False:
+            spec = self.specs.cached(spec_hash)
+            if spec is None:
+                raise BlobTransferError("no spec store answers (probing until one does)")
+            return spec
+        return self.specs.get(spec_hash)
+
+    def _skip(self, job_id: int, reason: str) -> None:
+        """Set a job aside for good, with its reason."""
+        self.db.set_state(job_id, "skipped", reason)
+        self.metrics.inc("jobs_skipped")
+        event(log, "job_skipped", job=job_id, reason=reason)
+
+    def _failed(self, job: dict[str, Any], exc: Exception) -> None:
+        """Apply :func:`~oracle.worker.decisions.after_failure`: skip the job, or let it wait."""
+        jid = job["job_id"]
+        decision = after_failure(
+            exc,
+            job["attempts"],
+            time.time(),
+            backoff=self.cfg.retry_backoff,
+            max_backoff=self.cfg.max_retry_backoff,
+        )
+        if isinstance(decision, Skip):
+            self._skip(jid, decision.reason)
+            return
+        n = self.db.retry_later(jid, decision.reason, decision.at)
+        self.metrics.inc("job_retries")
+        event(
+            log,
+            "job_retry",
+            # A store that is down says so once (spec_store_down); its jobs' retries are detail.
+            logging.INFO if decision.unreachable else logging.WARNING,
+            job=jid,
+            attempt=n,
+            delay=decision.delay,
+            reason=decision.reason,
+        )
+
+    def _spec_store_seen(self, up: bool, error: str) -> None:
+        """What each round of spec store requests reports: log and gauge the changes; when the
+        stores answer again, every job waiting for a retry is due now."""
+        if transition(self.spec_store.up, up) is None:
+            self.spec_store.observe(up)
+            return
+        change = self.spec_store.observe(
+            up,
+            stores=list(self.cfg.spec_stores),
+            jobs_waiting=self.db.waiting(),
+            **({"error": error} if error else {}),
+        )
+        if change == "up":
+            self.db.release_waiting()
+
+    def _probe_spec_store(self) -> None:
+        """While no spec store answers, ask them every ``store_probe_interval`` seconds."""
+        now = time.monotonic()
+        if self.spec_store.up is False and now - self._probed >= self.cfg.store_probe_interval:
+            self._probed = now
+            self.specs.probe()
 
     def commit_computed(self, wait: bool = False) -> None:
         """Commit computed results in one transaction, skipping any already on-chain.

@@ -194,6 +194,8 @@ def test_polled_queries__search_an_index__not_every_row_ever_decided(tmp_path):
     wdb = WorkerDB(tmp_path / "w.db")
     for plan in (
         _plans(wdb, lambda: wdb.jobs("new"))
+        + _plans(wdb, lambda: wdb.jobs("new", limit=256, due_by=5.0))
+        + _plans(wdb, wdb.waiting)
         + _plans(wdb, lambda: wdb.jobs("computed"))
         + _plans(wdb, lambda: wdb.served_blob("ab" * 32))
     ):
