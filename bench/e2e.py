@@ -145,7 +145,7 @@ def settled_run(
     chain = Chain(url, rec)
     for wk in workers_keys:
         TxSender(chain, wk).send(
-            chain.market.functions.register(), "register", value=int(chain.call("min_bond"))
+            chain.market.functions.register(), "register", value=int(chain.call("min_bond")) * 128
         )
     ctx = mp.get_context("spawn")
     stop, out = ctx.Event(), ctx.Queue()

@@ -21,9 +21,14 @@
         the verdict for one submission (job, worker, commitment, submission
         block), its work units and transcript. VALID credits the job's escrow to
         the worker (pull payment) and records the work units in the current
-        epoch; INVALID slashes the worker's whole bond to the requester and
-        leaves the job open (it slashes a live submission even after the job
-        was paid or refunded). Items already settled, or whose submission no
+        epoch, returns the submission's stake to the worker's bond and
+        clears it; INVALID slashes the worker's free bond and the submission's
+        stake to the requester and leaves the job open (it slashes a live
+        submission even after the job was paid to another worker or
+        refunded). Each live submission holds `min_bond` of its worker's bond
+        at stake, so occupying `s` submission slots puts `s` bonds at risk;
+        a stake on a job that no longer takes submissions goes back with
+        `release`. Items already settled, or whose submission no
         longer matches, are skipped with `AttestationSkipped`, so racing
         relayers never revert each other's batches and never pay twice.
         A bond stays slashable through the unbonding delay, which is never
@@ -127,18 +132,30 @@ struct Job:
     submissions: uint256
 
 
-# @dev A worker's commitment to a job and the block that recorded it.
+# @dev A worker's commitment to a job, the block that recorded it and the
+# part of the worker's bond it holds at stake (`min_bond` when committed, back
+# in the bond once the submission is settled VALID or released).
 struct Submission:
     commitment: bytes32
     block_number: uint256
+    stake: uint256
 
 
-# @dev Escrow owed to a worker in one asset, summed over a settle batch.
+# @dev How a submission is stored: the commitment, and the block number (low
+# 64 bits) packed with the stake (the bits above), so it takes two slots.
+struct SubmissionSlot:
+    commitment: bytes32
+    info: uint256
+
+
+# @dev Escrow owed to a worker in one asset, summed over a settle batch, with
+# the stakes its VALID submissions return to its bond.
 struct Payout:
     worker: address
     asset: address
     amount: uint256
     work_units: uint256
+    stake: uint256
 
 
 # ============================================================================
@@ -192,6 +209,8 @@ _MASK_40: constant(uint256) = 2**40 - 1
 _MASK_64: constant(uint256) = 2**64 - 1
 _MASK_96: constant(uint256) = 2**96 - 1
 _MASK_255: constant(uint256) = 2**255 - 1
+# @dev A submission's info word: block number (64) | stake (the rest).
+_STAKE_SHIFT: constant(uint256) = 64
 
 # @dev EIP-712 type hashes of the attestation and of a signed batch.
 ATTESTATION_TYPEHASH: constant(bytes32) = keccak256(
@@ -223,8 +242,8 @@ next_job_id: public(uint256)
 _terms: HashMap[uint256, uint256]
 # @dev Who posted each job (and is refunded, or paid a slashed bond).
 _requester: HashMap[uint256, address]
-# @dev Each worker's commitment to each job.
-submissions: public(HashMap[uint256, HashMap[address, Submission]])
+# @dev Each worker's commitment to each job (read with `submissions`).
+_submissions: HashMap[uint256, HashMap[address, SubmissionSlot]]
 
 # @dev Allow-listed ERC-20s: address -> id (1..255); ETH is id 0.
 asset_id: public(HashMap[address, uint8])
@@ -235,7 +254,7 @@ asset_count: public(uint256)
 # @dev Whether new jobs may escrow this ERC-20.
 asset_allowed: public(HashMap[address, bool])
 
-# @dev Each worker's bond in wei.
+# @dev Each worker's free bond in wei (stakes of live submissions excluded).
 bonds: public(HashMap[address, uint256])
 # @dev When a worker's bond may be withdrawn; 0 while it is active.
 unbonding_at: public(HashMap[address, uint256])
@@ -285,11 +304,18 @@ event ResultSubmitted:
     worker: indexed(address)
     commitment: bytes32
     block_number: uint256
+    stake: uint256
 
 event JobSettled:
     job_id: indexed(uint256)
     worker: indexed(address)
     transcript_hash: bytes32
+    stake: uint256
+
+event StakeReleased:
+    job_id: indexed(uint256)
+    worker: indexed(address)
+    amount: uint256
 
 event WorkerSlashed:
     job_id: indexed(uint256)
@@ -492,7 +518,7 @@ def create_jobs(requests: DynArray[JobRequest, MAX_BATCH]) -> uint256:
         if req.asset == empty(address):
             eth_total += req.amount
         else:
-            pulls = self._add_payout(pulls, empty(address), req.asset, req.amount, 0)
+            pulls = self._add_payout(pulls, empty(address), req.asset, req.amount, 0, 0)
     assert msg.value == eth_total, "market: wrong eth amount"
     for pull: Payout in pulls:
         self._pull_token(pull.asset, pull.amount)
@@ -608,29 +634,76 @@ def withdraw_bond():
 @external
 def submit_result(job_id: uint256, commitment: bytes32):
     """
-    @notice Commits to a result for an open job before its deadline. The
-            caller must be bonded (at least `min_bond`, not unbonding).
+    @notice Commits to a result for an open job before its deadline, moving
+            `min_bond` of the caller's free bond into the submission's stake
+            (each live submission holds its own, so occupying `s` submission
+            slots puts `s` bonds at risk). The caller must not be unbonding.
             Serve the result only after this transaction is mined.
     @param job_id The job.
     @param commitment keccak256(abi.encodePacked(worker, result_root)).
     """
     pausable._require_not_paused()
-    self._require_active_bond(msg.sender)
-    self._commit(job_id, commitment)
+    stake: uint256 = self.min_bond
+    self._commit(job_id, commitment, stake)
+    self._take_stakes(msg.sender, stake, 1)
 
 
 @external
 def submit_results(commits: DynArray[ResultCommit, MAX_BATCH]):
     """
     @notice Commits to many results in one transaction, each as for
-            `submit_result`; one bad item reverts the whole call.
+            `submit_result` (the free bond must cover `min_bond` for each);
+            one bad item reverts the whole call.
     @param commits The (job id, commitment) pairs.
     """
     pausable._require_not_paused()
     assert len(commits) != 0, "market: empty batch"
-    self._require_active_bond(msg.sender)
+    stake: uint256 = self.min_bond
     for c: ResultCommit in commits:
-        self._commit(c.job_id, c.commitment)
+        self._commit(c.job_id, c.commitment, stake)
+    self._take_stakes(msg.sender, stake, len(commits))
+
+
+@external
+def release(job_ids: DynArray[uint256, MAX_BATCH]) -> uint256:
+    """
+    @notice Returns the caller's stakes on jobs that no longer take
+            submissions (paid to another worker, refunded, cancelled, or
+            past their deadline) to its free bond. The submission stays
+            live: an INVALID verdict on it still slashes the bond.
+    @param job_ids Jobs on which the caller has a stake.
+    @return uint256 The amount returned to the bond.
+    """
+    total: uint256 = 0
+    for job_id: uint256 in job_ids:
+        info: uint256 = self._submissions[job_id][msg.sender].info
+        stake: uint256 = info >> _STAKE_SHIFT
+        assert stake != 0, "market: nothing staked on job"
+        terms: uint256 = self._terms[job_id]
+        assert (
+            self._status(terms) != STATUS_OPEN or block.timestamp > (terms >> _DEADLINE_SHIFT) & _MASK_40
+        ), "market: job still open"
+        self._submissions[job_id][msg.sender].info = info & _MASK_64
+        total += stake
+        log StakeReleased(job_id=job_id, worker=msg.sender, amount=stake)
+    self.bonds[msg.sender] += total
+    return total
+
+
+@external
+@view
+def submissions(job_id: uint256, worker: address) -> Submission:
+    """
+    @notice A worker's live submission to a job (all zero if none; the
+            block stays after a slash, the stake is zero once returned).
+    @param job_id The job.
+    @param worker The worker.
+    @return Submission The commitment, its block and its stake.
+    """
+    slot: SubmissionSlot = self._submissions[job_id][worker]
+    return Submission(
+        commitment=slot.commitment, block_number=slot.info & _MASK_64, stake=slot.info >> _STAKE_SHIFT
+    )
 
 
 # ============================================================================
@@ -707,8 +780,12 @@ def settle(
             continue
         # The submission block tells a re-commit of the same result from the
         # submission an old verdict was about, so no verdict is replayed.
-        live: Submission = self.submissions[a.job_id][a.worker]
-        if a.commitment == empty(bytes32) or live.commitment != a.commitment or live.block_number != a.submission_block:
+        live: SubmissionSlot = self._submissions[a.job_id][a.worker]
+        if (
+            a.commitment == empty(bytes32)
+            or live.commitment != a.commitment
+            or live.info & _MASK_64 != a.submission_block
+        ):
             log AttestationSkipped(job_id=a.job_id, worker=a.worker, reason=SKIP_NO_SUCH_SUBMISSION)
             continue
         if convert((terms >> _WORK_SHIFT) & _MASK_64, uint64) != a.work_units:
@@ -724,15 +801,23 @@ def settle(
             asset_index: uint256 = (terms >> _ASSET_SHIFT) & _MASK_8
             if asset_index != 0:
                 asset = self.assets[asset_index]
-            payouts = self._add_payout(payouts, a.worker, asset, terms & _MASK_96, convert(a.work_units, uint256))
+            # The paid submission is done with: its stake goes back to the
+            # bond and the slot is cleared (one submission, one final verdict).
+            stake: uint256 = live.info >> _STAKE_SHIFT
+            self._submissions[a.job_id][a.worker] = empty(SubmissionSlot)
+            payouts = self._add_payout(
+                payouts, a.worker, asset, terms & _MASK_96, convert(a.work_units, uint256), stake
+            )
             settled += 1
-            log JobSettled(job_id=a.job_id, worker=a.worker, transcript_hash=a.transcript_hash)
+            log JobSettled(job_id=a.job_id, worker=a.worker, transcript_hash=a.transcript_hash, stake=stake)
         else:
             # The submission counter is at least 1 here: this worker's live
-            # submission is counted in it.
-            self.submissions[a.job_id][a.worker].commitment = empty(bytes32)
+            # submission is counted in it. The block stays (see `_commit`).
+            self._submissions[a.job_id][a.worker] = SubmissionSlot(
+                commitment=empty(bytes32), info=live.info & _MASK_64
+            )
             self._terms[a.job_id] = unsafe_sub(terms, 1 << _SUBS_SHIFT)
-            amount: uint256 = self.bonds[a.worker]
+            amount: uint256 = self.bonds[a.worker] + (live.info >> _STAKE_SHIFT)
             self.bonds[a.worker] = 0
             requester: address = self._requester[a.job_id]
             self.credited[requester][empty(address)] += amount
@@ -744,6 +829,8 @@ def settle(
     total_work: uint256 = 0
     for p: Payout in payouts:
         self.credited[p.worker][p.asset] += p.amount
+        if p.stake != 0:
+            self.bonds[p.worker] += p.stake
         if p.work_units != 0:
             self.epoch_work[epoch][p.worker] += p.work_units
             total_work += p.work_units
@@ -1099,30 +1186,37 @@ def _close_job(job_id: uint256, terms: uint256, status: uint8):
 
 
 @internal
-def _commit(job_id: uint256, commitment: bytes32):
+def _take_stakes(worker: address, stake: uint256, count: uint256):
+    # Moves `count` stakes from the free bond (after the commits, so a bad item's own
+    # reason is the one reported; a revert here undoes them).
+    assert self.unbonding_at[worker] == 0, "market: unbonding"
+    bond: uint256 = self.bonds[worker]
+    assert bond >= stake * count, "market: not bonded"
+    self.bonds[worker] = bond - stake * count
+
+
+@internal
+def _commit(job_id: uint256, commitment: bytes32, stake: uint256):
     # One live commitment per worker per job; at most MAX_SUBMISSIONS live per job.
     assert commitment != empty(bytes32), "market: empty commitment"
     terms: uint256 = self._terms[job_id]
     assert self._status(terms) == STATUS_OPEN, "market: job not open"
     assert block.timestamp <= (terms >> _DEADLINE_SHIFT) & _MASK_40, "market: deadline passed"
-    previous: Submission = self.submissions[job_id][msg.sender]
+    previous: SubmissionSlot = self._submissions[job_id][msg.sender]
     assert previous.commitment == empty(bytes32), "market: already submitted"
     # A submission is named by its block in attestations: one per block, so a
     # verdict on a slashed submission never matches its successor.
-    assert previous.block_number != block.number, "market: resubmit in a later block"
+    assert previous.info & _MASK_64 != block.number, "market: resubmit in a later block"
     subs: uint256 = (terms >> _SUBS_SHIFT) & _MASK_8
     assert subs < MAX_SUBMISSIONS, "market: too many submissions"
     # subs < 8, so the counter byte cannot carry into other fields.
     self._terms[job_id] = unsafe_add(terms, 1 << _SUBS_SHIFT)
-    self.submissions[job_id][msg.sender] = Submission(commitment=commitment, block_number=block.number)
-    log ResultSubmitted(job_id=job_id, worker=msg.sender, commitment=commitment, block_number=block.number)
-
-
-@internal
-@view
-def _require_active_bond(worker: address):
-    assert self.bonds[worker] >= self.min_bond, "market: not bonded"
-    assert self.unbonding_at[worker] == 0, "market: unbonding"
+    self._submissions[job_id][msg.sender] = SubmissionSlot(
+        commitment=commitment, info=block.number | (stake << _STAKE_SHIFT)
+    )
+    log ResultSubmitted(
+        job_id=job_id, worker=msg.sender, commitment=commitment, block_number=block.number, stake=stake
+    )
 
 
 @internal
@@ -1134,7 +1228,12 @@ def _status(terms: uint256) -> uint8:
 @internal
 @pure
 def _add_payout(
-    payouts: DynArray[Payout, MAX_BATCH], worker: address, asset: address, amount: uint256, work_units: uint256
+    payouts: DynArray[Payout, MAX_BATCH],
+    worker: address,
+    asset: address,
+    amount: uint256,
+    work_units: uint256,
+    stake: uint256,
 ) -> DynArray[Payout, MAX_BATCH]:
     # Sums into the entry for (worker, asset), so storage is written once each.
     result: DynArray[Payout, MAX_BATCH] = payouts
@@ -1142,8 +1241,9 @@ def _add_payout(
         if result[i].worker == worker and result[i].asset == asset:
             result[i].amount += amount
             result[i].work_units += work_units
+            result[i].stake += stake
             return result
-    result.append(Payout(worker=worker, asset=asset, amount=amount, work_units=work_units))
+    result.append(Payout(worker=worker, asset=asset, amount=amount, work_units=work_units, stake=stake))
     return result
 
 

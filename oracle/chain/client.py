@@ -356,8 +356,12 @@ class Chain:
 
     def submission(self, job_id: int, worker: str) -> tuple[bytes, int]:
         """(commitment, block number) of ``worker``'s live submission to ``job_id``."""
-        c, b = self.call("submissions", job_id, to_checksum_address(worker))
+        c, b, _stake = self.call("submissions", job_id, to_checksum_address(worker))
         return bytes(c), int(b)
+
+    def stake(self, job_id: int, worker: str) -> int:
+        """The part of ``worker``'s bond its submission to ``job_id`` holds (0: none)."""
+        return int(self.call("submissions", job_id, to_checksum_address(worker))[2])
 
     def job_status(self, job_id: int) -> int:
         """The job's status code (0: no such job)."""

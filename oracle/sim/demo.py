@@ -442,8 +442,9 @@ def check_demo(net: Network, jobs: list[int], first_epoch: int) -> list[str]:
             m.job(j).amount for j in jobs if m.job(j).status == 1 and str(m.job(j).asset) == asset
         )
         owed += sum(m.credited(a, asset) for a in actors)
-        if asset == ZERO:
+        if asset == ZERO:  # free bonds, and the stakes live submissions hold
             owed += sum(m.bonds(w.account) for w in net.workers)
+            owed += sum(m.submissions(j, w.account).stake for j in jobs for w in net.workers)
         if owed != balance:
             problems.append(f"market holds {balance} of {asset} but owes {owed}")
     if any(n > 1 for n in net.paid.values()):

@@ -105,8 +105,9 @@ def run_round_trip(
             f"escrow {log.amount / 1e18} ETH"
         )
 
-    for w in (honest, cheater):
-        market.register(sender=w, value=LOCAL.min_bond)
+    # Each live submission holds min_bond of its worker's bond: one per job it commits to.
+    market.register(sender=honest, value=LOCAL.min_bond * len(out.jobs))
+    market.register(sender=cheater, value=LOCAL.min_bond)
     results: dict[tuple[int, str], bytes] = {}
     for job_id, spec in zip(out.jobs, specs, strict=True):
         result = compute(spec)

@@ -64,10 +64,14 @@ class WorkerDB(SqliteFile):
         *,
         epochs: Sequence[int] = (),
         settled: Sequence[tuple[int, bool]] = (),
+        slashed: Sequence[int] = (),
+        closed: Sequence[int] = (),
     ) -> None:
         """Record new jobs (known ones are kept as they are), epochs with own work, settled
         jobs (``(job_id, to_me)``: a job of this worker's becomes ``settled``, one still
-        ``new``/``computed`` is ``lost``) and the checkpoint, atomically."""
+        ``new``/``computed`` is ``lost``, a ``committed`` one settled to another is marked
+        ``closed`` so its stake is released), jobs where this worker was ``slashed``, jobs
+        refunded or cancelled (``closed``, likewise) and the checkpoint, atomically."""
         with self.tx() as c:
             for j in jobs:
                 c.execute(
@@ -96,6 +100,16 @@ class WorkerDB(SqliteFile):
                     "WHERE job_id=? AND state IN ('new', 'computed')",
                     (job_id,),
                 )
+                if not to_me:
+                    closed = [*closed, job_id]
+            c.executemany(
+                "UPDATE jobs SET state='slashed', reason='attested INVALID' WHERE job_id=?",
+                [(j,) for j in slashed],
+            )
+            c.executemany(
+                "UPDATE jobs SET reason='closed' WHERE job_id=? AND state='committed'",
+                [(j,) for j in closed],
+            )
             c.execute("INSERT OR REPLACE INTO meta VALUES ('checkpoint', ?)", (str(checkpoint),))
 
     def jobs(

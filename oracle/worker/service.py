@@ -2,7 +2,9 @@
 
 One loop (:meth:`Worker.step`):
 
-1. bond if the market's ``min_bond`` is not met (``register``);
+1. bond: each live submission holds ``min_bond`` of the bond at stake, so the worker keeps
+   ``stake_slots × min_bond`` bonded (``register`` tops it up when the free bond cannot back
+   one more submission and nothing it has committed will return a stake);
 2. record new ``JobCreated`` events (up to the head; a worker needs no confirmations to
    *start* work) and the epochs of its own ``WorkRecorded``;
 3. for each new job that is due: skip it (recorded, with a reason; ``job_skipped``) if it is
@@ -18,7 +20,8 @@ One loop (:meth:`Worker.step`):
 4. commit up to ``commit_batch`` computed results in one ``submit_results`` transaction; a
    computed job whose commitment may have been sent before (after a restart, or a failed
    send) is first looked up on-chain, so a commitment already mined is never sent again;
-5. withdraw credited escrow and claim ended epochs.
+5. withdraw credited escrow and claim ended epochs; ``release`` the stakes of committed jobs
+   that closed without paying this worker (paid to another, refunded, cancelled, expired).
 
 It serves its committed results to oracles and auditors (:mod:`oracle.worker.api`) and
 announces its URL to the oracles (:mod:`oracle.protocol.announce`).
@@ -57,6 +60,7 @@ from oracle.infra.metrics import Metrics
 from oracle.infra.web import WebServer
 from oracle.protocol.announce import make_announcement
 from oracle.protocol.commitment import commitment
+from oracle.protocol.params import MAX_BATCH
 from oracle.protocol.results import encode_result
 from oracle.protocol.spec import Spec
 from oracle.store.blobs import BlobBatch, LocalBlobStore
@@ -109,6 +113,9 @@ class WorkerConfig:
     #: Seconds between probes of the spec stores while none answers.
     store_probe_interval: float = 2.0
     commit_batch: int = 64
+    #: Submissions this worker can have live at once: it keeps ``stake_slots × min_bond``
+    #: bonded (each live submission holds ``min_bond`` at stake until it is settled).
+    stake_slots: int = 64
     #: Seconds between announcements to an oracle that already has this worker's URL (so a
     #: restarted or new oracle learns it); one that failed is retried every few seconds.
     announce_interval: float = 60.0
@@ -184,6 +191,7 @@ class Worker:
         self._inflight: set[int] = set()
         self._last_claim = 0.0
         self._bond_checked = -float("inf")
+        self._min_bond = 0
         # Jobs computed by this process whose commitment was never sent: committing them
         # needs no on-chain look-up (after a restart every computed job is looked up).
         self._fresh: set[int] = set()
@@ -277,22 +285,26 @@ class Worker:
         self.commit_computed(wait=wait)
         if time.time() - self._last_claim >= self.cfg.claim_interval:
             self._last_claim = time.time()
+            self.release_stakes()
             self.claim()
 
     # -- steps -----------------------------------------------------------------------------
 
     def ensure_bond(self, force: bool = False) -> None:
-        """Register (top up the bond) if it is below ``min_bond``; read at most every
-        ``bond_check_interval`` seconds unless ``force`` (or a slash or failed commit since)."""
+        """Bond ``stake_slots × min_bond`` when the free bond cannot back one more submission
+        and no committed job of this worker holds a stake that will come back (after a slash,
+        or the first time); read at most every ``bond_check_interval`` seconds unless
+        ``force`` (or a slash or failed commit since)."""
         now = time.monotonic()
         if not force and now - self._bond_checked < self.cfg.bond_check_interval:
             return
         self._bond_checked = now
         bond = int(self.chain.call("bonds", self.address))
-        need = int(self.chain.call("min_bond"))
-        if bond < need:
-            self._send(self.chain.market.functions.register(), value=need - bond)
-            event(log, "bonded", amount=need - bond)
+        need = self._min_bond = int(self.chain.call("min_bond"))
+        target = need * max(self.cfg.stake_slots, 1)
+        if bond < need and not self.db.jobs("committed", limit=1) and bond < target:
+            self._send(self.chain.market.functions.register(), value=target - bond)
+            event(log, "bonded", amount=target - bond, slots=self.cfg.stake_slots)
 
     def follow(self) -> None:
         """Record new jobs and epochs with own verified work."""
@@ -301,7 +313,7 @@ class Worker:
         head = self.chain.head()
         if head <= cp:
             return
-        jobs, epochs, settled = [], [], []
+        jobs, epochs, settled, slashed, closed = [], [], [], [], []
         for e in self.chain.events(cp + 1, head, names=_FOLLOWED):
             if e.name == "JobCreated":
                 jobs.append(e.args)
@@ -309,11 +321,13 @@ class Worker:
                 epochs.append(int(e.args["epoch"]))
             elif e.name in ("JobRefunded", "JobCancelled"):
                 self._closed.add(int(e.args["job_id"]))
+                closed.append(int(e.args["job_id"]))
             elif e.name == "JobSettled":
                 settled.append((int(e.args["job_id"]), e.args["worker"] == self.address))
             elif e.name == "WorkerSlashed" and e.args["worker"] == self.address:
                 self._bond_checked = -float("inf")  # re-read the bond next step
-        self.db.add_jobs(jobs, head, epochs=epochs, settled=settled)
+                slashed.append(int(e.args["job_id"]))
+        self.db.add_jobs(jobs, head, epochs=epochs, settled=settled, slashed=slashed, closed=closed)
         self._now = self.chain.block_timestamp(head)
 
     def compute_new(self) -> None:
@@ -463,8 +477,19 @@ class Worker:
         lost: list[int] = []
         with self._lock:
             inflight = set(self._inflight)
-        for job in self.db.jobs("computed", limit=4 * self.cfg.commit_batch):
-            if len(todo) >= self.cfg.commit_batch:
+        computed = self.db.jobs("computed", limit=4 * self.cfg.commit_batch)
+        if not computed:
+            return
+        # Each commitment moves min_bond of the free bond into its stake: commit no more than
+        # the free bond backs (the rest waits for stakes to come back with their payouts).
+        slots = self.cfg.commit_batch
+        if self._min_bond:
+            slots = min(slots, int(self.chain.call("bonds", self.address)) // self._min_bond)
+        if slots <= 0:
+            self._bond_checked = -float("inf")
+            return
+        for job in computed:
+            if len(todo) >= slots:
                 break
             if job["job_id"] in inflight:
                 continue
@@ -521,6 +546,25 @@ class Worker:
             sent = self.sender.sign(fn, value=value)
             self.sender.broadcast(sent.raw)
         return self.sender.wait(sent.tx_hash, decoded=False)
+
+    def release_stakes(self) -> None:
+        """Return to the bond the stakes of committed jobs that closed without paying this
+        worker (paid to another, refunded, cancelled) or whose deadline passed unsettled."""
+        ids = [
+            j["job_id"]
+            for j in self.db.jobs("committed", limit=4 * MAX_BATCH)
+            if j["job_id"] in self._closed or j["reason"] == "closed" or j["deadline"] < self._now
+        ]
+        ids = [j for j in ids if self.chain.stake(j, self.address) > 0][:MAX_BATCH]
+        if not ids:
+            return
+        try:
+            self._send(self.chain.market.functions.release(ids))
+        except ChainError as exc:
+            event(log, "release_failed", logging.WARNING, error=str(exc))
+            return
+        self.db.set_states(ids, "lost", "stake released")
+        event(log, "stakes_released", jobs=ids)
 
     def claim(self) -> None:
         """Withdraw credited ETH; claim every ended epoch with own work."""

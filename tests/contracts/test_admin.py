@@ -195,8 +195,8 @@ def test_pause__blocks_every_entry_and_nothing_else(
 ):
     w, leaver, late = workers[:3]
     settled, open_job, to_cancel = create_job(), create_job(), create_job()
-    for x in (w, leaver):
-        bond(x)
+    bond(w, 2 * MIN_BOND)  # one stake per live submission
+    bond(leaver)
     submit(w, settled)
     submit(w, open_job)
     market.request_unbond(sender=leaver)

@@ -62,7 +62,7 @@ def test_replay__attestation_on_another_job__reverts(
     market, worker, create_job, bond, submit, attest, sign, relay, ledger
 ):
     job_a, job_b = create_job(), create_job()
-    bond(worker)
+    bond(worker, 2 * MIN_BOND)
     submit(worker, job_a)
     submit(worker, job_b)
     a = attest(job_a, worker)
@@ -606,6 +606,8 @@ def test_race__refund_then_settle__skipped_worker_unpaid(
     assert market.job(job_id).status == STATUS_REFUNDED
     assert market.credited(worker, ZERO_ADDRESS) == 0
     assert market.credited(requester, ZERO_ADDRESS) == AMOUNT  # refunded once
+    assert market.submissions(job_id, worker).stake == MIN_BOND  # untouched, released later
+    market.release([job_id], sender=worker)
     assert market.bonds(worker) == MIN_BOND
 
 
@@ -638,7 +640,7 @@ def test_copy__attestation_naming_original__pays_only_original(market, copied, a
     settle([attest(job_id, original, commitment=c)])
     assert market.credited(original, ZERO_ADDRESS) == AMOUNT
     assert market.credited(copier, ZERO_ADDRESS) == 0
-    assert market.bonds(copier) == MIN_BOND
+    assert market.submissions(job_id, copier).stake == MIN_BOND
 
 
 def test_copy__original_never_submitted__attestation_pays_no_one(
@@ -669,7 +671,7 @@ def test_copy__attestation_naming_copier__never_pays_original(
     assert market.credited(requester, ZERO_ADDRESS) == MIN_BOND
     assert market.credited(original, ZERO_ADDRESS) == 0
     assert market.submissions(job_id, original).commitment == c
-    assert market.bonds(original) == MIN_BOND
+    assert market.submissions(job_id, original).stake == MIN_BOND
     # The original can still be paid for its own work.
     settle([attest(job_id, original, commitment=c)])
     assert market.credited(original, ZERO_ADDRESS) == AMOUNT
@@ -691,23 +693,28 @@ def test_copy__valid_for_copier_pays_copier_not_original(market, copied, attest,
 # ---------------------------------------------------------------------------
 
 
-def test_risk__one_bond_backs_any_number_of_live_submissions(
-    market, requester, other_requester, worker, create_job, bond, attest, settle
+def test_risk__one_bond_backs_one_live_submission(
+    market, requester, other_requester, worker, create_job, bond, attest, settle, ledger
 ):
-    # A single min bond lets a worker hold live submissions on many jobs (blocking their
-    # cancel and delaying refunds by the grace), yet INVALID verdicts on all of them slash
-    # one bond once: the first requester gets it all, the others get nothing.
+    # A single min bond once let a worker hold live submissions on many jobs (blocking their
+    # cancel, delaying refunds by the grace) while INVALID verdicts on all of them slashed one
+    # bond once. Now each live submission holds a bond of its own: three submissions need
+    # three bonds, and each requester harmed gets one.
     jobs = [create_job(), create_job(sender=other_requester), create_job()]
+    commits = [(j, commitment_of(worker.address, bytes([j]) * 32)) for j in jobs]
     bond(worker)
-    market.submit_results(
-        [(j, commitment_of(worker.address, bytes([j]) * 32)) for j in jobs], sender=worker
-    )
+    state = ledger(jobs=jobs)
+    with ape.reverts("market: not bonded"):
+        market.submit_results(commits, sender=worker)
+    state.assert_unchanged()
+    bond(worker, 2 * MIN_BOND)
+    market.submit_results(commits, sender=worker)
     with ape.reverts("market: job has submissions"):
         market.cancel(jobs[1], sender=other_requester)
     tx = settle([attest(j, worker, INVALID) for j in jobs])
-    assert [ev.amount for ev in tx.decode_logs(market.WorkerSlashed)] == [MIN_BOND, 0, 0]
-    assert market.credited(requester, ZERO_ADDRESS) == MIN_BOND
-    assert market.credited(other_requester, ZERO_ADDRESS) == 0
+    assert [ev.amount for ev in tx.decode_logs(market.WorkerSlashed)] == [MIN_BOND] * 3
+    assert market.credited(requester, ZERO_ADDRESS) == 2 * MIN_BOND
+    assert market.credited(other_requester, ZERO_ADDRESS) == MIN_BOND
 
 
 def test_unbond__commit_then_unbond__stays_slashable_until_verdict(
@@ -718,12 +725,12 @@ def test_unbond__commit_then_unbond__stays_slashable_until_verdict(
     with ape.reverts("market: unbonding delay too short"):
         market.set_unbonding_delay(60, sender=deployer)
     job_id = create_job()
-    bond(worker)
-    submit(worker, job_id)
+    bond(worker, 2 * MIN_BOND)
+    submit(worker, job_id)  # one bond at stake, one free
     market.request_unbond(sender=worker)
     chain.pending_timestamp += REVEAL_WINDOW + REFUND_GRACE
     with ape.reverts("market: bond still locked"):
         market.withdraw_bond(sender=worker)
     tx = settle([attest(job_id, worker, INVALID)])
-    assert tx.decode_logs(market.WorkerSlashed)[0].amount == MIN_BOND
-    assert market.credited(requester, ZERO_ADDRESS) == MIN_BOND
+    assert tx.decode_logs(market.WorkerSlashed)[0].amount == 2 * MIN_BOND
+    assert market.credited(requester, ZERO_ADDRESS) == 2 * MIN_BOND

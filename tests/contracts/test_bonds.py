@@ -185,7 +185,7 @@ def test_withdraw_bond__slashed_while_unbonding__reverts(
     chain, market, worker, bond, create_job, submit, attest, settle, ledger
 ):
     job_id = create_job()
-    bond(worker)
+    bond(worker, 2 * MIN_BOND)  # one at stake, one free to unbond
     submit(worker, job_id)
     market.request_unbond(sender=worker)
     settle([attest(job_id, worker, INVALID)])
@@ -340,7 +340,7 @@ def test_submit_result__paused__reverts(market, deployer, worker, bond, create_j
 
 def test_submit_results__many_jobs__records_each(market, worker, bond, create_job):
     jobs = [create_job() for _ in range(3)]
-    bond(worker)
+    bond(worker, 3 * MIN_BOND)
     commits = [(j, commit(worker, j)) for j in jobs]
     tx = market.submit_results(commits, sender=worker)
     logs = tx.decode_logs(market.ResultSubmitted)

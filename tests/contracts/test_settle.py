@@ -100,7 +100,7 @@ def test_settle__one_worker_many_jobs__sums_credit_and_work(
     market, usd, worker, create_job, bond, submit, attest, settle
 ):
     jobs = [create_job(units=10), create_job(units=20), create_job(asset=usd, units=30)]
-    bond(worker)
+    bond(worker, 3 * MIN_BOND)
     for j in jobs:
         submit(worker, j)
     epoch = market.current_epoch()
@@ -310,13 +310,15 @@ def test_settle__slash_on_one_job__other_valid_job_still_pays(
     market, requester, worker, create_job, bond, submit, attest, settle
 ):
     bad, good = create_job(), create_job()
-    bond(worker)
+    bond(worker, 2 * MIN_BOND)
     submit(worker, bad)
     submit(worker, good)
     tx = settle([attest(bad, worker, INVALID), attest(good, worker, VALID)])
     assert counts(tx, market) == (1, 1, 0)
     assert market.credited(worker, ZERO_ADDRESS) == AMOUNT
+    # The INVALID item took the free bond (0) and its stake; the VALID one's stake came back.
     assert market.credited(requester, ZERO_ADDRESS) == MIN_BOND
+    assert market.bonds(worker) == MIN_BOND
 
 
 # ---------------------------------------------------------------------------
@@ -387,7 +389,7 @@ def test_settle__wrong_commitment__skipped(
     tx = settle([attest(job_id, worker, verdict, commitment=keccak(text="other"))])
     assert skips(tx, market) == [(job_id, worker.address, SKIP_NO_SUCH_SUBMISSION)]
     assert market.job(job_id).status == STATUS_OPEN
-    assert market.bonds(worker) == MIN_BOND
+    assert market.submissions(job_id, worker).stake == MIN_BOND
     assert market.credited(worker, ZERO_ADDRESS) == 0
 
 
@@ -428,7 +430,7 @@ def test_settle__work_units_mismatch_on_invalid__not_slashed(
     submit(worker, job_id)
     tx = settle([attest(job_id, worker, INVALID, units=UNITS + 1)])
     assert skips(tx, market) == [(job_id, worker.address, SKIP_WORK_UNITS_MISMATCH)]
-    assert market.bonds(worker) == MIN_BOND
+    assert market.submissions(job_id, worker).stake == MIN_BOND
 
 
 def test_settle__valid_before_invalid_on_same_job__cheater_still_slashed(
@@ -678,7 +680,7 @@ def test_settle__full_oracle_set_of_32__every_position_verifies(
     assert market.oracles() == [k.address for k in keys]
     # The highest signer alone (the signer walk goes to the last slot), then all 32 at once.
     j1, j2 = create_job(), create_job()
-    bond(workers[0])
+    bond(workers[0], 2 * MIN_BOND)
     submit(workers[0], j1)
     submit(workers[0], j2)
     settle([attest(j1, workers[0])], keys=keys[-1:])

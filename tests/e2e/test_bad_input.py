@@ -17,7 +17,9 @@ def test_unreachable_worker_and_malformed_spec__decided_and_loop_goes_on(
     jobs = post_jobs(chain, keys["requester"], [matmul(1), matmul(2)], None)
     w = keys["cheater"]
     tx = TxSender(chain, w)
-    tx.send(chain.market.functions.register(), "register", value=int(chain.call("min_bond")))
+    tx.send(  # one bond per live submission
+        chain.market.functions.register(), "register", value=2 * int(chain.call("min_bond"))
+    )
     fn = chain.market.functions.submit_results(
         [(j, commitment(w.address, bytes([j]) * 32)) for j in jobs]
     )

@@ -14,7 +14,8 @@ def test_events__filtered_by_name_and_job__same_as_filtering_everything(anvil, d
     jobs = post_jobs(chain, keys["requester"], [matmul(i) for i in range(3)], None)
     w = keys["honest"]
     tx = TxSender(chain, w)
-    tx.send(chain.market.functions.register(), "register", value=int(chain.call("min_bond")))
+    bond = 2 * int(chain.call("min_bond"))  # one per live submission
+    tx.send(chain.market.functions.register(), "register", value=bond)
     tx.send(
         chain.market.functions.submit_results(
             [(j, commitment(w.address, bytes([j]) * 32)) for j in jobs[:2]]
