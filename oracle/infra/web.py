@@ -104,7 +104,8 @@ async def decode_json(request: web.Request, schema: type[T]) -> T:
 def path_int(request: web.Request, key: str, upper: int = INT64_MAX) -> int:
     """The path parameter ``key`` as an integer in ``[0, upper]``; 400 otherwise."""
     raw = request.match_info[key]
-    if not raw.isdigit() or len(raw) > 80 or int(raw) > upper:
+    # ASCII only: str.isdigit() also takes "²" (which int() refuses) and "７" (which it takes).
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 80 or int(raw) > upper:
         raise error(400, f"{key} must be an integer from 0 to {upper}")
     return int(raw)
 
