@@ -57,11 +57,11 @@ def make_announcement(
 class Announcement(msgspec.Struct, forbid_unknown_fields=True):
     """The body of ``POST /workers``."""
 
-    worker: Annotated[str, msgspec.Meta(pattern=r"^0x[0-9a-fA-F]{40}$")]
+    worker: Annotated[str, msgspec.Meta(pattern=r"^0x[0-9a-fA-F]{40}\Z")]
     url: Annotated[str, msgspec.Meta(pattern=r"^https?://", max_length=MAX_URL)]
     #: Unix milliseconds; stored as a signed 64-bit integer.
     timestamp: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
-    signature: Annotated[str, msgspec.Meta(pattern=r"^0x[0-9a-fA-F]{130}$")]
+    signature: Annotated[str, msgspec.Meta(pattern=r"^0x[0-9a-fA-F]{130}\Z")]
 
 
 def verify_announcement(body: bytes, chain_id: int, market: str) -> tuple[str, str, int]:

@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_BLOB = 1 << 31
-_NAME_RE = re.compile(r"^[0-9a-f]{64}$")
+_NAME_RE = re.compile(r"^[0-9a-f]{64}\Z")
 _CHUNK = 1 << 20
 #: ``POST /blobs`` limits: names per request, payload bytes per bundle (blobs beyond it are
 #: answered with an error entry and read one by one).
@@ -344,7 +344,7 @@ class BlobWriter:
             os.unlink(self.tmp)
 
 
-BlobName = Annotated[str, msgspec.Meta(pattern=r"^(0x)?[0-9a-fA-F]{64}$")]
+BlobName = Annotated[str, msgspec.Meta(pattern=r"^(0x)?[0-9a-fA-F]{64}\Z")]
 
 
 class NamesRequest(msgspec.Struct, forbid_unknown_fields=True):
