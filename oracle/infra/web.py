@@ -15,7 +15,8 @@ What every endpoint gets from here:
   names the field (``Expected `int` <= 9223372036854775807 - at `$.items[0].job_id```), and
   nesting deeper than the schema fails at its first extra level (no recursion to exhaust).
 * **Plain-text errors, never a stack.** Every error is ``text/plain``, one line; a handler that
-  raises is logged and answered ``500 internal error`` while the server goes on.
+  raises is logged and answered ``500 internal error`` while the server goes on (unless the
+  request's body broke off, the client hanging up: that is a ``400``, not logged).
 * **Blocking work off the loop.** :func:`blocking` runs a synchronous function (SQLite, numpy,
   signing) on the server's thread pool, so a slow request never stalls the others.
 """
@@ -136,6 +137,10 @@ async def _errors(
             return plain
         raise
     except Exception as exc:  # one bad request never stops the server; the cause is logged
+        if request.content.exception() is not None:
+            # The body broke off (the client hung up, or its chunked framing broke): the
+            # client's failure, not the server's; answered 400 in case it still listens.
+            return text(400, "request body incomplete or malformed")
         event(
             log,
             "http_error",
