@@ -16,7 +16,8 @@ What every endpoint gets from here:
   nesting deeper than the schema fails at its first extra level (no recursion to exhaust).
 * **Plain-text errors, never a stack.** Every error is ``text/plain``, one line; a handler that
   raises is logged and answered ``500 internal error`` while the server goes on (unless the
-  request's body broke off, the client hanging up: that is a ``400``, not logged).
+  request's body broke off, the client hanging up: that is a ``400``, not logged). Request
+  bodies are never decompressed (a ``Content-Encoding`` is not undone).
 * **Blocking work off the loop.** :func:`blocking` runs a synchronous function (SQLite, numpy,
   signing) on the server's thread pool, so a slow request never stalls the others.
 """
@@ -199,6 +200,9 @@ class WebServer:
             access_log=None,
             handle_signals=False,
             keepalive_timeout=self.keepalive_timeout,
+            # Bodies are taken as sent: no client of ours compresses one, and a body that does
+            # not inflate would fail inside aiohttp (a traceback logged, "install Brotli" sent).
+            auto_decompress=False,
         )
         await runner.setup()
         handlers = runner.server
