@@ -6,7 +6,9 @@ What every endpoint gets from here:
 * **Limits before buffering.** A JSON body is refused with ``413`` from its declared
   ``Content-Length`` before a byte of it is read, and a chunked one as soon as it grows past
   ``max_body`` (aiohttp's ``client_max_size``); a route that takes large bodies (a blob
-  ``PUT``) streams them itself. Request lines and headers are bounded by aiohttp.
+  ``PUT``) streams them itself. Request lines and headers are bounded by aiohttp. A body that
+  stalls (no byte for ``body_timeout`` seconds, or a chunked framing that breaks, which aiohttp
+  leaves waiting) is a ``408``: nobody holds a connection slot by sending half a request.
 * **A bounded number of connections.** Past ``max_connections`` open connections a new one is
   answered ``503`` and closed at once; idle keep-alive connections close after
   ``keepalive_timeout`` seconds.
@@ -15,7 +17,9 @@ What every endpoint gets from here:
   names the field (``Expected `int` <= 9223372036854775807 - at `$.items[0].job_id```), and
   nesting deeper than the schema fails at its first extra level (no recursion to exhaust).
 * **Plain-text errors, never a stack.** Every error is ``text/plain``, one line; a handler that
-  raises is logged and answered ``500 internal error`` while the server goes on.
+  raises is logged and answered ``500 internal error`` while the server goes on (unless the
+  request's body broke off, the client hanging up: that is a ``400``, not logged). Request
+  bodies are never decompressed (a ``Content-Encoding`` is not undone).
 * **Blocking work off the loop.** :func:`blocking` runs a synchronous function (SQLite, numpy,
   signing) on the server's thread pool, so a slow request never stalls the others.
 """
@@ -25,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Self, TypeVar
 
@@ -35,15 +39,18 @@ from aiohttp import web
 from oracle.infra.logs import event
 
 __all__ = [
+    "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_MAX_BODY",
     "DEFAULT_MAX_CONNECTIONS",
     "INT64_MAX",
     "WebServer",
     "blocking",
+    "body_chunks",
     "decode_json",
     "error",
     "json_response",
     "path_int",
+    "read_body",
     "text",
 ]
 
@@ -55,10 +62,13 @@ T = TypeVar("T")
 DEFAULT_MAX_BODY = 1 << 20
 #: Connections served at once; more are answered 503 and closed.
 DEFAULT_MAX_CONNECTIONS = 128
+#: Seconds a request body may go without a byte before it is answered 408.
+DEFAULT_BODY_TIMEOUT = 15.0
 #: Largest integer SQLite stores (ids and timestamps above it are refused, not overflowed).
 INT64_MAX = 2**63 - 1
 
 _EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
+_BODY_TIMEOUT = web.AppKey("body_timeout", float)
 _BUSY_BODY = b"too many connections\n"
 _BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
@@ -85,14 +95,40 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     )
 
 
-async def decode_json(request: web.Request, schema: type[T]) -> T:
-    """The request's JSON body decoded into ``schema``; 413 if it is larger than the app's
-    ``client_max_size`` (declared or actual), 400 naming the field if it does not fit."""
+async def body_chunks(request: web.Request, size: int = 1 << 16) -> AsyncIterator[bytes]:
+    """The request's body in chunks of at most ``size`` bytes; 408 once no byte has come for
+    the server's ``body_timeout`` seconds."""
+    timeout = request.app[_BODY_TIMEOUT]
+    while True:
+        try:
+            async with asyncio.timeout(timeout):
+                chunk = await request.content.read(size)
+        except TimeoutError:
+            raise error(408, f"request body stalled for {timeout:g} s") from None
+        if not chunk:
+            return
+        yield chunk
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request's whole body; 413 if it is larger than the app's ``client_max_size``
+    (declared, or as soon as it grows past it), 408 if it stalls (:func:`body_chunks`)."""
     limit = request.client_max_size
     declared = request.content_length
     if declared is not None and declared > limit:
         raise error(413, f"body of {declared} bytes above the limit of {limit}")
-    body = await request.read()
+    body = bytearray()
+    async for chunk in body_chunks(request):
+        body += chunk
+        if len(body) > limit:
+            raise error(413, f"body above the limit of {limit} bytes")
+    return bytes(body)
+
+
+async def decode_json(request: web.Request, schema: type[T]) -> T:
+    """The request's JSON body (:func:`read_body`) decoded into ``schema``; 400 naming the
+    field if it does not fit."""
+    body = await read_body(request)
     try:
         return msgspec.json.decode(body, type=schema)
     except msgspec.ValidationError as exc:
@@ -104,7 +140,8 @@ async def decode_json(request: web.Request, schema: type[T]) -> T:
 def path_int(request: web.Request, key: str, upper: int = INT64_MAX) -> int:
     """The path parameter ``key`` as an integer in ``[0, upper]``; 400 otherwise."""
     raw = request.match_info[key]
-    if not raw.isdigit() or len(raw) > 80 or int(raw) > upper:
+    # ASCII only: str.isdigit() also takes "²" (which int() refuses) and "７" (which it takes).
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 80 or int(raw) > upper:
         raise error(400, f"{key} must be an integer from 0 to {upper}")
     return int(raw)
 
@@ -122,7 +159,7 @@ async def _errors(
     try:
         return await handler(request)
     except web.HTTPException as exc:
-        if exc.status == 413:
+        if exc.status in (408, 413):
             exc.force_close()  # the rest of the body is never read
         if exc.content_type != "text/plain":  # aiohttp's own 404/405/413 pages
             reason = exc.reason if exc.status != 413 else "body too large"
@@ -130,11 +167,15 @@ async def _errors(
             for name in ("Allow",):
                 if name in exc.headers:
                     plain.headers[name] = exc.headers[name]
-            if exc.status == 413:
+            if exc.status in (408, 413):
                 plain.force_close()
             return plain
         raise
     except Exception as exc:  # one bad request never stops the server; the cause is logged
+        if request.content.exception() is not None:
+            # The body broke off (the client hung up, or its chunked framing broke): the
+            # client's failure, not the server's; answered 400 in case it still listens.
+            return text(400, "request body incomplete or malformed")
         event(
             log,
             "http_error",
@@ -169,10 +210,12 @@ class WebServer:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         threads: int = 8,
         keepalive_timeout: float = 15.0,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
     ) -> None:
         self.app = web.Application(client_max_size=max_body, middlewares=[_errors])
         self.app.add_routes(routes)
         self.app[_EXECUTOR] = ThreadPoolExecutor(threads, thread_name_prefix="http")
+        self.app[_BODY_TIMEOUT] = body_timeout
         self.host = host
         self.port = port
         self.max_connections = max_connections
@@ -193,6 +236,9 @@ class WebServer:
             access_log=None,
             handle_signals=False,
             keepalive_timeout=self.keepalive_timeout,
+            # Bodies are taken as sent: no client of ours compresses one, and a body that does
+            # not inflate would fail inside aiohttp (a traceback logged, "install Brotli" sent).
+            auto_decompress=False,
         )
         await runner.setup()
         handlers = runner.server

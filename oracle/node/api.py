@@ -14,7 +14,7 @@ from aiohttp import web
 from oracle.exceptions import PeerError
 from oracle.infra.logs import event
 from oracle.infra.metrics import CONTENT_TYPE
-from oracle.infra.web import blocking, decode_json, error, json_response, text
+from oracle.infra.web import blocking, decode_json, error, json_response, read_body, text
 from oracle.node.context import NodeContext
 from oracle.node.decisions import CLOCK_SKEW, acceptable_expiry
 from oracle.node.settler import Settler, attestation
@@ -82,10 +82,7 @@ class NodeApi:
     async def handle_announce(self, req: web.Request) -> web.Response:
         """A worker's signed announcement of its result URL."""
         chain = self.ctx.chain
-        declared = req.content_length
-        if declared is not None and declared > req.client_max_size:
-            raise error(413, f"body of {declared} bytes above the limit")
-        body = await req.read()
+        body = await read_body(req)
         try:
             worker, url, ts = verify_announcement(body, chain.chain_id, chain.market.address)
         except PeerError as exc:

@@ -19,8 +19,8 @@ from oracle.protocol.params import MAX_BATCH
 __all__ = ["Proposal", "ProposalItem", "SignReply", "from_item", "to_item"]
 
 INT64_MAX = 2**63 - 1
-Hex32 = Annotated[str, msgspec.Meta(pattern=r"^0x[0-9a-fA-F]{64}$")]
-Address = Annotated[str, msgspec.Meta(pattern=r"^0x[0-9a-fA-F]{40}$")]
+Hex32 = Annotated[str, msgspec.Meta(pattern=r"^0x[0-9a-fA-F]{64}\Z")]
+Address = Annotated[str, msgspec.Meta(pattern=r"^0x[0-9a-fA-F]{40}\Z")]
 JobId = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 # msgspec bounds must fit an int64: the uint256 ceiling is checked in from_item.
 Uint256 = Annotated[int, msgspec.Meta(ge=0)]

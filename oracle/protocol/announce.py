@@ -24,6 +24,7 @@ import msgspec
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
+from eth_keys.exceptions import BadSignature
 from eth_utils import to_checksum_address
 
 from oracle.exceptions import PeerError
@@ -57,11 +58,11 @@ def make_announcement(
 class Announcement(msgspec.Struct, forbid_unknown_fields=True):
     """The body of ``POST /workers``."""
 
-    worker: Annotated[str, msgspec.Meta(pattern=r"^0x[0-9a-fA-F]{40}$")]
+    worker: Annotated[str, msgspec.Meta(pattern=r"^0x[0-9a-fA-F]{40}\Z")]
     url: Annotated[str, msgspec.Meta(pattern=r"^https?://", max_length=MAX_URL)]
     #: Unix milliseconds; stored as a signed 64-bit integer.
     timestamp: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
-    signature: Annotated[str, msgspec.Meta(pattern=r"^0x[0-9a-fA-F]{130}$")]
+    signature: Annotated[str, msgspec.Meta(pattern=r"^0x[0-9a-fA-F]{130}\Z")]
 
 
 def verify_announcement(body: bytes, chain_id: int, market: str) -> tuple[str, str, int]:
@@ -76,7 +77,7 @@ def verify_announcement(body: bytes, chain_id: int, market: str) -> tuple[str, s
             encode_defunct(text=message(chain_id, market, ann.url, ann.timestamp)),
             signature=ann.signature,
         )
-    except (ValueError, TypeError) as exc:  # eth-keys: an invalid signature
+    except (ValueError, TypeError, BadSignature) as exc:  # eth-keys: an invalid signature
         raise PeerError(f"bad announcement: signature: {exc}") from None
     if signer.lower() != ann.worker.lower():
         raise PeerError("bad announcement: signature is not the worker's")

@@ -41,7 +41,15 @@ from oracle.exceptions import (
     BlobTransferError,
     PeerError,
 )
-from oracle.infra.web import WebServer, blocking, decode_json, error, text
+from oracle.infra.web import (
+    DEFAULT_BODY_TIMEOUT,
+    WebServer,
+    blocking,
+    body_chunks,
+    decode_json,
+    error,
+    text,
+)
 from oracle.protocol.bundle import decode_bundle, encode_bundle
 from oracle.protocol.hashing import keccak256, new_keccak
 
@@ -60,7 +68,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_BLOB = 1 << 31
-_NAME_RE = re.compile(r"^[0-9a-f]{64}$")
+_NAME_RE = re.compile(r"^[0-9a-f]{64}\Z")
 _CHUNK = 1 << 20
 #: ``POST /blobs`` limits: names per request, payload bytes per bundle (blobs beyond it are
 #: answered with an error entry and read one by one).
@@ -344,7 +352,7 @@ class BlobWriter:
             os.unlink(self.tmp)
 
 
-BlobName = Annotated[str, msgspec.Meta(pattern=r"^(0x)?[0-9a-fA-F]{64}$")]
+BlobName = Annotated[str, msgspec.Meta(pattern=r"^(0x)?[0-9a-fA-F]{64}\Z")]
 
 
 class NamesRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -362,7 +370,14 @@ class BlobServer(WebServer):
     Use as a context manager; ``port=0`` picks a free port (see :attr:`url`).
     """
 
-    def __init__(self, store: LocalBlobStore, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        store: LocalBlobStore,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    ) -> None:
         self.store = store
         super().__init__(
             [
@@ -373,6 +388,7 @@ class BlobServer(WebServer):
             ],
             host,
             port,
+            body_timeout=body_timeout,
         )
 
     @staticmethod
@@ -404,7 +420,7 @@ class BlobServer(WebServer):
             return resp
         writer = await blocking(req, BlobWriter, self.store, name)
         try:
-            async for chunk in req.content.iter_chunked(_CHUNK):
+            async for chunk in body_chunks(req, _CHUNK):
                 writer.write(chunk)
             await blocking(req, writer.commit)
         except BlobTooLarge as exc:

@@ -37,8 +37,8 @@ __all__ = ["MAX_BUNDLE_BYTES", "MAX_BUNDLE_ITEMS", "ResultsRequest", "WorkerApi"
 MAX_BUNDLE_ITEMS = 256
 MAX_BUNDLE_BYTES = 64 << 20
 
-_HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
-_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}\Z")
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}\Z")
 Hex32 = Annotated[str, msgspec.Meta(pattern=_HEX32.pattern)]
 
 
