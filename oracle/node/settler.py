@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 import requests
+from eth_keys.exceptions import BadSignature
 from eth_utils import to_checksum_address
 
 from oracle.chain.client import SentTx, TxSender, rpc_int
@@ -257,7 +258,13 @@ class Settler:
                 sig.vs,
             )
             return _PeerReply(True, (idx, sig))
-        except (requests.RequestException, PeerError, ValueError, msgspec.MsgspecError) as exc:
+        except (
+            requests.RequestException,
+            PeerError,
+            ValueError,
+            msgspec.MsgspecError,
+            BadSignature,  # a peer answering r = 0, say: eth_keys' own error
+        ) as exc:
             self.ctx.metrics.inc("peer_errors")
             event(log, "peer_error", logging.WARNING, peer=peer, error=str(exc))
             return _PeerReply(answered, None)

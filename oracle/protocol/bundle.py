@@ -19,7 +19,12 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from oracle.exceptions import PeerError
+
+#: A bundle header: one flat object per entry (scalar values only).
+_Header = list[dict[str, str | int | bool | None]]
 
 __all__ = ["MAX_HEADER_BYTES", "decode_bundle", "encode_bundle"]
 
@@ -45,17 +50,20 @@ def decode_bundle(data: bytes | bytearray | memoryview) -> list[tuple[dict[str, 
     if hlen > MAX_HEADER_BYTES or 4 + hlen > len(view):
         raise PeerError(f"bundle header length {hlen} out of range")
     try:
-        header = json.loads(bytes(view[4 : 4 + hlen]))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise PeerError(f"bundle header is not JSON: {exc}") from exc
-    if not isinstance(header, list) or not all(
-        isinstance(e, dict) and type(e.get("size")) is int and e["size"] >= 0 for e in header
-    ):
+        # Typed and flat: a header of nested brackets fails at the second bracket, so a
+        # hostile peer cannot recurse the decoder (json.loads into Any could, even crash it
+        # under a raised recursion limit).
+        header = msgspec.json.decode(bytes(view[4 : 4 + hlen]), type=_Header)
+    except msgspec.MsgspecError as exc:
+        raise PeerError(f"bundle header is not a list of flat JSON objects: {exc}") from None
+    sizes = [e.get("size") for e in header]
+    if not all(type(n) is int and n >= 0 for n in sizes):
         raise PeerError("bundle header must be a list of objects with a non-negative size")
     out: list[tuple[dict[str, Any], bytes]] = []
     pos = 4 + hlen
-    for fields in header:
-        end = pos + fields["size"]
+    for fields, size in zip(header, sizes, strict=True):
+        assert isinstance(size, int)
+        end = pos + size
         if end > len(view):
             raise PeerError("bundle payloads shorter than their declared sizes")
         out.append((fields, bytes(view[pos:end])))

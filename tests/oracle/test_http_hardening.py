@@ -348,9 +348,18 @@ class _StandInChain:
     market = SimpleNamespace(address=MARKET)
     w3 = SimpleNamespace(eth=SimpleNamespace(get_transaction_count=lambda address, block: 0))
 
+    @staticmethod
+    def now() -> int:
+        return NOW
+
+
+#: The chain's now as the stand-in reads it, and a proposal's expiry the node accepts.
+NOW = 1_700_000_000
+UNTIL = NOW + 600
+
 
 #: The attestation the node has a verdict for (so it signs a proposal of it).
-AGREED = Attestation(JOB, WORKER.address, b"\x07" * 32, 1000, 1, b"\x77" * 32)
+AGREED = Attestation(JOB, WORKER.address, b"\x07" * 32, 42, 1000, 1, b"\x77" * 32)
 
 
 @dataclass
@@ -368,7 +377,9 @@ def start_node(root: Path) -> Node:
     db = OracleDB(root / "oracle.db")
     db.record_verdict(
         StoredVerdict(
-            key=VerdictKey(AGREED.job_id, AGREED.worker, AGREED.commitment),
+            key=VerdictKey(
+                AGREED.job_id, AGREED.worker, AGREED.commitment, AGREED.submission_block
+            ),
             seed=b"\x01" * 32,
             challenge_block=1,
             challenge_hash=b"\x02" * 32,
@@ -382,7 +393,7 @@ def start_node(root: Path) -> Node:
     metrics = Metrics("pouw_oracle", counters=("jobs_seen",))
     metrics.add_rows("db", "rows in the node's SQLite state", db.counts)
     ctx = NodeContext(
-        cfg=None,  # type: ignore[arg-type]  # read by no route
+        cfg=SimpleNamespace(signature_ttl=900),  # type: ignore[arg-type]  # what /sign reads
         chain=_StandInChain(),  # type: ignore[arg-type]  # what the routes read of one
         account=NODE,
         db=db,
@@ -392,6 +403,7 @@ def start_node(root: Path) -> Node:
         index=0,
         threshold=1,
         reveal_window=100,
+        refund_grace=200,
         kill=lambda point: None,
     )
     return Node(
@@ -524,12 +536,25 @@ def test_sign__well_formed_proposal__signed(node: Node, faults: list[logging.Log
     """The control: a proposal of the recorded verdict is agreed and signed by the node; an
     item it has no verdict for is left out."""
     other = _item(job_id=JOB + 1)
-    reply = post_json(node.port, "/sign", {"items": [other, _item()]})
+    reply = post_json(node.port, "/sign", {"items": [other, _item()], "valid_until": UNTIL})
     assert reply.status == 200, reply.text
     answer = json.loads(reply.body)
     assert answer["agreed"] == [1] and answer["signer"] == NODE.address
     sig = CompactSignature(answer["signer"], int(answer["r"], 16), int(answer["vs"], 16))
-    assert recover_signer(CHAIN_ID, MARKET, [AGREED], sig) == NODE.address
+    assert recover_signer(CHAIN_ID, MARKET, [AGREED], UNTIL, sig) == NODE.address
+    assert_serving(url(node), faults)
+
+
+@pytest.mark.parametrize("until", [NOW - 1, NOW + 900 + 61, 2**63 - 1, 2**64, -1])
+def test_sign__expiry_outside_the_window__400_naming_valid_until(
+    node: Node, faults: list[logging.LogRecord], until: int
+) -> None:
+    """A proposal already expired, or valid for longer than this node's signature_ttl (plus a
+    minute of skew), is refused: no signature of the node outlives its promised freshness."""
+    body = {"items": [_item()], "valid_until": until}
+    before = node.db.counts().get("signatures", 0)
+    assert_clear_4xx(post_json(node.port, "/sign", body), 400, "valid_until")
+    assert node.db.counts().get("signatures", 0) == before  # nothing signed
     assert_serving(url(node), faults)
 
 
@@ -551,7 +576,11 @@ def test_sign__integer_out_of_range__400_naming_the_field(
 ) -> None:
     """An integer beyond its field's range (64 bits for a job id, 256 for work units) is a 400
     that names the field, not a SQLite overflow."""
-    assert_clear_4xx(post_json(node.port, "/sign", {"items": [_item(**changes)]}), 400, field)
+    assert_clear_4xx(
+        post_json(node.port, "/sign", {"items": [_item(**changes)], "valid_until": UNTIL}),
+        400,
+        field,
+    )
     assert_serving(url(node), faults)
 
 
@@ -560,7 +589,9 @@ def test_sign__wide_but_legal_work_units__answered(
 ) -> None:
     """Work units above 64 bits but within uint256 are legal: answered 200 (not agreed, as the
     recorded verdict says 1000)."""
-    reply = post_json(node.port, "/sign", {"items": [_item(work_units=2**255)]})
+    reply = post_json(
+        node.port, "/sign", {"items": [_item(work_units=2**255)], "valid_until": UNTIL}
+    )
     assert reply.status == 200 and json.loads(reply.body)["agreed"] == []
     assert_serving(url(node), faults)
 
@@ -605,20 +636,34 @@ def test_sign__bad_items__400_naming_what_is_wrong(
     that is not an address, a commitment that is not 32 bytes (a trailing newline included),
     a missing field: each a 400 naming it."""
     port = node.port
-    assert_clear_4xx(post_json(port, "/sign", {"items": []}), 400, "items")
+    assert_clear_4xx(post_json(port, "/sign", {"items": [], "valid_until": UNTIL}), 400, "items")
     assert_clear_4xx(post_json(port, "/sign", {"items": [_item()] * (MAX_BATCH + 1)}), 400, "items")
-    assert_clear_4xx(post_json(port, "/sign", {"items": [_item()], "extra": 1}), 400, "extra")
-    assert_clear_4xx(post_json(port, "/sign", {"items": [_item(extra=1)]}), 400, "extra")
-    assert_clear_4xx(post_json(port, "/sign", {"items": [_item(worker="0x12")]}), 400, "worker")
     assert_clear_4xx(
-        post_json(port, "/sign", {"items": [_item(commitment="0x00")]}), 400, "commitment"
+        post_json(port, "/sign", {"items": [_item()], "extra": 1, "valid_until": UNTIL}),
+        400,
+        "extra",
+    )
+    assert_clear_4xx(
+        post_json(port, "/sign", {"items": [_item(extra=1)], "valid_until": UNTIL}), 400, "extra"
+    )
+    assert_clear_4xx(
+        post_json(port, "/sign", {"items": [_item(worker="0x12")], "valid_until": UNTIL}),
+        400,
+        "worker",
+    )
+    assert_clear_4xx(
+        post_json(port, "/sign", {"items": [_item(commitment="0x00")], "valid_until": UNTIL}),
+        400,
+        "commitment",
     )
     for field, value in (("worker", WORKER.address), ("commitment", "0x" + "07" * 32)):
-        newline = {"items": [_item(**{field: value + "\n"})]}
+        newline = {"items": [_item(**{field: value + "\n"})], "valid_until": UNTIL}
         assert_clear_4xx(post_json(port, "/sign", newline), 400, field)
     missing = _item()
     del missing["transcript_hash"]
-    assert_clear_4xx(post_json(port, "/sign", {"items": [missing]}), 400, "transcript_hash")
+    assert_clear_4xx(
+        post_json(port, "/sign", {"items": [missing], "valid_until": UNTIL}), 400, "transcript_hash"
+    )
     assert_serving(url(node), faults)
 
 
@@ -1232,7 +1277,8 @@ def _sign_items() -> st.SearchStrategy[Any]:
     valid = msgspec.structs.asdict(to_item(AGREED))
     item = _maybe_extra(st.fixed_dictionaries({k: either(v) for k, v in valid.items()}))
     items = st.one_of(st.lists(item, max_size=3), st.just([valid] * (MAX_BATCH + 1)), JSON)
-    return _maybe_extra(st.fixed_dictionaries({"items": items}))
+    until = st.one_of(st.just(UNTIL), st.integers(), HUGE)
+    return _maybe_extra(st.fixed_dictionaries({"items": items, "valid_until": until}))
 
 
 @FUZZ
