@@ -52,7 +52,7 @@ class BackendError(PouwError, RuntimeError):
 
 
 class DeploymentNotFound(PouwError, FileNotFoundError):
-    """No deployment of pouw is recorded for this network (run `ape run deploy` first)."""
+    """No deployment of pouw is recorded for this network (run `pouw deploy` first)."""
 
 
 class ChainError(PouwError, RuntimeError):

@@ -32,6 +32,7 @@ __all__ = [
     "start_anvil",
     "stop_anvil",
     "test_accounts",
+    "use_project_tools",
 ]
 
 TEST_MNEMONIC = "test test test test test test test test test test test junk"
@@ -42,13 +43,27 @@ TEST_MNEMONIC = "test test test test test test test test test test test junk"
 DEV_ORACLE_INDICES = (5, 6, 7)
 
 
+#: This checkout's npm packages (``make setup`` installs anvil and cast there).
+NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
+
+
+def use_project_tools() -> None:
+    """Put this checkout's ``node_modules/.bin`` on PATH (if it exists and is not there yet),
+    so every command that needs anvil — Ape's foundry provider included — finds the project's
+    own copy without the Makefile's PATH."""
+    bin_dir = NODE_MODULES / ".bin"
+    path = os.environ.get("PATH", "")
+    if bin_dir.is_dir() and str(bin_dir) not in path.split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([str(bin_dir), path]) if path else str(bin_dir)
+
+
 def anvil_binary() -> str:
     """The anvil executable of this checkout's node_modules if present, else ``anvil`` on PATH.
 
     npm's ``node_modules/.bin/anvil`` is a node wrapper that spawns the platform binary as a
     child; killing the wrapper would orphan the node, so the platform binary itself is used.
     """
-    modules = Path(__file__).resolve().parent.parent / "node_modules"
+    modules = NODE_MODULES
     for native in sorted(modules.glob("@foundry-rs/anvil-*/bin/anvil")):
         return str(native)
     local = modules / ".bin" / "anvil"

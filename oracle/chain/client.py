@@ -71,9 +71,10 @@ JOB_EVENTS = (
     "AttestationSkipped",
     "JobRefunded",
     "JobCancelled",
+    "StakeReleased",
 )
 #: Every market event :meth:`Chain.events` can decode (``MARKET_EVENTS`` is its default).
-ALL_EVENTS = (*MARKET_EVENTS, "RewardClaimed", "Withdrawn", "Bonded")
+ALL_EVENTS = (*MARKET_EVENTS, "StakeReleased", "RewardClaimed", "Withdrawn", "Bonded")
 #: Job status codes of ``JobMarket.job(id).status``.
 STATUS_OPEN, STATUS_PAID, STATUS_REFUNDED, STATUS_CANCELLED = 1, 2, 3, 4
 

@@ -72,6 +72,7 @@ def load(network_choice: str, root: Path = DEFAULT_DIR) -> Deployment:
     if not path.exists():
         raise DeploymentNotFound(
             f"no pouw deployment recorded for {network_key(network_choice)} at {path}; "
-            f"run `ape run deploy --network {network_choice}` first"
+            f"run `pouw deploy --network {network_choice}` (or `ape run deploy --network "
+            f"{network_choice}`) first"
         )
     return Deployment.from_dict(json.loads(path.read_text()))

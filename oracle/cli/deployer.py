@@ -4,8 +4,7 @@
 from __future__ import annotations
 
 import contextlib
-import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -218,8 +217,10 @@ def deploy(
     "the local walk-through. Public keys: never use them on a live network.",
 )
 def node(port: int, block_time: int, keys_dir: str | None) -> None:
-    """Start a local anvil node (chain id 31337, anvil's well-known test accounts)."""
+    """Start a local anvil node (chain id 31337, anvil's well-known test accounts) until
+    Ctrl-C or SIGTERM."""
     import signal
+    import threading
 
     from oracle.chain.anvil import start_anvil, stop_anvil, test_accounts
 
@@ -233,19 +234,21 @@ def node(port: int, block_time: int, keys_dir: str | None) -> None:
             path.write_text("0x" + acct.key.hex().removeprefix("0x") + "\n")
             path.chmod(0o600)
             click.echo(f"{path}  {acct.address}", err=True)
+    # anvil runs in its own session: stop it ourselves on Ctrl-C or SIGTERM. The handlers only
+    # say so; the main loop stops anvil (waiting on it from a handler, while the main thread
+    # waits on it too, hung for 20 s and ended in a TimeoutExpired traceback).
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
     proc, url = start_anvil(port, quiet=False, block_time=block_time)
     click.echo(f"anvil listening on {url}", err=True)
-
-    # anvil runs in its own session: stop it ourselves on Ctrl-C or SIGTERM.
-    def on_sigterm(*_: Any) -> None:
-        stop_anvil(proc)
-        sys.exit(0)
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        proc.wait()
-    except KeyboardInterrupt:
-        stop_anvil(proc)
+    while proc.poll() is None and not stopping.is_set():
+        stopping.wait(0.2)
+    code = proc.poll()
+    stop_anvil(proc)
+    if code is not None and not stopping.is_set():
+        raise click.ClickException(f"anvil exited on its own with status {code}")
+    click.echo("anvil stopped", err=True)
 
 
 @click.group(cls=PouwGroup)

@@ -53,6 +53,9 @@ def main() -> None:
     # ape-vyper's settings model trips a pydantic-settings warning on every Ape start:
     # noise for a user of pouw, nothing they can act on.
     warnings.filterwarnings("ignore", message="Field 'import_remapping' has an incomplete")
+    from oracle.chain.anvil import use_project_tools
+
+    use_project_tools()  # `pouw demo --network ethereum:local:foundry` finds our anvil
     try:
         cli(standalone_mode=True)
     except PouwError as exc:

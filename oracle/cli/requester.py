@@ -1,5 +1,6 @@
-"""The requester's and the earner's commands: ``job create`` / ``job show`` / ``job refund``
-(post, inspect and refund jobs) and ``withdraw`` (take out what the market credited)."""
+"""The requester's and the earner's commands: ``job create`` / ``job show`` / ``job refund`` /
+``job cancel`` (post, inspect, refund and cancel jobs) and ``withdraw`` (take out what the
+market credited)."""
 
 from __future__ import annotations
 
@@ -24,11 +25,12 @@ from oracle.cli.options import (
 
 if TYPE_CHECKING:
     from oracle.chain.client import Chain
+    from oracle.protocol.spec import Spec
 
 
 @click.group(cls=PouwGroup)
 def job() -> None:
-    """Post, inspect and refund jobs (the requester's side)."""
+    """Post, inspect, refund and cancel jobs (the requester's side)."""
 
 
 #: The flags that build a spec; ``--spec-file`` replaces them all.
@@ -163,7 +165,7 @@ def job_create(
     """
     from oracle.client.jobs import create_jobs, matmul_spec, mlp_spec, publish_spec, spec_from_file
     from oracle.exceptions import ConfigError
-    from oracle.protocol.spec import parse_spec, work_units
+    from oracle.protocol.spec import work_units
 
     if (price is None) == (amount is None):
         raise ConfigError("give exactly one of --price (per work unit) or --amount (per job)")
@@ -182,8 +184,9 @@ def job_create(
             raise ConfigError("matmul needs --n (and optionally --m, --k)")
         if batch is not None or dims is not None:
             raise ConfigError("--batch and --dims apply to --kind mlp only")
+        flags = {"m": "--m" if m else "--n", "n": "--n", "k": "--k" if k else "--n"}
         specs = [
-            parse_spec(
+            _parse_flags(
                 matmul_spec(
                     dtype=dtype,
                     m=m or n,
@@ -193,7 +196,8 @@ def job_create(
                     mode=mode,
                     openings=openings,
                     rounds=rounds,
-                )
+                ),
+                flags,
             )
             for i in range(count)
         ]
@@ -207,10 +211,11 @@ def job_create(
         except ValueError:
             raise ConfigError(f"--dims must be comma-separated integers, got {dims!r}") from None
         specs = [
-            parse_spec(
+            _parse_flags(
                 mlp_spec(
                     batch=batch, dims=widths, activation=activation, seed=seed + i, rounds=rounds
-                )
+                ),
+                {"batch": "--batch", "dims": "--dims"},
             )
             for i in range(count)
         ]
@@ -219,6 +224,12 @@ def job_create(
         raise ConfigError("the escrow per job must be positive")
     chain = connect(network, deployments_dir, rpc)
     account = load_signer(keyfile, password_file, password_env)
+    horizon = int(chain.call("max_horizon"))
+    if deadline_in > horizon:
+        raise ConfigError(
+            f"--deadline-in {deadline_in} s is beyond this market's max_horizon of {horizon} s "
+            f"({horizon / 86_400:g} days)"
+        )
     for s in specs:
         publish_spec(s, spec_stores)
     deadline = chain.block_timestamp(chain.head()) + deadline_in
@@ -264,7 +275,7 @@ def job_show(job_id: int, network: str, deployments_dir: str, rpc: str, as_json:
         f"[bold]job {job_id}[/]: {info['status']}, {info['work_units']:,} work units, "
         f"escrow {info['amount']:,} "
         f"{'wei' if info['asset'] == 'ETH' else 'base units of ' + info['asset']}, "
-        f"deadline {info['deadline']}"
+        f"deadline {when(info['deadline'], info['now'])}"
     )
     con.print(f"requester {info['requester']}, spec {info['spec_hash']}")
     if info["submissions"]:
@@ -303,9 +314,22 @@ def _send_market(
 
     chain = connect(network, deployments_dir, rpc)
     account = load_signer(keyfile, password_file, password_env)
+    if fn_name in ("refund", "cancel"):
+        _open_job_check(chain, int(args[0]))
     fn = getattr(chain.market.functions, fn_name)(*args)
     simulate(chain, fn, account.address)
     return chain, TxSender(chain, account).send(fn, fn_name)
+
+
+def _open_job_check(chain: Chain, job_id: int) -> None:
+    """A clear error for a job id the market never gave out (the contract would only say
+    ``job not open``)."""
+    from oracle.exceptions import ConfigError
+
+    last = int(chain.call("next_job_id")) - 1
+    if not 1 <= job_id <= last:
+        known = f"jobs 1 to {last}" if last >= 1 else "no jobs yet"
+        raise ConfigError(f"job {job_id} does not exist (this market has {known})")
 
 
 @job.command("refund")
@@ -320,12 +344,35 @@ def job_refund(
     password_file: str | None,
     password_env: str | None,
 ) -> None:
-    """Refund an unsettled job after its deadline (the escrow returns to the requester)."""
+    """Refund an unsettled job after its deadline (anyone may; with submissions, after the
+    settlement grace too). The escrow is credited to the requester: take it out with
+    `pouw withdraw`."""
     chain, rcpt = _send_market(
         network, deployments_dir, rpc, keyfile, password_file, password_env, "refund", job_id
     )
     for ev in chain.receipt_events(rcpt, ("JobRefunded",)):
         click.echo(f"job {job_id} refunded: {ev.args['amount']:,} to {ev.args['requester']}")
+
+
+@job.command("cancel")
+@click.argument("job_id", type=click.IntRange(0))
+@signer_on_chain()
+def job_cancel(
+    job_id: int,
+    network: str,
+    deployments_dir: str,
+    rpc: str,
+    keyfile: str,
+    password_file: str | None,
+    password_env: str | None,
+) -> None:
+    """Cancel your own open job before any worker has submitted to it. The escrow is
+    credited back to you: take it out with `pouw withdraw`."""
+    chain, rcpt = _send_market(
+        network, deployments_dir, rpc, keyfile, password_file, password_env, "cancel", job_id
+    )
+    for ev in chain.receipt_events(rcpt, ("JobCancelled",)):
+        click.echo(f"job {job_id} cancelled: {ev.args['amount']:,} to {ev.args['requester']}")
 
 
 @click.command()
@@ -340,7 +387,9 @@ def withdraw(
     password_env: str | None,
     asset: str,
 ) -> None:
-    """Withdraw the balance credited to this account (escrow earned, slashed bonds)."""
+    """Withdraw the balance credited to this account: escrow a worker earned, and for a
+    requester escrow returned by `job refund` / `job cancel` or a cheater's slashed bond.
+    Nothing is credited to a requester whose jobs were all paid."""
     chain, rcpt = _send_market(
         network,
         deployments_dir,
@@ -353,3 +402,38 @@ def withdraw(
     )
     total = sum(int(e.args["amount"]) for e in chain.receipt_events(rcpt, ("Withdrawn",)))
     click.echo(f"withdrawn {total:,}")
+
+
+def _parse_flags(spec: dict[str, Any], flags: dict[str, str]) -> Spec:
+    """parse_spec, with an error naming the flag the user typed (``--n``) rather than the
+    spec field it became (``spec.m``)."""
+    from oracle.exceptions import ConfigError, SpecError
+    from oracle.protocol.spec import parse_spec
+
+    try:
+        return parse_spec(spec)
+    except SpecError as exc:
+        msg = str(exc)
+        for field, flag in flags.items():
+            if msg.startswith(f"spec.{field}:"):
+                raise ConfigError(flag + msg[len(f"spec.{field}") :]) from None
+        raise
+
+
+def when(timestamp: int, now: int) -> str:
+    """A unix time as UTC and relative to ``now`` (``2026-12-04 15:00:00 UTC, in 12 min``)."""
+    import datetime as dt
+
+    stamp = dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    delta = timestamp - now
+    span = abs(delta)
+    text = (
+        f"{span} s"
+        if span < 120
+        else f"{span // 60} min"
+        if span < 7_200
+        else f"{span / 3_600:.1f} h"
+        if span < 172_800
+        else f"{span / 86_400:.1f} days"
+    )
+    return f"{stamp} UTC, {'in ' + text if delta >= 0 else text + ' ago'}"

@@ -63,6 +63,14 @@ def worker() -> None:
     help="Smallest escrow per work unit, in wei.",
 )
 @click.option(
+    "--stake-slots",
+    type=click.IntRange(1, 10_000),
+    default=64,
+    show_default=True,
+    help="Live submissions to keep bonded for: each holds min_bond at stake until settled, "
+    "so the worker bonds this many times min_bond.",
+)
+@click.option(
     "--poll",
     type=click.FloatRange(0.01),
     default=0.3,
@@ -91,6 +99,7 @@ def worker_run(
     kinds: tuple[str, ...],
     max_units: int,
     min_price: float,
+    stake_slots: int,
     poll: float,
     kill_at: str | None,
 ) -> None:
@@ -109,6 +118,7 @@ def worker_run(
         kinds=kinds or kind_names(),
         max_work_units=max_units,
         min_price_per_unit=min_price,
+        stake_slots=stake_slots,
         host=host,
         port=port,
         public_url=public_url,

@@ -199,6 +199,16 @@ def job_info(chain: Chain, job_id: int) -> dict[str, Any]:
                     "tx": "0x" + e.tx_hash.hex(),
                 }
             )
+        elif e.name == "StakeReleased":
+            outcomes.append(
+                {
+                    "event": e.name,
+                    "worker": a["worker"],
+                    "block": e.block_number,
+                    "amount": int(a["amount"]),
+                    "tx": "0x" + e.tx_hash.hex(),
+                }
+            )
         elif e.name in ("JobRefunded", "JobCancelled"):
             outcomes.append(
                 {
@@ -216,6 +226,7 @@ def job_info(chain: Chain, job_id: int) -> dict[str, Any]:
         "amount": int(terms["amount"]),
         "work_units": int(terms["work_units"]),
         "deadline": int(terms["deadline"]),
+        "now": chain.block_timestamp(chain.head()),
         "spec_hash": None if created is None else "0x" + created.args["spec_hash"].hex(),
         "created_block": None if created is None else created.block_number,
         "submissions": submissions,

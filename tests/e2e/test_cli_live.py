@@ -182,3 +182,37 @@ def test_cli__deploy_create_show_status_audit(anvil, keys, tmp_path: Path, spec_
 
     code, out = pouw("audit", 999, *common, "--spec-store", spec_server.url, "--result-file", good)
     assert code == 2 and "does not exist" in out
+
+
+def test_cli__cancel_refund_and_their_errors(anvil, keys, tmp_path: Path, spec_server):
+    """`job cancel` returns an open job's escrow at once; `job refund`/`cancel` of a job that
+    does not exist says so (not "job not open"); `--deadline-in` beyond the market's horizon
+    names the limit before anything is published or escrowed; `job show` prints the deadline
+    as a date; the missing-deployment error names `pouw deploy`."""
+    deps = tmp_path / "deployments"
+    common = ["--rpc", anvil.url, "--deployments", deps]
+    code, out = pouw("job", "show", 1, *common)
+    assert code == 2 and "pouw deploy --network ethereum:local:foundry" in out, out
+    code, out = pouw("deploy", *common, "--dev", "--oracle", keys["oracles"][0].address)
+    assert code == 0, out
+    req_key = key_file(tmp_path, "requester", keys["requester"])
+    create = ["job", "create", *common, "--keyfile", req_key, "--spec-store", spec_server.url]
+    code, out = pouw(*create, "--n", 8, "--price", "1gwei", "--deadline-in", 10**8)
+    assert code == 2 and "beyond this market's max_horizon of" in out, out
+    code, out = pouw(*create, "--n", 8, "--price", "1gwei", "--json")
+    assert code == 0, out
+    [posted] = json.loads(out)
+    job = posted["job_id"]
+    code, out = pouw("job", "show", job, *common)
+    assert (code == 0 and " UTC, in 59 min" in out) or " UTC, in 60 min" in out, out
+    for cmd in ("refund", "cancel"):
+        code, out = pouw("job", cmd, 7, *common, "--keyfile", req_key)
+        assert code == 2 and "job 7 does not exist (this market has jobs 1 to 1)" in out, out
+    code, out = pouw("job", "cancel", job, *common, "--keyfile", req_key)
+    assert code == 0 and f"job {job} cancelled: {2 * 8**3 * 10**9:,}" in out, out
+    rec = deployments.load("ethereum:local:foundry", deps)
+    chain = Chain(anvil.url, rec)
+    assert chain.job_status(job) == 4  # cancelled
+    code, out = pouw("withdraw", *common, "--keyfile", req_key)
+    assert code == 0, out
+    assert int(chain.call("credited", keys["requester"].address, "0x" + "00" * 20)) == 0

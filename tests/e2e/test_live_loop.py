@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from oracle.chain.client import STATUS_PAID, STATUS_REFUNDED, Chain, TxSender
+from oracle.chain.client import ALL_EVENTS, STATUS_PAID, STATUS_REFUNDED, Chain, TxSender
 from oracle.client.report import draw_report, from_chain
 from oracle.node.service import OracleConfig, OracleNode
 from oracle.store.blobs import LocalBlobStore
@@ -163,6 +163,11 @@ def test_round_trip__two_workers_one_cheats__honest_jobs_settled_exactly_once(
 
         wait_until(done, timeout=60)
 
+        # Every stake comes home: with the payout (VALID), to the requester (INVALID), or by
+        # the losing worker's own `release` once the job went to the other.
+        every = [(j, w) for j in jobs for w in (keys["honest"].address, keys["cheater"].address)]
+        wait_until(lambda: all(chain.stake(j, w) == 0 for j, w in every), timeout=30)
+
         # Past the deadline (and the settlement grace) and the epoch's end: the requester
         # takes the unfinished job's escrow back, and the running workers claim the epoch.
         anvil.w3.provider.make_request("evm_increaseTime", [3_600 + 601])
@@ -198,6 +203,20 @@ def test_round_trip__two_workers_one_cheats__honest_jobs_settled_exactly_once(
     assert all(chain.job_status(j) == STATUS_PAID for j in jobs)
     cheater = keys["cheater"].address
     assert not [j for j, w in paid_to if w == cheater and j in cheated]
+    # A submission neither paid nor slashed had its stake released by its worker, once; a
+    # paid one never (its stake came back with the pay). A cheater's losing submission may be
+    # released before its INVALID lands: it stays slashable, and is slashed.
+    evs = chain.events(rec.block, chain.head(), names=ALL_EVENTS)
+    submitted = {
+        (int(e.args["job_id"]), e.args["worker"]) for e in evs if e.name == "ResultSubmitted"
+    }
+    slashed_subs = {
+        (int(e.args["job_id"]), e.args["worker"]) for e in evs if e.name == "WorkerSlashed"
+    }
+    released = [(int(e.args["job_id"]), e.args["worker"]) for e in evs if e.name == "StakeReleased"]
+    assert len(released) == len(set(released))
+    assert not set(released) & set(paid_to)
+    assert submitted - set(paid_to) - slashed_subs <= set(released)
     assert sorted(slashed) == sorted(cheated)
     # `pouw report` reads the same story back from chain state alone.
     data = from_chain(chain)

@@ -20,6 +20,7 @@ COMMANDS = [
     ["job", "create"],
     ["job", "show"],
     ["job", "refund"],
+    ["job", "cancel"],
     ["withdraw"],
     ["status"],
     ["audit"],
@@ -100,7 +101,10 @@ def key(tmp_path: Path) -> str:
             ["job", "create", "--spec-store", "s", "--n", "8", "--price", "1", "--openings", "2"],
             "--openings applies to --mode sampled",
         ),
-        (["job", "create", "--spec-store", "s", "--n", "100000", "--price", "1"], "spec.m"),
+        (
+            ["job", "create", "--spec-store", "s", "--n", "100000", "--price", "1"],
+            "--n: must be in",
+        ),
         (
             [
                 "job",
@@ -363,6 +367,7 @@ def test_keyfile__one_option_required_where_the_command_always_signs():
         "deploy",
         "job create",
         "job refund",
+        "job cancel",
         "oracle run",
         "withdraw",
         "worker run",
@@ -410,3 +415,20 @@ def test_python_dash_m__oracle_cli_and_oracle_cli_main_both_run_pouw():
         )
         assert out.stdout.startswith("Usage: ") and "worker" in out.stdout, module
         assert out.stderr == "", module
+
+
+def test_job_create__size_out_of_range__names_the_flag_typed(key: str) -> None:
+    """``--n 70000`` is reported as ``--n`` (it became spec.m, n and k), ``--m`` as ``--m``."""
+    base = ["job", "create", "--keyfile", key, "--spec-store", "x", "--price", "1", *DEAD_RPC]
+    code, out = _run([*base, "--kind", "matmul", "--n", "70000"])
+    assert code == 2 and "error: --n: must be in [1, 65536], got 70000" in out, out
+    code, out = _run([*base, "--kind", "matmul", "--n", "8", "--m", "70000"])
+    assert code == 2 and "error: --m: must be in [1, 65536], got 70000" in out, out
+
+
+def test_when__utc_and_relative() -> None:
+    from oracle.cli.requester import when
+
+    assert when(1_800_000_000, 1_800_000_000 - 720) == "2027-01-15 08:00:00 UTC, in 12 min"
+    assert when(1_800_000_000, 1_800_000_000 + 30) == "2027-01-15 08:00:00 UTC, 30 s ago"
+    assert when(1_800_000_000, 1_800_000_000 - 3 * 86_400).endswith("in 3.0 days")
