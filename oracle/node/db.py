@@ -482,6 +482,15 @@ class OracleDB(SqliteFile):
             if digest is not None:
                 c.execute("UPDATE batches SET state='settled' WHERE digest=?", (digest,))
 
+    def mark_onchain(self, marks: list[tuple[VerdictKey, str]]) -> None:
+        """Mark verdicts found settled or moot by reading the chain (no transaction of this
+        node's); a verdict already marked keeps its mark."""
+        with self.tx() as c:
+            c.executemany(
+                "UPDATE verdicts SET onchain=? WHERE " + _VKEY + " AND onchain IS NULL",
+                [(state, *k.args()) for k, state in marks],
+            )
+
     def record_tx(
         self, nonce: int, tx_hash: bytes, raw: bytes, label: str, digest: bytes | None
     ) -> None:

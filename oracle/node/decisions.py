@@ -45,6 +45,7 @@ __all__ = [
     "reveal_window_over",
     "settle_batch",
     "settle_window_over",
+    "still_settleable",
     "threshold_reachable",
 ]
 
@@ -326,3 +327,16 @@ def threshold_reachable(answered: int, threshold: int) -> bool:
     """Whether ``answered`` peers (those that answered at all, agreeing or not) plus this node
     can make ``threshold`` signatures: if not, nothing this node proposes can settle."""
     return answered + 1 >= threshold
+
+
+def still_settleable(
+    verdict: int, status: int, live: tuple[bytes, int], key_commitment: bytes, key_block: int
+) -> bool:
+    """What ``settle`` would do with an item, from the chain's state: a VALID item needs an
+    open job (status 1); either verdict needs the submission it names to be the live one
+    (commitment and block). False: the contract would skip it, so it is not worth a
+    transaction."""
+    commitment, block = live
+    if commitment != key_commitment or block != key_block:
+        return False
+    return verdict != 1 or status == 1

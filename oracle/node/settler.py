@@ -37,6 +37,7 @@ from oracle.node.decisions import (
     quorum_signatures,
     receipt_outcome,
     settle_batch,
+    still_settleable,
     threshold_reachable,
 )
 from oracle.node.wire import Proposal, SignReply, to_item
@@ -86,6 +87,8 @@ class Settler:
         )
         self._pending_digest: bytes | None = None
         self._cooldown: dict[bytes, float] = {}
+        #: When this process started: verdicts decided before were carried across a restart.
+        self._started = time.time()
         self.peers = Reachability(
             log,
             ctx.metrics,
@@ -159,6 +162,7 @@ class Settler:
             max_wait=cfg.max_wait,
             takeover=cfg.takeover,
         )
+        items = self._drop_settled(items, now)
         if not items:
             return 0
         batch = [attestation(v) for v in items]
@@ -174,6 +178,32 @@ class Settler:
             return 0
         self.ctx.kill("after_sign")
         return self._send_settle(chosen, valid_until, sigs)
+
+    def _drop_settled(self, items: list[Unsettled], now: float) -> list[Unsettled]:
+        """Items this node did not decide since it started, or is taking over from a peer,
+        may already be settled by someone else (events this node has not followed yet, or
+        followed by a node that then restarted): they are read on the chain first, and the
+        ones ``settle`` would skip are marked and left out, rather than costing a transaction
+        each. Items decided since start and led by this node are not read (no RPC per item on
+        the fast path)."""
+        fresh_after = max(self._started, now - self.ctx.cfg.takeover)
+        old = [v for v in items if v.decided_at < fresh_after]
+        if not old:
+            return items
+        chain, gone = self.ctx.chain, []
+        for v in old:
+            k = v.key
+            live = chain.submission(k.job_id, k.worker)
+            status = chain.job_status(k.job_id) if v.verdict == 1 else 1
+            if not still_settleable(v.verdict, status, live, k.commitment, k.submission_block):
+                gone.append(k)
+        if not gone:
+            return items
+        self.ctx.db.mark_onchain([(k, "moot") for k in gone])
+        self.ctx.metrics.inc("items_found_settled", len(gone))
+        event(log, "already_settled", items=len(gone))
+        dropped = set(gone)
+        return [v for v in items if v.key not in dropped]
 
     def sign_own(self, batch: list[Attestation], valid_until: int, role: str) -> CompactSignature:
         """Sign a batch with the node's key and record it (``role``: proposer or peer)."""

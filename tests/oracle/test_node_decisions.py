@@ -378,3 +378,21 @@ def test_reveal_window_over__strictly_after_the_window():
     assert not reveal_window_over(1000, 1060, 60)
     assert reveal_window_over(1000, 1061, 60)
     assert not reveal_window_over(1000, 999, 60)
+
+
+@pytest.mark.parametrize(
+    ("verdict", "status", "live", "expected"),
+    [
+        (1, 1, (b"\xaa" * 32, 7), True),  # VALID, job open, the submission named: settle it
+        (1, 2, (b"\xaa" * 32, 7), False),  # VALID, job paid meanwhile
+        (1, 3, (b"\xaa" * 32, 7), False),  # VALID, job refunded
+        (2, 2, (b"\xaa" * 32, 7), True),  # INVALID slashes a live submission on a paid job
+        (2, 1, (b"\x00" * 32, 0), False),  # INVALID, submission already slashed (cleared)
+        (1, 1, (b"\xaa" * 32, 9), False),  # the same commitment, a later submission
+        (2, 1, (b"\xbb" * 32, 7), False),  # another commitment
+    ],
+)
+def test_still_settleable__what_settle_would_skip(verdict, status, live, expected):
+    from oracle.node.decisions import still_settleable
+
+    assert still_settleable(verdict, status, live, b"\xaa" * 32, 7) is expected
