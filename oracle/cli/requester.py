@@ -389,7 +389,14 @@ def withdraw(
 ) -> None:
     """Withdraw the balance credited to this account: escrow a worker earned, and for a
     requester escrow returned by `job refund` / `job cancel` or a cheater's slashed bond.
-    Nothing is credited to a requester whose jobs were all paid."""
+    Nothing is credited to a requester whose jobs were all paid: then it says so and sends
+    nothing (exit 0)."""
+    chain = connect(network, deployments_dir, rpc)
+    who = load_signer(keyfile, password_file, password_env).address
+    token = parse_asset(asset)
+    if int(chain.call("credited", who, token)) == 0:
+        click.echo(f"nothing credited to {who} in {asset}: nothing to withdraw")
+        return
     chain, rcpt = _send_market(
         network,
         deployments_dir,
@@ -398,7 +405,7 @@ def withdraw(
         password_file,
         password_env,
         "withdraw",
-        parse_asset(asset),
+        token,
     )
     total = sum(int(e.args["amount"]) for e in chain.receipt_events(rcpt, ("Withdrawn",)))
     click.echo(f"withdrawn {total:,}")
