@@ -391,9 +391,9 @@ def withdraw(
     requester escrow returned by `job refund` / `job cancel` or a cheater's slashed bond.
     Nothing is credited to a requester whose jobs were all paid: then it says so and sends
     nothing (exit 0)."""
+    token = parse_asset(asset)
     chain = connect(network, deployments_dir, rpc)
     who = load_signer(keyfile, password_file, password_env).address
-    token = parse_asset(asset)
     if int(chain.call("credited", who, token)) == 0:
         click.echo(f"nothing credited to {who} in {asset}: nothing to withdraw")
         return
