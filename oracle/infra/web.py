@@ -291,6 +291,12 @@ class WebServer:
             ready.set()
             loop.run_forever()
             loop.run_until_complete(self._stop())
+            # Handlers of connections cut by the stop (idle keep-alives): end them here, so
+            # none is destroyed pending when the loop closes.
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.close()
 
         self._loop = loop
