@@ -203,6 +203,15 @@ def submit(market):
 
 
 @pytest.fixture
+def live_job(worker, create_job, bond, submit):
+    """An open ETH job with one live submission by `worker`."""
+    job_id = create_job()
+    bond(worker)
+    submit(worker, job_id)
+    return job_id
+
+
+@pytest.fixture
 def attest(market):
     """Build an attestation for a job's live submission by `worker`."""
 

@@ -285,43 +285,37 @@ def audit_job(
                     retries,
                     retry_pause,
                 )
+        about: dict[str, Any] = {
+            "job_id": job_id,
+            "worker": who,
+            "commitment": "0x" + key.commitment.hex(),
+            "submission_block": sub_block,
+            "challenge_block": cb,
+            "seed": "0x" + seed.hex(),
+            "posted_event": p.name,
+            "posted_verdict": posted_code.name,
+            "posted_transcript_hash": "0x" + posted_hash.hex(),
+            "note": note,
+        }
         if derived is None:
             findings.append(
                 AuditFinding(
-                    job_id=job_id,
-                    worker=who,
-                    commitment="0x" + key.commitment.hex(),
-                    submission_block=sub_block,
-                    challenge_block=cb,
-                    seed="0x" + seed.hex(),
-                    posted_event=p.name,
-                    posted_verdict=posted_code.name,
-                    posted_transcript_hash="0x" + posted_hash.hex(),
+                    **about,
                     derived_verdict=UNVERIFIED,
                     derived_transcript_hash="",
                     derived_reason=reason,
                     match=False,
-                    note=note,
                     verified=False,
                 )
             )
             continue
         findings.append(
             AuditFinding(
-                job_id=job_id,
-                worker=who,
-                commitment="0x" + key.commitment.hex(),
-                submission_block=sub_block,
-                challenge_block=cb,
-                seed="0x" + seed.hex(),
-                posted_event=p.name,
-                posted_verdict=posted_code.name,
-                posted_transcript_hash="0x" + posted_hash.hex(),
+                **about,
                 derived_verdict=derived.verdict.name,
                 derived_transcript_hash="0x" + derived.transcript_hash.hex(),
                 derived_reason=derived.reason,
                 match=derived.verdict == posted_code and derived.transcript_hash == posted_hash,
-                note=note,
             )
         )
     return findings

@@ -44,15 +44,6 @@ def counts(tx, market):
     return ev.settled, ev.slashed, ev.skipped
 
 
-@pytest.fixture
-def live_job(worker, create_job, bond, submit):
-    """An open ETH job with one live submission by `worker`."""
-    job_id = create_job()
-    bond(worker)
-    submit(worker, job_id)
-    return job_id
-
-
 # ---------------------------------------------------------------------------
 # Forged and replayed signatures
 # ---------------------------------------------------------------------------

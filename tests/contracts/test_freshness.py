@@ -5,7 +5,6 @@ again after a slash, and signatures that never expire (a batch kept for weeks, a
 signature from before it joined the oracle set)."""
 
 import ape
-import pytest
 
 from oracle.protocol.attestation import SIGNATURE_TTL, sign_settlement
 from tests.utils.constants import (
@@ -75,14 +74,6 @@ def test_attestation__names_another_block__skipped(
     state.assert_unchanged()
     settle([a])
     assert market.job(live_job).status == STATUS_PAID
-
-
-@pytest.fixture
-def live_job(worker, create_job, bond, submit):
-    job_id = create_job()
-    bond(worker)
-    submit(worker, job_id)
-    return job_id
 
 
 def test_expired_batch__reverts_and_moves_nothing(
