@@ -163,10 +163,10 @@ struct Payout:
 # ============================================================================
 
 # @dev Job status values (0 means no such job).
-STATUS_OPEN: constant(uint8) = 1
-STATUS_PAID: constant(uint8) = 2
-STATUS_REFUNDED: constant(uint8) = 3
-STATUS_CANCELLED: constant(uint8) = 4
+STATUS_OPEN: constant(uint256) = 1
+STATUS_PAID: constant(uint256) = 2
+STATUS_REFUNDED: constant(uint256) = 3
+STATUS_CANCELLED: constant(uint256) = 4
 
 # @dev Verdict values, as signed in an attestation.
 VERDICT_VALID: constant(uint8) = 1
@@ -198,7 +198,7 @@ MAX_HALVINGS: constant(uint256) = 128
 
 # @dev Bit layout of the packed job word `_terms[job_id]`, low bits first:
 # amount (96) | work_units (64) | deadline (40) | asset id (8) | status (8) |
-# open submissions (8).
+# open submissions (8). Read and written only in PACKED JOB WORD.
 _WORK_SHIFT: constant(uint256) = 96
 _DEADLINE_SHIFT: constant(uint256) = 160
 _ASSET_SHIFT: constant(uint256) = 200
@@ -209,7 +209,8 @@ _MASK_40: constant(uint256) = 2**40 - 1
 _MASK_64: constant(uint256) = 2**64 - 1
 _MASK_96: constant(uint256) = 2**96 - 1
 _MASK_255: constant(uint256) = 2**255 - 1
-# @dev A submission's info word: block number (64) | stake (the rest).
+# @dev A submission's info word, low bits first: block number (64) | stake
+# (the rest). Read and written only in PACKED JOB WORD.
 _STAKE_SHIFT: constant(uint256) = 64
 
 # @dev EIP-712 type hashes of the attestation and of a signed batch.
@@ -290,6 +291,9 @@ max_horizon: public(uint256)
 # EVENTS
 # ============================================================================
 
+# @dev A job was posted (`create_job`, or one item of `create_jobs`) and its
+# escrow taken. `spec_hash` is keccak256 of the canonical JSON spec; `asset`
+# is the zero address for ETH; `deadline` is a Unix time.
 event JobCreated:
     job_id: indexed(uint256)
     requester: indexed(address)
@@ -299,6 +303,9 @@ event JobCreated:
     work_units: uint64
     deadline: uint256
 
+# @dev A worker committed to a result (`submit_result`, or one item of
+# `submit_results`). `block_number` names the submission in attestations;
+# `stake` is the part of the worker's bond it holds (`min_bond` then).
 event ResultSubmitted:
     job_id: indexed(uint256)
     worker: indexed(address)
@@ -306,17 +313,24 @@ event ResultSubmitted:
     block_number: uint256
     stake: uint256
 
+# @dev A VALID verdict paid a job's escrow to the worker (credited, then
+# `withdraw`) in `settle`; `stake` went back to the worker's free bond.
+# `transcript_hash` names the oracles' verification transcript.
 event JobSettled:
     job_id: indexed(uint256)
     worker: indexed(address)
     transcript_hash: bytes32
     stake: uint256
 
+# @dev `release` returned a submission's stake (`amount` wei) to the worker's
+# free bond; the submission itself stays live.
 event StakeReleased:
     job_id: indexed(uint256)
     worker: indexed(address)
     amount: uint256
 
+# @dev An INVALID verdict in `settle` slashed the worker: its free bond plus
+# the submission's stake (`amount` wei) were credited in ETH to `requester`.
 event WorkerSlashed:
     job_id: indexed(uint256)
     worker: indexed(address)
@@ -324,11 +338,17 @@ event WorkerSlashed:
     amount: uint256
     transcript_hash: bytes32
 
+# @dev `settle` skipped one attestation without reverting the batch.
+# `reason` is a SKIP_* constant: 1 job not open, 2 no such live
+# submission, 3 work units differ from the job's.
 event AttestationSkipped:
     job_id: indexed(uint256)
     worker: indexed(address)
     reason: uint8
 
+# @dev Once per `settle` call, after its items. `digest` is the signed
+# `settlement_digest`; `epoch` received the batch's work units; the last
+# three count the batch's items by outcome.
 event BatchSettled:
     digest: indexed(bytes32)
     epoch: uint256
@@ -336,71 +356,97 @@ event BatchSettled:
     slashed: uint256
     skipped: uint256
 
+# @dev `settle` added a worker's verified work units to `epoch`, summed over
+# the batch's VALID items (one event per worker and escrow asset).
 event WorkRecorded:
     epoch: indexed(uint256)
     worker: indexed(address)
     work_units: uint256
 
+# @dev `refund` credited an expired job's escrow (`amount`, in the job's
+# asset) back to its requester.
 event JobRefunded:
     job_id: indexed(uint256)
     requester: indexed(address)
     amount: uint256
 
+# @dev `cancel` credited the escrow (`amount`, in the job's asset) of a job
+# no worker had committed to back to its requester.
 event JobCancelled:
     job_id: indexed(uint256)
     requester: indexed(address)
     amount: uint256
 
+# @dev `withdraw` sent an account everything credited to it in `asset`
+# (the zero address for ETH).
 event Withdrawn:
     account: indexed(address)
     asset: indexed(address)
     amount: uint256
 
+# @dev `register` added `amount` wei to a worker's bond; `bond` is the free
+# bond after it.
 event Bonded:
     worker: indexed(address)
     amount: uint256
     bond: uint256
 
+# @dev `request_unbond` started a worker's unbonding delay; the bond can be
+# withdrawn from `available_at` (a Unix time) on.
 event UnbondRequested:
     worker: indexed(address)
     available_at: uint256
 
+# @dev `withdraw_bond` sent a worker its whole bond (`amount` wei).
 event BondWithdrawn:
     worker: indexed(address)
     amount: uint256
 
+# @dev `claim` minted a worker's share of `epoch`'s emission: `amount`
+# tokens (rounded down) for its `work_units` verified work units.
 event RewardClaimed:
     worker: indexed(address)
     epoch: indexed(uint256)
     work_units: uint256
     amount: uint256
 
+# @dev An oracle joined the set (at deployment or by `add_oracle`).
 event OracleAdded:
     oracle: indexed(address)
 
+# @dev `remove_oracle` took an oracle out of the set.
 event OracleRemoved:
     oracle: indexed(address)
 
+# @dev The signature threshold was set (at deployment or by `set_threshold`).
 event UpdateThreshold:
     threshold: uint256
 
+# @dev `set_asset_allowed` allowed or stopped new jobs in an ERC-20;
+# `asset_id` is its id in the packed job word (kept when it is stopped).
 event AssetAllowed:
     asset: indexed(address)
     asset_id: uint8
     allowed: bool
 
+# @dev `min_bond` was set (at deployment or by `set_min_bond`).
 event UpdateMinBond:
     min_bond: uint256
 
+# @dev `unbonding_delay` was set (at deployment or by
+# `set_unbonding_delay`).
 event UpdateUnbondingDelay:
     unbonding_delay: uint256
 
+# @dev `reveal_window` was set (at deployment or by `set_reveal_window`).
 event UpdateRevealWindow:
     reveal_window: uint256
 
+# @dev `refund_grace` was set (at deployment or by `set_refund_grace`).
 event UpdateRefundGrace:
     refund_grace: uint256
 
+# @dev `max_horizon` was set (at deployment or by `set_max_horizon`).
 event UpdateMaxHorizon:
     max_horizon: uint256
 
@@ -461,6 +507,117 @@ def __init__(
     self._set_refund_grace(refund_grace)
     self._set_max_horizon(max_horizon)
     self._check_windows()
+
+
+# ============================================================================
+# PACKED JOB WORD
+# ============================================================================
+# A job's terms and state share one storage word, `_terms[job_id]`, and a
+# submission's block and stake share `SubmissionSlot.info` (bit layouts under
+# CONSTANTS). Only the functions below pack, read or modify either word.
+# Readers return uint256: each field is masked to its width, so a narrower
+# type would only add a range check on every call (for the same reason the
+# STATUS_* values are uint256 constants).
+
+@internal
+@pure
+def _pack_job(amount: uint256, work_units: uint64, deadline: uint256, asset_id: uint256) -> uint256:
+    # A new job, status OPEN with no submissions. The caller has checked
+    # amount <= MAX_AMOUNT and deadline < 2**40; asset_id < MAX_ASSETS.
+    return (
+        amount
+        | (convert(work_units, uint256) << _WORK_SHIFT)
+        | (deadline << _DEADLINE_SHIFT)
+        | (asset_id << _ASSET_SHIFT)
+        | (STATUS_OPEN << _STATUS_SHIFT)
+    )
+
+
+@internal
+@pure
+def _job_amount(terms: uint256) -> uint256:
+    # Escrow, in the base unit of the job's asset.
+    return terms & _MASK_96
+
+
+@internal
+@pure
+def _job_work_units(terms: uint256) -> uint256:
+    # Below 2**64: a uint64 when the job was posted.
+    return (terms >> _WORK_SHIFT) & _MASK_64
+
+
+@internal
+@pure
+def _job_deadline(terms: uint256) -> uint256:
+    # Unix time.
+    return (terms >> _DEADLINE_SHIFT) & _MASK_40
+
+
+@internal
+@pure
+def _job_asset_id(terms: uint256) -> uint256:
+    # Index into `assets`; 0 is ETH.
+    return (terms >> _ASSET_SHIFT) & _MASK_8
+
+
+@internal
+@pure
+def _job_status(terms: uint256) -> uint256:
+    # A STATUS_* value; 0 for an unknown job id.
+    return (terms >> _STATUS_SHIFT) & _MASK_8
+
+
+@internal
+@pure
+def _job_submissions(terms: uint256) -> uint256:
+    # Live submissions counted against MAX_SUBMISSIONS.
+    return (terms >> _SUBS_SHIFT) & _MASK_8
+
+
+@internal
+@pure
+def _with_status(terms: uint256, status: uint256) -> uint256:
+    # Clears the status byte, then sets `status` (a STATUS_* value); every
+    # other field stays.
+    return (terms & ~(_MASK_8 << _STATUS_SHIFT)) | (status << _STATUS_SHIFT)
+
+
+@internal
+@pure
+def _with_submission_added(terms: uint256) -> uint256:
+    # The caller has checked _job_submissions(terms) < MAX_SUBMISSIONS, so the
+    # counter byte cannot carry into the bits above it.
+    return unsafe_add(terms, 1 << _SUBS_SHIFT)
+
+
+@internal
+@pure
+def _with_submission_removed(terms: uint256) -> uint256:
+    # The caller knows _job_submissions(terms) >= 1 (it removes a live,
+    # counted submission), so the counter byte cannot borrow.
+    return unsafe_sub(terms, 1 << _SUBS_SHIFT)
+
+
+@internal
+@pure
+def _pack_sub(block_number: uint256, stake: uint256) -> uint256:
+    # A submission's info word; a stake of 0 leaves the block number alone.
+    return block_number | (stake << _STAKE_SHIFT)
+
+
+@internal
+@pure
+def _sub_block(info: uint256) -> uint256:
+    # The block that recorded the submission (kept after a slash or release).
+    return info & _MASK_64
+
+
+@internal
+@pure
+def _sub_stake(info: uint256) -> uint256:
+    # Wei of the worker's bond the submission holds; 0 once returned.
+    return info >> _STAKE_SHIFT
 
 
 # ============================================================================
@@ -536,10 +693,10 @@ def refund(job_id: uint256):
     @param job_id The job.
     """
     terms: uint256 = self._terms[job_id]
-    assert self._status(terms) == STATUS_OPEN, "market: job not open"
-    deadline: uint256 = (terms >> _DEADLINE_SHIFT) & _MASK_40
+    assert self._job_status(terms) == STATUS_OPEN, "market: job not open"
+    deadline: uint256 = self._job_deadline(terms)
     assert block.timestamp > deadline, "market: deadline not passed"
-    if (terms >> _SUBS_SHIFT) & _MASK_8 != 0:
+    if self._job_submissions(terms) != 0:
         assert block.timestamp > deadline + self.refund_grace, "market: settlement grace running"
     self._close_job(job_id, terms, STATUS_REFUNDED)
 
@@ -553,9 +710,9 @@ def cancel(job_id: uint256):
     @param job_id The job.
     """
     terms: uint256 = self._terms[job_id]
-    assert self._status(terms) == STATUS_OPEN, "market: job not open"
+    assert self._job_status(terms) == STATUS_OPEN, "market: job not open"
     assert self._requester[job_id] == msg.sender, "market: not requester"
-    assert (terms >> _SUBS_SHIFT) & _MASK_8 == 0, "market: job has submissions"
+    assert self._job_submissions(terms) == 0, "market: job has submissions"
     self._close_job(job_id, terms, STATUS_CANCELLED)
 
 
@@ -571,13 +728,66 @@ def job(job_id: uint256) -> Job:
     terms: uint256 = self._terms[job_id]
     return Job(
         requester=self._requester[job_id],
-        asset=self.assets[(terms >> _ASSET_SHIFT) & _MASK_8],
-        amount=terms & _MASK_96,
-        work_units=convert((terms >> _WORK_SHIFT) & _MASK_64, uint64),
-        deadline=(terms >> _DEADLINE_SHIFT) & _MASK_40,
-        status=self._status(terms),
-        submissions=(terms >> _SUBS_SHIFT) & _MASK_8,
+        asset=self.assets[self._job_asset_id(terms)],
+        amount=self._job_amount(terms),
+        work_units=convert(self._job_work_units(terms), uint64),
+        deadline=self._job_deadline(terms),
+        status=convert(self._job_status(terms), uint8),
+        submissions=self._job_submissions(terms),
     )
+
+
+@internal
+def _open_job(spec_hash: bytes32, work_units: uint64, asset: address, amount: uint256, deadline: uint256) -> uint256:
+    # Checks every term, stores the packed job and logs it; pulls nothing.
+    assert spec_hash != empty(bytes32), "market: empty spec hash"
+    assert work_units != 0, "market: zero work units"
+    assert amount != 0, "market: zero amount"
+    assert amount <= MAX_AMOUNT, "market: amount too large"
+    assert deadline > block.timestamp, "market: deadline in past"
+    assert deadline <= block.timestamp + self.max_horizon, "market: deadline too far"
+    index: uint256 = 0
+    if asset != empty(address):
+        assert self.asset_allowed[asset], "market: asset not allowed"
+        index = convert(self.asset_id[asset], uint256)
+
+    job_id: uint256 = self.next_job_id
+    self.next_job_id = job_id + 1
+    # deadline < 2**40 holds while max_horizon <= 365 days until year 36812.
+    self._terms[job_id] = self._pack_job(amount, work_units, deadline, index)
+    self._requester[job_id] = msg.sender
+    log JobCreated(
+        job_id=job_id,
+        requester=msg.sender,
+        spec_hash=spec_hash,
+        asset=asset,
+        amount=amount,
+        work_units=work_units,
+        deadline=deadline,
+    )
+    return job_id
+
+
+@internal
+def _pull_token(asset: address, amount: uint256):
+    # Counts what arrived, so a fee-on-transfer token cannot under-fund escrow.
+    before: uint256 = staticcall IERC20(asset).balanceOf(self)
+    assert extcall IERC20(asset).transferFrom(msg.sender, self, amount, default_return_value=True), "market: token transfer failed"
+    assert staticcall IERC20(asset).balanceOf(self) - before == amount, "market: token delivered less than amount"
+
+
+@internal
+def _close_job(job_id: uint256, terms: uint256, status: uint256):
+    # Refund or cancel: credit the escrow back to the requester.
+    requester: address = self._requester[job_id]
+    self._terms[job_id] = self._with_status(terms, status)
+    asset: address = self.assets[self._job_asset_id(terms)]
+    amount: uint256 = self._job_amount(terms)
+    self.credited[requester][asset] += amount
+    if status == STATUS_REFUNDED:
+        log JobRefunded(job_id=job_id, requester=requester, amount=amount)
+    else:
+        log JobCancelled(job_id=job_id, requester=requester, amount=amount)
 
 
 # ============================================================================
@@ -677,13 +887,14 @@ def release(job_ids: DynArray[uint256, MAX_BATCH]) -> uint256:
     total: uint256 = 0
     for job_id: uint256 in job_ids:
         info: uint256 = self._submissions[job_id][msg.sender].info
-        stake: uint256 = info >> _STAKE_SHIFT
+        stake: uint256 = self._sub_stake(info)
         assert stake != 0, "market: nothing staked on job"
         terms: uint256 = self._terms[job_id]
         assert (
-            self._status(terms) != STATUS_OPEN or block.timestamp > (terms >> _DEADLINE_SHIFT) & _MASK_40
+            self._job_status(terms) != STATUS_OPEN or block.timestamp > self._job_deadline(terms)
         ), "market: job still open"
-        self._submissions[job_id][msg.sender].info = info & _MASK_64
+        # The stake goes back; the block stays (see `_commit`).
+        self._submissions[job_id][msg.sender].info = self._pack_sub(self._sub_block(info), 0)
         total += stake
         log StakeReleased(job_id=job_id, worker=msg.sender, amount=stake)
     self.bonds[msg.sender] += total
@@ -702,7 +913,39 @@ def submissions(job_id: uint256, worker: address) -> Submission:
     """
     slot: SubmissionSlot = self._submissions[job_id][worker]
     return Submission(
-        commitment=slot.commitment, block_number=slot.info & _MASK_64, stake=slot.info >> _STAKE_SHIFT
+        commitment=slot.commitment, block_number=self._sub_block(slot.info), stake=self._sub_stake(slot.info)
+    )
+
+
+@internal
+def _take_stakes(worker: address, stake: uint256, count: uint256):
+    # Moves `count` stakes from the free bond (after the commits, so a bad item's own
+    # reason is the one reported; a revert here undoes them).
+    assert self.unbonding_at[worker] == 0, "market: unbonding"
+    bond: uint256 = self.bonds[worker]
+    assert bond >= stake * count, "market: not bonded"
+    self.bonds[worker] = bond - stake * count
+
+
+@internal
+def _commit(job_id: uint256, commitment: bytes32, stake: uint256):
+    # One live commitment per worker per job; at most MAX_SUBMISSIONS live per job.
+    assert commitment != empty(bytes32), "market: empty commitment"
+    terms: uint256 = self._terms[job_id]
+    assert self._job_status(terms) == STATUS_OPEN, "market: job not open"
+    assert block.timestamp <= self._job_deadline(terms), "market: deadline passed"
+    previous: SubmissionSlot = self._submissions[job_id][msg.sender]
+    assert previous.commitment == empty(bytes32), "market: already submitted"
+    # A submission is named by its block in attestations: one per block, so a
+    # verdict on a slashed submission never matches its successor.
+    assert self._sub_block(previous.info) != block.number, "market: resubmit in a later block"
+    assert self._job_submissions(terms) < MAX_SUBMISSIONS, "market: too many submissions"
+    self._terms[job_id] = self._with_submission_added(terms)
+    self._submissions[job_id][msg.sender] = SubmissionSlot(
+        commitment=commitment, info=self._pack_sub(block.number, stake)
+    )
+    log ResultSubmitted(
+        job_id=job_id, worker=msg.sender, commitment=commitment, block_number=block.number, stake=stake
     )
 
 
@@ -737,36 +980,12 @@ def settle(
     # a key's signatures from before it was (re-)added to the set have lapsed.
     assert block.timestamp <= valid_until, "market: signatures expired"
     digest: bytes32 = self._settlement_digest(attestations, valid_until)
-    # Signers must be current oracles in strictly ascending order, so each
-    # counts once; ecdsa rejects high-s values and the zero address.
-    count: uint256 = len(signatures)
-    assert count >= self.threshold, "market: below threshold"
-    # One forward walk over the set, which ascends strictly: signatures[i]
-    # is recovered once signatures[i - 1] has matched a member and can only
-    # match a later member, so the signers matched ascend strictly and no
-    # separate order check is needed. count >= threshold >= 1, so
-    # signatures[0] exists.
-    oracles: DynArray[address, MAX_ORACLES] = self._oracles
-    matched: uint256 = 0
-    sig: Signature = signatures[0]
-    # EIP-2098: the top bit of vs is v - 27, the rest is s (ecdsa checks low-s).
-    signer: address = ecdsa._try_recover_vrs(digest, unsafe_add(sig.vs >> 255, 27), sig.r, sig.vs & _MASK_255)
-    for candidate: address in oracles:
-        if candidate == signer:
-            # matched < count <= MAX_ORACLES, so this cannot overflow.
-            matched = unsafe_add(matched, 1)
-            if matched == count:
-                break
-            sig = signatures[matched]
-            signer = ecdsa._try_recover_vrs(digest, unsafe_add(sig.vs >> 255, 27), sig.r, sig.vs & _MASK_255)
-    if matched != count:
-        # signatures[matched] found no member after the previous signer's: a
-        # member is then at or below it (a duplicate or out of order).
-        assert signer not in oracles, "market: signers not ascending"
-        raise "market: signer not oracle"
+    self._check_quorum(digest, signatures)
 
     epoch: uint256 = self._current_epoch()
     payouts: DynArray[Payout, MAX_BATCH] = []
+    # settled + slashed <= len(attestations) <= MAX_BATCH: the counts
+    # cannot overflow, and the skipped count cannot underflow.
     settled: uint256 = 0
     slashed: uint256 = 0
     for a: Attestation in attestations:
@@ -775,7 +994,7 @@ def settle(
         # A VALID verdict needs an open job; an INVALID one slashes a live
         # submission even after the job was paid or refunded, so a cheater
         # cannot escape by racing an honest worker or the deadline.
-        if a.verdict == VERDICT_VALID and self._status(terms) != STATUS_OPEN:
+        if a.verdict == VERDICT_VALID and self._job_status(terms) != STATUS_OPEN:
             log AttestationSkipped(job_id=a.job_id, worker=a.worker, reason=SKIP_JOB_NOT_OPEN)
             continue
         # The submission block tells a re-commit of the same result from the
@@ -784,44 +1003,42 @@ def settle(
         if (
             a.commitment == empty(bytes32)
             or live.commitment != a.commitment
-            or live.info & _MASK_64 != a.submission_block
+            or self._sub_block(live.info) != a.submission_block
         ):
             log AttestationSkipped(job_id=a.job_id, worker=a.worker, reason=SKIP_NO_SUCH_SUBMISSION)
             continue
-        if convert((terms >> _WORK_SHIFT) & _MASK_64, uint64) != a.work_units:
+        if self._job_work_units(terms) != convert(a.work_units, uint256):
             log AttestationSkipped(job_id=a.job_id, worker=a.worker, reason=SKIP_WORK_UNITS_MISMATCH)
             continue
 
         if a.verdict == VERDICT_VALID:
-            # Clear the status byte, then set PAID; everything else stays.
-            self._terms[a.job_id] = (terms & ~(_MASK_8 << _STATUS_SHIFT)) | (
-                convert(STATUS_PAID, uint256) << _STATUS_SHIFT
-            )
+            self._terms[a.job_id] = self._with_status(terms, STATUS_PAID)
             asset: address = empty(address)
-            asset_index: uint256 = (terms >> _ASSET_SHIFT) & _MASK_8
+            asset_index: uint256 = self._job_asset_id(terms)
             if asset_index != 0:
                 asset = self.assets[asset_index]
+            amount: uint256 = self._job_amount(terms)
             # The paid submission is done with: its stake goes back to the
             # bond and the slot is cleared (one submission, one final verdict).
-            stake: uint256 = live.info >> _STAKE_SHIFT
+            stake: uint256 = self._sub_stake(live.info)
             self._submissions[a.job_id][a.worker] = empty(SubmissionSlot)
-            payouts = self._add_payout(
-                payouts, a.worker, asset, terms & _MASK_96, convert(a.work_units, uint256), stake
-            )
-            settled += 1
+            # Decoded into locals first: an internal call among the arguments
+            # would make Vyper stage `payouts` (20 KB of memory) in a temporary.
+            payouts = self._add_payout(payouts, a.worker, asset, amount, convert(a.work_units, uint256), stake)
+            settled = unsafe_add(settled, 1)
             log JobSettled(job_id=a.job_id, worker=a.worker, transcript_hash=a.transcript_hash, stake=stake)
         else:
             # The submission counter is at least 1 here: this worker's live
             # submission is counted in it. The block stays (see `_commit`).
             self._submissions[a.job_id][a.worker] = SubmissionSlot(
-                commitment=empty(bytes32), info=live.info & _MASK_64
+                commitment=empty(bytes32), info=self._pack_sub(self._sub_block(live.info), 0)
             )
-            self._terms[a.job_id] = unsafe_sub(terms, 1 << _SUBS_SHIFT)
-            amount: uint256 = self.bonds[a.worker] + (live.info >> _STAKE_SHIFT)
+            self._terms[a.job_id] = self._with_submission_removed(terms)
+            amount: uint256 = self.bonds[a.worker] + self._sub_stake(live.info)
             self.bonds[a.worker] = 0
             requester: address = self._requester[a.job_id]
             self.credited[requester][empty(address)] += amount
-            slashed += 1
+            slashed = unsafe_add(slashed, 1)
             log WorkerSlashed(
                 job_id=a.job_id, worker=a.worker, requester=requester, amount=amount, transcript_hash=a.transcript_hash
             )
@@ -887,6 +1104,96 @@ def withdraw(asset: address) -> uint256:
     log Withdrawn(account=msg.sender, asset=asset, amount=amount)
     self._send(msg.sender, asset, amount)
     return amount
+
+
+@internal
+@view
+def _check_quorum(digest: bytes32, signatures: DynArray[Signature, MAX_ORACLES]):
+    # Reverts unless at least `threshold` distinct current oracles signed
+    # `digest`. Signers must be current oracles in strictly ascending order,
+    # so each counts once; ecdsa rejects high-s values and the zero address.
+    count: uint256 = len(signatures)
+    assert count >= self.threshold, "market: below threshold"
+    # One forward walk over the set, which ascends strictly: signatures[i]
+    # is recovered once signatures[i - 1] has matched a member and can only
+    # match a later member, so the signers matched ascend strictly and no
+    # separate order check is needed. count >= threshold >= 1, so
+    # signatures[0] exists.
+    oracles: DynArray[address, MAX_ORACLES] = self._oracles
+    matched: uint256 = 0
+    sig: Signature = signatures[0]
+    # EIP-2098: the top bit of vs is v - 27, the rest is s (ecdsa checks low-s).
+    signer: address = ecdsa._try_recover_vrs(digest, unsafe_add(sig.vs >> 255, 27), sig.r, sig.vs & _MASK_255)
+    for candidate: address in oracles:
+        if candidate == signer:
+            # matched < count <= MAX_ORACLES, so this cannot overflow.
+            matched = unsafe_add(matched, 1)
+            if matched == count:
+                break
+            sig = signatures[matched]
+            signer = ecdsa._try_recover_vrs(digest, unsafe_add(sig.vs >> 255, 27), sig.r, sig.vs & _MASK_255)
+    if matched != count:
+        # signatures[matched] found no member after the previous signer's: a
+        # member is then at or below it (a duplicate or out of order).
+        assert signer not in oracles, "market: signers not ascending"
+        raise "market: signer not oracle"
+
+
+@internal
+@view
+def _settlement_digest(attestations: DynArray[Attestation, MAX_BATCH], valid_until: uint256) -> bytes32:
+    # EIP-712: hashStruct(Settlement) = keccak(typehash ++ keccak(hashStruct(a_0) ++ ...) ++ valid_until).
+    hashes: DynArray[bytes32, MAX_BATCH] = []
+    for a: Attestation in attestations:
+        hashes.append(
+            keccak256(
+                abi_encode(
+                    ATTESTATION_TYPEHASH,
+                    a.job_id,
+                    a.worker,
+                    a.commitment,
+                    a.submission_block,
+                    a.work_units,
+                    a.verdict,
+                    a.transcript_hash,
+                )
+            )
+        )
+    # abi_encode of a lone dynamic array is (offset, length, items): skip 64 bytes.
+    items: bytes32 = keccak256(slice(abi_encode(hashes), 64, 32 * len(hashes)))
+    return eip712_domain_separator._hash_typed_data_v4(keccak256(abi_encode(SETTLEMENT_TYPEHASH, items, valid_until)))
+
+
+@internal
+@pure
+def _add_payout(
+    payouts: DynArray[Payout, MAX_BATCH],
+    worker: address,
+    asset: address,
+    amount: uint256,
+    work_units: uint256,
+    stake: uint256,
+) -> DynArray[Payout, MAX_BATCH]:
+    # Sums into the entry for (worker, asset), so storage is written once each.
+    result: DynArray[Payout, MAX_BATCH] = payouts
+    for i: uint256 in range(len(result), bound=MAX_BATCH):
+        if result[i].worker == worker and result[i].asset == asset:
+            result[i].amount += amount
+            result[i].work_units += work_units
+            result[i].stake += stake
+            return result
+    result.append(Payout(worker=worker, asset=asset, amount=amount, work_units=work_units, stake=stake))
+    return result
+
+
+@internal
+def _send(to: address, asset: address, amount: uint256):
+    # The caller has already zeroed the balance being paid out.
+    if asset == empty(address):
+        ok: bool = raw_call(to, b"", value=amount, revert_on_failure=False)
+        assert ok, "market: eth transfer failed"
+    else:
+        assert extcall IERC20(asset).transfer(to, amount, default_return_value=True), "market: token transfer failed"
 
 
 # ============================================================================
@@ -967,6 +1274,32 @@ def pending_reward(worker: address, epoch: uint256) -> uint256:
     if total == 0:
         return 0
     return self._emission(epoch) * self.epoch_work[epoch][worker] // total
+
+
+@internal
+@view
+def _current_epoch() -> uint256:
+    # GENESIS is the deployment time, never in the future.
+    return unsafe_sub(block.timestamp, GENESIS) // EPOCH_LENGTH
+
+
+@internal
+@view
+def _emission(epoch: uint256) -> uint256:
+    halvings: uint256 = epoch // HALVING_EPOCHS
+    if halvings >= MAX_HALVINGS:
+        return 0
+    return INITIAL_EMISSION >> halvings
+
+
+@internal
+@view
+def _schedule_total() -> uint256:
+    # Each halving period emits HALVING_EPOCHS * emission; 2**32 * 2**128 fits.
+    total: uint256 = 0
+    for h: uint256 in range(MAX_HALVINGS):
+        total += HALVING_EPOCHS * (INITIAL_EMISSION >> h)
+    return total
 
 
 # ============================================================================
@@ -1112,192 +1445,6 @@ def set_max_horizon(max_horizon: uint256):
     self._set_max_horizon(max_horizon)
 
 
-# ============================================================================
-# INTERNAL
-# ============================================================================
-
-@internal
-def _open_job(spec_hash: bytes32, work_units: uint64, asset: address, amount: uint256, deadline: uint256) -> uint256:
-    # Checks every term, stores the packed job and logs it; pulls nothing.
-    assert spec_hash != empty(bytes32), "market: empty spec hash"
-    assert work_units != 0, "market: zero work units"
-    assert amount != 0, "market: zero amount"
-    assert amount <= MAX_AMOUNT, "market: amount too large"
-    assert deadline > block.timestamp, "market: deadline in past"
-    assert deadline <= block.timestamp + self.max_horizon, "market: deadline too far"
-    index: uint256 = 0
-    if asset != empty(address):
-        assert self.asset_allowed[asset], "market: asset not allowed"
-        index = convert(self.asset_id[asset], uint256)
-
-    job_id: uint256 = self.next_job_id
-    self.next_job_id = job_id + 1
-    # deadline < 2**40 holds while max_horizon <= 365 days until year 36812.
-    self._terms[job_id] = (
-        amount
-        | (convert(work_units, uint256) << _WORK_SHIFT)
-        | (deadline << _DEADLINE_SHIFT)
-        | (index << _ASSET_SHIFT)
-        | (convert(STATUS_OPEN, uint256) << _STATUS_SHIFT)
-    )
-    self._requester[job_id] = msg.sender
-    log JobCreated(
-        job_id=job_id,
-        requester=msg.sender,
-        spec_hash=spec_hash,
-        asset=asset,
-        amount=amount,
-        work_units=work_units,
-        deadline=deadline,
-    )
-    return job_id
-
-
-@internal
-def _pull_token(asset: address, amount: uint256):
-    # Counts what arrived, so a fee-on-transfer token cannot under-fund escrow.
-    before: uint256 = staticcall IERC20(asset).balanceOf(self)
-    assert extcall IERC20(asset).transferFrom(msg.sender, self, amount, default_return_value=True), "market: token transfer failed"
-    assert staticcall IERC20(asset).balanceOf(self) - before == amount, "market: token delivered less than amount"
-
-
-@internal
-def _send(to: address, asset: address, amount: uint256):
-    # The caller has already zeroed the balance being paid out.
-    if asset == empty(address):
-        ok: bool = raw_call(to, b"", value=amount, revert_on_failure=False)
-        assert ok, "market: eth transfer failed"
-    else:
-        assert extcall IERC20(asset).transfer(to, amount, default_return_value=True), "market: token transfer failed"
-
-
-@internal
-def _close_job(job_id: uint256, terms: uint256, status: uint8):
-    # Refund or cancel: credit the escrow back to the requester.
-    requester: address = self._requester[job_id]
-    self._terms[job_id] = (terms & ~(_MASK_8 << _STATUS_SHIFT)) | (convert(status, uint256) << _STATUS_SHIFT)
-    asset: address = self.assets[(terms >> _ASSET_SHIFT) & _MASK_8]
-    amount: uint256 = terms & _MASK_96
-    self.credited[requester][asset] += amount
-    if status == STATUS_REFUNDED:
-        log JobRefunded(job_id=job_id, requester=requester, amount=amount)
-    else:
-        log JobCancelled(job_id=job_id, requester=requester, amount=amount)
-
-
-@internal
-def _take_stakes(worker: address, stake: uint256, count: uint256):
-    # Moves `count` stakes from the free bond (after the commits, so a bad item's own
-    # reason is the one reported; a revert here undoes them).
-    assert self.unbonding_at[worker] == 0, "market: unbonding"
-    bond: uint256 = self.bonds[worker]
-    assert bond >= stake * count, "market: not bonded"
-    self.bonds[worker] = bond - stake * count
-
-
-@internal
-def _commit(job_id: uint256, commitment: bytes32, stake: uint256):
-    # One live commitment per worker per job; at most MAX_SUBMISSIONS live per job.
-    assert commitment != empty(bytes32), "market: empty commitment"
-    terms: uint256 = self._terms[job_id]
-    assert self._status(terms) == STATUS_OPEN, "market: job not open"
-    assert block.timestamp <= (terms >> _DEADLINE_SHIFT) & _MASK_40, "market: deadline passed"
-    previous: SubmissionSlot = self._submissions[job_id][msg.sender]
-    assert previous.commitment == empty(bytes32), "market: already submitted"
-    # A submission is named by its block in attestations: one per block, so a
-    # verdict on a slashed submission never matches its successor.
-    assert previous.info & _MASK_64 != block.number, "market: resubmit in a later block"
-    subs: uint256 = (terms >> _SUBS_SHIFT) & _MASK_8
-    assert subs < MAX_SUBMISSIONS, "market: too many submissions"
-    # subs < 8, so the counter byte cannot carry into other fields.
-    self._terms[job_id] = unsafe_add(terms, 1 << _SUBS_SHIFT)
-    self._submissions[job_id][msg.sender] = SubmissionSlot(
-        commitment=commitment, info=block.number | (stake << _STAKE_SHIFT)
-    )
-    log ResultSubmitted(
-        job_id=job_id, worker=msg.sender, commitment=commitment, block_number=block.number, stake=stake
-    )
-
-
-@internal
-@pure
-def _status(terms: uint256) -> uint8:
-    return convert((terms >> _STATUS_SHIFT) & _MASK_8, uint8)
-
-
-@internal
-@pure
-def _add_payout(
-    payouts: DynArray[Payout, MAX_BATCH],
-    worker: address,
-    asset: address,
-    amount: uint256,
-    work_units: uint256,
-    stake: uint256,
-) -> DynArray[Payout, MAX_BATCH]:
-    # Sums into the entry for (worker, asset), so storage is written once each.
-    result: DynArray[Payout, MAX_BATCH] = payouts
-    for i: uint256 in range(len(result), bound=MAX_BATCH):
-        if result[i].worker == worker and result[i].asset == asset:
-            result[i].amount += amount
-            result[i].work_units += work_units
-            result[i].stake += stake
-            return result
-    result.append(Payout(worker=worker, asset=asset, amount=amount, work_units=work_units, stake=stake))
-    return result
-
-
-@internal
-@view
-def _settlement_digest(attestations: DynArray[Attestation, MAX_BATCH], valid_until: uint256) -> bytes32:
-    # EIP-712: hashStruct(Settlement) = keccak(typehash ++ keccak(hashStruct(a_0) ++ ...) ++ valid_until).
-    hashes: DynArray[bytes32, MAX_BATCH] = []
-    for a: Attestation in attestations:
-        hashes.append(
-            keccak256(
-                abi_encode(
-                    ATTESTATION_TYPEHASH,
-                    a.job_id,
-                    a.worker,
-                    a.commitment,
-                    a.submission_block,
-                    a.work_units,
-                    a.verdict,
-                    a.transcript_hash,
-                )
-            )
-        )
-    # abi_encode of a lone dynamic array is (offset, length, items): skip 64 bytes.
-    items: bytes32 = keccak256(slice(abi_encode(hashes), 64, 32 * len(hashes)))
-    return eip712_domain_separator._hash_typed_data_v4(keccak256(abi_encode(SETTLEMENT_TYPEHASH, items, valid_until)))
-
-
-@internal
-@view
-def _current_epoch() -> uint256:
-    # GENESIS is the deployment time, never in the future.
-    return unsafe_sub(block.timestamp, GENESIS) // EPOCH_LENGTH
-
-
-@internal
-@view
-def _emission(epoch: uint256) -> uint256:
-    halvings: uint256 = epoch // HALVING_EPOCHS
-    if halvings >= MAX_HALVINGS:
-        return 0
-    return INITIAL_EMISSION >> halvings
-
-
-@internal
-@view
-def _schedule_total() -> uint256:
-    # Each halving period emits HALVING_EPOCHS * emission; 2**32 * 2**128 fits.
-    total: uint256 = 0
-    for h: uint256 in range(MAX_HALVINGS):
-        total += HALVING_EPOCHS * (INITIAL_EMISSION >> h)
-    return total
-
-
 @internal
 def _add_oracle(oracle: address):
     # Inserts keeping the set sorted ascending.
@@ -1354,6 +1501,13 @@ def _set_refund_grace(refund_grace: uint256):
 
 
 @internal
+def _set_max_horizon(max_horizon: uint256):
+    assert max_horizon >= MIN_PERIOD and max_horizon <= MAX_PERIOD, "market: bad max horizon"
+    self.max_horizon = max_horizon
+    log UpdateMaxHorizon(max_horizon=max_horizon)
+
+
+@internal
 @view
 def _check_windows():
     # A worker who commits and then unbonds must stay slashable until the
@@ -1362,10 +1516,3 @@ def _check_windows():
     # committed result could have been served.
     assert self.refund_grace >= self.reveal_window, "market: refund grace below reveal window"
     assert self.unbonding_delay >= self.reveal_window + self.refund_grace, "market: unbonding delay too short"
-
-
-@internal
-def _set_max_horizon(max_horizon: uint256):
-    assert max_horizon >= MIN_PERIOD and max_horizon <= MAX_PERIOD, "market: bad max horizon"
-    self.max_horizon = max_horizon
-    log UpdateMaxHorizon(max_horizon=max_horizon)
