@@ -220,11 +220,13 @@ def serve_forever(service: Any) -> None:
         service.close()
 
 
-def console() -> Console:
-    """A rich console; 200 columns wide when not on a terminal."""
+def console(stderr: bool = False) -> Console:
+    """A rich console (on stderr if asked: progress that must not mix with output); 200
+    columns wide when not on a terminal."""
     from rich.console import Console
 
-    return Console(width=None if sys.stdout.isatty() else 200)
+    tty = (sys.stderr if stderr else sys.stdout).isatty()
+    return Console(stderr=stderr, width=None if tty else 200)
 
 
 def print_json(data: Any) -> None:

@@ -1,9 +1,10 @@
-"""The requester's and the earner's commands: ``job create`` / ``job show`` / ``job refund`` /
-``job cancel`` (post, inspect, refund and cancel jobs) and ``withdraw`` (take out what the
-market credited)."""
+"""The requester's and the earner's commands: ``job create`` / ``job show`` / ``job wait`` /
+``job refund`` / ``job cancel`` (post, inspect, follow, refund and cancel jobs) and
+``withdraw`` (take out what the market credited)."""
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 @click.group(cls=PouwGroup)
 def job() -> None:
-    """Post, inspect, refund and cancel jobs (the requester's side)."""
+    """Post, inspect, follow, refund and cancel jobs (the requester's side)."""
 
 
 #: The flags that build a spec; ``--spec-file`` replaces them all.
@@ -123,6 +124,15 @@ _KIND_FLAGS = (
     show_default=True,
     help="Seconds from the latest block until the job expires.",
 )
+@click.option(
+    "--wait",
+    "wait_s",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Then follow the jobs to settlement for at most SECONDS (as `job wait`; exit 1 if any "
+    "was refunded, cancelled or still open).",
+)
 @JSON
 @click.pass_context
 def job_create(
@@ -152,6 +162,7 @@ def job_create(
     amount: int | None,
     asset: str,
     deadline_in: int,
+    wait_s: float | None,
     as_json: bool,
 ) -> None:
     """Publish a job spec to the spec store(s) and escrow payment for it; prints the job id.
@@ -254,6 +265,80 @@ def job_create(
         )
     for j in ids:
         click.echo(j)
+    if wait_s is not None:
+        _wait(chain, ids, wait_s, 1.0)
+
+
+def _wait(chain: Chain, ids: list[int], timeout: float, poll: float) -> None:
+    """Follow ``ids`` with a live table on stderr; exit 0 when all are paid, else 1."""
+    from rich.live import Live
+    from rich.table import Table
+
+    from oracle.client.wait import JobWatch, follow
+
+    def table(watch: JobWatch, elapsed: float) -> Table:
+        t = Table(title=f"following {len(ids)} job(s), {elapsed:.0f} s")
+        for col in ("job", "state", "submissions", "slashed", "paid to", "after", "events"):
+            t.add_column(col)
+        for st in watch.jobs.values():
+            t.add_row(
+                str(st.job_id),
+                st.state,
+                str(st.submissions),
+                str(st.slashed),
+                st.worker or "",
+                "" if st.ended_at is None else f"{st.ended_at:.1f} s",
+                "; ".join(st.log[-2:]),
+            )
+        return t
+
+    con = console(stderr=True)
+    with Live(table(JobWatch(ids), 0.0), console=con, refresh_per_second=4) as live:
+        watch = follow(
+            chain,
+            ids,
+            timeout=timeout,
+            poll=poll,
+            on_round=lambda w, elapsed: live.update(table(w, elapsed)),
+        )
+    for st in watch.jobs.values():
+        after = "" if st.ended_at is None else f" after {st.ended_at:.1f} s"
+        extra = f", {st.slashed} slashed" if st.slashed else ""
+        paid = f" to {st.worker}" if st.worker else ""
+        click.echo(f"job {st.job_id}: {st.state}{paid}{after}{extra}")
+    code = watch.exit_code()
+    if code:
+        sys.exit(code)
+
+
+@job.command("wait")
+@click.argument("job_ids", nargs=-1, required=True, type=click.IntRange(1))
+@on_chain
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0, min_open=True),
+    default=3_600.0,
+    show_default=True,
+    help="Seconds to follow before giving up (exit 1).",
+)
+@click.option("--poll", type=click.FloatRange(0.05), default=1.0, show_default=True)
+def job_wait(
+    job_ids: tuple[int, ...],
+    network: str,
+    deployments_dir: str,
+    rpc: str,
+    timeout: float,
+    poll: float,
+) -> None:
+    """Follow jobs to settlement with a live table (state, submissions, slashes, time) and
+    a line per job at the end. Exit 0 when every job was paid, 1 if any was refunded,
+    cancelled or is still open at --timeout, 2 on bad input (e.g. a job that does not exist).
+
+    \b
+    Example:
+      pouw job wait 1 2 3 --timeout 600
+    """
+    _wait(connect(network, deployments_dir, rpc), list(job_ids), timeout, poll)
 
 
 @job.command("show")

@@ -22,7 +22,7 @@ from oracle.protocol.hashing import keccak256
 from oracle.protocol.results import encode_result
 from oracle.protocol.verdict import VerdictCode
 from oracle.store.specs import SpecStore
-from tests.e2e.conftest import key_file, wait_until
+from tests.e2e.conftest import key_file
 from tests.e2e.test_live_loop import Cluster, start_oracles, start_worker
 
 
@@ -82,7 +82,12 @@ def test_cli__deploy_create_show_status_audit(anvil, keys, tmp_path: Path, spec_
             [n.server.url for n in nodes if n.server is not None],
             cluster,
         )
-        wait_until(lambda: all(chain.job_status(j) == STATUS_PAID for j in jobs), timeout=40)
+        # `job wait` follows them to the end: exit 0, one line per job, paid to the worker.
+        code, out = pouw("job", "wait", *jobs, *common, "--timeout", 40, "--poll", 0.2)
+        assert code == 0, out
+        for j in jobs:
+            assert f"job {j}: paid to {honest} after " in out, out
+        assert all(chain.job_status(j) == STATUS_PAID for j in jobs)
 
         code, out = pouw("job", "show", full_jobs[0], *common, "--json")
         assert code == 0, out
@@ -208,8 +213,14 @@ def test_cli__cancel_refund_and_their_errors(anvil, keys, tmp_path: Path, spec_s
     for cmd in ("refund", "cancel"):
         code, out = pouw("job", cmd, 7, *common, "--keyfile", req_key)
         assert code == 2 and "job 7 does not exist (this market has jobs 1 to 1)" in out, out
+    code, out = pouw("job", "wait", job, *common, "--timeout", 0.5, "--poll", 0.1)
+    assert code == 1 and f"job {job}: open" in out, out  # nobody took it: timed out
     code, out = pouw("job", "cancel", job, *common, "--keyfile", req_key)
     assert code == 0 and f"job {job} cancelled: {2 * 8**3 * 10**9:,}" in out, out
+    code, out = pouw("job", "wait", job, *common, "--timeout", 5)
+    assert code == 1 and f"job {job}: cancelled after " in out, out
+    code, out = pouw("job", "wait", job, 99, *common)
+    assert code == 2 and "job 99 does not exist (this market has jobs 1 to 1)" in out, out
     rec = deployments.load("ethereum:local:foundry", deps)
     chain = Chain(anvil.url, rec)
     assert chain.job_status(job) == 4  # cancelled

@@ -21,6 +21,7 @@ COMMANDS = [
     ["job", "show"],
     ["job", "refund"],
     ["job", "cancel"],
+    ["job", "wait"],
     ["withdraw"],
     ["status"],
     ["audit"],
