@@ -15,20 +15,24 @@ export APE_DATA_FOLDER ?= $(CURDIR)/.pouw/ape
 .PHONY: setup vvm-link demo test lint contracts-test oracle-test gas coverage bench clean abi
 
 setup: $(VENV)/.installed $(ANVIL) vvm-link
+	@echo "setup done: .venv, node_modules/.bin/anvil, ~/.vvm/vyper-0.4.3"
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
+	@echo "setup 1/3: Python packages into $(VENV) (pinned; about a minute the first time)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $@
 
 $(ANVIL): package.json package-lock.json
+	@echo "setup 2/3: anvil and cast from npm into node_modules"
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # ape-vyper resolves compilers through vvm, which would download one; point it at ours
 # (re-pointed whenever it names another checkout's venv).
 vvm-link: $(VENV)/.installed
+	@echo "setup 3/3: the pip-installed Vyper linked where ape-vyper looks for it"
 	@mkdir -p $(VVM)
 	@[ "$$(readlink $(VVM)/vyper-0.4.3)" = "$(CURDIR)/$(BIN)/vyper" ] || ln -sfn $(CURDIR)/$(BIN)/vyper $(VVM)/vyper-0.4.3
 
