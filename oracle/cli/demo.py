@@ -67,7 +67,10 @@ def demo(network: str, epochs: int, seed: int, report_path: str | None) -> None:
         if report_path:
             from oracle.client.report import draw_report, from_ape
 
-            draw_report(from_ape(result.market, chain), report_path)
+            data = from_ape(result.market, chain)
+            data.names = {str(w.account.address): w.name for w in result.workers}
+            data.busy_seconds = {str(w.account.address): w.busy_s for w in result.workers}
+            draw_report(data, report_path)
             click.echo(f"report written to {report_path}")
     for p in result.problems:
         click.echo(f"FAILED: {p}", err=True)
