@@ -163,3 +163,39 @@ def test_readme_walkthrough__every_command_line_runs_as_written(tmp_path: Path) 
 
 def _tails(logs: Path) -> str:
     return "\n".join(f"--- {p.name}\n{p.read_text()[-1500:]}" for p in sorted(logs.glob("*.log")))
+
+
+def test_readme_deployer__local_lines_run_as_written(tmp_path: Path) -> None:
+    """The deployer's `ape run deploy` lines for the embedded chain and anvil, as written, in
+    a copy of the Ape project (so a developer's own local deployment records are untouched).
+    The testnet lines (`ape accounts import`, `--network ethereum:sepolia:node`) need a key
+    and a network this machine does not have; the README says so."""
+    import shutil
+
+    text = (ROOT / "README.md").read_text()
+    part = text[text.index("**Deployer.**") :]
+    block = re.search(r"```sh\n(.*?)```", part, re.S)
+    assert block is not None
+    lines = [
+        re.split(r"\s#", " " + raw, maxsplit=1)[0].strip() for raw in block.group(1).splitlines()
+    ]
+    local = [
+        ln for ln in lines if ln.startswith(".venv/bin/ape run deploy") and "sepolia" not in ln
+    ]
+    assert len(local) == 2, lines
+    for name in ("contracts", "scripts"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    shutil.copy(ROOT / "ape-config.yaml", tmp_path / "ape-config.yaml")
+    (tmp_path / ".venv").symlink_to(ROOT / ".venv")
+    env = {**os.environ, "APE_DATA_FOLDER": str(tmp_path / ".ape")}
+    env["PATH"] = os.pathsep.join(
+        [str(ROOT / "node_modules" / ".bin"), *env["PATH"].split(os.pathsep)]
+    )  # ape-foundry looks anvil up on PATH; `pouw` puts it there itself, `ape` does not
+    for cmd in local:
+        done = subprocess.run(
+            ["bash", "-c", cmd], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, f"`{cmd}`:\n{(done.stdout + done.stderr)[-3000:]}"
+    for record in ("ethereum-local-test.json", "ethereum-local-foundry.json"):
+        market = json.loads((tmp_path / "deployments" / record).read_text())["market"]
+        assert re.fullmatch(r"0x[0-9a-fA-F]{40}", market)
