@@ -186,6 +186,8 @@ class Network:
         self.owner: dict[int, RequesterSim] = {}
         self.results: dict[int, tuple[np.ndarray, float]] = {}  # job -> (result, seconds)
         self.paid: dict[int, int] = defaultdict(int)
+        #: Every (job, worker) that submitted: the submissions whose stakes the books count.
+        self.submitted: set[tuple[int, Any]] = set()
         self.minted_by_epoch: dict[int, int] = defaultdict(int)
         self.line = console.print
         self.problems: list[str] = []
@@ -247,6 +249,7 @@ class Network:
             self.market.submit_result(
                 job_id, commitment(str(w.account.address), root), sender=w.account
             )
+            self.submitted.add((job_id, w.account))
             served.append((job_id, w, (out, root)))
         return served
 
@@ -434,17 +437,16 @@ def check_demo(net: Network, jobs: list[int], first_epoch: int) -> list[str]:
     """Compare the demo's books with the contracts' own state."""
     m, problems = net.market, list(net.problems)
     actors = [r.account for r in net.requesters] + [w.account for w in net.workers]
+    terms = [m.job(j) for j in jobs]  # one call per job: the checks below read each thrice
     for asset, balance in (
         (ZERO, net.chain.provider.get_balance(m.address)),
         (str(net.usd.address), net.usd.balanceOf(m)),
     ):
-        owed = sum(
-            m.job(j).amount for j in jobs if m.job(j).status == 1 and str(m.job(j).asset) == asset
-        )
+        owed = sum(t.amount for t in terms if t.status == 1 and str(t.asset) == asset)
         owed += sum(m.credited(a, asset) for a in actors)
         if asset == ZERO:  # free bonds, and the stakes live submissions hold
             owed += sum(m.bonds(w.account) for w in net.workers)
-            owed += sum(m.submissions(j, w.account).stake for j in jobs for w in net.workers)
+            owed += sum(m.submissions(j, who).stake for j, who in net.submitted)
         if owed != balance:
             problems.append(f"market holds {balance} of {asset} but owes {owed}")
     if any(n > 1 for n in net.paid.values()):
