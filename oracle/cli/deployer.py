@@ -253,7 +253,40 @@ def node(port: int, block_time: int, keys_dir: str | None) -> None:
 
 @click.group(cls=PouwGroup)
 def store() -> None:
-    """Content-addressed blob store (specs, results) over HTTP."""
+    """Content-addressed blob store (specs, inputs, results) over HTTP or in a directory."""
+
+
+@store.command("put")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--store",
+    "stores",
+    multiple=True,
+    required=True,
+    help="An http(s) blob server or a directory to publish to (repeat: every one gets it).",
+)
+def store_put(files: tuple[str, ...], stores: tuple[str, ...]) -> None:
+    """Publish files, as they are, to every store; prints each one's name (0x + keccak256 of
+    its bytes), which is how a spec or a command refers to it. A store that refuses or does
+    not answer is one line and exit 2; files already published before it stay.
+
+    \b
+    Example:
+      pouw store put inputs.bin --store http://127.0.0.1:8600 --store .pouw/specs
+    """
+    from pathlib import Path
+
+    from oracle.store.specs import SpecStore
+
+    targets = SpecStore(list(stores))
+    for path in files:
+        data = Path(path).read_bytes()
+        names = {
+            loc: st.put(data) for loc, st in zip(targets.locations, targets.stores, strict=True)
+        }
+        name = next(iter(names.values()))
+        click.echo(f"0x{name}")
+        click.echo(f"{path}: {len(data):,} bytes in {len(names)} store(s)", err=True)
 
 
 @store.command("serve")

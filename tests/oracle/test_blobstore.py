@@ -430,3 +430,32 @@ def test_local__stale_temp_files__removed_young_ones_and_blobs_kept(store: Local
     os.utime(old_tmp, (two_hours_ago, two_hours_ago))
     assert store.remove_stale_temps(max_age=3_600) == 1
     assert not old_tmp.exists() and young.exists() and store.get(kept) == b"a blob"
+
+
+def test_cli_store_put__directory_and_server__prints_the_name_both_serve(tmp_path):
+    """`pouw store put FILE --store DIR --store URL` publishes the bytes as they are to both
+    and prints 0x + keccak256; a store that does not answer is one line and exit 2."""
+    from click.testing import CliRunner
+
+    from oracle.cli.main import cli
+    from oracle.protocol.hashing import keccak256
+    from oracle.store.blobs import BlobServer, HttpBlobClient, LocalBlobStore
+
+    data = bytes(range(256)) * 40
+    path = tmp_path / "input.bin"
+    path.write_bytes(data)
+    runner = CliRunner(mix_stderr=False)
+    with BlobServer(LocalBlobStore(tmp_path / "served")) as srv:
+        result = runner.invoke(
+            cli, ["store", "put", str(path), "--store", str(tmp_path / "dir"), "--store", srv.url]
+        )
+        assert result.exit_code == 0, result.stderr
+        name = result.stdout.strip()
+        assert name == "0x" + keccak256(data).hex()
+        assert LocalBlobStore(tmp_path / "dir").get(name[2:]) == data
+        assert HttpBlobClient(srv.url).get(name[2:]) == data
+    down = runner.invoke(cli, ["store", "put", str(path), "--store", "http://127.0.0.1:9"])
+    assert (
+        down.exit_code == 2 and down.stderr.startswith("error: ") and "127.0.0.1:9" in down.stderr
+    )
+    assert len(down.stderr.strip().splitlines()) == 1

@@ -26,6 +26,7 @@ COMMANDS = [
     ["status"],
     ["audit"],
     ["node"],
+    ["store", "put"],
     ["oracle", "run"],
     ["worker", "run"],
     ["report"],
