@@ -25,6 +25,8 @@ from oracle.cli.options import (
 )
 
 if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
     from oracle.chain.client import Chain
     from oracle.protocol.spec import Spec
 
@@ -382,39 +384,15 @@ def job_show(job_id: int, network: str, deployments_dir: str, rpc: str, as_json:
         con.print(t)
 
 
-def _send_market(
-    network: str,
-    deployments_dir: str,
-    rpc: str,
-    keyfile: str,
-    password_file: str | None,
-    password_env: str | None,
-    fn_name: str,
-    *args: Any,
-) -> tuple[Chain, Any]:
-    """Simulate, then send ``market.<fn_name>(*args)`` from the key file's account; returns the
-    chain and the receipt."""
+def _send_market(chain: Chain, account: LocalAccount, fn_name: str, *args: Any) -> Any:
+    """Simulate, then send ``market.<fn_name>(*args)`` from ``account``; returns the
+    receipt."""
     from oracle.chain.client import TxSender
     from oracle.client.jobs import simulate
 
-    chain = connect(network, deployments_dir, rpc)
-    account = load_signer(keyfile, password_file, password_env)
-    if fn_name in ("refund", "cancel"):
-        _open_job_check(chain, int(args[0]))
     fn = getattr(chain.market.functions, fn_name)(*args)
     simulate(chain, fn, account.address)
-    return chain, TxSender(chain, account).send(fn, fn_name)
-
-
-def _open_job_check(chain: Chain, job_id: int) -> None:
-    """A clear error for a job id the market never gave out (the contract would only say
-    ``job not open``)."""
-    from oracle.exceptions import ConfigError
-
-    last = int(chain.call("next_job_id")) - 1
-    if not 1 <= job_id <= last:
-        known = f"jobs 1 to {last}" if last >= 1 else "no jobs yet"
-        raise ConfigError(f"job {job_id} does not exist (this market has {known})")
+    return TxSender(chain, account).send(fn, fn_name)
 
 
 @job.command("refund")
@@ -432,11 +410,9 @@ def job_refund(
     """Refund an unsettled job after its deadline (anyone may; with submissions, after the
     settlement grace too). The escrow is credited to the requester: take it out with
     `pouw withdraw`."""
-    chain, rcpt = _send_market(
-        network, deployments_dir, rpc, keyfile, password_file, password_env, "refund", job_id
+    _return_escrow(
+        "refund", job_id, network, deployments_dir, rpc, keyfile, password_file, password_env
     )
-    for ev in chain.receipt_events(rcpt, ("JobRefunded",)):
-        click.echo(f"job {job_id} refunded: {ev.args['amount']:,} to {ev.args['requester']}")
 
 
 @job.command("cancel")
@@ -453,11 +429,34 @@ def job_cancel(
 ) -> None:
     """Cancel your own open job before any worker has submitted to it. The escrow is
     credited back to you: take it out with `pouw withdraw`."""
-    chain, rcpt = _send_market(
-        network, deployments_dir, rpc, keyfile, password_file, password_env, "cancel", job_id
+    _return_escrow(
+        "cancel", job_id, network, deployments_dir, rpc, keyfile, password_file, password_env
     )
-    for ev in chain.receipt_events(rcpt, ("JobCancelled",)):
-        click.echo(f"job {job_id} cancelled: {ev.args['amount']:,} to {ev.args['requester']}")
+
+
+def _return_escrow(
+    fn_name: str,
+    job_id: int,
+    network: str,
+    deployments_dir: str,
+    rpc: str,
+    keyfile: str,
+    password_file: str | None,
+    password_env: str | None,
+) -> None:
+    """Send ``refund``/``cancel`` for ``job_id`` (a job the market gave out) and say what
+    went back to whom."""
+    from oracle.client.jobs import require_jobs
+
+    event, verb = {"refund": ("JobRefunded", "refunded"), "cancel": ("JobCancelled", "cancelled")}[
+        fn_name
+    ]
+    chain = connect(network, deployments_dir, rpc)
+    account = load_signer(keyfile, password_file, password_env)
+    require_jobs(chain, [job_id])
+    rcpt = _send_market(chain, account, fn_name, job_id)
+    for ev in chain.receipt_events(rcpt, (event,)):
+        click.echo(f"job {job_id} {verb}: {ev.args['amount']:,} to {ev.args['requester']}")
 
 
 @click.command()
@@ -478,20 +477,11 @@ def withdraw(
     nothing (exit 0)."""
     token = parse_asset(asset)
     chain = connect(network, deployments_dir, rpc)
-    who = load_signer(keyfile, password_file, password_env).address
-    if int(chain.call("credited", who, token)) == 0:
-        click.echo(f"nothing credited to {who} in {asset}: nothing to withdraw")
+    account = load_signer(keyfile, password_file, password_env)
+    if int(chain.call("credited", account.address, token)) == 0:
+        click.echo(f"nothing credited to {account.address} in {asset}: nothing to withdraw")
         return
-    chain, rcpt = _send_market(
-        network,
-        deployments_dir,
-        rpc,
-        keyfile,
-        password_file,
-        password_env,
-        "withdraw",
-        token,
-    )
+    rcpt = _send_market(chain, account, "withdraw", token)
     total = sum(int(e.args["amount"]) for e in chain.receipt_events(rcpt, ("Withdrawn",)))
     click.echo(f"withdrawn {total:,}")
 

@@ -6,6 +6,7 @@
   HTTP blob server), so that workers and oracles can fetch the spec by its hash.
 * :func:`create_jobs` — escrow one job per spec in one ``create_jobs`` transaction (ETH, or an
   allow-listed ERC-20 after an ``approve`` when the allowance is short); returns the job ids.
+* :func:`require_jobs` — a clear error for job ids the market never gave out.
 * :func:`job_info` — a job's terms, status, submissions and outcomes, from the ``job`` view and
   the job's events (read by topic, so it costs one ``eth_getLogs``).
 """
@@ -31,6 +32,7 @@ __all__ = [
     "matmul_spec",
     "mlp_spec",
     "publish_spec",
+    "require_jobs",
     "simulate",
     "spec_from_file",
 ]
@@ -158,6 +160,18 @@ def _call(fn: Any) -> Any:
         return fn.call()
     except (ContractLogicError, ValueError, OSError) as exc:
         raise ChainError(f"call failed: {exc}") from None
+
+
+def require_jobs(chain: Chain, job_ids: Sequence[int]) -> None:
+    """ConfigError naming the ids this market never gave out (the contract itself would only
+    say ``job not open``)."""
+    last = int(chain.call("next_job_id")) - 1
+    unknown = [j for j in job_ids if not 1 <= j <= last]
+    if unknown:
+        known = f"jobs 1 to {last}" if last >= 1 else "no jobs yet"
+        raise ConfigError(
+            f"job {', '.join(map(str, unknown))} does not exist (this market has {known})"
+        )
 
 
 def job_info(chain: Chain, job_id: int) -> dict[str, Any]:

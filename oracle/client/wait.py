@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from oracle.chain.client import Chain
-from oracle.exceptions import ConfigError
+from oracle.client.jobs import require_jobs
 
 __all__ = ["WAIT_EVENTS", "JobState", "JobWatch", "follow"]
 
@@ -88,13 +88,7 @@ def follow(
 ) -> JobWatch:
     """Follow ``job_ids`` until each has ended or ``timeout`` seconds passed; ConfigError for
     a job id this market never gave out (nothing is followed then)."""
-    last = int(chain.call("next_job_id")) - 1
-    unknown = [j for j in job_ids if not 1 <= j <= last]
-    if unknown:
-        known = f"jobs 1 to {last}" if last >= 1 else "no jobs yet"
-        raise ConfigError(
-            f"job {', '.join(map(str, unknown))} does not exist (this market has {known})"
-        )
+    require_jobs(chain, job_ids)
     watch = JobWatch(job_ids)
     start = time.monotonic()
     seen = chain.deployment.block - 1
