@@ -162,13 +162,15 @@ class Settler:
             max_wait=cfg.max_wait,
             takeover=cfg.takeover,
         )
-        items = self._drop_settled(items, now)
-        if not items:
-            return 0
         batch = [attestation(v) for v in items]
         items_digest = self._digest(batch, 0)  # the same items, whatever their expiry
         if self._cooldown.get(items_digest, 0) > now:
+            return 0  # before any chain read: a batch waiting on peers costs no RPC per poll
+        kept = self._drop_settled(items, now)
+        if not kept:
             return 0
+        if len(kept) != len(items):
+            batch = [attestation(v) for v in kept]
         # Signatures expire (the contract's freshness rule): a batch relayed later than
         # ``signature_ttl`` seconds from now must be signed again.
         valid_until = self.ctx.chain.now() + cfg.signature_ttl
