@@ -17,7 +17,11 @@ from typing import Any, Literal
 from oracle.infra.logs import event
 from oracle.infra.metrics import Metrics
 
-__all__ = ["Reachability", "transition"]
+__all__ = [
+    "Reachability",
+    "spec_store_reachability",
+    "transition",
+]
 
 
 def transition(was: bool | None, now: bool) -> Literal["down", "up"] | None:
@@ -69,3 +73,11 @@ class Reachability:
         elif change == "up":
             event(self.log, self.up_event, **fields)
         return change
+
+
+def spec_store_reachability(log: logging.Logger, metrics: Metrics) -> Reachability:
+    """The spec stores' state as every service reports it: gauge ``spec_store_up``, events
+    ``spec_store_down`` / ``spec_store_up``."""
+    return Reachability(
+        log, metrics, "spec_store_up", down_event="spec_store_down", up_event="spec_store_up"
+    )

@@ -67,7 +67,7 @@ from oracle.chain.client import Chain
 from oracle.compute.freivalds import jit_warm_up as freivalds_warm_up
 from oracle.compute.merkle import jit_warm_up as merkle_warm_up
 from oracle.exceptions import ChainError
-from oracle.infra.health import Reachability
+from oracle.infra.health import spec_store_reachability
 from oracle.infra.logs import event
 from oracle.infra.metrics import Metrics
 from oracle.infra.web import WebServer
@@ -165,13 +165,7 @@ class OracleNode:
             counters=("jobs_seen", "submissions_seen", "verify_checks", "settle_txs"),
             histograms=METRIC_HISTOGRAMS,
         )
-        self.spec_store = Reachability(
-            log,
-            self.metrics,
-            "spec_store_up",
-            down_event="spec_store_down",
-            up_event="spec_store_up",
-        )
+        self.spec_store = spec_store_reachability(log, self.metrics)
         self.specs = SpecStore(config.spec_stores, watch=self._spec_store_seen)
         self.metrics.read_from("checkpoint_block", lambda: self.db.checkpoint() or 0)
         self.metrics.add_rows("db", "rows in the node's SQLite state", self.db.counts)

@@ -54,7 +54,7 @@ from oracle.compute.kinds import KINDS
 from oracle.compute.merkle import jit_warm_up as merkle_warm_up
 from oracle.compute.work import compute, result_root
 from oracle.exceptions import BlobError, BlobTransferError, ChainError
-from oracle.infra.health import Reachability, transition
+from oracle.infra.health import spec_store_reachability, transition
 from oracle.infra.logs import event
 from oracle.infra.metrics import Metrics
 from oracle.infra.web import WebServer
@@ -164,13 +164,7 @@ class Worker:
             histograms={"compute_seconds": "seconds computing one job's result"},
         )
         self.metrics.read_from("jobs_waiting", self.db.waiting)
-        self.spec_store = Reachability(
-            log,
-            self.metrics,
-            "spec_store_up",
-            down_event="spec_store_down",
-            up_event="spec_store_up",
-        )
+        self.spec_store = spec_store_reachability(log, self.metrics)
         self.specs = SpecStore(config.spec_stores, watch=self._spec_store_seen)
         self._probed = -float("inf")
         self.sender = TxSender(chain, account)
