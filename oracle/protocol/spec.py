@@ -9,13 +9,30 @@ Schema, version 1 (``A`` is m×k, ``B`` is k×n, ``C = A·B`` is m×n, all row-m
 
     {"version": 1, "kind": "matmul", "dtype": "int8" | "fp32",
      "m": M, "n": N, "k": K,
-     "inputs": {"seed": S} | {"a": "0x<64 hex>", "b": "0x<64 hex>"},
+     "inputs": {"seed": S} | {"a": {"blob": H, "root": R}, "b": {"blob": H, "root": R}},
      "verify": {"mode": "full" | "sampled", "openings": O, "rounds": R}}
 
     {"version": 1, "kind": "mlp", "dtype": "fp32", "batch": N, "dims": [d0, d1, ..., dL],
      "activation": "relu" | "gelu",
-     "inputs": {"seed": S} | {"weights": "0x<64 hex>", "x": "0x<64 hex>"},
+     "inputs": {"seed": S} | {"weights": {"blob": H, "roots": [R1, ..., RL]},
+                               "x": {"blob": H, "root": R}},
      "verify": {"mode": "full", "rounds": R}}
+
+**Blob inputs** (every H and R a 0x-prefixed lower-case 32-byte hex hash). ``blob`` is the
+store name of the bytes (keccak256 of the content, :mod:`oracle.store.blobs`); each ``root``
+is the row Merkle root (:mod:`oracle.compute.merkle`, the same tree as results) of the blob
+cut into the rows below, so one row can later be proven against the spec with a proof of
+⌈log2 rows⌉ hashes (the single-entry disputes of DESIGN.md §disputes build on this):
+
+* ``a``: A row-major, little-endian int8/float32; m rows of k elements;
+* ``b``: B **column-major** (Bᵀ row-major); n rows of k elements, row j = column j of B;
+* ``x``: the batch row-major, float32; ``batch`` rows of d0 elements;
+* ``weights``: for each layer l = 1..L in turn, d_l rows of d_{l-1}+1 float32: row j is
+  column j of W_l followed by the bias b_l[j] (a PyTorch ``nn.Linear`` weight row, then its
+  bias); ``roots[l-1]`` is the root over layer l's d_l rows.
+
+A blob whose content does not match its roots can never be computed or verified
+(:class:`~oracle.exceptions.InputError`).
 
 ``openings`` exists only in sampled mode (required there); ``rounds`` (Freivalds rounds) exists
 only for fp32 jobs (default 2). For int8 the number of rounds is derived so that the false
@@ -59,6 +76,7 @@ __all__ = [
     "MAX_SPEC_BYTES",
     "MAX_WORK_UNITS",
     "SPEC_VERSION",
+    "InputBlob",
     "MatmulSpec",
     "MlpSpec",
     "Spec",
@@ -84,6 +102,19 @@ Mode = Literal["full", "sampled"]
 
 
 @dataclass(frozen=True)
+class InputBlob:
+    """A blob input: its store name and the Merkle root(s) over its rows (module docstring)."""
+
+    blob: str
+    roots: tuple[str, ...]
+
+    @property
+    def root(self) -> str:
+        """The only root of a one-matrix blob (``a``, ``b``, ``x``)."""
+        return self.roots[0]
+
+
+@dataclass(frozen=True)
 class MatmulSpec:
     """A validated ``matmul`` spec: C (m×n) = A (m×k) · B (k×n)."""
 
@@ -92,8 +123,8 @@ class MatmulSpec:
     n: int
     k: int
     seed: int | None
-    a_blob: str | None
-    b_blob: str | None
+    a: InputBlob | None
+    b: InputBlob | None
     mode: Mode
     openings: int
     rounds: int | None
@@ -109,8 +140,8 @@ class MlpSpec:
     dims: tuple[int, ...]
     activation: Literal["relu", "gelu"]
     seed: int | None
-    weights_blob: str | None
-    x_blob: str | None
+    weights: InputBlob | None
+    x: InputBlob | None
     rounds: int
     dtype: Literal["fp32"] = "fp32"
     mode: Mode = "full"
@@ -230,9 +261,26 @@ def _elements(path: str, *dims: int) -> None:
         raise SpecError(f"{path}: {total} elements, limit {MAX_ELEMENTS}")
 
 
+def _blob_ref(inputs: Mapping[str, Any], key: str, roots: int | None) -> InputBlob:
+    """``inputs[key]`` as {"blob", "root"} (``roots`` None) or {"blob", "roots": [...]}."""
+    path = f"spec.inputs.{key}"
+    ref = _obj(inputs, key, "spec.inputs")
+    blob = _hash_field(ref, "blob", path)
+    if roots is None:
+        _only_keys(ref, path, {"blob", "root"})
+        return InputBlob(blob, (_hash_field(ref, "root", path),))
+    _only_keys(ref, path, {"blob", "roots"})
+    listed = ref.get("roots")
+    if not isinstance(listed, list) or len(listed) != roots:
+        raise SpecError(f"{path}.roots: must be a list of {roots} hashes (one per layer)")
+    return InputBlob(
+        blob, tuple(_hash_field({"r": r}, "r", f"{path}.roots[{i}]") for i, r in enumerate(listed))
+    )
+
+
 def _inputs(
-    data: Mapping[str, Any], names: tuple[str, str]
-) -> tuple[int | None, str | None, str | None]:
+    data: Mapping[str, Any], names: tuple[str, str], roots: tuple[int | None, int | None]
+) -> tuple[int | None, InputBlob | None, InputBlob | None]:
     inputs = _obj(data, "inputs", "spec")
     if "seed" in inputs:
         _only_keys(inputs, "spec.inputs", {"seed"})
@@ -240,9 +288,25 @@ def _inputs(
     _only_keys(inputs, "spec.inputs", set(names))
     return (
         None,
-        _hash_field(inputs, names[0], "spec.inputs"),
-        _hash_field(inputs, names[1], "spec.inputs"),
+        _blob_ref(inputs, names[0], roots[0]),
+        _blob_ref(inputs, names[1], roots[1]),
     )
+
+
+def _norm_inputs(
+    seed: int | None, names: tuple[str, str], refs: tuple[InputBlob | None, InputBlob | None]
+) -> dict[str, Any]:
+    if seed is not None:
+        return {"seed": seed}
+    out: dict[str, Any] = {}
+    for name, ref in zip(names, refs, strict=True):
+        assert ref is not None
+        many = name == "weights"
+        out[name] = {
+            "blob": ref.blob,
+            "roots" if many else "root": list(ref.roots) if many else ref.root,
+        }
+    return out
 
 
 def _parse_matmul(data: Mapping[str, Any]) -> tuple[MatmulSpec, dict[str, Any]]:
@@ -254,7 +318,7 @@ def _parse_matmul(data: Mapping[str, Any]) -> tuple[MatmulSpec, dict[str, Any]]:
     _elements("spec.m*spec.k (A)", m, k)
     _elements("spec.k*spec.n (B)", k, n)
     _elements("spec.m*spec.n (C)", m, n)
-    seed, a_blob, b_blob = _inputs(data, ("a", "b"))
+    seed, a_ref, b_ref = _inputs(data, ("a", "b"), (None, None))
     verify = _obj(data, "verify", "spec")
     mode = _choice(verify, "mode", "spec.verify", ("full", "sampled"))
     allowed = {"mode"} | ({"openings"} if mode == "sampled" else set())
@@ -276,8 +340,8 @@ def _parse_matmul(data: Mapping[str, Any]) -> tuple[MatmulSpec, dict[str, Any]]:
         n=n,
         k=k,
         seed=seed,
-        a_blob=a_blob,
-        b_blob=b_blob,
+        a=a_ref,
+        b=b_ref,
         mode=mode,  # type: ignore[arg-type]
         openings=openings,
         rounds=rounds,
@@ -287,7 +351,7 @@ def _parse_matmul(data: Mapping[str, Any]) -> tuple[MatmulSpec, dict[str, Any]]:
         norm_verify["openings"] = openings
     if rounds is not None:
         norm_verify["rounds"] = rounds
-    norm_inputs: dict[str, Any] = {"seed": seed} if seed is not None else {"a": a_blob, "b": b_blob}
+    norm_inputs = _norm_inputs(seed, ("a", "b"), (a_ref, b_ref))
     normalized = {
         "version": SPEC_VERSION,
         "kind": "matmul",
@@ -322,7 +386,7 @@ def _parse_mlp(data: Mapping[str, Any]) -> tuple[MlpSpec, dict[str, Any]]:
     width = 2 * sum(dims[1:-1]) + dims[-1]
     _elements("spec.batch*result width (activations)", batch, width)
     activation = _choice(data, "activation", "spec", ("relu", "gelu"))
-    seed, w_blob, x_blob = _inputs(data, ("weights", "x"))
+    seed, w_ref, x_ref = _inputs(data, ("weights", "x"), (len(dims) - 1, None))
     verify = _obj(data, "verify", "spec")
     _choice(verify, "mode", "spec.verify", ("full",))
     _only_keys(verify, "spec.verify", {"mode", "rounds"})
@@ -336,13 +400,11 @@ def _parse_mlp(data: Mapping[str, Any]) -> tuple[MlpSpec, dict[str, Any]]:
         dims=dims,
         activation=activation,  # type: ignore[arg-type]
         seed=seed,
-        weights_blob=w_blob,
-        x_blob=x_blob,
+        weights=w_ref,
+        x=x_ref,
         rounds=rounds,
     )
-    norm_inputs: dict[str, Any] = (
-        {"seed": seed} if seed is not None else {"weights": w_blob, "x": x_blob}
-    )
+    norm_inputs = _norm_inputs(seed, ("weights", "x"), (w_ref, x_ref))
     normalized = {
         "version": SPEC_VERSION,
         "kind": "mlp",

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from oracle.compute.blob_inputs import matmul_blobs, mlp_blobs
 from oracle.compute.verify import check_full, prepare
 from oracle.compute.work import compute, load_inputs
 from oracle.exceptions import (
@@ -257,47 +258,108 @@ def test_http__timeout__transfer_error() -> None:
         sock.close()
 
 
-def _blob_spec(dtype: str, a: str, b: str) -> Spec:
+def _blob_spec(dtype: str, inputs: dict[str, object], m: int = 6, n: int = 5, k: int = 4) -> Spec:
     return parse_spec(
         {
             "version": 1,
             "kind": "matmul",
             "dtype": dtype,
-            "m": 6,
-            "n": 5,
-            "k": 4,
-            "inputs": {"a": "0x" + a, "b": "0x" + b},
+            "m": m,
+            "n": n,
+            "k": k,
+            "inputs": inputs,
             "verify": {"mode": "full"},
         }
     )
 
 
+def _publish(store: LocalBlobStore, blobs: dict[str, bytes]) -> None:
+    for name, data in blobs.items():
+        assert "0x" + store.put(data) == name
+
+
+@pytest.mark.parametrize("dtype", ["int8", "fp32"])
 def test_blob_inputs__verified_end_to_end_over_http(
-    store: LocalBlobStore, server: BlobServer
+    store: LocalBlobStore, server: BlobServer, dtype: str
 ) -> None:
     rng = np.random.default_rng(5)
-    a = store.put(rng.standard_normal((6, 4)).astype("<f4").tobytes())
-    b = store.put(rng.standard_normal((4, 5)).astype("<f4").tobytes())
-    spec = _blob_spec("fp32", a, b)
+    if dtype == "int8":
+        a = rng.integers(-128, 128, (6, 4), dtype=np.int8)
+        b = rng.integers(-128, 128, (4, 5), dtype=np.int8)
+    else:
+        a = rng.standard_normal((6, 4)).astype(np.float32)
+        b = rng.standard_normal((4, 5)).astype(np.float32)
+    made = matmul_blobs(a, b)
+    _publish(store, made.blobs)
+    spec = _blob_spec(dtype, made.inputs)
     client = HttpBlobClient(server.url)
+    loaded = load_inputs(spec, client)
+    assert np.array_equal(loaded.a, a) and np.array_equal(loaded.b, b)
     result = compute(spec, store=client)
+    expected = a.astype(np.int32) @ b.astype(np.int32) if dtype == "int8" else a @ b
+    assert np.allclose(result, expected, rtol=1e-5, atol=1e-5)
     verdict = check_full(prepare(spec, SEED, store=client), result)
     assert verdict.verdict is VerdictCode.VALID
 
 
-@pytest.mark.parametrize("problem", ["wrong-size", "nan", "missing"])
+def test_blob_inputs__mlp__weights_layout_round_trips(store: LocalBlobStore) -> None:
+    rng = np.random.default_rng(6)
+    dims = (5, 7, 3)
+    x = rng.standard_normal((4, dims[0])).astype(np.float32)
+    layers = [
+        (
+            rng.standard_normal((dims[i - 1], dims[i])).astype(np.float32),
+            rng.standard_normal(dims[i]).astype(np.float32),
+        )
+        for i in (1, 2)
+    ]
+    made = mlp_blobs(x, layers)
+    _publish(store, made.blobs)
+    spec = parse_spec(
+        {
+            "version": 1,
+            "kind": "mlp",
+            "dtype": "fp32",
+            "batch": 4,
+            "dims": list(dims),
+            "activation": "relu",
+            "inputs": made.inputs,
+            "verify": {"mode": "full"},
+        }
+    )
+    loaded = load_inputs(spec, store)
+    assert np.array_equal(loaded.x, x)
+    for (w, bias), (lw, lb) in zip(layers, loaded.layers, strict=True):
+        assert np.array_equal(lw, w) and np.array_equal(lb, bias)
+    out = compute(spec, store=store)
+    hidden = np.maximum(x @ layers[0][0] + layers[0][1], 0)
+    assert np.allclose(out[:, -dims[2] :], hidden @ layers[1][0] + layers[1][1], atol=1e-5)
+
+
+@pytest.mark.parametrize("problem", ["wrong-size", "nan", "missing", "root"])
 def test_blob_inputs__bad__input_error(store: LocalBlobStore, problem: str) -> None:
-    good_b = store.put(np.ones((4, 5), "<f4").tobytes())
+    a = np.ones((6, 4), np.float32)
+    b = np.ones((4, 5), np.float32)
+    made = matmul_blobs(a, b)
+    _publish(store, made.blobs)
+    inputs = {key: dict(ref) for key, ref in made.inputs.items()}
     if problem == "wrong-size":
-        a = store.put(np.ones((6, 3), "<f4").tobytes())
+        inputs["a"]["blob"] = "0x" + store.put(np.ones((6, 3), "<f4").tobytes())
+        match = "has 72 bytes, expected 96"
     elif problem == "nan":
         arr = np.ones((6, 4), "<f4")
         arr[1, 1] = np.nan
-        a = store.put(arr.tobytes())
-    else:
-        a = "44" * 32
-    spec = _blob_spec("fp32", a, good_b)
-    with pytest.raises((InputError, BlobError)):
+        inputs["a"] = matmul_blobs(arr, b).inputs["a"]
+        store.put(arr.tobytes())
+        match = "contains NaN or Inf"
+    elif problem == "missing":
+        inputs["a"]["blob"] = "0x" + "44" * 32
+        match = "44" * 32
+    else:  # the bytes are B's, the root A's: a blob that is not what the spec commits to
+        inputs["b"]["root"] = inputs["a"]["root"]
+        match = "spec.inputs.b: blob .* has row root"
+    spec = _blob_spec("fp32", inputs)
+    with pytest.raises((InputError, BlobError), match=match):
         load_inputs(spec, store)
 
 

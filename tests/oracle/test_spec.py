@@ -62,6 +62,10 @@ def test_work_units__largest_spec_fits_uint64() -> None:
     assert work_units(big) == 2 * (1 << 42) < 2**64
 
 
+H32 = "0x" + "00" * 32
+REF = {"blob": H32, "root": H32}
+
+
 @pytest.mark.parametrize(
     ("patch", "field"),
     [
@@ -76,6 +80,10 @@ def test_work_units__largest_spec_fits_uint64() -> None:
         ({"inputs": {"seed": -1}}, "spec.inputs.seed"),
         ({"inputs": {"seed": 1 << 64}}, "spec.inputs.seed"),
         ({"inputs": {"a": "0x12", "b": "0x" + "00" * 32}}, "spec.inputs.a"),
+        ({"inputs": {"a": {"blob": "0x12", "root": H32}, "b": REF}}, "spec.inputs.a.blob"),
+        ({"inputs": {"a": {"blob": H32}, "b": REF}}, "spec.inputs.a.root"),
+        ({"inputs": {"a": REF, "b": {**REF, "roots": [H32]}}}, "spec.inputs.b.roots"),
+        ({"inputs": {"a": REF}}, "spec.inputs.b"),
         ({"inputs": {"seed": 1, "a": "x"}}, "spec.inputs.a"),
         ({"verify": {"mode": "lazy"}}, "spec.verify.mode"),
         ({"verify": {"mode": "sampled"}}, "spec.verify.openings"),
@@ -140,3 +148,26 @@ def test_spec__roundtrip_property(m: int, n: int, k: int, seed: int) -> None:
     again = parse_spec(spec.canonical)
     assert again.canonical == spec.canonical and again.hash == spec.hash
     assert work_units(spec) == 2 * m * n * k
+
+
+def test_parse_spec__blob_inputs__normalized_and_mlp_needs_a_root_per_layer() -> None:
+    a = {"blob": "0x" + "1a" * 32, "root": "0x" + "2a" * 32}
+    b = {"blob": "0x" + "1b" * 32, "root": "0x" + "2b" * 32}
+    spec = parse_spec({**BASE, "inputs": {"b": b, "a": a}})
+    assert spec.as_dict()["inputs"] == {"a": a, "b": b}
+    assert spec.params.a is not None and spec.params.a.root == a["root"]
+    mlp = {
+        "version": 1,
+        "kind": "mlp",
+        "dtype": "fp32",
+        "batch": 2,
+        "dims": [3, 4, 2],
+        "activation": "relu",
+        "verify": {"mode": "full"},
+    }
+    weights = {"blob": "0x" + "1c" * 32, "roots": ["0x" + "2c" * 32]}
+    with pytest.raises(SpecError, match=r"^spec\.inputs\.weights\.roots: .* 2 hashes"):
+        parse_spec({**mlp, "inputs": {"weights": weights, "x": a}})
+    weights["roots"].append("0x" + "2d" * 32)
+    parsed = parse_spec({**mlp, "inputs": {"weights": weights, "x": a}})
+    assert parsed.params.weights is not None and len(parsed.params.weights.roots) == 2

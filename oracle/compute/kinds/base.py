@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from oracle.compute.backend import Backend
-from oracle.compute.merkle import MerkleTree
+from oracle.compute.merkle import MerkleTree, merkle_root
 from oracle.compute.rng import seed_to_int
 from oracle.exceptions import InputError
 from oracle.protocol.results import SampledAnswer
-from oracle.protocol.spec import Spec
+from oracle.protocol.spec import InputBlob, Spec
 from oracle.protocol.verdict import Verdict
 
-__all__ = ["BlobSource", "JobKind", "Prepared", "load_array", "log2_ratio", "seed_hex"]
+__all__ = ["BlobSource", "JobKind", "Prepared", "load_blob", "log2_ratio", "seed_hex"]
 
 
 class BlobSource(Protocol):
@@ -77,21 +78,37 @@ def seed_hex(seed: bytes | int) -> str:
     return "0x" + value.to_bytes(max(32, (value.bit_length() + 7) // 8), "big").hex()
 
 
-def load_array(
-    store: BlobSource | None, name: str | None, shape: tuple[int, ...], dtype: str, field: str
-) -> np.ndarray:
-    """Fetch blob ``name`` and view it as a little-endian array; fp32 must be finite."""
-    if store is None or name is None:
+def load_blob(
+    store: BlobSource | None,
+    ref: InputBlob | None,
+    sections: Sequence[tuple[int, int]],
+    dtype: str,
+    field: str,
+) -> list[np.ndarray]:
+    """Fetch a blob input and cut it into ``sections`` of (rows, elements per row), each a
+    little-endian array checked against its Merkle root in ``ref.roots``; fp32 must be
+    finite. InputError names ``field`` and what is wrong."""
+    if store is None or ref is None:
         raise InputError(f"{field}: blob inputs need a blob store")
     dt = np.dtype("<i1" if dtype == "int8" else "<f4")
-    size = int(np.prod(shape)) * dt.itemsize
-    data = store.get(name[2:] if name.startswith("0x") else name, max_size=size)
+    size = sum(rows * cols for rows, cols in sections) * dt.itemsize
+    data = store.get(ref.blob[2:], max_size=size)
     if len(data) != size:
-        raise InputError(f"{field}: blob {name} has {len(data)} bytes, expected {size}")
-    arr = np.frombuffer(data, dtype=dt).reshape(shape)
-    if dt.kind == "f" and not np.isfinite(arr).all():
-        raise InputError(f"{field}: blob {name} contains NaN or Inf")
-    return arr
+        raise InputError(f"{field}: blob {ref.blob} has {len(data)} bytes, expected {size}")
+    out, pos = [], 0
+    for (rows, cols), root in zip(sections, ref.roots, strict=True):
+        part = memoryview(data)[pos : pos + rows * cols * dt.itemsize]
+        pos += len(part)
+        actual = "0x" + merkle_root(part, rows).hex()
+        if actual != root:
+            raise InputError(
+                f"{field}: blob {ref.blob} has row root {actual}, the spec says {root}"
+            )
+        arr = np.frombuffer(part, dtype=dt).reshape(rows, cols)
+        if dt.kind == "f" and not np.isfinite(arr).all():
+            raise InputError(f"{field}: blob {ref.blob} contains NaN or Inf")
+        out.append(arr)
+    return out
 
 
 def log2_ratio(residual: np.ndarray, bound: np.ndarray) -> int | str:

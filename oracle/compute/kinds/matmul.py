@@ -1,7 +1,8 @@
 """``matmul``: C = A·B, int8 → exact int32 or fp32 → fp32.
 
 Inputs: seeded (tensor 0 = A (m×k), tensor 1 = B (k×n), :func:`oracle.compute.rng.generate_tensor`)
-or blobs (raw little-endian int8 / float32, row-major; fp32 blobs must be finite).
+or blobs (raw little-endian int8 / float32, A row-major and B column-major, each checked against
+its row root in the spec, see :mod:`oracle.protocol.spec`; fp32 blobs must be finite).
 
 Verification (see :mod:`oracle.compute.freivalds` for the math):
 
@@ -58,7 +59,7 @@ from oracle.compute.freivalds import (
     jit_warm_up,
     ring_product,
 )
-from oracle.compute.kinds.base import BlobSource, Prepared, load_array, log2_ratio, seed_hex
+from oracle.compute.kinds.base import BlobSource, Prepared, load_blob, log2_ratio, seed_hex
 from oracle.compute.merkle import MerkleTree, verify_openings
 from oracle.compute.merkle import jit_warm_up as merkle_warm_up
 from oracle.compute.rng import (
@@ -197,10 +198,9 @@ class MatmulKind:
                 generate_tensor(p.seed, 0, (p.m, p.k), p.dtype),
                 generate_tensor(p.seed, 1, (p.k, p.n), p.dtype),
             )
-        return MatmulInputs(
-            load_array(store, p.a_blob, (p.m, p.k), p.dtype, "spec.inputs.a"),
-            load_array(store, p.b_blob, (p.k, p.n), p.dtype, "spec.inputs.b"),
-        )
+        (a,) = load_blob(store, p.a, [(p.m, p.k)], p.dtype, "spec.inputs.a")
+        (b_columns,) = load_blob(store, p.b, [(p.n, p.k)], p.dtype, "spec.inputs.b")
+        return MatmulInputs(a, np.ascontiguousarray(b_columns.T))
 
     def compute(self, spec: Spec, inputs: MatmulInputs, backend: Backend) -> np.ndarray:
         """C = A·B on the backend (int8: exact int32)."""

@@ -7,8 +7,9 @@ g(z) = z/2 · (1 + tanh(√(2/π) · (z + 0.044715 z³))), evaluated in fp32 by 
 
 Inputs: seeded — tensor 0 = x (uniform [-1, 1)), tensor 2l = W_l scaled by
 2^-⌊log2(d_{l−1})/2⌋, tensor 2l+1 = b_l scaled by 2^-4 (scaling by powers of two is exact);
-or blobs — ``x`` (batch·d_0 float32) and ``weights`` (W_1, b_1, …, W_L, b_L back to back,
-float32 little-endian, row-major).
+or blobs — ``x`` (batch × d_0 float32, row-major) and ``weights`` (per layer, d_l rows of
+[column j of W_l, b_l[j]], float32 little-endian: :mod:`oracle.protocol.spec`), each checked
+against its row roots.
 
 The result (:mod:`oracle.protocol.results`) holds every Z_l and H_l. Verification (``full`` only):
 
@@ -36,7 +37,7 @@ import numpy as np
 
 from oracle.compute.backend import Backend
 from oracle.compute.freivalds import float64_product, fp32_abs_slack, fp32_tau_coefficient
-from oracle.compute.kinds.base import BlobSource, Prepared, load_array, log2_ratio, seed_hex
+from oracle.compute.kinds.base import BlobSource, Prepared, load_blob, log2_ratio, seed_hex
 from oracle.compute.merkle import MerkleTree
 from oracle.compute.rng import DOMAIN_FREIVALDS, challenge_generator, generate_tensor, seed_to_int
 from oracle.exceptions import SpecError
@@ -110,17 +111,13 @@ class MlpKind:
                 b = generate_tensor(p.seed, 2 * layer + 1, (dims[layer],), "fp32")
                 layers.append((w * scale, b * np.float32(2.0**-4)))
             return MlpInputs(x, tuple(layers))
-        x = load_array(store, p.x_blob, (p.batch, dims[0]), "fp32", "spec.inputs.x")
-        total = sum(dims[i - 1] * dims[i] + dims[i] for i in range(1, len(dims)))
-        flat = load_array(store, p.weights_blob, (total,), "fp32", "spec.inputs.weights")
-        layers, pos = [], 0
-        for layer in range(1, len(dims)):
-            din, dout = dims[layer - 1], dims[layer]
-            w = flat[pos : pos + din * dout].reshape(din, dout)
-            pos += din * dout
-            layers.append((w, flat[pos : pos + dout]))
-            pos += dout
-        return MlpInputs(x, tuple(layers))
+        (x,) = load_blob(store, p.x, [(p.batch, dims[0])], "fp32", "spec.inputs.x")
+        sections = [(dims[i], dims[i - 1] + 1) for i in range(1, len(dims))]
+        parts = load_blob(store, p.weights, sections, "fp32", "spec.inputs.weights")
+        # each row: column j of W_l, then b_l[j]
+        return MlpInputs(
+            x, tuple((np.ascontiguousarray(rows[:, :-1].T), rows[:, -1].copy()) for rows in parts)
+        )
 
     def compute(self, spec: Spec, inputs: MlpInputs, backend: Backend) -> np.ndarray:
         """Forward pass; returns [Z_1 | H_1 | … | Z_L] per sample (fp32)."""
