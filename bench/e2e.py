@@ -53,7 +53,8 @@ from oracle.infra.logs import setup_logging  # noqa: E402
 from oracle.node.service import OracleConfig, OracleNode  # noqa: E402
 from oracle.protocol.params import LOCAL  # noqa: E402
 from oracle.protocol.spec import parse_spec, work_units  # noqa: E402
-from oracle.store.blobs import BlobServer, LocalBlobStore  # noqa: E402
+from oracle.store.blobs import LocalBlobStore  # noqa: E402
+from oracle.store.server import BlobServer  # noqa: E402
 from oracle.worker.service import Worker, WorkerConfig  # noqa: E402
 
 PRICE = 10**12

@@ -306,7 +306,8 @@ def store_serve(root: str, host: str, port: int) -> None:
     import threading
     from pathlib import Path
 
-    from oracle.store.blobs import BlobServer, LocalBlobStore
+    from oracle.store.blobs import LocalBlobStore
+    from oracle.store.server import BlobServer
 
     with BlobServer(LocalBlobStore(Path(root)), host=host, port=port) as srv:
         click.echo(f"blob store {root} serving {srv.url}", err=True)

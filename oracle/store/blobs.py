@@ -5,11 +5,7 @@
   a partial blob; reads re-check the hash (a corrupted file is an error, not data). A
   :class:`BlobBatch` stores many blobs with one durability barrier instead of one fsync each
   (a worker's batch of small results).
-* :class:`BlobServer` — ``GET/HEAD /blobs/<name>`` (and ``PUT /blobs/<name>``, streamed to
-  disk and kept only once its hash and size check) over :mod:`oracle.infra.web`.
-  ``POST /blobs`` with ``{"names": [...]}`` returns up to ``MAX_MULTI_NAMES`` blobs in one
-  :mod:`oracle.protocol.bundle` (what a worker or an oracle uses to read a batch of job specs
-  in one round trip).
+* the HTTP server is :class:`oracle.store.server.BlobServer` (blobs and delivered results).
 * :class:`HttpBlobClient` — streams a blob with ``requests``, refuses it as soon as it exceeds
   the size limit (declared or actual), checks the hash incrementally, with connect/read
   timeouts. Every failure is a :class:`~oracle.exceptions.BlobError` subclass.
@@ -31,7 +27,6 @@ from typing import Annotated, Any
 
 import msgspec
 import requests
-from aiohttp import web
 
 from oracle.exceptions import (
     BlobHashMismatch,
@@ -41,16 +36,7 @@ from oracle.exceptions import (
     BlobTransferError,
     PeerError,
 )
-from oracle.infra.web import (
-    DEFAULT_BODY_TIMEOUT,
-    WebServer,
-    blocking,
-    body_chunks,
-    decode_json,
-    error,
-    text,
-)
-from oracle.protocol.bundle import decode_bundle, encode_bundle
+from oracle.protocol.bundle import decode_bundle
 from oracle.protocol.hashing import keccak256, new_keccak
 
 __all__ = [
@@ -58,13 +44,15 @@ __all__ = [
     "MAX_MULTI_BYTES",
     "MAX_MULTI_NAMES",
     "BlobBatch",
-    "BlobServer",
     "BlobWriter",
     "HttpBlobClient",
     "LocalBlobStore",
+    "NamesRequest",
     "blob_name",
     "check_name",
+    "make_durable",
     "post_for_bundle",
+    "write_temp",
 ]
 
 DEFAULT_MAX_BLOB = 1 << 31
@@ -104,7 +92,7 @@ def _syncfs() -> Callable[[int], int] | None:
     return fn
 
 
-def _make_durable(root: Path, paths: list[Path]) -> None:
+def make_durable(root: Path, paths: list[Path]) -> None:
     """Flush ``paths`` (files or directories under ``root``) to stable storage.
 
     One ``syncfs`` of root's file system where libc has it: a single journal commit for the
@@ -127,7 +115,7 @@ def _make_durable(root: Path, paths: list[Path]) -> None:
             os.close(fd)
 
 
-def _write_temp(target: Path, view: memoryview, *, fsync: bool) -> Path:
+def write_temp(target: Path, view: memoryview, *, fsync: bool) -> Path:
     """Write ``view`` to a new temp file beside ``target`` (fsynced if asked); nothing is left
     behind on failure."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -169,7 +157,7 @@ class BlobBatch:
         if target.is_file():
             self._names.append(actual)
             return actual
-        self._pending[actual] = _write_temp(target, view, fsync=False)
+        self._pending[actual] = write_temp(target, view, fsync=False)
         self._names.append(actual)
         return actual
 
@@ -182,11 +170,11 @@ class BlobBatch:
         try:
             if self._pending:
                 temps = list(self._pending.values())
-                _make_durable(self.store.root, temps)
+                make_durable(self.store.root, temps)
                 for name, tmp in list(self._pending.items()):
                     os.replace(tmp, self.store.path(name))
                     del self._pending[name]
-                _make_durable(self.store.root, sorted({t.parent for t in temps}))
+                make_durable(self.store.root, sorted({t.parent for t in temps}))
         except BaseException:
             self.discard()
             raise
@@ -252,7 +240,7 @@ class LocalBlobStore:
         target = self.path(actual)
         if target.is_file():
             return actual
-        tmp = _write_temp(target, view, fsync=True)
+        tmp = write_temp(target, view, fsync=True)
         try:
             os.replace(tmp, target)
         except BaseException:
@@ -359,99 +347,6 @@ class NamesRequest(msgspec.Struct, forbid_unknown_fields=True):
     """``POST /blobs``: the blobs wanted in one bundle."""
 
     names: Annotated[list[BlobName], msgspec.Meta(min_length=1, max_length=MAX_MULTI_NAMES)]
-
-
-class BlobServer(WebServer):
-    """Serve a :class:`LocalBlobStore` over HTTP on a background thread: ``GET``/``HEAD``
-    ``/blobs/<name>``, ``PUT /blobs/<name>`` (streamed to disk, hash and size checked before
-    it is kept), ``POST /blobs`` (a bundle of up to ``MAX_MULTI_NAMES`` blobs) and
-    ``GET /health``.
-
-    Use as a context manager; ``port=0`` picks a free port (see :attr:`url`).
-    """
-
-    def __init__(
-        self,
-        store: LocalBlobStore,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        *,
-        body_timeout: float = DEFAULT_BODY_TIMEOUT,
-    ) -> None:
-        self.store = store
-        super().__init__(
-            [
-                web.get("/blobs/{name}", self._get),
-                web.put("/blobs/{name}", self._put),
-                web.post("/blobs", self._post),
-                web.get("/health", self._health),
-            ],
-            host,
-            port,
-            body_timeout=body_timeout,
-        )
-
-    @staticmethod
-    def _name(req: web.Request) -> str:
-        try:
-            return check_name(req.match_info["name"])
-        except BlobNameError:
-            raise error(400, "bad blob name: 64 hex digits") from None
-
-    async def _health(self, _req: web.Request) -> web.Response:
-        return text(200, "ok")
-
-    async def _get(self, req: web.Request) -> web.StreamResponse:
-        path = self.store.path(self._name(req))
-        if not path.is_file():
-            raise error(404, "no such blob")
-        return web.FileResponse(path, headers={"Content-Type": "application/octet-stream"})
-
-    async def _put(self, req: web.Request) -> web.Response:
-        name = self._name(req)
-        declared = req.content_length
-        if declared is None and "chunked" not in req.headers.get("Transfer-Encoding", ""):
-            raise error(411, "content-length required")
-        if declared is not None and declared > self.store.max_size:
-            raise error(413, f"blob of {declared} bytes above the limit of {self.store.max_size}")
-        if self.store.has(name):
-            resp = text(201, "stored")
-            resp.force_close()  # the body is not read
-            return resp
-        writer = await blocking(req, BlobWriter, self.store, name)
-        try:
-            async for chunk in body_chunks(req, _CHUNK):
-                writer.write(chunk)
-            await blocking(req, writer.commit)
-        except BlobTooLarge as exc:
-            raise error(413, str(exc)) from None
-        except BlobHashMismatch as exc:
-            raise error(400, f"hash mismatch: {exc}") from None
-        except BaseException:
-            writer.abort()
-            raise
-        return text(201, "stored")
-
-    async def _post(self, req: web.Request) -> web.Response:
-        names = [check_name(n) for n in (await decode_json(req, NamesRequest)).names]
-        body = await blocking(req, self._bundle, names)
-        return web.Response(body=body, content_type="application/octet-stream")
-
-    def _bundle(self, names: list[str]) -> bytes:
-        entries: list[tuple[dict[str, str], bytes]] = []
-        total = 0
-        for name in names:
-            if total >= MAX_MULTI_BYTES:
-                entries.append(({"name": name, "error": "bundle full: ask again"}, b""))
-                continue
-            try:
-                data = self.store.get(name)
-            except BlobNotFound:
-                entries.append(({"name": name, "error": "no such blob"}, b""))
-                continue
-            total += len(data)
-            entries.append(({"name": name}, data))
-        return encode_bundle(entries)
 
 
 class HttpBlobClient:

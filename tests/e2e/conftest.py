@@ -23,7 +23,8 @@ from oracle.chain.client import Chain
 from oracle.chain.deploy import deploy_with_web3
 from oracle.protocol.params import LOCAL
 from oracle.protocol.spec import parse_spec, spec_hash, work_units
-from oracle.store.blobs import BlobServer, LocalBlobStore
+from oracle.store.blobs import LocalBlobStore
+from oracle.store.server import BlobServer
 
 ZERO = "0x0000000000000000000000000000000000000000"
 PRICE = 10**16

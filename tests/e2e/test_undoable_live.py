@@ -33,7 +33,8 @@ from oracle.node.service import OracleConfig, OracleNode
 from oracle.protocol.commitment import commitment
 from oracle.protocol.spec import parse_spec, work_units
 from oracle.protocol.verdict import VerdictKey
-from oracle.store.blobs import BlobServer, LocalBlobStore
+from oracle.store.blobs import LocalBlobStore
+from oracle.store.server import BlobServer
 from oracle.worker.service import Worker, WorkerConfig
 from tests.e2e.conftest import PRICE, ZERO, matmul, post_jobs, wait_until, worker_and_node
 from tests.e2e.test_live_loop import Cluster

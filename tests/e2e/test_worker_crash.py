@@ -122,18 +122,18 @@ def test_worker_store_fails__nothing_recorded_or_committed__next_step_recovers(
         Chain(anvil.url, rec),
         keys["honest"],
     )
-    real = blobstore._make_durable
+    real = blobstore.make_durable
 
     def io_error(root, paths):
         raise OSError(28, "No space left on device")
 
     try:
-        monkeypatch.setattr(blobstore, "_make_durable", io_error)
+        monkeypatch.setattr(blobstore, "make_durable", io_error)
         w.step(wait=True)
         assert [j["job_id"] for j in w.db.jobs("new")] == jobs  # nothing counted as computed
         assert not [p for p in (tmp_path / "w-blobs").rglob("*") if p.is_file()]
         assert not any(e.name == "ResultSubmitted" for e in chain.events(rec.block, chain.head()))
-        monkeypatch.setattr(blobstore, "_make_durable", real)
+        monkeypatch.setattr(blobstore, "make_durable", real)
         w.step(wait=True)
         assert [j["job_id"] for j in w.db.jobs("committed")] == jobs
         for j in jobs:

@@ -27,7 +27,8 @@ from oracle.protocol.hashing import keccak256
 from oracle.protocol.spec import Spec, parse_spec
 from oracle.protocol.verdict import VerdictCode
 from oracle.store import blobs as blobstore
-from oracle.store.blobs import BlobServer, HttpBlobClient, LocalBlobStore, blob_name
+from oracle.store.blobs import HttpBlobClient, LocalBlobStore, blob_name
+from oracle.store.server import BlobServer
 
 SEED = bytes.fromhex("11" * 32)
 
@@ -501,7 +502,8 @@ def test_cli_store_put__directory_and_server__prints_the_name_both_serve(tmp_pat
 
     from oracle.cli.main import cli
     from oracle.protocol.hashing import keccak256
-    from oracle.store.blobs import BlobServer, HttpBlobClient, LocalBlobStore
+    from oracle.store.blobs import HttpBlobClient, LocalBlobStore
+    from oracle.store.server import BlobServer
 
     data = bytes(range(256)) * 40
     path = tmp_path / "input.bin"

@@ -8,7 +8,7 @@ Real servers on 127.0.0.1, no chain:
   market address, a pending nonce), with one recorded verdict it agrees to sign;
 * the worker's routes (:class:`~oracle.worker.api.WorkerApi` over a real ``WorkerDB``, blob and
   spec store) with one committed result of a small real matmul job;
-* a :class:`~oracle.store.blobs.BlobServer` whose store takes blobs of up to 1 MiB.
+* a :class:`~oracle.store.server.BlobServer` whose store takes blobs of up to 1 MiB.
 
 Requests go over raw sockets (:func:`request_bytes`, :func:`exchange`), so that paths, headers
 and framing (Content-Length too short or too long, chunked, both, none) are exactly what a test
@@ -65,7 +65,8 @@ from oracle.protocol.params import MAX_BATCH
 from oracle.protocol.results import encode_result
 from oracle.protocol.spec import parse_spec
 from oracle.protocol.verdict import VerdictKey
-from oracle.store.blobs import BlobServer, LocalBlobStore, blob_name
+from oracle.store.blobs import LocalBlobStore, blob_name
+from oracle.store.server import BlobServer
 from oracle.store.specs import SpecStore
 from oracle.worker.api import MAX_BUNDLE_ITEMS, WorkerApi
 from oracle.worker.db import WorkerDB

@@ -12,7 +12,8 @@ import pytest
 
 from oracle.exceptions import BlobNotFound, BlobTransferError, SpecError
 from oracle.protocol.spec import parse_spec
-from oracle.store.blobs import BlobServer, LocalBlobStore
+from oracle.store.blobs import LocalBlobStore
+from oracle.store.server import BlobServer
 from oracle.store.specs import SpecStore
 from oracle.worker.db import WorkerDB
 
