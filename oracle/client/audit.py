@@ -47,13 +47,19 @@ from oracle.protocol.commitment import commitment as make_commitment
 from oracle.protocol.failures import classify_failure
 from oracle.protocol.results import MAX_ANSWER_BYTES, decode_result, result_layout
 from oracle.protocol.spec import Spec
-from oracle.protocol.verdict import Verdict, VerdictCode, VerdictKey, submission_invalid
+from oracle.protocol.verdict import (
+    NOT_DELIVERED,
+    Verdict,
+    VerdictCode,
+    VerdictKey,
+    submission_invalid,
+)
 from oracle.store.blobs import HttpBlobClient
-from oracle.store.specs import SpecStore, open_store
+from oracle.store.specs import InputStore, SpecStore, open_store
 
 __all__ = ["AuditFinding", "ResultSource", "audit_job"]
 
-UNSERVED = "result not served within the reveal window"
+UNSERVED = NOT_DELIVERED
 #: ``derived_verdict`` of a finding whose verdict could not be re-run (``verified=False``).
 UNVERIFIED = "UNVERIFIED"
 
@@ -274,7 +280,7 @@ def audit_job(
             note = "the worker did not serve in time: only the transcript can be re-derived"
         else:
             try:
-                prepared = prepare(spec, seed)
+                prepared = prepare(spec, seed, store=InputStore(spec_stores))
             except Exception as exc:  # the job, not the auditor's input: report, go on
                 failure = classify_failure(exc)
                 note = "cannot re-verify here" + ("" if failure.permanent else " (may pass)")

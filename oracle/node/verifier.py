@@ -20,12 +20,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from http import HTTPStatus
 from typing import Any
 
+import numpy as np
 import requests
 
 from oracle.compute.verify import check_full, check_sampled, prepare
 from oracle.exceptions import (
     BlobError,
+    BlobHashMismatch,
+    BlobNotFound,
     BlobTooLarge,
+    BlobTransferError,
     ChainError,
     PeerError,
     VerdictConflict,
@@ -45,11 +49,18 @@ from oracle.node.decisions import (
 from oracle.protocol.challenge import challenge_block, challenge_seed
 from oracle.protocol.commitment import commitment
 from oracle.protocol.failures import classify_failure
-from oracle.protocol.results import MAX_ANSWER_BYTES, result_layout
+from oracle.protocol.results import MAX_ANSWER_BYTES, decode_answer, result_layout
 from oracle.protocol.spec import Spec, work_units
-from oracle.protocol.verdict import Verdict, VerdictCode, VerdictKey, submission_invalid
-from oracle.store.blobs import HttpBlobClient, post_for_bundle
-from oracle.store.specs import SpecStore
+from oracle.protocol.verdict import (
+    NOT_DELIVERED,
+    Verdict,
+    VerdictCode,
+    VerdictKey,
+    submission_invalid,
+)
+from oracle.store.blobs import post_for_bundle
+from oracle.store.results import ResultStores
+from oracle.store.specs import InputStore, SpecStore
 
 __all__ = ["INLINE_CHECK_BYTES", "INLINE_PREPARE_UNITS", "Verifier"]
 
@@ -99,6 +110,10 @@ class Verifier:
         self.ctx = ctx
         self.specs = specs
         self.confirmed_hash = confirmed_hash
+        #: Where workers deliver full results: the job stores (the spec stores).
+        self.results = ResultStores(ctx.cfg.spec_stores, read_timeout=ctx.cfg.fetch_timeout)
+        #: Where requesters publish blob inputs: the job stores too.
+        self.inputs = InputStore(ctx.cfg.spec_stores)
         self._pool = ThreadPoolExecutor(
             max_workers=max(2, ctx.cfg.verify_threads), thread_name_prefix="pouw-prepare"
         )
@@ -218,29 +233,32 @@ class Verifier:
         jobs = {sub["key"].job_id: db.job(sub["key"].job_id) for sub in due}
         self.specs.prefetch([j["spec_hash"] for j in jobs.values() if j is not None])
         entries: list[tuple[str, BundleEntry]] = []
+        full: dict[bytes, tuple[VerdictKey, int]] = {}
         for sub in due:
             key = sub["key"]
             try:
-                url = db.worker_url(key.worker)
                 job = jobs[key.job_id]
-                if url is None or job is None:
+                if job is None:
                     continue
                 spec = self.specs.get(job["spec_hash"])
+                if spec.mode == "full":  # delivered to the job stores
+                    shape, dtype = result_layout(spec)
+                    full[key.commitment] = (key, shape[0] * shape[1] * dtype.itemsize)
+                    continue
+                url = db.worker_url(key.worker)
+                if url is None:
+                    continue
                 item: dict[str, Any] = {
                     "job_id": key.job_id,
                     "commitment": "0x" + key.commitment.hex(),
                 }
-                if spec.mode == "sampled":
-                    seed = challenge_seed(
-                        self.confirmed_hash(challenge_block(sub["block_number"])),
-                        key.job_id,
-                        key.worker,
-                    )
-                    item["seed"] = "0x" + seed.hex()
-                    cost = bundle_cost(spec.mode)
-                else:
-                    shape, dtype = result_layout(spec)
-                    cost = bundle_cost(spec.mode, shape[0] * shape[1] * dtype.itemsize)
+                seed = challenge_seed(
+                    self.confirmed_hash(challenge_block(sub["block_number"])),
+                    key.job_id,
+                    key.worker,
+                )
+                item["seed"] = "0x" + seed.hex()
+                cost = bundle_cost(spec.mode)
                 if cost is None:
                     continue
             except Exception:  # decide() meets the same problem and records it
@@ -248,9 +266,32 @@ class Verifier:
             entries.append((url, BundleEntry(key, item, cost)))
         chunks = plan_bundles(entries, self.ctx.cfg.bundle_items)
         served: Served = {}
+        if full:
+            served.update(self._fetch_delivered(full))
         if chunks:
             for got in self._verify_pool.map(lambda c: self._fetch_bundle(*c), chunks):
                 served.update(got)
+        return served
+
+    def _fetch_delivered(self, keys: dict[bytes, tuple[VerdictKey, int]]) -> Served:
+        """Full-mode results from the job stores, in one request per store: only those whose
+        bytes open their commitment (checked by :class:`ResultStores`), cut into the job's
+        rows, come back; the rest are fetched one by one by :meth:`decide`."""
+        served: Served = {}
+        limit = max(size for _, size in keys.values())
+        try:
+            got = self.results.fetch_many(list(keys), limit)
+        except Exception as exc:  # best effort: decide() meets it again and says so
+            event(log, "store_fetch_failed", logging.WARNING, error=str(exc))
+            return served
+        for c, r in got.items():
+            key, size = keys[c]
+            if (
+                r.root is not None
+                and len(r.data) == size
+                and r.worker.lower() == key.worker.lower()
+            ):
+                served[key] = (r.root, bytes(r.data))
         return served
 
     def _fetch_bundle(self, url: str, part: list[BundleEntry]) -> Served:
@@ -306,12 +347,12 @@ class Verifier:
         prepared_f: Future[Any] = Future()
         if job["work_units"] < INLINE_PREPARE_UNITS:
             try:  # cheaper than a thread handoff
-                prepared_f.set_result(prepare(spec, seed))
+                prepared_f.set_result(prepare(spec, seed, store=self.inputs))
             except Exception as exc:  # before anything is fetched from the worker
                 self._unprepared(key, job, exc)
                 return None
         else:
-            prepared_f = self._pool.submit(prepare, spec, seed)
+            prepared_f = self._pool.submit(prepare, spec, seed, store=self.inputs)
         verdict: Verdict | None
         try:
             if served is not None:
@@ -377,20 +418,53 @@ class Verifier:
         prepared: Callable[[], Any],
         root: bytes,
         payload: bytes,
-    ) -> Verdict:
-        """Check a served result (from a bundle or from :meth:`_fetch_and_check`): its root
-        must open the commitment, its size fit the job, its content pass the check."""
+    ) -> Verdict | None:
+        """Check a result (full mode: delivered, from the job stores, its root computed from
+        these bytes) or a sampled answer (served by the worker): the root must open the
+        commitment, the size fit the job, the content pass the check; a sampled answer's
+        opened rows must also be in the job stores (None: not yet, retry)."""
         if len(root) != 32 or commitment(key.worker, root) != key.commitment:
             return submission_invalid(spec, seed, key, "served root does not open the commitment")
-        if spec.mode == "sampled":
-            if len(payload) > MAX_ANSWER_BYTES:
-                return submission_invalid(spec, seed, key, "challenge answer oversized")
-            return self._timed_check(lambda: check_sampled(prepared(), payload, root))
-        shape, dtype = result_layout(spec)
-        size = shape[0] * shape[1] * dtype.itemsize
-        if len(payload) > size:
-            return submission_invalid(spec, seed, key, f"result oversized (limit {size} bytes)")
-        return self._timed_check(lambda: check_full(prepared(), payload, expected_root=root))
+        if spec.mode == "full":
+            return self._timed_check(lambda: check_full(prepared(), payload))
+        if len(payload) > MAX_ANSWER_BYTES:
+            return submission_invalid(spec, seed, key, "challenge answer oversized")
+        verdict = self._timed_check(lambda: check_sampled(prepared(), payload, root))
+        if verdict.verdict != VerdictCode.VALID:
+            return verdict
+        return self._check_delivered_rows(key, spec, seed, payload, verdict)
+
+    def _check_delivered_rows(
+        self, key: VerdictKey, spec: Spec, seed: bytes, payload: bytes, verdict: Verdict
+    ) -> Verdict | None:
+        """Sampled mode: the rows the answer opened (proven against the root) must be the
+        job stores' rows of the delivered result, so the whole result is there for its
+        requester; else INVALID once the reveal window is over (None before: retry)."""
+        (_, cols), dtype = result_layout(spec)
+        row_bytes = cols * dtype.itemsize
+        rounds = int(verdict.transcript["rounds"])
+        y_dtype = np.dtype("<i8") if dtype.kind == "i" else np.dtype("<f4")
+        answer = decode_answer(
+            payload,
+            rows=result_layout(spec)[0][0],
+            rounds=rounds,
+            y_dtype=y_dtype,
+            row_bytes=row_bytes,
+        )
+        wanted = [o.index for o in answer.openings]
+        try:
+            rows = self.results.rows(key.commitment, wanted, row_bytes)
+            delivered = rows == [o.row for o in answer.openings]
+        except BlobNotFound:
+            delivered = False
+        except BlobTransferError as exc:
+            raise _Unprepared(exc) from exc
+        if delivered:
+            return verdict
+        if self._reveal_window_over(key.submission_block):
+            return submission_invalid(spec, seed, key, NOT_DELIVERED)
+        self._retry_fetch(key, "result not in the job stores yet")
+        return None
 
     def _fetch_and_check(
         self,
@@ -400,6 +474,8 @@ class Verifier:
         prepared: Callable[[], Any],
         submission_block: int,
     ) -> Verdict | None:
+        if spec.mode == "full":
+            return self._fetch_delivered_one(key, spec, seed, prepared, submission_block)
         http, timeout = self.ctx.http, self.ctx.cfg.fetch_timeout
         url = self.ctx.db.worker_url(key.worker)
         try:
@@ -415,30 +491,10 @@ class Verifier:
                 return submission_invalid(
                     spec, seed, key, "served root does not open the commitment"
                 )
-            if spec.mode == "sampled":
-                resp = http.get(
-                    f"{base}/answer", params={"seed": "0x" + seed.hex()}, timeout=timeout
-                )
-                if resp.status_code != HTTPStatus.OK:
-                    raise PeerError(f"GET answer: HTTP {resp.status_code}")
-                payload = resp.content
-            else:
-                shape, dtype = result_layout(spec)
-                size = shape[0] * shape[1] * dtype.itemsize
-                client = HttpBlobClient(
-                    url,
-                    max_size=size,
-                    connect_timeout=timeout,
-                    read_timeout=timeout,
-                    session=http,
-                )
-                try:  # the root check below binds the content: no second hash of it
-                    payload = client.get(str(manifest["blob"]), check_hash=False)
-                except BlobTooLarge:
-                    return submission_invalid(
-                        spec, seed, key, f"result oversized (limit {size} bytes)"
-                    )
-            return self._check_served(key, spec, seed, prepared, root, payload)
+            resp = http.get(f"{base}/answer", params={"seed": "0x" + seed.hex()}, timeout=timeout)
+            if resp.status_code != HTTPStatus.OK:
+                raise PeerError(f"GET answer: HTTP {resp.status_code}")
+            payload = resp.content
         except (
             requests.RequestException,
             PeerError,
@@ -449,11 +505,45 @@ class Verifier:
         ) as exc:
             self.ctx.metrics.inc("fetch_errors")
             if self._reveal_window_over(submission_block):
-                return submission_invalid(
-                    spec, seed, key, "result not served within the reveal window"
-                )
+                return submission_invalid(spec, seed, key, NOT_DELIVERED)
             self._retry_fetch(key, f"{type(exc).__name__}: {exc}")
             return None
+        return self._check_served(key, spec, seed, prepared, root, payload)
+
+    def _fetch_delivered_one(
+        self,
+        key: VerdictKey,
+        spec: Spec,
+        seed: bytes,
+        prepared: Callable[[], Any],
+        submission_block: int,
+    ) -> Verdict | None:
+        """A full-mode result from the job stores: INVALID if none has it (or a copy that
+        checks) once the reveal window is over; stores that do not answer are this node's
+        problem, not the worker's (retried as an unprepared job, never INVALID)."""
+        shape, dtype = result_layout(spec)
+        size = shape[0] * shape[1] * dtype.itemsize
+        try:
+            got = self.results.fetch(key.commitment, size)
+        except BlobTooLarge:
+            return submission_invalid(spec, seed, key, f"result oversized (limit {size} bytes)")
+        except (BlobNotFound, BlobHashMismatch) as exc:
+            self.ctx.metrics.inc("fetch_errors")
+            if self._reveal_window_over(submission_block):
+                return submission_invalid(spec, seed, key, NOT_DELIVERED)
+            self._retry_fetch(key, f"{type(exc).__name__}: {exc}")
+            return None
+        except BlobError as exc:
+            raise _Unprepared(exc) from exc
+        if got.row_bytes != shape[1] * dtype.itemsize or got.root is None:
+            return submission_invalid(
+                spec,
+                seed,
+                key,
+                f"result delivered in rows of {got.row_bytes} bytes, the job's have "
+                f"{shape[1] * dtype.itemsize}",
+            )
+        return self._check_served(key, spec, seed, prepared, got.root, bytes(got.data))
 
     def _timed_check(self, check: Callable[[], Verdict]) -> Verdict:
         # "verify" seconds: from holding the result to the verdict (a wait for the seed-only

@@ -16,7 +16,18 @@ from oracle.protocol.canonical import canonical_json
 from oracle.protocol.hashing import keccak256
 from oracle.protocol.spec import Spec
 
-__all__ = ["Verdict", "VerdictCode", "VerdictKey", "make_verdict", "submission_invalid"]
+__all__ = [
+    "NOT_DELIVERED",
+    "Verdict",
+    "VerdictCode",
+    "VerdictKey",
+    "make_verdict",
+    "submission_invalid",
+]
+
+#: The reason of the INVALID verdict of a submission whose result was not in the job's stores
+#: (or, in sampled mode, whose answer was not served) by the end of the reveal window.
+NOT_DELIVERED = "result not delivered within the reveal window"
 
 
 class VerdictCode(IntEnum):

@@ -25,6 +25,7 @@ reads (a source whose bytes do not open the commitment is skipped, the next one 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import mmap
 import os
@@ -111,6 +112,8 @@ class StoredResult:
     worker: str
     row_bytes: int
     data: bytes | memoryview
+    #: The row Merkle root, once :class:`ResultStores` checked the bytes against the commitment.
+    root: bytes | None = None
 
     @property
     def rows(self) -> int:
@@ -120,9 +123,9 @@ class StoredResult:
 
 def check_result(
     commitment: bytes, worker: str, row_bytes: int, data: bytes | bytearray | memoryview
-) -> None:
-    """BlobHashMismatch unless ``data`` cut into rows of ``row_bytes`` has a Merkle root that,
-    with ``worker``, opens ``commitment``."""
+) -> bytes:
+    """The row Merkle root of ``data`` cut into rows of ``row_bytes``; BlobHashMismatch unless
+    it opens ``commitment`` with ``worker``."""
     size = len(memoryview(data).cast("B"))
     if row_bytes <= 0 or size == 0 or size % row_bytes:
         raise BlobHashMismatch(
@@ -134,6 +137,7 @@ def check_result(
             f"result 0x{commitment.hex()}: bytes do not open the commitment "
             f"(root 0x{root.hex()}, worker {worker})"
         )
+    return root
 
 
 def _hex(commitment: bytes | str) -> str:
@@ -518,8 +522,8 @@ class ResultStores:
         for loc, store in zip(self.locations, self.stores, strict=True):
             try:
                 got = store.get(commitment, max_size)
-                check_result(commitment, got.worker, got.row_bytes, got.data)
-                return got
+                root = check_result(commitment, got.worker, got.row_bytes, got.data)
+                return dataclasses.replace(got, root=root)
             except BlobError as exc:
                 problems.append(type(exc)(f"{loc}: {exc}"))
             except ValueError as exc:  # a malformed worker address from a store
@@ -550,10 +554,10 @@ class ResultStores:
                 continue
             for c, r in got.items():
                 try:
-                    check_result(c, r.worker, r.row_bytes, r.data)
+                    root = check_result(c, r.worker, r.row_bytes, r.data)
                 except (BlobError, ValueError):
                     continue
-                out[c] = r
+                out[c] = dataclasses.replace(r, root=root)
                 missing.discard(c)
         return out
 

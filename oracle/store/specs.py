@@ -27,11 +27,18 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
-from oracle.exceptions import BlobError, BlobNotFound, BlobTransferError, SpecError
+from oracle.exceptions import (
+    BlobError,
+    BlobHashMismatch,
+    BlobNotFound,
+    BlobTooLarge,
+    BlobTransferError,
+    SpecError,
+)
 from oracle.protocol.spec import MAX_SPEC_BYTES, Spec, parse_spec
 from oracle.store.blobs import HttpBlobClient, LocalBlobStore
 
-__all__ = ["PROBE_NAME", "SpecStore", "open_store"]
+__all__ = ["PROBE_NAME", "InputStore", "SpecStore", "open_store"]
 
 #: The blob name :meth:`SpecStore.probe` asks for: all zeros, which no content hashes to, so a
 #: store that answers at all answers "no such blob".
@@ -170,3 +177,35 @@ class SpecStore:
         for store in self.stores:
             store.put(spec.canonical)
         return spec.hash.hex()
+
+
+class InputStore:
+    """Blob inputs (matrices, weights) by name across the job stores: the first store that
+    has the blob serves it, hash-checked as it arrives (:class:`HttpBlobClient`), so no store is
+    trusted. A :class:`~oracle.compute.kinds.base.BlobSource` for the kinds' ``load_inputs``.
+
+    Failures: BlobNotFound if every store answered without it, BlobHashMismatch /
+    BlobTooLarge if the copies found were bad, BlobTransferError if no store answered."""
+
+    def __init__(self, locations: Sequence[str], read_timeout: float = 60.0) -> None:
+        self.locations = list(locations)
+        self.stores = [
+            HttpBlobClient(loc, connect_timeout=2.0, read_timeout=read_timeout)
+            if loc.startswith(("http://", "https://"))
+            else LocalBlobStore(loc)
+            for loc in locations
+        ]
+
+    def get(self, name: str, max_size: int | None = None) -> bytes:
+        """Blob ``name`` (64 hex, with or without 0x) from the first store that has it."""
+        problems: list[BlobError] = []
+        for loc, store in zip(self.locations, self.stores, strict=True):
+            try:
+                return store.get(name, max_size)
+            except BlobError as exc:
+                problems.append(type(exc)(f"{loc}: {exc}"))
+        for kind in (BlobHashMismatch, BlobTooLarge, BlobNotFound):
+            found = [p for p in problems if isinstance(p, kind)]
+            if found:
+                raise kind("; ".join(str(p) for p in problems))
+        raise BlobTransferError("; ".join(str(p) for p in problems) or "no input store")

@@ -61,10 +61,11 @@ from oracle.infra.web import WebServer
 from oracle.protocol.announce import make_announcement
 from oracle.protocol.commitment import commitment
 from oracle.protocol.params import MAX_BATCH
-from oracle.protocol.results import encode_result
+from oracle.protocol.results import encode_result, result_layout
 from oracle.protocol.spec import Spec
 from oracle.store.blobs import BlobBatch, LocalBlobStore
-from oracle.store.specs import SpecStore
+from oracle.store.results import ResultStores, StoredResult
+from oracle.store.specs import InputStore, SpecStore
 from oracle.worker.api import WorkerApi
 from oracle.worker.db import WorkerDB
 from oracle.worker.decisions import Skip, accept_reason, after_failure, closed_reason
@@ -81,6 +82,7 @@ METRIC_HELP = {
     "jobs_waiting": "new jobs waiting for a retry after a failure that may pass",
     "spec_store_up": "1 if a spec store answered the last request, 0 if none did",
     "loop_errors": "loop iterations that failed (logged as loop_error)",
+    "results_delivered": "full results put in the job stores before their commitment was sent",
 }
 
 #: Where a test may ask the worker to SIGKILL itself (``WorkerConfig.kill_at``): results
@@ -161,7 +163,10 @@ class Worker:
             "pouw_worker",
             help=METRIC_HELP,
             counters=("jobs_computed", "jobs_skipped"),
-            histograms={"compute_seconds": "seconds computing one job's result"},
+            histograms={
+                "compute_seconds": "seconds computing one job's result",
+                "deliver_seconds": "seconds delivering one batch of results to the job stores",
+            },
         )
         self.metrics.read_from("jobs_waiting", self.db.waiting)
         self.spec_store = spec_store_reachability(log, self.metrics)
@@ -169,6 +174,8 @@ class Worker:
         self._probed = -float("inf")
         self.sender = TxSender(chain, account)
         self.tamper = tamper
+        self.results = ResultStores(config.spec_stores)
+        self.inputs = InputStore(config.spec_stores)
         # Chosen once (a GPU backend if one is usable): probing on every job cost more than
         # a small job's product.
         self.backend = select_backend()
@@ -379,7 +386,7 @@ class Worker:
                     self._skip(jid, reason)
                     continue
                 t0 = time.perf_counter()
-                result = compute(spec, self.backend)
+                result = compute(spec, self.backend, store=self.inputs)
             except Exception as exc:  # one job's failure never holds up the others
                 self._failed(job, exc)
                 continue
@@ -510,9 +517,45 @@ class Worker:
             if wait:
                 done.result()
 
+    def _deliver(self, todo: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Put the full results of ``todo`` in the job stores under their commitments; returns
+        the jobs delivered (at least one store holds the result), which alone are committed:
+        a result not in a store by the reveal window is INVALID. The rest stay computed and
+        are delivered again on a later step."""
+        results: list[StoredResult] = []
+        by_commitment: dict[bytes, dict[str, Any]] = {}
+        for job in todo:
+            try:
+                shape, dtype = result_layout(self.specs.get(job["spec_hash"]))
+                data = self.store.get(job["blob"])
+            except Exception as exc:  # the spec store down, or the local blob gone
+                event(log, "deliver_failed", logging.WARNING, job=job["job_id"], error=str(exc))
+                continue
+            results.append(
+                StoredResult(job["commitment"], self.address, shape[1] * dtype.itemsize, data)
+            )
+            by_commitment[job["commitment"]] = job
+        if not results:
+            return []
+        t0 = time.perf_counter()
+        held, errors = self.results.deliver(results)
+        self.metrics.observe("deliver_seconds", time.perf_counter() - t0)
+        for error in errors:
+            event(log, "deliver_failed", logging.WARNING, error=error)
+        missing = [
+            by_commitment[r.commitment]["job_id"] for r in results if r.commitment not in held
+        ]
+        if missing:
+            event(log, "not_delivered", logging.WARNING, jobs=missing)
+        self.metrics.inc("results_delivered", len(results) - len(missing))
+        return [j for j in todo if j["commitment"] in held]
+
     def _commit(self, todo: list[dict[str, Any]]) -> None:
         ids = [j["job_id"] for j in todo]
         try:
+            todo = self._deliver(todo)
+            if not todo:
+                return
             fn = self.chain.market.functions.submit_results(
                 [(j["job_id"], j["commitment"]) for j in todo]
             )
@@ -527,9 +570,12 @@ class Worker:
             self._bond_checked = -float("inf")  # a slashed bond is one reason: re-read it
             with self._send_lock:
                 self.sender.nonce = self.chain.w3.eth.get_transaction_count(self.address, "pending")
+        except Exception as exc:  # on the commit thread: nobody else would see it
+            event(log, "commit_failed", logging.ERROR, error=f"{type(exc).__name__}: {exc}")
         else:
-            self.db.set_states(ids, "committed")
-            event(log, "committed", jobs=ids)
+            done = [j["job_id"] for j in todo]
+            self.db.set_states(done, "committed")
+            event(log, "committed", jobs=done)
         finally:
             with self._lock:
                 self._inflight.difference_update(ids)

@@ -1,10 +1,12 @@
-"""Bundled fetches on a real anvil: an oracle reads a worker's results (full and sampled) in
-one ``POST /results`` round trip and reaches the same verdicts as one request per item; a
-cheat inside a bundle is still INVALID; a broken bundle endpoint only costs the fallback."""
+"""Bundled fetches on a real anvil: an oracle reads a worker's sampled answers in one
+``POST /results`` round trip (and the delivered full results from the job store, in one
+``POST /results/fetch``) and reaches the same verdicts as one request per item; a cheat inside
+a bundle is still INVALID; a broken bundle endpoint only costs the fallback."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,7 @@ from aiohttp import web
 from oracle.chain.client import Chain
 from oracle.node.service import OracleConfig, OracleNode
 from oracle.protocol.bundle import decode_bundle
-from oracle.protocol.verdict import VerdictCode, VerdictKey
+from oracle.protocol.verdict import NOT_DELIVERED, VerdictCode, VerdictKey
 from oracle.store.blobs import LocalBlobStore
 from oracle.worker.service import Worker, WorkerConfig
 from tests.e2e.conftest import matmul, post_jobs, wait_until
@@ -38,7 +40,6 @@ def _setup(
     tamper=None,
     broken=False,
     bundle_items=64,
-    forge_blob=False,
 ):
     cfg = WorkerConfig(
         rpc_url=anvil.url,
@@ -61,9 +62,6 @@ def _setup(
             if broken and name == "bundle":
                 return web.Response(body=b"\xff garbage")
             resp = await real(req)
-            if forge_blob and name == "blob" and resp.status == 200:  # other bytes, same name
-                body = resp.body
-                resp.body = bytes([body[0] ^ 1]) + body[1:]
             return resp
 
         setattr(w.api, attr, counted)
@@ -85,9 +83,18 @@ def _setup(
 def _verdicts(anvil, rec, keys, tmp_path, spec_server, **kw):
     chain = Chain(anvil.url, rec)
     jobs = post_jobs(chain, keys["requester"], SPECS, LocalBlobStore(tmp_path / "specs"))
+    deliver = kw.pop("deliver", True)
     w, node, hits = _setup(anvil, rec, keys, tmp_path, spec_server.url, **kw)
     try:
+        if not deliver:
+            w._deliver = lambda todo: todo  # type: ignore[method-assign]
         w.step(wait=True)
+        if not deliver:  # retried, never decided, while the window runs; then past its end
+            node.verifier.verify_due(node.follower.follow())
+            assert node.db.unsettled_verdicts() == []
+            anvil.w3.provider.make_request("evm_increaseTime", [301])
+            anvil.w3.provider.make_request("evm_mine", [])
+            time.sleep(1.1)  # the retry backoff (1 s) of what was tried before
 
         def decided() -> bool:
             node.verifier.verify_due(node.follower.follow())
@@ -135,12 +142,13 @@ def test_bundle__cheat_inside_is_invalid(anvil, deploy, keys, tmp_path, spec_ser
 def test_bundle__broken_endpoint__falls_back_to_single_requests(
     anvil, deploy, keys, tmp_path, spec_server
 ):
-    jobs, verdicts, hits, metrics, _ = _verdicts(
+    _, verdicts, hits, metrics, _ = _verdicts(
         anvil, deploy(1, 1), keys, tmp_path, spec_server, broken=True
     )
     assert all(v[0] == VerdictCode.VALID for v in verdicts.values()), verdicts
     assert hits["bundle"] == 1 and metrics["bundle_errors"] == 1
-    assert hits["manifest"] == len(jobs) and hits["answer"] == 2 and hits["blob"] == 3
+    # Only the two sampled jobs fell back to the worker; full results come from the store.
+    assert hits["manifest"] == 2 and hits["answer"] == 2 and hits["blob"] == 0
 
 
 def test_bundle_endpoint__bad_requests(anvil, deploy, keys, tmp_path, spec_server):
@@ -184,22 +192,20 @@ def test_bundle_items_1__no_bundles__same_verdicts(anvil, deploy, keys, tmp_path
     assert sorted(verdicts) == jobs
     assert all(v[0] == VerdictCode.VALID for v in verdicts.values()), verdicts
     assert hits["bundle"] == 0 and metrics["bundles"] == 0
-    assert hits["manifest"] == len(jobs) and hits["answer"] == 2 and hits["blob"] == 3
+    assert hits["manifest"] == 2 and hits["answer"] == 2 and hits["blob"] == 0
 
 
-def test_single_fetch__forged_blob__invalid_by_root_at_once(
+def test_committed_but_not_delivered__invalid_once_the_reveal_window_ends(
     anvil, deploy, keys, tmp_path, spec_server
 ):
-    """Without bundles the oracle reads a full result by its blob name and does not hash it
-    against the name (the root check binds it): a worker serving other bytes under its
-    committed blob's name is INVALID at the first fetch, not retried as a transfer error."""
-    jobs, verdicts, hits, metrics, _ = _verdicts(
-        anvil, deploy(1, 1), keys, tmp_path, spec_server, bundle_items=1, forge_blob=True
+    """A worker that commits without putting its result in the job store (here: its delivery
+    step skipped) gets no verdict while the reveal window runs (the oracle retries), then
+    INVALID for every job, full or sampled: its answer alone does not make a result the
+    requester can fetch."""
+    jobs, verdicts, _, metrics, _ = _verdicts(
+        anvil, deploy(1, 1), keys, tmp_path, spec_server, bundle_items=1, deliver=False
     )
-    for j, spec in zip(jobs, SPECS, strict=True):
-        code, reason = verdicts[j]
-        if spec["verify"]["mode"] == "full":
-            assert code == VerdictCode.INVALID and "committed root" in reason, (j, reason)
-        else:  # sampled answers do not go through the blob
-            assert code == VerdictCode.VALID, (j, reason)
-    assert hits["blob"] == 3 and metrics["fetch_errors"] == 0  # decided, not retried
+    assert sorted(verdicts) == jobs
+    for j in jobs:
+        assert verdicts[j] == (VerdictCode.INVALID, NOT_DELIVERED), (j, verdicts[j])
+    assert metrics["fetch_errors"] >= 3  # the full-mode jobs were looked for before the end

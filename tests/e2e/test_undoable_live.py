@@ -1,7 +1,7 @@
 """Jobs no worker can do, and dependencies that come and go, on a real anvil.
 
-* Jobs that can never be done (a spec naming blob inputs, which no worker here has a store
-  for; a malformed spec under a valid hash) posted between two ordinary ones: the worker
+* Jobs that can never be done (a spec whose blob inputs do not match their row roots; a
+  malformed spec under a valid hash) posted between two ordinary ones: the worker
   records each skipped with its reason, once, and goes on; the ordinary jobs are paid; a
   commitment a cheater makes for the undoable job is given up by the oracle at its first
   attempt and blamed on no one; ``pouw audit`` reports what it cannot re-run, and retries a
@@ -22,12 +22,14 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from oracle.chain.client import STATUS_PAID, Chain, TxSender
 from oracle.client.audit import UNVERIFIED, ResultSource, audit_job
+from oracle.compute.blob_inputs import matmul_blobs
 from oracle.exceptions import AuditInputError, InputError
 from oracle.node.service import OracleConfig, OracleNode
 from oracle.protocol.commitment import commitment
@@ -99,9 +101,12 @@ def test_undoable_jobs_between_ordinary_ones__skipped_with_reason__others_paid(
     rec = deploy(1, 1)
     chain = Chain(anvil.url, rec)
     store = LocalBlobStore(tmp_path / "specs")  # what spec_server serves
-    blob_inputs = parse_spec(
-        {**matmul(5), "inputs": {"a": "0x" + "aa" * 32, "b": "0x" + "bb" * 32}}
-    )
+    # Blob inputs whose bytes are in the store but are not what the spec's root commits to.
+    made = matmul_blobs(np.ones((32, 32), np.int8), np.full((32, 32), 2, np.int8))
+    for data in made.blobs.values():
+        store.put(data)
+    wrong_root = {**made.inputs, "b": {**made.inputs["b"], "root": made.inputs["a"]["root"]}}
+    blob_inputs = parse_spec({**matmul(5), "inputs": wrong_root})
     malformed = store.put(b'{"version": 1, "kind": "matmul", "m": 32}')
     ok1, ok2 = (parse_spec(matmul(s)) for s in (1, 2))
     for spec in (ok1, blob_inputs, ok2):
@@ -149,7 +154,8 @@ def test_undoable_jobs_between_ordinary_ones__skipped_with_reason__others_paid(
         blob_job, bad_job = w.db.job(j_blob), w.db.job(j_bad)
         assert blob_job is not None and bad_job is not None
         assert blob_job["state"] == "skipped"
-        assert "spec.inputs.a: blob inputs need a blob store" in blob_job["reason"]
+        assert "spec.inputs.b: blob 0x" in blob_job["reason"]
+        assert "has row root" in blob_job["reason"]
         assert bad_job["state"] == "skipped" and bad_job["reason"].startswith("malformed spec")
         skipped = events.named("job_skipped", "pouw.worker")
         assert sorted((f["job"], f["reason"]) for f in skipped) == sorted(
@@ -162,7 +168,7 @@ def test_undoable_jobs_between_ordinary_ones__skipped_with_reason__others_paid(
         # The oracle: given up at the first attempt, no verdict, nobody slashed.
         state, attempts, reason = node.db.submission_state(k_blob)
         assert (state, attempts) == ("gave_up", 0)
-        assert "blob inputs need a blob store" in reason
+        assert "spec.inputs.b: blob 0x" in reason and "has row root" in reason
         assert node.db.verdict(k_blob) is None
         assert not [e for e in chain.events(rec.block, chain.head()) if e.name == "WorkerSlashed"]
         assert node.metrics["gave_up"] == 1
