@@ -146,7 +146,7 @@ def load_npy(path: str, field: str) -> np.ndarray:
     if arr.ndim != 2:
         raise ConfigError(f"{what}: is {arr.ndim}-D (shape {arr.shape}); a matrix must be 2-D")
     if arr.size == 0:
-        raise ConfigError(f"{what}: is empty (shape {_shape(arr.shape)})")
+        raise ConfigError(f"{what}: is empty (shape {arr.shape})")
     if arr.dtype.kind == "i" and arr.dtype.itemsize == 1:
         return np.ascontiguousarray(arr, dtype=np.int8)
     if arr.dtype.kind == "f" and arr.dtype.itemsize == 4:
@@ -173,8 +173,15 @@ def load_safetensors(path: str, field: str = "--weights") -> list[tuple[np.ndarr
     _read_magic(path, what)
     try:
         tensors = load_file(path)
-    except (SafetensorError, ValueError, TypeError) as exc:
-        raise ConfigError(f"{what}: is not a safetensors file of float32 tensors ({exc})") from None
+    except SafetensorError:
+        raise ConfigError(
+            f"{what}: is not a safetensors file (write one with safetensors.numpy.save_file "
+            "or safetensors.torch.save_file)"
+        ) from None
+    except (ValueError, TypeError) as exc:  # a dtype numpy has no type for (bfloat16, fp8)
+        raise ConfigError(
+            f"{what}: holds a tensor numpy cannot read ({exc}); mlp weights must be float32"
+        ) from None
     expected = "layers.{l}.weight (d_out, d_in) and layers.{l}.bias (d_out,) for l = 0, 1, ..."
     layers: dict[int, dict[str, np.ndarray]] = {}
     for name in sorted(tensors):
