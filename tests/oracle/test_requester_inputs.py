@@ -30,7 +30,8 @@ from oracle.compute.kinds.mlp import gelu
 from oracle.compute.work import compute, load_inputs
 from oracle.exceptions import BlobTransferError, ConfigError, SpecError
 from oracle.protocol.spec import Spec, parse_spec
-from oracle.store.blobs import BlobServer, HttpBlobClient, LocalBlobStore
+from oracle.store.blobs import HttpBlobClient, LocalBlobStore
+from oracle.store.server import BlobServer
 
 RNG = np.random.default_rng(13)
 
