@@ -267,8 +267,9 @@ def store() -> None:
 )
 def store_put(files: tuple[str, ...], stores: tuple[str, ...]) -> None:
     """Publish files, as they are, to every store; prints each one's name (0x + keccak256 of
-    its bytes), which is how a spec or a command refers to it. A store that refuses or does
-    not answer is one line and exit 2; files already published before it stay.
+    its bytes), which is how a spec or a command refers to it. Every store is checked first:
+    one that does not answer (or refuses) is one line and exit 2, and nothing is published
+    (should one fail later, the files already published stay).
 
     \b
     Example:
@@ -279,14 +280,11 @@ def store_put(files: tuple[str, ...], stores: tuple[str, ...]) -> None:
     from oracle.store.specs import SpecStore
 
     targets = SpecStore(list(stores))
+    targets.require_all()
     for path in files:
         data = Path(path).read_bytes()
-        names = {
-            loc: st.put(data) for loc, st in zip(targets.locations, targets.stores, strict=True)
-        }
-        name = next(iter(names.values()))
-        click.echo(f"0x{name}")
-        click.echo(f"{path}: {len(data):,} bytes in {len(names)} store(s)", err=True)
+        click.echo(f"0x{targets.put_blob(data)}")
+        click.echo(f"{path}: {len(data):,} bytes in {len(stores)} store(s)", err=True)
 
 
 @store.command("serve")

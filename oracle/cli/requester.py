@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
     from oracle.chain.client import Chain
+    from oracle.client.inputs import JobInputs
     from oracle.protocol.spec import Spec
 
 
@@ -51,7 +52,14 @@ _KIND_FLAGS = (
     "dims",
     "activation",
     "count",
+    "a_path",
+    "b_path",
+    "weights_path",
+    "x_path",
 )
+
+#: The flags a requester's own data replaces (the files give the sizes and the dtype).
+_SEEDED_FLAGS = ("dtype", "m", "n", "k", "seed", "count", "batch", "dims")
 
 
 @job.command("create")
@@ -111,6 +119,30 @@ _KIND_FLAGS = (
     show_default=True,
     help="Post this many jobs (seeds --seed, --seed+1, ...) in one transaction.",
 )
+@click.option(
+    "--a",
+    "a_path",
+    type=click.Path(dir_okay=False),
+    help="matmul on your data: A (m×k) as a .npy file, int8 or float32 (with --b).",
+)
+@click.option(
+    "--b",
+    "b_path",
+    type=click.Path(dir_okay=False),
+    help="matmul on your data: B (k×n) as a .npy file, the same dtype as A (with --a).",
+)
+@click.option(
+    "--weights",
+    "weights_path",
+    type=click.Path(dir_okay=False),
+    help="mlp on your data: the layers as a .safetensors file (with --x).",
+)
+@click.option(
+    "--x",
+    "x_path",
+    type=click.Path(dir_okay=False),
+    help="mlp on your data: the batch (batch×d0) as a float32 .npy file (with --weights).",
+)
 @click.option("--price", type=Amount(), help="Escrow per work unit (base units of --asset).")
 @click.option("--amount", type=Amount(), help="Escrow per job (base units of --asset).")
 @click.option(
@@ -160,6 +192,10 @@ def job_create(
     dims: str | None,
     activation: str,
     count: int,
+    a_path: str | None,
+    b_path: str | None,
+    weights_path: str | None,
+    x_path: str | None,
     price: int | None,
     amount: int | None,
     asset: str,
@@ -169,12 +205,36 @@ def job_create(
 ) -> None:
     """Publish a job spec to the spec store(s) and escrow payment for it; prints the job id.
 
+    The inputs are generated from --seed, or are your own data:
+
+    \b
+    --kind matmul --a A.npy --b B.npy: C = A·B with A m×k and B k×n, each
+      a 2-D .npy file (numpy.save; read with allow_pickle=False, so no
+      object arrays). Both int8: an int8 job, exact int32 result. Both
+      float32: an fp32 job. Give B as a normal k×n array: pouw stores it
+      column-major itself.
+    --kind mlp --weights model.safetensors --x inputs.npy: the tensors
+      layers.{l}.weight (d_out, d_in), as PyTorch's nn.Linear.weight, and
+      layers.{l}.bias (d_out,) for l = 0..L-1, float32, nothing else, each
+      layer's d_in equal to the previous d_out; x is batch×d0 float32.
+
+    Float inputs must be finite (NaN/Inf are refused: the verification
+    bounds assume finite inputs). They replace --dtype/--m/--n/--k/--seed/--count
+    and --batch/--dims; --mode/--openings/--rounds/--activation still apply.
+    The input blobs go to every --spec-store first, then the spec, then the
+    escrow; everything is checked before anything is published or escrowed.
+
     \b
     Examples:
       pouw job create --keyfile req.key --spec-store http://127.0.0.1:8000 \\
           --kind matmul --dtype int8 --n 1024 --price 1gwei
       pouw job create --keyfile req.key --spec-store specs/ --spec-file job.json \\
           --amount 0.01ether
+      pouw job create --keyfile req.key --spec-store http://127.0.0.1:8000 \\
+          --kind matmul --a A.npy --b B.npy --mode sampled --openings 16 --price 1gwei
+      pouw job create --keyfile req.key --spec-store http://127.0.0.1:8000 \\
+          --kind mlp --weights model.safetensors --x inputs.npy --activation gelu \\
+          --price 1gwei
     """
     from oracle.client.jobs import create_jobs, matmul_spec, mlp_spec, publish_spec, spec_from_file
     from oracle.exceptions import ConfigError
@@ -183,15 +243,21 @@ def job_create(
     if (price is None) == (amount is None):
         raise ConfigError("give exactly one of --price (per work unit) or --amount (per job)")
     asset = parse_asset(asset)
+    own: JobInputs | None = None
     if spec_file:
         given = [
-            f"--{f}"
+            f"--{f.removesuffix('_path')}"
             for f in _KIND_FLAGS
             if ctx.get_parameter_source(f) is ParameterSource.COMMANDLINE
         ]
         if given:
             raise ConfigError(f"--spec-file cannot be combined with {', '.join(given)}")
         specs = [spec_from_file(spec_file)]
+    elif any(p is not None for p in (a_path, b_path, weights_path, x_path)):
+        own, spec = _own_data_spec(
+            ctx, kind, a_path, b_path, weights_path, x_path, mode, openings, rounds, activation
+        )
+        specs = [spec]
     elif kind == "matmul":
         if n is None:
             raise ConfigError("matmul needs --n (and optionally --m, --k)")
@@ -243,6 +309,10 @@ def job_create(
             f"--deadline-in {deadline_in} s is beyond this market's max_horizon of {horizon} s "
             f"({horizon / 86_400:g} days)"
         )
+    if own is not None:
+        from oracle.client.inputs import publish_blobs
+
+        publish_blobs(own.blobs.blobs, spec_stores)
     for s in specs:
         publish_spec(s, spec_stores)
     deadline = chain.block_timestamp(chain.head()) + deadline_in
@@ -256,6 +326,7 @@ def job_create(
                     "work_units": work_units(s),
                     "amount": a,
                     "deadline": deadline,
+                    **({"inputs": own.names()} if own is not None else {}),
                 }
                 for j, s, a in zip(ids, specs, amounts, strict=True)
             ]
@@ -265,10 +336,72 @@ def job_create(
         click.echo(
             f"job {j}: spec 0x{s.hash.hex()}, {work_units(s):,} work units, escrow {a:,}", err=True
         )
+    if own is not None:
+        names = ", ".join(f"{key} {name}" for key, name in own.names().items())
+        click.echo(f"inputs published: {names}", err=True)
     for j in ids:
         click.echo(j)
     if wait_s is not None:
         _wait(chain, ids, wait_s, 1.0)
+
+
+def _own_data_spec(
+    ctx: click.Context,
+    kind: str,
+    a_path: str | None,
+    b_path: str | None,
+    weights_path: str | None,
+    x_path: str | None,
+    mode: str,
+    openings: int | None,
+    rounds: int | None,
+    activation: str,
+) -> tuple[JobInputs, Spec]:
+    """The spec of a job on the requester's files, and its inputs ready to publish. Every
+    check (the flags, the files, the spec's limits and verify options) runs before the
+    inputs are hashed, and nothing is published here."""
+    from oracle.client.inputs import matmul_job_inputs, mlp_job_inputs
+    from oracle.client.jobs import matmul_spec, mlp_spec
+    from oracle.exceptions import ConfigError
+    from oracle.protocol.spec import parse_spec
+
+    pairs = {
+        "matmul": ("--a", "--b", a_path, b_path),
+        "mlp": ("--weights", "--x", weights_path, x_path),
+    }
+    other = "mlp" if kind == "matmul" else "matmul"
+    o1, o2, p1, p2 = pairs[other]
+    if p1 is not None or p2 is not None:
+        raise ConfigError(f"{o1} and {o2} apply to --kind {other} only")
+    f1, f2, p1, p2 = pairs[kind]
+    if p1 is None or p2 is None:
+        raise ConfigError(f"{f1} and {f2} go together: give both")
+    replaced = [*_SEEDED_FLAGS, *(("activation",) if kind == "matmul" else ())]
+    given = [
+        f"--{f}" for f in replaced if ctx.get_parameter_source(f) is ParameterSource.COMMANDLINE
+    ]
+    if kind == "mlp" and (mode != "full" or openings is not None):
+        raise ConfigError("mlp verifies in full mode only (--mode sampled, --openings: matmul)")
+    if given:
+        raise ConfigError(
+            f"{f1} and {f2} cannot be combined with {', '.join(given)} (the files give the "
+            "sizes and the dtype)"
+        )
+    own = matmul_job_inputs(p1, p2) if kind == "matmul" else mlp_job_inputs(p1, p2)
+
+    def build(inputs: dict[str, Any]) -> Spec:
+        if own.kind == "matmul":
+            return parse_spec(
+                matmul_spec(
+                    **own.fields, mode=mode, openings=openings, rounds=rounds, inputs=inputs
+                )
+            )
+        return parse_spec(
+            mlp_spec(**own.fields, activation=activation, rounds=rounds, inputs=inputs)
+        )
+
+    build(own.placeholder())  # the limits and verify options, before hashing the data
+    return own, build(own.blobs.inputs)
 
 
 def _wait(chain: Chain, ids: list[int], timeout: float, poll: float) -> None:

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -65,18 +65,22 @@ def matmul_spec(
     m: int,
     n: int,
     k: int,
-    seed: int,
+    seed: int = 0,
     mode: str = "full",
     openings: int | None = None,
     rounds: int | None = None,
+    inputs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A seeded ``matmul`` spec (inputs generated from ``seed``: nothing to upload)."""
+    """A ``matmul`` spec: seeded (inputs generated from ``seed``: nothing to upload), or on
+    blob ``inputs`` (the spec's ``inputs`` object, :mod:`oracle.client.inputs`)."""
     verify: dict[str, Any] = {"mode": mode}
     if mode == "sampled":
         verify["openings"] = openings if openings is not None else min(16, m)
     elif openings is not None:
         raise ConfigError("--openings applies to --mode sampled only")
     if rounds is not None:
+        if dtype != "fp32":
+            raise ConfigError(f"--rounds applies to fp32 jobs only (this one is {dtype})")
         verify["rounds"] = rounds
     return {
         "version": 1,
@@ -85,15 +89,22 @@ def matmul_spec(
         "m": m,
         "n": n,
         "k": k,
-        "inputs": {"seed": seed},
+        "inputs": {"seed": seed} if inputs is None else dict(inputs),
         "verify": verify,
     }
 
 
 def mlp_spec(
-    *, batch: int, dims: Sequence[int], activation: str, seed: int, rounds: int | None = None
+    *,
+    batch: int,
+    dims: Sequence[int],
+    activation: str,
+    seed: int = 0,
+    rounds: int | None = None,
+    inputs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A seeded ``mlp`` spec (full verification mode, the only one mlp supports)."""
+    """An ``mlp`` spec (full verification mode, the only one mlp supports), seeded or on blob
+    ``inputs`` like :func:`matmul_spec`."""
     verify: dict[str, Any] = {"mode": "full"}
     if rounds is not None:
         verify["rounds"] = rounds
@@ -104,7 +115,7 @@ def mlp_spec(
         "batch": batch,
         "dims": list(dims),
         "activation": activation,
-        "inputs": {"seed": seed},
+        "inputs": {"seed": seed} if inputs is None else dict(inputs),
         "verify": verify,
     }
 

@@ -23,9 +23,11 @@ without touching any job.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from oracle.exceptions import (
     BlobError,
@@ -172,11 +174,51 @@ class SpecStore:
         self._report(answered, errors)
         raise last
 
+    def require_all(self) -> None:
+        """BlobTransferError naming the first store that does not answer (an HTTP server that
+        is down, a directory that cannot be written): a publisher checks every store *before*
+        it writes anything, so that a failure leaves no store half-published."""
+        for loc, store in zip(self.locations, self.stores, strict=True):
+            if isinstance(store, LocalBlobStore):
+                _require_writable(loc, store.root)
+                continue
+            try:
+                store.get(PROBE_NAME, max_size=MAX_SPEC_BYTES)
+            except BlobTransferError as exc:
+                raise BlobTransferError(f"store {loc} does not answer: {exc}") from None
+            except BlobError:
+                pass  # "no such blob": the store is there
+
+    def put_blob(self, data: bytes) -> str:
+        """Publish ``data`` as it is to every store; returns its name (keccak256 hex, no 0x).
+        A store that refuses or does not answer is a BlobError naming it (the stores before
+        it keep the blob)."""
+        name = ""
+        for loc, store in zip(self.locations, self.stores, strict=True):
+            try:
+                name = store.put(data)
+            except BlobTransferError as exc:
+                raise BlobTransferError(f"store {loc} does not answer: {exc}") from None
+            except OSError as exc:
+                raise BlobTransferError(f"store {loc}: cannot write: {exc.strerror}") from None
+        return name
+
     def put(self, spec: Spec) -> str:
         """Publish the canonical bytes to every store; returns the blob name (= spec hash)."""
-        for store in self.stores:
-            store.put(spec.canonical)
+        self.put_blob(spec.canonical)
         return spec.hash.hex()
+
+
+def _require_writable(loc: str, root: Path) -> None:
+    """BlobTransferError unless ``root`` is a writable directory or could be created as one
+    (its nearest existing ancestor is a writable directory); nothing is created."""
+    path = root.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    if not path.is_dir():
+        raise BlobTransferError(f"store {loc}: {path} is not a directory")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise BlobTransferError(f"store {loc}: {path} is not writable")
 
 
 class InputStore:
