@@ -298,16 +298,31 @@ def store_put(files: tuple[str, ...], stores: tuple[str, ...]) -> None:
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Listen address.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8600, show_default=True)
-def store_serve(root: str, host: str, port: int) -> None:
-    """Serve a blob directory at /blobs/<keccak hash> (GET, HEAD, PUT of hash-checked
-    content): the spec store requesters publish to and workers and oracles read from."""
+@click.option(
+    "--result-retention-days",
+    type=click.FloatRange(0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Delete a delivered result this many days after it arrived.",
+)
+def store_serve(root: str, host: str, port: int, result_retention_days: float) -> None:
+    """Serve a job store: blobs at /blobs/<keccak hash> (GET, HEAD, PUT of hash-checked
+    content: the specs and inputs requesters publish) and delivered results at
+    /results/<commitment> (PUT/POST by workers, kept only if the bytes open the commitment;
+    read by oracles and by `pouw job result`) for --result-retention-days."""
     import threading
     from pathlib import Path
 
     from oracle.store.blobs import LocalBlobStore
     from oracle.store.server import BlobServer
 
-    with BlobServer(LocalBlobStore(Path(root)), host=host, port=port) as srv:
-        click.echo(f"blob store {root} serving {srv.url}", err=True)
+    retention = result_retention_days * 86_400
+    with BlobServer(
+        LocalBlobStore(Path(root)), host=host, port=port, result_retention=retention
+    ) as srv:
+        click.echo(
+            f"job store {root} serving {srv.url} (results kept {result_retention_days:g} days)",
+            err=True,
+        )
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()

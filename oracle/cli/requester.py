@@ -1,5 +1,6 @@
 """The requester's and the earner's commands: ``job create`` / ``job show`` / ``job wait`` /
-``job refund`` / ``job cancel`` (post, inspect, follow, refund and cancel jobs) and
+``job result`` / ``job refund`` / ``job cancel`` (post, inspect, follow, fetch the verified
+result, refund and cancel jobs) and
 ``withdraw`` (take out what the market credited)."""
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 @click.group(cls=PouwGroup)
 def job() -> None:
-    """Post, inspect, follow, refund and cancel jobs (the requester's side)."""
+    """Post, inspect, follow, fetch results of, refund and cancel jobs (the requester's side)."""
 
 
 #: The flags that build a spec; ``--spec-file`` replaces them all.
@@ -474,6 +475,84 @@ def job_wait(
       pouw job wait 1 2 3 --timeout 600
     """
     _wait(connect(network, deployments_dir, rpc), list(job_ids), timeout, poll)
+
+
+@job.command("result")
+@click.argument("job_id", type=click.IntRange(1))
+@on_chain
+@click.option(
+    "--store",
+    "stores",
+    multiple=True,
+    required=True,
+    help="A job store (http(s) URL or directory) the result was delivered to; repeat to try "
+    "several in turn.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Where to write the result as .npy [default: job-<ID>.npy].",
+)
+@click.option(
+    "--all-layers",
+    is_flag=True,
+    help="mlp: write every layer's pre-activations and activations, not only the output.",
+)
+@JSON
+def job_result(
+    job_id: int,
+    network: str,
+    deployments_dir: str,
+    rpc: str,
+    stores: tuple[str, ...],
+    out: str | None,
+    all_layers: bool,
+    as_json: bool,
+) -> None:
+    """Fetch the verified result of a settled job and write it as .npy.
+
+    The worker that was paid delivered its full result to the job stores before it
+    committed; this finds that worker's commitment on the chain, fetches the result, checks it
+    opens the commitment (keccak256(worker ‖ row Merkle root)) and writes it. A store whose
+    copy does not match is skipped for the next. matmul: C (int32 for int8 inputs, exact;
+    float32 for fp32); mlp: the output batch (batch × last width). Stores keep results for
+    their retention period (30 days by default), whether or not the worker is still online.
+
+    Exit 0 with the file written; 1 if the job is not settled with a result, or no store holds
+    a copy that matches (nothing is written); 2 on bad input (no such job, a store that does
+    not answer, an --out that cannot be written).
+
+    \b
+    Example:
+      pouw job result 7 --store http://127.0.0.1:8600 --out C.npy
+    """
+    from oracle.client.result import NoVerifiedResult, fetch_result, write_npy
+
+    chain = connect(network, deployments_dir, rpc)
+    target = out or f"job-{job_id}.npy"
+    try:
+        got = fetch_result(chain, job_id, stores, all_layers=all_layers)
+    except NoVerifiedResult as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    write_npy(target, got.array)
+    about = {
+        "job_id": job_id,
+        "worker": got.worker,
+        "commitment": "0x" + got.commitment.hex(),
+        "kind": got.spec.kind,
+        "shape": list(got.array.shape),
+        "dtype": str(got.array.dtype),
+        "out": target,
+    }
+    if as_json:
+        print_json(about)
+        return
+    shape = "×".join(map(str, got.array.shape))
+    console().print(
+        f"job {job_id}: result of {got.worker} verified against commitment "
+        f"0x{got.commitment.hex()[:16]}…, {shape} {got.array.dtype}, written to {target}"
+    )
 
 
 @job.command("show")

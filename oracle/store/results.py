@@ -338,32 +338,39 @@ class HttpResultClient:
         self.timeout = (connect_timeout, read_timeout)
         self.session = session or requests.Session()
 
-    def put_many(self, results: Sequence[StoredResult]) -> list[bytes]:
+    def put_many(self, results: Sequence[StoredResult]) -> tuple[list[bytes], dict[str, str]]:
         """Deliver ``results``: small ones in bundles (``POST /results``, up to
-        ``MAX_MULTI_BYTES`` each), large ones one by one (``PUT``); returns the commitments
-        the store now holds. BlobTransferError if the store does not answer."""
+        ``MAX_MULTI_BYTES`` each), large ones one by one (``PUT``); returns (the commitments
+        the store now holds, {commitment hex: why the store refused it}). BlobTransferError if
+        the store does not answer."""
         stored: list[bytes] = []
+        refused: dict[str, str] = {}
         batch: list[StoredResult] = []
         size = 0
 
         def flush() -> None:
             nonlocal size
             if batch:
-                stored.extend(self._post(batch))
+                got, why = self._post(batch)
+                stored.extend(got)
+                refused.update(why)
                 batch.clear()
                 size = 0
 
         for r in results:
             if len(r.data) > MAX_MULTI_BYTES // 2:
-                self._put(r)
-                stored.append(bytes(r.commitment))
+                try:
+                    self._put(r)
+                    stored.append(bytes(r.commitment))
+                except (BlobHashMismatch, BlobTooLarge) as exc:
+                    refused[_hex(r.commitment)] = str(exc)
                 continue
             if size + len(r.data) > MAX_MULTI_BYTES:
                 flush()
             batch.append(r)
             size += len(r.data)
         flush()
-        return stored
+        return stored, refused
 
     def _request(self, method: str, url: str, **kwargs: object) -> requests.Response:
         try:
@@ -381,10 +388,12 @@ class HttpResultClient:
         )
         if resp.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
             raise BlobTooLarge(f"PUT {url}: {resp.text.strip()}")
+        if resp.status_code == HTTPStatus.BAD_REQUEST:
+            raise BlobHashMismatch(resp.text.strip())
         if resp.status_code != HTTPStatus.CREATED:
             raise BlobTransferError(f"PUT {url}: HTTP {resp.status_code} {resp.text.strip()}")
 
-    def _post(self, batch: list[StoredResult]) -> list[bytes]:
+    def _post(self, batch: list[StoredResult]) -> tuple[list[bytes], dict[str, str]]:
         url = f"{self.base_url}/results"
         body = encode_bundle(
             [
@@ -403,10 +412,10 @@ class HttpResultClient:
         if resp.status_code != HTTPStatus.OK:
             raise BlobTransferError(f"POST {url}: HTTP {resp.status_code} {resp.text.strip()}")
         try:
-            stored = msgspec.json.decode(resp.content, type=_DeliveryAnswer).stored
+            answer = msgspec.json.decode(resp.content, type=_DeliveryAnswer)
         except msgspec.MsgspecError as exc:
             raise BlobTransferError(f"POST {url}: bad answer ({exc})") from None
-        return [bytes.fromhex(check_name(c)) for c in stored]
+        return [bytes.fromhex(check_name(c)) for c in answer.stored], answer.refused
 
     def get(self, commitment: bytes | str, max_size: int | None = None) -> StoredResult:
         """One result as the store sent it (the reader checks it)."""
@@ -487,6 +496,20 @@ class HttpResultClient:
 ResultStore = LocalResultStore | HttpResultClient
 
 
+def _put_checked(
+    store: LocalResultStore, results: Sequence[StoredResult]
+) -> tuple[list[bytes], dict[str, str]]:
+    """Keep the results that check in a directory store; (kept, {commitment hex: why not})."""
+    good, refused = [], {}
+    for r in results:
+        try:
+            check_result(r.commitment, r.worker, r.row_bytes, r.data)
+            good.append(r)
+        except BlobHashMismatch as exc:
+            refused[_hex(r.commitment)] = str(exc)
+    return store.put_many(good), refused
+
+
 def open_result_store(location: str, *, read_timeout: float = 60.0) -> ResultStore:
     """An HTTP client for ``http(s)://…`` locations, else the directory's result store."""
     if location.startswith(("http://", "https://")):
@@ -504,14 +527,20 @@ class ResultStores:
 
     def deliver(self, results: Sequence[StoredResult]) -> tuple[set[bytes], list[str]]:
         """Put ``results`` in every store: (commitments that at least one store now holds,
-        one line per store that failed)."""
+        one line per store that failed and per result a store refused)."""
         held: set[bytes] = set()
         errors: list[str] = []
         for loc, store in zip(self.locations, self.stores, strict=True):
             try:
-                held.update(store.put_many(results))
+                if isinstance(store, HttpResultClient):
+                    stored, refused = store.put_many(results)
+                else:
+                    stored, refused = _put_checked(store, results)
             except (BlobError, OSError) as exc:
                 errors.append(f"{loc}: {exc}")
+                continue
+            held.update(stored)
+            errors.extend(f"{loc}: refused 0x{c}: {why}" for c, why in refused.items())
         return held, errors
 
     def fetch(self, commitment: bytes, max_size: int) -> StoredResult:

@@ -78,7 +78,8 @@ def test_http__deliver_bundle_and_put__read_back_many_one_and_rows(server: BlobS
     client = HttpResultClient(server.url)
     small = [result(i) for i in range(5)]
     big = result(9, rows=3, cols=(9 << 20) // 12)  # above half a bundle: PUT alone
-    assert set(client.put_many([*small, big])) == {r.commitment for r in [*small, big]}
+    stored, refused = client.put_many([*small, big])
+    assert set(stored) == {r.commitment for r in [*small, big]} and refused == {}
     many = client.get_many([r.commitment for r in small] + [result(99).commitment], 1 << 20)
     assert {c: m.data for c, m in many.items()} == {r.commitment: r.data for r in small}
     one = client.get(big.commitment)
@@ -100,8 +101,10 @@ def test_http__a_result_that_does_not_open_its_commitment_is_refused(server: Blo
     resp = requests.put(url, params={"worker": "nobody", "row_bytes": "20"}, data=b"x", timeout=5)
     assert resp.status_code == 400 and "worker must be" in resp.text
     forged = StoredResult(good.commitment, WORKER, 20, bad.data)
-    stored = HttpResultClient(server.url)._post([forged, result(3)])
+    stored, refused = HttpResultClient(server.url).put_many([forged, result(3)])
     assert stored == [result(3).commitment]  # the bundle keeps the good one only
+    assert list(refused) == [good.commitment.hex()]
+    assert "do not open the commitment" in refused[good.commitment.hex()]
     assert not server.results.has(good.commitment)
     assert not any(p.name.startswith(".tmp-") for p in server.results.root.rglob("*"))
 
@@ -128,12 +131,21 @@ def test_stores__a_copy_that_does_not_check_is_skipped_for_the_next(
         ResultStores(["http://127.0.0.1:9"]).fetch(good.commitment, 1 << 20)
 
 
-def test_stores__deliver_reports_a_store_that_is_down(tmp_path: Path) -> None:
-    good = result(4)
-    stores = ResultStores([str(tmp_path / "up"), "http://127.0.0.1:9"])
-    held, errors = stores.deliver([good])
+def test_stores__deliver_reports_a_store_that_is_down_and_each_refusal(
+    tmp_path: Path, server: BlobServer
+) -> None:
+    good, other = result(4), result(5)
+    forged = StoredResult(other.commitment, WORKER, good.row_bytes, good.data)
+    stores = ResultStores([str(tmp_path / "up"), "http://127.0.0.1:9", server.url])
+    held, errors = stores.deliver([good, forged])
     assert held == {good.commitment}
-    assert len(errors) == 1 and errors[0].startswith("http://127.0.0.1:9: ")
+    assert errors[1].startswith("http://127.0.0.1:9: ")
+    refusals = [e for e in errors if ": refused 0x" in e]
+    assert refusals == [
+        f"{loc}: refused 0x{other.commitment.hex()}: {refusals[i].split(': ', 2)[2]}"
+        for i, loc in enumerate([str(tmp_path / "up"), server.url])
+    ]
+    assert all("do not open the commitment" in e for e in refusals)
 
 
 def test_expire__removes_results_past_retention_only(tmp_path: Path) -> None:
