@@ -18,11 +18,18 @@ rounding down). `run_demo` returns the problems found; the CLI exits non-zero on
 
 Worker speeds are simulated: every job is really computed once (numpy) and timed; a worker
 that is k times slower takes k times as long in the demo's clock, which orders commitments.
+
+The job store is a directory: alice also posts one job on her own matrices (int8 A and B
+published as blob inputs with their row roots), every worker delivers each full result to the
+store before it commits (the oracles verify full-mode results from there), and at the end
+alice fetches her paid job's result from the store, checks it against the worker's commitment
+and compares it with ``A @ B`` computed locally.
 """
 
 from __future__ import annotations
 
 import random
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -40,6 +47,7 @@ from rich.progress import (
 from rich.table import Table
 
 from oracle.chain.ape_deploy import deploy_protocol
+from oracle.compute.blob_inputs import matmul_blobs
 from oracle.compute.verify import check_full, check_sampled, prepare
 from oracle.compute.work import answer_challenge, compute, result_root
 from oracle.protocol.attestation import (
@@ -52,9 +60,12 @@ from oracle.protocol.challenge import challenge_block, challenge_seed
 from oracle.protocol.commitment import commitment
 from oracle.protocol.emission import epoch_emission
 from oracle.protocol.params import LOCAL
-from oracle.protocol.results import encode_result
+from oracle.protocol.results import decode_result, encode_result, result_layout
 from oracle.protocol.spec import Spec, parse_spec, spec_hash, work_units
 from oracle.sim.simulate import oracle_keys
+from oracle.store.blobs import LocalBlobStore
+from oracle.store.results import ResultStores, StoredResult
+from oracle.store.specs import InputStore
 
 ZERO = "0x0000000000000000000000000000000000000000"
 THRESHOLD = 2
@@ -97,6 +108,8 @@ class DemoResult:
     requesters: list[RequesterSim]
     epochs: int
     market: Any = None
+    #: alice's job on her own matrices (its fetched result was checked against A @ B).
+    own_job: int | None = None
 
 
 def job_mix(epoch: int, who: int) -> list[dict[str, Any]]:
@@ -186,18 +199,53 @@ class Network:
         self.owner: dict[int, RequesterSim] = {}
         self.results: dict[int, tuple[np.ndarray, float]] = {}  # job -> (result, seconds)
         self.paid: dict[int, int] = defaultdict(int)
+        self.paid_to: dict[int, str] = {}
         #: Every (job, worker) that submitted: the submissions whose stakes the books count.
         self.submitted: set[tuple[int, Any]] = set()
         self.minted_by_epoch: dict[int, int] = defaultdict(int)
         self.line = console.print
         self.problems: list[str] = []
+        # The job store: specs' blob inputs and delivered results (a directory here).
+        self._store_dir = tempfile.TemporaryDirectory(prefix="pouw-demo-store-")
+        self.store = LocalBlobStore(self._store_dir.name)
+        self.inputs = InputStore([self._store_dir.name])
+        self.delivered = ResultStores([self._store_dir.name])
+        #: (job, worker address) -> the commitment it submitted.
+        self.commitments: dict[tuple[int, str], bytes] = {}
+        #: alice's own matrices and the job that computes A @ B on them.
+        rng = np.random.default_rng(seed)
+        self.own_a = rng.integers(-128, 128, (64, 48), dtype=np.int8)
+        self.own_b = rng.integers(-128, 128, (48, 40), dtype=np.int8)
+        self.own_job: int | None = None
+
+    def own_data_spec(self) -> dict[str, Any]:
+        """alice's job on her own A and B: both published to the job store as blobs."""
+        made = matmul_blobs(self.own_a, self.own_b)
+        for data in made.blobs.values():
+            self.store.put(data)
+        (m, k), n = self.own_a.shape, self.own_b.shape[1]
+        return {
+            "version": 1,
+            "kind": "matmul",
+            "dtype": "int8",
+            "m": m,
+            "n": n,
+            "k": k,
+            "inputs": made.inputs,
+            "verify": {"mode": "full"},
+        }
 
     # -- requesters ----------------------------------------------------------------------
     def post(self, epoch: int) -> list[int]:
         posted = []
         deadline = self.chain.pending_timestamp + LOCAL.epoch_length // 2
         for who, req in enumerate(self.requesters):
-            specs = [parse_spec(s) for s in job_mix(epoch, who)]
+            mix = job_mix(epoch, who)
+            if epoch == 0 and who == 0:
+                mix.insert(0, self.own_data_spec())
+            specs = [parse_spec(s) for s in mix]
+            for spec in specs:
+                self.store.put(spec.canonical)
             reqs = [
                 (spec_hash(s), work_units(s), req.asset, work_units(s) * req.price, deadline)
                 for s in specs
@@ -205,6 +253,8 @@ class Network:
             value = sum(r[3] for r in reqs) if req.asset == ZERO else 0
             tx = self.market.create_jobs(reqs, sender=req.account, value=value)
             for log, spec in zip(tx.decode_logs(self.market.JobCreated), specs, strict=True):
+                if spec.params.seed is None:
+                    self.own_job = log.job_id
                 self.specs[log.job_id] = spec
                 self.owner[log.job_id] = req
                 req.posted += 1
@@ -216,7 +266,7 @@ class Network:
     def result_of(self, job_id: int) -> tuple[np.ndarray, float]:
         if job_id not in self.results:
             start = time.perf_counter()
-            result = compute(self.specs[job_id])
+            result = compute(self.specs[job_id], store=self.inputs)
             self.results[job_id] = (result, time.perf_counter() - start)
         return self.results[job_id]
 
@@ -245,10 +295,18 @@ class Network:
             if w.cheat_every and (w.taken - 1) % w.cheat_every == 0:  # one wrong element
                 out = result.copy()
                 out.flat[self.rng.randrange(out.size)] += 1
-            root = result_root(self.specs[job_id], out)
-            self.market.submit_result(
-                job_id, commitment(str(w.account.address), root), sender=w.account
+            spec = self.specs[job_id]
+            root = result_root(spec, out)
+            c = commitment(str(w.account.address), root)
+            # Delivered to the job store before the commitment is sent, as a worker does.
+            row_bytes = result_layout(spec)[0][1] * out.dtype.itemsize
+            held, errors = self.delivered.deliver(
+                [StoredResult(c, str(w.account.address), row_bytes, encode_result(out))]
             )
+            if c not in held:
+                self.problems.append(f"job {job_id}: delivery failed: {errors}")
+            self.commitments[(job_id, str(w.account.address))] = c
+            self.market.submit_result(job_id, c, sender=w.account)
             self.submitted.add((job_id, w.account))
             served.append((job_id, w, (out, root)))
         return served
@@ -262,12 +320,14 @@ class Network:
         out, root = served
         verdicts = []
         for _ in self.keys:  # every oracle node verifies on its own
-            prepared = prepare(spec, seed)
+            prepared = prepare(spec, seed, store=self.inputs)
             if spec.mode == "sampled":
                 answer = answer_challenge(spec, out, seed)  # the worker answers the challenge
                 verdicts.append(check_sampled(prepared, answer, root))
-            else:
-                verdicts.append(check_full(prepared, encode_result(out), expected_root=root))
+            else:  # the delivered result, from the job store (checked against the commitment)
+                size = len(encode_result(out))
+                got = self.delivered.fetch(bytes(sub.commitment), size)
+                verdicts.append(check_full(prepared, bytes(got.data)))
         assert len({v.transcript_hash for v in verdicts}) == 1, "oracles disagree"
         return verdicts[0]
 
@@ -318,6 +378,7 @@ class Network:
             req.settled += 1
             req.spent += units * req.price
             self.paid[log.job_id] += 1
+            self.paid_to[log.job_id] = str(log.worker)
             spec = self.specs[log.job_id]
             label = f"{spec.kind} {spec.params.dtype} {spec.mode}"
             self.line(
@@ -352,6 +413,26 @@ class Network:
                     f"  [cyan]claim[/]   epoch {log.epoch}  {w.name:<10} "
                     f"{log.amount / 1e18:,.3f} WORK for {log.work_units:,} units"
                 )
+
+    def fetch_own_result(self) -> None:
+        """alice takes her own-data job's result from the job store: the paid worker's
+        commitment opens it, and it equals ``A @ B`` computed here."""
+        job_id = self.own_job
+        if job_id is None or self.paid[job_id] != 1:
+            self.problems.append(f"alice's own-data job {job_id} was not paid once")
+            return
+        spec = self.specs[job_id]
+        (rows, cols), dtype = result_layout(spec)
+        c = self.commitments[(job_id, self.paid_to[job_id])]
+        got = self.delivered.fetch(c, rows * cols * dtype.itemsize)  # checked: opens c
+        local = self.own_a.astype(np.int32) @ self.own_b.astype(np.int32)
+        if not np.array_equal(decode_result(spec, got.data), local):
+            self.problems.append(f"alice's own-data job {job_id}: the result is not A @ B")
+            return
+        self.line(
+            f"  [bold green]own data[/] alice's job {job_id}: result from the job store, "
+            f"verified against its commitment, equals her local A @ B ({rows}×{cols} int32)"
+        )
 
     def refund_expired(self, jobs: list[int]) -> None:
         now = self.chain.pending_timestamp
@@ -428,9 +509,10 @@ def run_demo(
         for asset in (ZERO, str(net.usd.address)):
             if m.credited(w.account, asset) > 0:
                 m.withdraw(asset, sender=w.account)
+    net.fetch_own_result()
     problems = check_demo(net, all_jobs, first_epoch)
     console.print(summary_table(net))
-    return DemoResult(problems, net.workers, net.requesters, epochs, m)
+    return DemoResult(problems, net.workers, net.requesters, epochs, m, net.own_job)
 
 
 def check_demo(net: Network, jobs: list[int], first_epoch: int) -> list[str]:

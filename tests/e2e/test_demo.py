@@ -10,6 +10,8 @@ from oracle.sim.demo import run_demo
 def test_demo__two_epochs__books_match_contracts(project, chain, accounts, tmp_path):
     result = run_demo(project, chain, accounts, "ethereum:local:test", epochs=2)
     assert result.problems == []
+    # alice's own-data job was paid and its fetched result equals A @ B (else a problem).
+    assert result.own_job is not None and result.market.job(result.own_job).status == 2
     data = from_ape(result.market, chain)
     assert sum(units for _, _, units in data.work) == sum(w.units for w in result.workers)
     assert len(data.jobs) == sum(r.posted for r in result.requesters)
