@@ -1,10 +1,11 @@
 """`make bench`: every figure of DESIGN.md in one run, side by side with its target.
 
 Runs bench/gas.py (anvil), bench/bench_verify.py (verification vs compute, n up to 4096),
-bench/e2e.py (settled jobs per second end to end vs raw web3 transactions, anvil) and
-bench/contract_coverage.py (statement coverage on anvil), each in its own process, then prints the
-headline keys of bench/results.json against their targets. `--quick` skips n = 4096 and
-coverage (minutes instead of ~8).
+bench/e2e.py (settled jobs per second end to end vs raw web3 transactions, anvil),
+bench/result_fetch.py (a requester's fetch + verify of a 64 MiB result vs a plain GET; seconds,
+also in --quick) and bench/contract_coverage.py (statement coverage on anvil), each in its own
+process, then prints the headline keys of bench/results.json against their targets. `--quick`
+skips n = 4096 and coverage (minutes instead of ~8).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "oracle_total_ratio_int8_4096_seeded": ("<=", 0.05),
     "worker_vs_numpy": (">=", 0.9),
     "e2e_settled_per_s_vs_raw_tx": (">=", 2),
+    "result_fetch_verify_vs_plain_get_4096": ("<=", 1.5),
     "coverage_statements_pct": (">=", 95),
 }
 
@@ -45,6 +47,7 @@ def main() -> int:
         [PY, "bench/gas.py"],
         [PY, "bench/bench_verify.py", *(["--quick"] if args.quick else [])],
         [PY, "bench/e2e.py", *(["--jobs", "64"] if args.quick else [])],
+        [PY, "bench/result_fetch.py"],
     ]
     if not args.quick:
         steps.append([PY, "bench/contract_coverage.py"])

@@ -4,9 +4,12 @@ does not check skipped for the next store, and deleted after the retention perio
 
 from __future__ import annotations
 
+import gzip
 import os
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +17,7 @@ import pytest
 import requests
 
 from oracle.compute.merkle import merkle_root
-from oracle.exceptions import BlobHashMismatch, BlobNotFound, BlobTransferError
+from oracle.exceptions import BlobHashMismatch, BlobNotFound, BlobTooLarge, BlobTransferError
 from oracle.protocol.commitment import commitment
 from oracle.store.blobs import LocalBlobStore
 from oracle.store.results import (
@@ -167,3 +170,54 @@ def test_server__expires_on_a_timer(tmp_path: Path) -> None:
         while srv.results.has(result(1).commitment) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not srv.results.has(result(1).commitment)
+
+
+class _OddStore(BaseHTTPRequestHandler):
+    """A store answering ``GET /<kind>/results/<c>`` in shapes BlobServer does not use: chunked,
+    gzip-compressed, or (``short``) with a body shorter than its Content-Length."""
+
+    protocol_version = "HTTP/1.1"
+    body = b""
+
+    def do_GET(self) -> None:
+        body, kind = self.body, self.path.split("/")[1]  # GET /<kind>/results/<c>
+        self.send_response(200)
+        self.send_header("X-Pouw-Worker", WORKER)
+        self.send_header("X-Pouw-Row-Bytes", "20")
+        if kind == "chunked":
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for lo in range(0, len(body), 64):
+                part = body[lo : lo + 64]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        if kind == "gzip":
+            body = gzip.compress(body)
+            self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body) + (10 if kind == "short" else 0)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_http_get__chunked_compressed_and_short_bodies() -> None:
+    r = result(1)
+    _OddStore.body = r.data
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _OddStore)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{srv.server_address[1]}"
+        for kind in ("chunked", "gzip"):
+            got = HttpResultClient(f"{base}/{kind}").get(r.commitment)
+            assert got.data == r.data and got.row_bytes == 20
+            with pytest.raises(BlobTooLarge):
+                HttpResultClient(f"{base}/{kind}").get(r.commitment, len(r.data) - 1)
+        with pytest.raises(BlobTransferError):
+            HttpResultClient(f"{base}/short").get(r.commitment)
+    finally:
+        srv.shutdown()
+        srv.server_close()
