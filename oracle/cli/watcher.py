@@ -118,8 +118,10 @@ def audit(
     """Re-derive a settled or slashed job's verdict from public data and compare it with the
     transcript hash the oracles posted.
 
-    The challenge seed comes from the block after the submission; the spec from a spec store
-    (hash-checked); the result from the worker's server or from data you hold. Exit status:
+    The challenge seed comes from the block after the submission; the spec (and blob inputs)
+    from the job stores (hash-checked); the result from the job stores, where the worker
+    delivered it (by its commitment; the default), or from the worker's server or data you
+    hold. Exit status:
     0 every posted verdict matches, 1 a mismatch, 2 bad input or a verdict that cannot be
     re-run here (reported UNVERIFIED with the reason; the others are still audited).
     """
@@ -127,10 +129,10 @@ def audit(
     from oracle.exceptions import ConfigError
 
     sources = sum(x is not None for x in (worker_url, result_file, blob))
-    if sources != 1:
+    if sources > 1:
         raise ConfigError(
-            "give exactly one result source: --worker-url, --result-file or "
-            "--blob (with --blob-store)"
+            "give at most one result source: --worker-url, --result-file or "
+            "--blob (with --blob-store); none reads the delivered result from --spec-store"
         )
     if blob is not None and not blob_stores:
         raise ConfigError("--blob needs at least one --blob-store")
@@ -142,7 +144,7 @@ def audit(
         connect(network, deployments_dir, rpc),
         job_id,
         spec_stores,
-        ResultSource(worker_url, result_file, blob, blob_stores),
+        ResultSource(worker_url, result_file, blob, blob_stores, () if sources else spec_stores),
         worker=worker_addr,
         timeout=timeout,
     )

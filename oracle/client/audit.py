@@ -55,6 +55,7 @@ from oracle.protocol.verdict import (
     submission_invalid,
 )
 from oracle.store.blobs import HttpBlobClient
+from oracle.store.results import ResultStores
 from oracle.store.specs import InputStore, SpecStore, open_store
 
 __all__ = ["AuditFinding", "ResultSource", "audit_job"]
@@ -86,12 +87,14 @@ def _retrying(what: Callable[[], T], retries: int, pause: float) -> T:
 
 @dataclass(frozen=True)
 class ResultSource:
-    """Where the auditor gets a result: a worker's server, a file, or a blob in stores."""
+    """Where the auditor gets a result: a worker's server, a file, a blob in stores, or the
+    result the worker delivered to the job stores (``result_stores``, by its commitment)."""
 
     worker_url: str | None = None
     result_file: str | None = None
     blob: str | None = None
     blob_stores: Sequence[str] = ()
+    result_stores: Sequence[str] = ()
 
 
 @dataclass
@@ -175,7 +178,7 @@ def _derive(
             if isinstance(exc, requests.RequestException) or not classify_failure(exc).permanent:
                 raise _Passing(f"worker server {source.worker_url}: {exc}") from None
             raise AuditInputError(f"worker server {source.worker_url}: {exc}") from None
-    data = _held_result(source, size)
+    data = _held_result(source, size, key.commitment)
     try:
         arr = decode_result(spec, data)
     except ResultFormatError as exc:
@@ -189,7 +192,7 @@ def _derive(
     return check_full(prepared, arr, expected_root=tree.root)
 
 
-def _held_result(source: ResultSource, size: int) -> bytes:
+def _held_result(source: ResultSource, size: int, commitment: bytes) -> bytes:
     if source.result_file:
         try:
             with open(source.result_file, "rb") as fh:
@@ -206,8 +209,17 @@ def _held_result(source: ResultSource, size: int) -> bytes:
         if last is not None and classify_failure(last).unreachable:
             raise _Passing(f"blob {source.blob} not available: {last}")
         raise AuditInputError(f"blob {source.blob} not available: {last}")
+    if source.result_stores:
+        try:  # checked against the commitment by the stores' reader; re-derived below anyway
+            return bytes(ResultStores(source.result_stores).fetch(commitment, size).data)
+        except BlobError as exc:
+            text = f"delivered result 0x{commitment.hex()}: {exc}"
+            if classify_failure(exc).unreachable:
+                raise _Passing(text) from None
+            raise AuditInputError(text) from None
     raise AuditInputError(
-        "give a result source: --worker-url, --result-file, or --blob with --blob-store"
+        "give a result source: --worker-url, --result-file, --blob with --blob-store, or "
+        "the job stores"
     )
 
 

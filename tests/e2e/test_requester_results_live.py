@@ -4,7 +4,8 @@ threshold 2 and the worker in its own process.
 The requester posts, through the CLI, int8 and fp32 matmul jobs on its own ``.npy`` files (full
 and sampled verification) and an mlp job from a ``safetensors`` model. Once every job is paid
 the worker is SIGKILLed; ``pouw job result`` still returns each result from the job store,
-checked against the worker's on-chain commitment: int8 bit-exact against ``A @ B`` in int32,
+checked against the worker's on-chain commitment, and ``pouw audit`` re-derives every
+verdict from the job store alone: int8 bit-exact against ``A @ B`` in int32,
 fp32 within the worst-case fp32 summation bound ``γ_k·(|A|·|B|)`` (γ_k = k·u/(1 − k·u),
 u = 2^-24) of the float64 product, the mlp output batch within a relative 1e-4 of a float64
 forward pass. Then what cannot be had: a job not settled (exit 1, nothing written), a job
@@ -176,6 +177,12 @@ def test_own_inputs__paid__worker_killed__results_still_verified_and_returned(
             h = 0.5 * h * (1 + np.tanh(np.sqrt(2 / np.pi) * (h + 0.044715 * h**3)))
     assert got["mlp"].shape == (10, dims[-1])
     assert np.allclose(got["mlp"], h, rtol=1e-4, atol=1e-5)
+
+    # An auditor re-derives every verdict with the worker gone: inputs and the delivered
+    # result from the job store, the seed from the chain.
+    for label, job_id in posted.items():
+        code, out, err = pouw("audit", job_id, *common, "--spec-store", spec_server.url)
+        assert code == 0 and out.startswith(f"MATCH job {job_id}"), (label, out, err)
 
     # What a requester cannot have, each one line and no file written.
     job_id = posted["i8-full"]

@@ -143,7 +143,10 @@ def key(tmp_path: Path) -> str:
             ],
             "--spec-file cannot be combined with --n",
         ),
-        (["audit", "1", "--spec-store", "s"], "exactly one result source"),
+        (
+            ["audit", "1", "--spec-store", "s", "--result-file", "r", "--worker-url", "http://x"],
+            "at most one result source",
+        ),
         (["audit", "1", "--spec-store", "s", "--blob", "ab"], "--blob needs at least one"),
         (["audit", "1", "--spec-store", "s", "--worker-url", "ftp://x"], "must be an http(s) URL"),
         (
