@@ -5,12 +5,13 @@ anvil, in one run:
 
 (a) raw web3.py: ``--raw-tx`` ETH transfers, signed locally with explicit nonces, each sent
     and waited for before the next (what a client doing one transaction per job gets);
-(b) the protocol: a spec server (a thread of this process), ``--oracles`` oracle nodes
-    (k-of-n, threshold a majority) and ``--workers`` workers, each in its own process as in
-    a real deployment, with their real HTTP servers and SQLite files; a requester (this
-    process) posts ``--jobs`` int8 matmul jobs of n=``--n`` with ``create_jobs`` in batches
-    of 64 (all sent, then awaited); workers commit with ``submit_results``; oracles fetch
-    results in bundles and settle in batches of up to 64. The clock runs from the first
+(b) the protocol: the job store, ``--oracles`` oracle nodes (k-of-n, threshold a majority)
+    and ``--workers`` workers, each in its own process as in a real deployment, with their
+    real HTTP servers and SQLite files; a requester (this process) posts ``--jobs`` int8
+    matmul jobs of n=``--n`` with ``create_jobs`` in batches of 64 (all sent, then awaited);
+    workers deliver each batch of results to the job store and commit with
+    ``submit_results``; oracles read the delivered results in bundles from the store and
+    settle in batches of up to 64. The clock runs from the first
     ``create_jobs`` transaction until every job is paid (its worker credited). Services
     start and workers are bonded before the clock starts (a one-off).
 
@@ -131,6 +132,14 @@ def _service(
         out.put((role, obj.metrics.snapshot()))
 
 
+def _store_service(root: str, port: int, ready: Any, stop: Any) -> None:
+    """The job store in its own process, as a deployment runs it: specs, and the results the
+    workers deliver and the oracles read."""
+    with BlobServer(LocalBlobStore(Path(root)), port=port):
+        ready.set()
+        stop.wait()
+
+
 def settled_run(
     url: str, w3: Web3, work: Path, *, jobs: int, n: int, n_oracles: int, n_workers: int, batch: int
 ) -> dict[str, float]:
@@ -153,7 +162,18 @@ def settled_run(
     procs: list[Any] = []
     metrics: dict[str, Counter[str]] = {"oracle": Counter(), "worker": Counter()}
     latency: list[float] = []
-    with BlobServer(LocalBlobStore(work / "specs")) as spec_srv:
+    store_port = _free_port()
+    store_url = f"http://127.0.0.1:{store_port}"
+    store_ready = ctx.Event()
+    store_proc = ctx.Process(
+        target=_store_service,
+        args=(str(work / "specs"), store_port, store_ready, stop),
+        daemon=True,
+    )
+    store_proc.start()
+    if not store_ready.wait(60):
+        raise SystemExit("e2e: the job store process did not start")
+    try:
         ports = [_free_port() for _ in oracle_keys]
         urls = [f"http://127.0.0.1:{p}" for p in ports]
         services: list[tuple[str, OracleConfig | WorkerConfig, bytes]] = []
@@ -164,7 +184,7 @@ def settled_run(
                     OracleConfig(
                         rpc_url=url,
                         db_path=str(work / f"oracle{i}.db"),
-                        spec_stores=[spec_srv.url],
+                        spec_stores=[store_url],
                         confirmations=0,
                         poll_interval=0.02,
                         batch_size=batch,
@@ -184,7 +204,7 @@ def settled_run(
                         rpc_url=url,
                         db_path=str(work / f"worker{i}.db"),
                         store_dir=str(work / f"worker{i}-blobs"),
-                        spec_stores=[spec_srv.url],
+                        spec_stores=[store_url],
                         oracle_urls=urls,
                         poll_interval=0.02,
                         claim_interval=3_600,
@@ -270,6 +290,11 @@ def settled_run(
                 proc.join(timeout=10)
                 if proc.is_alive():
                     proc.kill()
+    finally:
+        stop.set()
+        store_proc.join(timeout=10)
+        if store_proc.is_alive():
+            store_proc.kill()
     assert all(chain.job_status(j) == STATUS_PAID for j in ids)
     credited = sum(int(chain.call("credited", w.address, ZERO_ADDRESS)) for w in workers_keys)
     assert credited == PRICE * jobs, (credited, PRICE * jobs)
@@ -285,6 +310,10 @@ def settled_run(
         "verify_per_job": verify_s / max(checks, 1),
         "compute_per_job": compute_s / max(computed, 1),
         "settle_txs": metrics["oracle"]["settle_txs"],
+        # the workers' delivery of each batch of results to the job store, before its commit
+        "deliver_per_batch": metrics["worker"]["deliver_seconds"]
+        / max(metrics["worker"]["deliver_seconds_count"], 1),
+        "deliver_batches": metrics["worker"]["deliver_seconds_count"],
         "settle_latency_p50_s": p50,
         "settle_latency_p95_s": p95,
     }
@@ -350,6 +379,10 @@ def main() -> dict[str, float]:
     table.add_row("settle transactions", f"{run['settle_txs']:.0f}")
     table.add_row("oracle verify s / job", f"{run['verify_per_job'] * 1e3:.3f} ms")
     table.add_row("worker compute s / job", f"{run['compute_per_job'] * 1e3:.3f} ms")
+    table.add_row(
+        "worker delivery to the job store s / batch",
+        f"{run['deliver_per_batch'] * 1e3:.1f} ms ({run['deliver_batches']:.0f} batches)",
+    )
     table.add_row(
         "settle latency p50 / p95 (ResultSubmitted -> JobSettled, as a watcher sees it)",
         f"{run['settle_latency_p50_s']:.2f} s / {run['settle_latency_p95_s']:.2f} s",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from typing import Any
 
 from aiohttp import web
@@ -267,19 +268,36 @@ class BlobServer(WebServer):
 
     async def _get_result(self, req: web.Request) -> web.StreamResponse:
         c = self._name(req, "c")
-        path = self.results.path(c)
         try:
-            worker, row_bytes = await blocking(req, self.results.meta, c)
+            path, offset, size, worker, row_bytes = await blocking(req, self.results.open_range, c)
         except BlobNotFound:
             raise error(404, "no such result") from None
-        return web.FileResponse(
-            path,
+        resp = web.StreamResponse(
             headers={
                 "Content-Type": "application/octet-stream",
                 "X-Pouw-Worker": worker,
                 "X-Pouw-Row-Bytes": str(row_bytes),
-            },
+            }
         )
+        resp.content_length = size
+        try:
+            fh = await blocking(req, path.open, "rb")
+        except FileNotFoundError:  # expired between the lookup and the read
+            raise error(404, "no such result") from None
+        try:
+            await resp.prepare(req)
+            pos = 0
+            while pos < size:
+                n = min(_CHUNK * 4, size - pos)
+                chunk = await blocking(req, os.pread, fh.fileno(), n, offset + pos)
+                if not chunk:
+                    break
+                await resp.write(chunk)
+                pos += len(chunk)
+        finally:
+            fh.close()
+        await resp.write_eof()
+        return resp
 
     async def _fetch_results(self, req: web.Request) -> web.Response:
         names = [check_name(c) for c in (await decode_json(req, CommitmentsRequest)).commitments]

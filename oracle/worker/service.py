@@ -16,8 +16,10 @@ One loop (:meth:`Worker.step`):
    exponential backoff (``job_retry``) until its deadline, and the loop goes on with the next
    job either way; otherwise compute it and store the result in the local blob store; then
    record every (blob, root, commitment) of the batch in one transaction — all before
-   sending;
-4. commit up to ``commit_batch`` computed results in one ``submit_results`` transaction; a
+   sending; then deliver each full result to the job stores (``--spec-store``), which keep it
+   under its commitment for the requester, the oracles and auditors;
+4. commit up to ``commit_batch`` computed and delivered results (what is not delivered yet is
+   delivered first; what cannot be waits) in one ``submit_results`` transaction; a
    computed job whose commitment may have been sent before (after a restart, or a failed
    send) is first looked up on-chain, so a commitment already mined is never sent again;
 5. withdraw credited escrow and claim ended epochs; ``release`` the stakes of committed jobs
@@ -196,6 +198,8 @@ class Worker:
         # Jobs computed by this process whose commitment was never sent: committing them
         # needs no on-chain look-up (after a restart every computed job is looked up).
         self._fresh: set[int] = set()
+        #: Commitments whose results this process delivered to the job stores, until committed.
+        self._delivered: set[bytes] = set()
         # Jobs seen refunded or cancelled; the chain time of the last followed head.
         self._closed: set[int] = set()
         self._now = 0
@@ -334,11 +338,13 @@ class Worker:
     def compute_new(self) -> None:
         """Compute acceptable new jobs (up to ``commit_batch`` per call); store every result
         (one durability barrier for the batch) and record (blob, root, commitment) in one
-        transaction before anything is sent."""
+        transaction before anything is sent; then deliver the batch's results to the job
+        stores (here, off the commit thread: committing waits on the chain meanwhile)."""
         batch = self.store.batch()
         computed: list[tuple[int, str, bytes, bytes]] = []
+        payloads: list[StoredResult] = []
         try:
-            self._compute_new(computed, batch)
+            self._compute_new(computed, batch, payloads)
         finally:
             try:
                 batch.commit()  # a result counts once its blob is durable
@@ -356,8 +362,15 @@ class Worker:
                 self._fresh.update(c[0] for c in computed)
                 event(log, "computed", jobs=[c[0] for c in computed])
                 self._kill("after_compute")
+        if computed:
+            self._deliver_results(payloads, [c[0] for c in computed])
 
-    def _compute_new(self, computed: list[tuple[int, str, bytes, bytes]], batch: BlobBatch) -> None:
+    def _compute_new(
+        self,
+        computed: list[tuple[int, str, bytes, bytes]],
+        batch: BlobBatch,
+        payloads: list[StoredResult],
+    ) -> None:
         # A window of the oldest due new jobs: those waiting for a retry are left out until
         # their time, so no number of them crowds the others out; those skipped or failing
         # leave room on later steps.
@@ -394,13 +407,17 @@ class Worker:
             self.metrics.inc("jobs_computed")
             if self.tamper is not None:
                 result = self.tamper(jid, result)
+            data = encode_result(result)
             try:
-                blob = batch.add(encode_result(result))
+                blob = batch.add(data)
             except (OSError, BlobError) as exc:
                 event(log, "store_failed", logging.ERROR, job=jid, error=str(exc))
                 continue
             root = result_root(spec, result)
-            computed.append((jid, blob, root, commitment(self.address, root)))
+            c = commitment(self.address, root)
+            computed.append((jid, blob, root, c))
+            row_bytes = result.shape[1] * result.dtype.itemsize
+            payloads.append(StoredResult(c, self.address, row_bytes, data))
 
     def _spec(self, spec_hash: bytes) -> Spec:
         """The job's spec; while the spec stores are down, only a cached one (no request per
@@ -517,14 +534,34 @@ class Worker:
             if wait:
                 done.result()
 
+    def _deliver_results(self, results: list[StoredResult], jobs: list[int]) -> set[bytes]:
+        """Put ``results`` in the job stores under their commitments; returns the commitments
+        at least one store now holds (remembered: only those are committed)."""
+        if not results:
+            return set()
+        t0 = time.perf_counter()
+        held, errors = self.results.deliver(results)
+        self.metrics.observe("deliver_seconds", time.perf_counter() - t0)
+        for error in errors:
+            event(log, "deliver_failed", logging.WARNING, error=error)
+        missing = [j for j, r in zip(jobs, results, strict=True) if r.commitment not in held]
+        if missing:
+            event(log, "not_delivered", logging.WARNING, jobs=missing)
+        self.metrics.inc("results_delivered", len(results) - len(missing))
+        with self._lock:
+            self._delivered.update(held)
+        return held
+
     def _deliver(self, todo: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Put the full results of ``todo`` in the job stores under their commitments; returns
-        the jobs delivered (at least one store holds the result), which alone are committed:
-        a result not in a store by the reveal window is INVALID. The rest stay computed and
-        are delivered again on a later step."""
+        """The jobs of ``todo`` whose results are in the job stores, delivering (from the
+        local blob store) those not delivered by this process yet: after a restart, or a
+        store that was down. A result not in a store by the reveal window is INVALID, so
+        nothing else is committed; the rest stay computed and are tried again later."""
+        with self._lock:
+            missing = [j for j in todo if j["commitment"] not in self._delivered]
         results: list[StoredResult] = []
-        by_commitment: dict[bytes, dict[str, Any]] = {}
-        for job in todo:
+        jobs: list[int] = []
+        for job in missing:
             try:
                 shape, dtype = result_layout(self.specs.get(job["spec_hash"]))
                 data = self.store.get(job["blob"])
@@ -534,21 +571,10 @@ class Worker:
             results.append(
                 StoredResult(job["commitment"], self.address, shape[1] * dtype.itemsize, data)
             )
-            by_commitment[job["commitment"]] = job
-        if not results:
-            return []
-        t0 = time.perf_counter()
-        held, errors = self.results.deliver(results)
-        self.metrics.observe("deliver_seconds", time.perf_counter() - t0)
-        for error in errors:
-            event(log, "deliver_failed", logging.WARNING, error=error)
-        missing = [
-            by_commitment[r.commitment]["job_id"] for r in results if r.commitment not in held
-        ]
-        if missing:
-            event(log, "not_delivered", logging.WARNING, jobs=missing)
-        self.metrics.inc("results_delivered", len(results) - len(missing))
-        return [j for j in todo if j["commitment"] in held]
+            jobs.append(job["job_id"])
+        self._deliver_results(results, jobs)
+        with self._lock:
+            return [j for j in todo if j["commitment"] in self._delivered]
 
     def _commit(self, todo: list[dict[str, Any]]) -> None:
         ids = [j["job_id"] for j in todo]
@@ -575,6 +601,8 @@ class Worker:
         else:
             done = [j["job_id"] for j in todo]
             self.db.set_states(done, "committed")
+            with self._lock:
+                self._delivered.difference_update(j["commitment"] for j in todo)
             event(log, "committed", jobs=done)
         finally:
             with self._lock:

@@ -146,9 +146,14 @@ def test_readme_walkthrough__every_command_line_runs_as_written(tmp_path: Path) 
             if "pouw job cancel 6" in cmd:
                 assert "job 6 cancelled" in out
             if "pouw audit" in cmd:
-                assert out.startswith("MATCH job 1"), out
+                assert out.startswith(f"MATCH job {cmd.split()[2]}"), out
+            if "pouw job result 7" in cmd:
+                assert "result of 0x" in out and "verified" in out, out
+            if "C == A @ B" in cmd:
+                assert out.startswith("C == A @ B (96, 80) int32"), out
         assert (tmp_path / "report.png").stat().st_size > 10_000
         assert job(6)["status"] == "cancelled"
+        assert job(7)["status"] == "paid" and (tmp_path / "C.npy").is_file()
     finally:
         for proc in reversed(background):
             if proc.poll() is None:

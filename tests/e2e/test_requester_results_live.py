@@ -201,11 +201,10 @@ def test_own_inputs__paid__worker_killed__results_still_verified_and_returned(
     result = LocalResultStore(liar)
     served = spec_server.results.get(_commitment(chain, job_id))
     result.put(served)
-    path = result.path(served.commitment)
-    os.chmod(path, 0o644)
-    tampered = bytearray(path.read_bytes())
-    tampered[0] ^= 1
-    path.write_bytes(bytes(tampered))
+    path, offset, _, _, _ = result.open_range(served.commitment)
+    with path.open("r+b") as fh:  # one bit of the first entry, behind the store's back
+        first = os.pread(fh.fileno(), 1, offset)
+        os.pwrite(fh.fileno(), bytes([first[0] ^ 1]), offset)
     cases.append(((job_id, str(liar)), 1, "no store holds a result that opens commitment"))
     for (jid, store), want_code, message in cases:
         out_file = tmp_path / f"none-{jid}.npy"

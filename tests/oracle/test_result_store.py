@@ -118,8 +118,9 @@ def test_stores__a_copy_that_does_not_check_is_skipped_for_the_next(
     good = result(1)
     liar = LocalResultStore(tmp_path / "liar")
     liar.put(good)
-    path = liar.path(good.commitment)  # corrupt the first store's copy behind its back
-    path.write_bytes(b"\0" * len(good.data))
+    path, offset, size, _, _ = liar.open_range(good.commitment)  # corrupt it behind its back
+    with path.open("r+b") as fh:
+        os.pwrite(fh.fileno(), b"\0" * size, offset)
     HttpResultClient(server.url).put_many([good])
     stores = ResultStores([str(tmp_path / "liar"), server.url])
     assert stores.fetch(good.commitment, 1 << 20).data == good.data
@@ -154,12 +155,17 @@ def test_stores__deliver_reports_a_store_that_is_down_and_each_refusal(
 def test_expire__removes_results_past_retention_only(tmp_path: Path) -> None:
     store = LocalResultStore(tmp_path)
     old, new = result(1), result(2)
-    store.put_many([old, new])
-    past = time.time() - 40 * 86_400
-    os.utime(store.path(old.commitment).with_suffix(".meta"), (past, past))
-    assert store.expire(30 * 86_400) == 1
+    store.put_many([old])
+    old_pack = store.open_range(old.commitment)[0]
+    later = time.time() + 40 * 86_400  # the clock 40 days on: old is past 30 days...
+    store.put_many([new])
+    with store.db.tx() as c:  # ...and new arrived just now, in that future
+        c.execute("UPDATE results SET stored_at=? WHERE commitment=?", (later, new.commitment))
+    os.utime(old_pack, (time.time() - 1, time.time() - 1))
+    assert store.expire(30 * 86_400, now=later) == 1
     assert not store.has(old.commitment) and store.has(new.commitment)
-    assert not store.path(old.commitment).with_suffix(".meta").exists()
+    assert not old_pack.exists()  # no result left in it: deleted
+    assert store.get(new.commitment).data == new.data
 
 
 def test_server__expires_on_a_timer(tmp_path: Path) -> None:
