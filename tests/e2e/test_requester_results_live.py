@@ -249,17 +249,18 @@ def test_worker_whose_delivery_differs_from_its_commitment__invalid_and_slashed(
     w, node = worker_and_node(anvil, rec, keys, tmp_path, spec_server.url)
     refused: list[str] = []
 
-    def deliver_other_bytes(todo: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        for j in todo:
-            data = bytearray(w.store.get(j["blob"]))
+    def deliver_other_bytes(results: list[StoredResult], jobs: list[int]) -> set[bytes]:
+        for r in results:
+            data = bytearray(r.data)
             data[0] ^= 1
-            other = StoredResult(j["commitment"], w.address, 32 * 4, bytes(data))
+            other = StoredResult(r.commitment, w.address, r.row_bytes, bytes(data))
             held, errors = ResultStores([spec_server.url]).deliver([other])
             assert held == set()
             refused.extend(errors)
-        return todo  # and commit all the same
+        return set()
 
-    w._deliver = deliver_other_bytes  # type: ignore[method-assign]
+    w._deliver_results = deliver_other_bytes  # type: ignore[method-assign]
+    w._deliver = lambda todo: todo  # type: ignore[method-assign]  # and commits all the same
     try:
         w.step(wait=True)
         assert len(refused) == 1 and "do not open the commitment" in refused[0]
@@ -286,6 +287,48 @@ def test_worker_whose_delivery_differs_from_its_commitment__invalid_and_slashed(
         verdict = node.db.verdict(key)
         assert verdict is not None and verdict.reason == NOT_DELIVERED
         assert chain.stake(job, w.address) == 0 and chain.job_status(job) != STATUS_PAID
+    finally:
+        w.close()
+        node.close()
+
+
+def test_delivery_fails__not_committed__delivered_and_committed_on_a_later_step(
+    anvil, deploy, keys, tmp_path, spec_server
+):
+    """A worker whose job stores do not take a batch (down, here: the first delivery fails)
+    keeps the jobs computed and commits nothing of them (a commitment without a delivered
+    result would be INVALID); a later step delivers them from its local blobs, then commits."""
+    from tests.e2e.conftest import matmul, post_jobs, worker_and_node
+
+    rec = deploy(1, 1)
+    chain = Chain(anvil.url, rec)
+    jobs = post_jobs(
+        chain, keys["requester"], [matmul(7), matmul(8)], LocalBlobStore(tmp_path / "specs")
+    )
+    w, node = worker_and_node(anvil, rec, keys, tmp_path, spec_server.url)
+    real = w.results.deliver
+    calls: list[int] = []
+
+    def down_twice(results: list[Any]) -> tuple[set[bytes], list[str]]:
+        calls.append(len(results))
+        if len(calls) <= 2:
+            return set(), [f"{spec_server.url}: store down (test)"]
+        return real(results)
+
+    w.results.deliver = down_twice  # type: ignore[method-assign]
+    try:
+        w.step(wait=True)
+        assert calls == [2, 2]  # after computing, and again before the commit: both failed
+        assert [w.db.job(j)["state"] for j in jobs] == ["computed"] * 2
+        assert all(chain.submission(j, w.address)[0] == b"\0" * 32 for j in jobs)
+        assert w.metrics["results_delivered"] == 0
+        w.step(wait=True)
+        assert calls == [2, 2, 2]
+        assert all(w.db.job(j)["state"] == "committed" for j in jobs)
+        for j in jobs:
+            c = w.db.job(j)["commitment"]
+            assert chain.submission(j, w.address)[0] == c and spec_server.results.has(c)
+        wait_until(lambda: (node.step(), all(chain.job_status(j) == STATUS_PAID for j in jobs))[1])
     finally:
         w.close()
         node.close()
