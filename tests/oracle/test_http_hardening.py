@@ -40,6 +40,7 @@ from typing import Any
 from urllib.parse import quote
 
 import msgspec
+import numpy as np
 import pytest
 import requests
 from aiohttp import web
@@ -49,6 +50,7 @@ from eth_utils import to_checksum_address
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from oracle.compute.merkle import merkle_root
 from oracle.compute.work import answer_challenge, compute, result_root
 from oracle.infra.metrics import Metrics
 from oracle.infra.web import DEFAULT_MAX_BODY, WebServer
@@ -59,13 +61,14 @@ from oracle.node.settler import Settler
 from oracle.node.wire import to_item
 from oracle.protocol.announce import make_announcement
 from oracle.protocol.attestation import Attestation, CompactSignature, recover_signer
-from oracle.protocol.bundle import decode_bundle
+from oracle.protocol.bundle import decode_bundle, encode_bundle
 from oracle.protocol.commitment import commitment
 from oracle.protocol.params import MAX_BATCH
 from oracle.protocol.results import encode_result
 from oracle.protocol.spec import parse_spec
 from oracle.protocol.verdict import VerdictKey
 from oracle.store.blobs import LocalBlobStore, blob_name
+from oracle.store.results import StoredResult
 from oracle.store.server import BlobServer
 from oracle.store.specs import SpecStore
 from oracle.worker.api import MAX_BUNDLE_ITEMS, WorkerApi
@@ -719,6 +722,9 @@ def test_declared_200mb_body__413_at_once_on_every_json_endpoint(
         (node.server, "/workers"),
         (worker.server, "/results"),
         (blobs, "/blobs"),
+        (blobs, "/results"),
+        (blobs, "/results/fetch"),
+        (blobs, f"/results/{'ab' * 32}/rows"),
     ):
         reply, seconds = _declared_200mb(server.port, "POST", path)
         assert_clear_4xx(reply, 413)
@@ -737,6 +743,8 @@ def test_chunked_json_body_beyond_the_limit__413_on_every_json_endpoint(
         (node.server, "/workers"),
         (worker.server, "/results"),
         (blobs, "/blobs"),
+        (blobs, "/results/fetch"),
+        (blobs, f"/results/{'ab' * 32}/rows"),
     ):
         reply = answered(send(server.port, "POST", path, body, framing="chunked"))
         assert_clear_4xx(reply, 413, "limit")
@@ -1044,6 +1052,72 @@ def test_blobs__bad_puts__4xx_and_nothing_stored(
         assert_clear_4xx(send(blobs.port, "GET", f"/blobs/{name}"), 400, "name")
     assert not blobs.store.has(wrong) and not blobs.store.has(blob_name(data))
     assert _no_temp_files(blobs.store)
+    assert_serving(blobs.url, faults)
+
+
+def _result(seed: int, rows: int = 6, cols: int = 5) -> StoredResult:
+    data = np.random.default_rng(seed).integers(-9, 9, (rows, cols)).astype("<i4").tobytes()
+    worker = WORKER.address
+    return StoredResult(commitment(worker, merkle_root(data, rows)), worker, cols * 4, data)
+
+
+def test_results__bad_puts__4xx_and_nothing_stored(
+    blobs: BlobServer, faults: list[logging.LogRecord]
+) -> None:
+    """Bytes that do not open the commitment, a missing or malformed worker or row width, no
+    length, a body over the store's limit, a commitment that is not 64 hex digits: 4xx, one
+    line, nothing stored."""
+    good, other = _result(1), _result(2)
+    c = good.commitment.hex()
+    q = f"worker={WORKER.address}&row_bytes={good.row_bytes}"
+    path = f"/results/{c}?{q}"
+    assert_clear_4xx(send(blobs.port, "PUT", path, other.data), 400, "do not open the commitment")
+    for query, name in (
+        (f"row_bytes={good.row_bytes}", "worker"),
+        (f"worker=0x12&row_bytes={good.row_bytes}", "worker"),
+        (f"worker={WORKER.address}", "row_bytes"),
+        (f"worker={WORKER.address}&row_bytes=0", "row_bytes"),
+        (f"worker={WORKER.address}&row_bytes=-4", "row_bytes"),
+        (f"worker={WORKER.address}&row_bytes=1e3", "row_bytes"),
+    ):
+        assert_clear_4xx(send(blobs.port, "PUT", f"/results/{c}?{query}", good.data), 400, name)
+    assert_clear_4xx(send(blobs.port, "PUT", path, framing="none"), 411)
+    big = b"\0" * (BLOB_LIMIT + 1)
+    assert_clear_4xx(send(blobs.port, "PUT", path, big, framing="chunked"), 413)
+    for name in ("..", "zz" * 32, c + "%0A", "0x"):
+        assert_clear_4xx(send(blobs.port, "PUT", f"/results/{name}?{q}", good.data), 400)
+        assert_clear_4xx(send(blobs.port, "GET", f"/results/{name}"), 400, "commitment")
+    assert_clear_4xx(send(blobs.port, "GET", f"/results/{c}"), 404, "no such result")
+    assert not blobs.results.has(good.commitment)
+    assert not list(blobs.results.root.glob("**/.tmp-*"))
+    assert_serving(blobs.url, faults)
+
+
+def test_results__delivery_fetch_and_rows__bad_requests_refused_good_ones_served(
+    blobs: BlobServer, faults: list[logging.LogRecord]
+) -> None:
+    """A delivery bundle that is not one (400), one that declares more than a bundle may hold
+    (413), a fetch of no or too many commitments and rows out of range or too many (400), a
+    result that is not there (404); the good requests of each are answered."""
+    r = _result(3)
+    assert_clear_4xx(send(blobs.port, "POST", "/results", b"\x00\x00\x00\x05nope!"), 400, "bundle")
+    bundle = encode_bundle(
+        [({"commitment": r.commitment.hex(), "worker": r.worker, "row_bytes": 20}, r.data)]
+    )
+    reply = answered(send(blobs.port, "POST", "/results", bundle))
+    assert reply.status == 200 and json.loads(reply.text)["stored"] == [r.commitment.hex()]
+    assert_clear_4xx(post_json(blobs.port, "/results/fetch", {"commitments": []}), 400)
+    too_many = {"commitments": [r.commitment.hex()] * 257}
+    assert_clear_4xx(post_json(blobs.port, "/results/fetch", too_many), 400)
+    one = post_json(blobs.port, "/results/fetch", {"commitments": [r.commitment.hex()]})
+    assert one.status == 200
+    rows = f"/results/{r.commitment.hex()}/rows"
+    assert_clear_4xx(post_json(blobs.port, rows, {"rows": [6]}), 400, "row 6")
+    assert_clear_4xx(post_json(blobs.port, rows, {"rows": [-1]}), 400)
+    assert_clear_4xx(post_json(blobs.port, rows, {"rows": [0] * 257}), 400)
+    assert_clear_4xx(post_json(blobs.port, f"/results/{'cd' * 32}/rows", {"rows": [0]}), 404)
+    got = post_json(blobs.port, rows, {"rows": [5, 0]})
+    assert got.status == 200 and got.body == r.data[100:120] + r.data[:20]
     assert_serving(blobs.url, faults)
 
 
@@ -1459,6 +1533,66 @@ def test_fuzz__blob_post(
         blobs.url,
         faults,
     )
+
+
+def _commitments() -> st.SearchStrategy[dict[str, Any]]:
+    c = either("ab" * 32)
+    return _maybe_extra(
+        st.fixed_dictionaries({"commitments": st.one_of(st.lists(c, max_size=4), JSON)})
+    )
+
+
+def _rows() -> st.SearchStrategy[dict[str, Any]]:
+    row = st.one_of(st.integers(min_value=-2, max_value=10), HUGE, JSON)
+    return _maybe_extra(st.fixed_dictionaries({"rows": st.one_of(st.lists(row, max_size=4), JSON)}))
+
+
+@FUZZ
+@given(
+    path=st.sampled_from(["/results", "/results/fetch", f"/results/{'ab' * 32}/rows"]),
+    body=st.one_of(bodies(_commitments()), bodies(_rows()), st.binary(max_size=256)),
+    headers=HEADERS,
+    framing=FRAMING,
+)
+def test_fuzz__results_post(
+    blobs: BlobServer,
+    faults: list[logging.LogRecord],
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    framing: str,
+) -> None:
+    """Fuzzed deliveries, fetches and row requests: never a 5xx, the store stays healthy."""
+    check(
+        send(blobs.port, "POST", path, body, headers, framing=framing), framing, blobs.url, faults
+    )
+
+
+@FUZZ
+@given(
+    segment=SEGMENT,
+    query=st.one_of(st.just(""), SEGMENT.map(lambda q: f"?{q}")),
+    body=st.binary(max_size=128),
+    headers=HEADERS,
+    framing=FRAMING,
+)
+def test_fuzz__results_put_and_get(
+    blobs: BlobServer,
+    faults: list[logging.LogRecord],
+    segment: str,
+    query: str,
+    body: bytes,
+    headers: dict[str, str],
+    framing: str,
+) -> None:
+    """Fuzzed result names, queries and bodies on PUT and GET: never a 5xx."""
+    check(
+        send(blobs.port, "PUT", f"/results/{segment}{query}", body, headers, framing=framing),
+        framing,
+        blobs.url,
+        faults,
+    )
+    check(send(blobs.port, "GET", f"/results/{segment}"), "exact", blobs.url, faults)
 
 
 METHODS = st.one_of(
