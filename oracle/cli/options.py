@@ -46,7 +46,8 @@ SPEC_STORES = click.option(
     "spec_stores",
     multiple=True,
     required=True,
-    help="Where specs are read: an http(s) blob server or a directory (repeat).",
+    help="A job store (an http(s) `pouw store serve` or a directory; repeat): where specs and "
+    "blob inputs are read and full results are delivered and read back.",
 )
 JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 
