@@ -2,7 +2,7 @@
 
 * :mod:`~oracle.compute.llm.gguf_model`: the file → hyperparameters, float32 weights, vocab;
 * :mod:`~oracle.compute.llm.tokenizer`: byte-level BPE from the GGUF vocabulary, chat template;
-* :mod:`~oracle.compute.llm.forward`: the numpy forward pass, KV cache, linear-map trace hook;
+* :mod:`~oracle.compute.llm.forward_pass`: the numpy forward pass, KV cache, linear-map trace hook;
 * :mod:`~oracle.compute.llm.generate`: greedy decoding;
 * :mod:`~oracle.compute.llm.work_units`: the FLOPs a generation is credited with.
 
@@ -10,7 +10,7 @@ The default model is SmolLM2-135M-Instruct in Q4_1 (:data:`DEFAULT_MODEL_FILE`, 
 ``make setup`` into ``.pouw/models/``).
 """
 
-from oracle.compute.llm.forward import LINEAR_MAPS, KVCache, TraceHook, forward
+from oracle.compute.llm.forward_pass import LINEAR_MAPS, KVCache, TraceHook, forward
 from oracle.compute.llm.generate import Generation, greedy_generate
 from oracle.compute.llm.gguf_model import (
     SUPPORTED_TYPES,

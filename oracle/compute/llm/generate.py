@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from oracle.compute.llm.forward import KVCache, TraceHook, forward
+from oracle.compute.llm.forward_pass import KVCache, TraceHook, forward
 from oracle.compute.llm.gguf_model import LlamaWeights
 from oracle.exceptions import InputError
 

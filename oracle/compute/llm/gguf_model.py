@@ -18,7 +18,7 @@ On these rows llama.cpp applies the *normal* rotation (``LLAMA_ROPE_TYPE_NORM`` 
 ``LLM_ARCH_LLAMA`` in ``llama_model_rope_type``): consecutive pairs (2j, 2j+1) rotated by
 pos·base^(−2j/n_rot), which on the permuted rows is exactly Hugging Face's rotate-half rotation
 of pairs (j, j+head_dim/2). The weights are therefore used as stored, with the normal rotation
-(:mod:`oracle.compute.llm.forward`); the synthetic-model test writes Hugging Face-layout
+(:mod:`oracle.compute.llm.forward_pass`); the synthetic-model test writes Hugging Face-layout
 weights through the permutation and checks the forward pass against a rotate-half reference.
 """
 
@@ -155,6 +155,10 @@ class LlamaModel:
     path: str
 
 
+class _Truncated(ValueError):
+    """The file ends before a structure it declares."""
+
+
 class _FastReader(GGUFReader):
     """:class:`gguf.GGUFReader` with the same fields, parsed without memmap overhead.
 
@@ -184,7 +188,7 @@ class _FastReader(GGUFReader):
         end = offset + dt.itemsize * count
         raw = self._plain()
         if end > raw.size:
-            raise ValueError(f"truncated: {end} bytes needed, the file has {raw.size}")
+            raise _Truncated(f"{end} bytes needed, the file has {raw.size}")
         return raw[offset:end].view(dt)
 
     def _get_field_parts(
@@ -205,11 +209,11 @@ class _FastReader(GGUFReader):
             size = raw.size
             for _ in range(n):
                 if offs + 8 > size:
-                    raise ValueError("truncated string array")
+                    raise _Truncated(f"{offs + 8} bytes needed, the file has {size}")
                 (slen,) = struct.unpack_from("<Q", buf, offs)
                 end = offs + 8 + slen
                 if end > size:
-                    raise ValueError("truncated string array")
+                    raise _Truncated(f"{end} bytes needed, the file has {size}")
                 parts.append(raw[offs : offs + 8].view(np.uint64))
                 parts.append(raw[offs + 8 : end])
                 idxs.append(len(parts) - 1)
@@ -231,8 +235,8 @@ def _open(path: str | os.PathLike[str]) -> _FastReader:
         raise InputError(f"GGUF file not found: {name}")
     try:
         reader = _FastReader(name)
-    except InputError:
-        raise
+    except _Truncated as exc:
+        raise InputError(f"{name}: truncated: {exc}") from exc
     except (ValueError, IndexError, KeyError, TypeError, OverflowError, struct.error) as exc:
         raise InputError(f"{name}: not a readable GGUF file ({exc})") from exc
     if reader.byte_order != "I":
