@@ -375,6 +375,9 @@ def _write_gguf(
     writer.add_float32(f"{arch}.rope.freq_base", SYN_BASE)
     writer.add_tokenizer_model("gpt2")
     writer.add_token_list([f"t{i}" for i in range(SYN["vocab"])])
+    writer.add_token_types([3, 3, 3] + [1] * (SYN["vocab"] - 3))
+    writer.add_token_merges([f"t{i} t{i + 1}" for i in range(3, 40)])
+    writer.add_array("test.scores", [float(i) / 7 for i in range(SYN["vocab"])])
     held: dict[str, np.ndarray] = {}
     for name, w in hf.items():
         t = qtype if w.ndim == 2 else QT.F32
@@ -542,6 +545,39 @@ def test_generate__stops_at_eos(tiny: LlamaModel) -> None:
     assert stopped.stopped_at_eos and stopped.tokens == free.tokens[: first + 1]
     with pytest.raises(InputError, match="max_new_tokens"):
         greedy_generate(tiny.weights, [1], 0)
+
+
+def test_fast_reader__same_fields_and_tensors_as_gguf_reader(tmp_path: Path) -> None:
+    """The loader's header parser (private GGUFReader hooks) agrees with the stock reader.
+
+    Guards a gguf upgrade: string, integer and float arrays, scalars and tensors compared part
+    by part.
+    """
+    from oracle.compute.llm.gguf_model import _FastReader
+
+    path = tmp_path / "tiny.gguf"
+    _write_gguf(path, _synthetic_weights(6, False), QT.Q4_0)
+    stock, fast = gguf.GGUFReader(str(path)), _FastReader(str(path))
+    assert list(stock.fields) == list(fast.fields)
+    assert {"tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "test.scores"} <= set(
+        stock.fields
+    )
+    for key, a in stock.fields.items():
+        b = fast.fields[key]
+        assert (a.offset, a.name, a.data, a.types) == (b.offset, b.name, b.data, b.types), key
+        assert len(a.parts) == len(b.parts), key
+        for pa, pb in zip(a.parts, b.parts, strict=True):
+            assert pa.dtype == pb.dtype and np.array_equal(pa, pb), key
+        assert a.contents() == b.contents(), key
+    assert fast.data_offset == stock.data_offset and len(fast.tensors) == len(stock.tensors)
+    for ta, tb in zip(stock.tensors, fast.tensors, strict=True):
+        assert (ta.name, ta.tensor_type, ta.n_bytes, ta.data_offset) == (
+            tb.name,
+            tb.tensor_type,
+            tb.n_bytes,
+            tb.data_offset,
+        )
+        assert np.array_equal(ta.data, tb.data)
 
 
 # --- bad files --------------------------------------------------------------------------------

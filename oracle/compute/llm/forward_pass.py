@@ -25,6 +25,9 @@ RMSNorm's mean of squares is accumulated in float32 (numpy's pairwise sum).
 appends the positions it is given to it and attends over all cached positions, so a prompt is
 prefilled in one batched call and each new token is one more call with one position.
 
+**Speed** (SmolLM2-135M, 2 cores, OpenBLAS): prefill of 6 tokens 54 ms; one decode step
+26 ms (the 0.54 GB of float32 weights are read once per step); 32 greedy tokens 0.93 s.
+
 **Trace.** ``trace(layer, name, x, y)`` is called for every linear map with its input rows
 ``x`` (T × n_in) and output rows ``y`` (T × n_out), ``name`` the GGUF tensor name without
 ``blk.N.`` and ``.weight`` (``attn_q`` … ``ffn_down``); the output head is reported as layer

@@ -431,8 +431,9 @@ def _vocab(reader: GGUFReader, cfg: LlamaConfig) -> GgufVocab:
 def load_llama_gguf(path: str | os.PathLike[str]) -> LlamaModel:
     """Load a Llama-architecture GGUF: config, float32 weights (~4 bytes/parameter), vocab.
 
-    SmolLM2-135M (Q4_1, 98 MB on disk) takes ~1.5 s here and holds 0.54 GB of float32
-    weights. Raises :class:`InputError` for anything this loader cannot run faithfully.
+    SmolLM2-135M (Q4_1, 98 MB on disk): 0.9-1.3 s here (2 cores), of which the header 0.12 s
+    and dequantization the rest; 0.54 GB of float32 weights, 0.80 GB peak RSS of the process.
+    Raises :class:`InputError` for anything this loader cannot run faithfully.
     """
     name = os.fspath(path)
     reader = _open(name)
