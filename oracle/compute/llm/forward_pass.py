@@ -206,7 +206,8 @@ def forward(
         f = _rmsnorm(h, lw.ffn_norm, cfg.rms_eps)
         gate = f @ lw.ffn_gate.T
         up = f @ lw.ffn_up.T
-        act = gate / (_F32(1.0) + np.exp(-gate)) * up  # silu(gate) ⊙ up
+        with np.errstate(over="ignore"):  # exp(−gate) = inf for gate < −88: silu → −0, right
+            act = gate / (_F32(1.0) + np.exp(-gate)) * up  # silu(gate) ⊙ up
         down = act @ lw.ffn_down.T
         if trace is not None:
             trace(li, "ffn_gate", f, gate)
