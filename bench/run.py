@@ -34,6 +34,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "oracle_total_ratio_int8_4096_seeded": ("<=", 0.05),
     "worker_vs_numpy": (">=", 0.9),
     "e2e_settled_per_s_vs_raw_tx": (">=", 2),
+    "llm_worker_prefill_vs_numpy_gemm": (">=", 0.5),
     "result_fetch_verify_vs_plain_get_4096": ("<=", 1.5),
     "coverage_statements_pct": (">=", 95),
 }
@@ -47,6 +48,7 @@ def main() -> int:
         [PY, "bench/gas.py"],
         [PY, "bench/bench_verify.py", *(["--quick"] if args.quick else [])],
         [PY, "bench/e2e.py", *(["--jobs", "64"] if args.quick else [])],
+        [PY, "bench/llm.py", *(["--prompt", "128", "--new", "8"] if args.quick else [])],
         [PY, "bench/result_fetch.py"],
     ]
     if not args.quick:
