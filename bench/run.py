@@ -3,7 +3,8 @@
 Runs bench/gas.py (anvil), bench/bench_verify.py (verification vs compute, n up to 4096),
 bench/e2e.py (settled jobs per second end to end vs raw web3 transactions, anvil),
 bench/result_fetch.py (a requester's fetch + verify of a 64 MiB result vs a plain GET; seconds,
-also in --quick) and bench/contract_coverage.py (statement coverage on anvil), each in its own
+also in --quick), bench/llm.py (the LLM worker's plain inference on SmolLM2-135M; --quick: a
+128-token prompt) and bench/contract_coverage.py (statement coverage on anvil), each in its own
 process, then prints the headline keys of bench/results.json against their targets. `--quick`
 skips n = 4096 and coverage (minutes instead of ~8).
 """
