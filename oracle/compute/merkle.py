@@ -317,13 +317,15 @@ def jit_warm_up() -> bool:
 def verify_openings(
     root: bytes,
     indices: Sequence[int],
-    rows_data: Sequence[bytes | bytearray | memoryview],
+    rows_data: Sequence[bytes | bytearray | memoryview] | np.ndarray,
     proofs: Sequence[Sequence[bytes]],
     rows: int,
     *,
     jit: bool = True,
 ) -> tuple[list[bytes], list[bool]]:
-    """Leaf hashes of opened rows and, for each, whether its proof leads to ``root``.
+    """Leaf hashes of opened rows and, for each, whether its proof leads to ``root``
+    (``rows_data``: one bytes-like per row, or a C-contiguous array with one row per opened
+    row, which is copied into the hashing buffer without joining).
 
     Exactly ``[leaf_hash(i, row)]`` and ``[verify_proof_leaf(root, i, leaf, proof, rows)]``
     (indices must be in [0, rows)), computed in one compiled pass when numba is present,
@@ -340,8 +342,14 @@ def verify_openings(
         return [], []
     row_len = memoryview(rows_data[0]).nbytes
     kernel = _jit(keccak_paths, paths_signatures, (keccak_f,)) if jit else None
-    if kernel is None or any(memoryview(r).nbytes != row_len for r in rows_data):
-        leaves = _leaf_list(indices, rows_data)
+    uneven = not isinstance(rows_data, np.ndarray) and any(
+        memoryview(r).nbytes != row_len for r in rows_data
+    )
+    if kernel is None or uneven:
+        as_rows = (
+            [r.tobytes() for r in rows_data] if isinstance(rows_data, np.ndarray) else rows_data
+        )
+        leaves = _leaf_list(indices, as_rows)
         oks = [
             verify_proof_leaf(root, i, leaf, proof, rows)
             for i, leaf, proof in zip(indices, leaves, proofs, strict=True)
@@ -354,7 +362,10 @@ def verify_openings(
     buf[count:] = 0  # idle lanes of the last group
     buf[:, 0] = LEAF_PREFIX[0]
     buf[:count, 1:9] = np.asarray(indices, dtype=">u8").view(np.uint8).reshape(count, 8)
-    buf[:count, 9:size] = np.frombuffer(b"".join(rows_data), dtype=np.uint8).reshape(count, -1)
+    if isinstance(rows_data, np.ndarray):  # rows already side by side: no join, one copy
+        buf[:count, 9:size] = rows_data.reshape(count, -1).view(np.uint8)
+    else:
+        buf[:count, 9:size] = np.frombuffer(b"".join(rows_data), dtype=np.uint8).reshape(count, -1)
     buf[:, size:] = 0
     buf[:, size] = 0x01  # keccak padding: 0x01 … 0x80
     buf[:, padded - 1] |= 0x80

@@ -230,7 +230,7 @@ def verify_answer(
     if trace_root(answer.main_root, kv_root, final_root) != committed_root:
         return LlmCheck(False, "roots do not open the committed trace root")
     indices = [layer * t_all + int(p) for layer in range(layers) for p in pos]
-    opened = [answer.rows[layer, i].tobytes() for layer in range(layers) for i in range(n)]
+    opened = np.ascontiguousarray(answer.rows).reshape(layers * n, -1)  # layer-major, as indices
     flat_proofs = [pr for per_layer in answer.proofs for pr in per_layer]
     _, proofs_ok = verify_openings(answer.main_root, indices, opened, flat_proofs, layers * t_all)
     if not all(proofs_ok):
@@ -354,11 +354,14 @@ def _attention32(
     kh = keys.reshape(t_all, n_kv, hd).transpose(1, 0, 2)  # (n_kv, T, hd)
     vh = values.reshape(t_all, n_kv, hd).transpose(1, 0, 2)
     masked = np.tile(np.arange(t_all)[None, :] > pos[:, None], (group, 1))[None]  # (1, g·n, T)
-    s = np.matmul(qg, kh.transpose(0, 2, 1)) * scale
-    if not np.isfinite(s).all() or np.abs(s).max(initial=0.0) > 2.0**20:
+    s = np.matmul(qg, kh.transpose(0, 2, 1))
+    s *= scale
+    top = s.max(initial=0.0)
+    if not np.isfinite(top) or max(top, -s.min(initial=0.0)) > 2.0**20:
         return None
-    s = np.where(masked, -np.inf, s)
-    p = np.exp(s - s.max(axis=2, keepdims=True))
-    p /= p.sum(axis=2, keepdims=True)
-    out = np.matmul(p, vh)
+    np.putmask(s, np.broadcast_to(masked, s.shape), -np.inf)
+    s -= s.max(axis=2, keepdims=True)
+    np.exp(s, out=s)
+    s /= s.sum(axis=2, keepdims=True)
+    out = np.matmul(s, vh)
     return out.reshape(n_kv, group, n, hd).transpose(2, 0, 1, 3).reshape(n, n_heads * hd)
