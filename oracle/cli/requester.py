@@ -254,6 +254,13 @@ def job_create(
         if given:
             raise ConfigError(f"--spec-file cannot be combined with {', '.join(given)}")
         specs = [spec_from_file(spec_file)]
+        from oracle.compute.kinds import KINDS
+
+        if specs[0].kind not in KINDS:  # parsed, but nobody would run it: refuse before paying
+            raise ConfigError(
+                f"kind {specs[0].kind!r}: no worker or oracle runs it yet "
+                f"(this version runs {', '.join(sorted(KINDS))})"
+            )
     elif any(p is not None for p in (a_path, b_path, weights_path, x_path)):
         own, spec = _own_data_spec(
             ctx, kind, a_path, b_path, weights_path, x_path, mode, openings, rounds, activation

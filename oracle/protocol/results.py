@@ -5,7 +5,13 @@ the raw row-major array, little-endian, nothing else. Shape and dtype come from 
 
 * matmul int8 → int32, shape (m, n); matmul fp32 → float32, shape (m, n);
 * mlp → float32, shape (batch, W) with W = Σ_{l<L} 2·d_l + d_L: for every sample the
-  pre-activations Z_1, the activations H_1, …, Z_{L-1}, H_{L-1}, then the output Z_L.
+  pre-activations Z_1, the activations H_1, …, Z_{L-1}, H_{L-1}, then the output Z_L;
+* llm → uint32, rows of ``LLM_ROW_WORDS`` = 32 words (128 bytes), 1 + ⌈max_new_tokens/32⌉
+  rows: row 0 holds the trace's three roots (main, K/V, final: 24 words, the bytes of each
+  root in order) and the number of tokens generated; the next rows the generated token ids,
+  zero-padded. The result is small, and its root binds the whole trace through row 0
+  (``oracle.compute.llm.trace``): the requester's completion and the oracles' opened rows
+  hang off the same commitment.
 
 A result of the wrong length is refused (:class:`ResultFormatError`); every bit pattern of the
 right length decodes (a NaN in an fp32 result is then rejected by the checks).
@@ -31,18 +37,21 @@ import numpy as np
 
 from oracle.exceptions import ResultFormatError
 from oracle.protocol.canonical import canonical_json
-from oracle.protocol.spec import MatmulSpec, Spec
+from oracle.protocol.spec import LlmSpec, MatmulSpec, Spec
 
 #: A sampled answer's header: integers, and lists of integers (indices, proof lengths).
 _AnswerHeader = dict[str, int | list[int] | str | None]
 
 __all__ = [
+    "LLM_ROW_WORDS",
     "MAX_ANSWER_BYTES",
     "Opening",
     "SampledAnswer",
     "decode_answer",
+    "decode_llm_result",
     "decode_result",
     "encode_answer",
+    "encode_llm_result",
     "encode_result",
     "result_layout",
 ]
@@ -53,11 +62,17 @@ MAX_ANSWER_BYTES = 64 << 20
 MAX_HEADER_BYTES = 1 << 16
 
 
+#: llm results: uint32 words per row.
+LLM_ROW_WORDS = 32
+
+
 def result_layout(spec: Spec) -> tuple[tuple[int, int], np.dtype]:
     """(shape, little-endian dtype) of the spec's result."""
     p = spec.params
     if isinstance(p, MatmulSpec):
         return (p.m, p.n), np.dtype("<i4" if p.dtype == "int8" else "<f4")
+    if isinstance(p, LlmSpec):
+        return (1 + -(-p.max_new_tokens // LLM_ROW_WORDS), LLM_ROW_WORDS), np.dtype("<u4")
     width = 2 * sum(p.dims[1:-1]) + p.dims[-1]
     return (p.batch, width), np.dtype("<f4")
 
@@ -83,6 +98,45 @@ def decode_result(spec: Spec, data: bytes | bytearray | memoryview | np.ndarray)
     if len(view) != expected:
         raise ResultFormatError(f"result: {len(view)} bytes, expected {expected}")
     return np.frombuffer(view, dtype=dtype).reshape(shape)
+
+
+def encode_llm_result(
+    spec: Spec, roots: tuple[bytes, bytes, bytes], tokens: tuple[int, ...]
+) -> bytes:
+    """The llm result (module docstring) of a generation with trace ``roots`` (main, K/V,
+    final) and ``tokens``."""
+    p = spec.params
+    if not isinstance(p, LlmSpec):
+        raise ResultFormatError("result: not an llm job")
+    if not 1 <= len(tokens) <= p.max_new_tokens or any(not 0 <= t < 2**32 for t in tokens):
+        raise ResultFormatError(f"result: 1 to {p.max_new_tokens} token ids expected")
+    if any(len(r) != 32 for r in roots) or len(roots) != 3:
+        raise ResultFormatError("result: three 32-byte roots expected")
+    (rows, width), dtype = result_layout(spec)
+    out = np.zeros((rows, width), dtype=dtype)
+    out[0, :24] = np.frombuffer(b"".join(roots), dtype="<u4")
+    out[0, 24] = len(tokens)
+    out.reshape(-1)[width : width + len(tokens)] = tokens
+    return out.tobytes()
+
+
+def decode_llm_result(
+    spec: Spec, data: bytes | bytearray | memoryview
+) -> tuple[tuple[bytes, bytes, bytes], tuple[int, ...]]:
+    """(trace roots, tokens) of an llm result; ResultFormatError if it is not one."""
+    p = spec.params
+    if not isinstance(p, LlmSpec):
+        raise ResultFormatError("result: not an llm job")
+    arr = decode_result(spec, data)
+    n = int(arr[0, 24])
+    if not 1 <= n <= p.max_new_tokens:
+        raise ResultFormatError(f"result: {n} tokens, expected 1 to {p.max_new_tokens}")
+    flat = arr.reshape(-1)
+    if flat[arr.shape[1] + n :].any() or arr[0, 25:].any():
+        raise ResultFormatError("result: padding is not zero")
+    head = arr[0, :24].astype("<u4").tobytes()
+    roots = (head[:32], head[32:64], head[64:96])
+    return roots, tuple(int(t) for t in flat[arr.shape[1] : arr.shape[1] + n])
 
 
 @dataclass(frozen=True)

@@ -77,9 +77,12 @@ __all__ = [
     "MAX_WORK_UNITS",
     "SPEC_VERSION",
     "InputBlob",
+    "LlmModel",
+    "LlmSpec",
     "MatmulSpec",
     "MlpSpec",
     "Spec",
+    "llm_work_units",
     "parse_spec",
     "spec_hash",
     "work_units",
@@ -94,6 +97,12 @@ MAX_OPENINGS = 256
 MAX_ROUNDS = 16
 MAX_SEED = 1 << 64
 MAX_WORK_UNITS = 1 << 50
+#: llm: prompt tokens (the ids are inline in the spec, which stays under MAX_SPEC_BYTES),
+#: tokens generated, blocks, vocabulary.
+MAX_PROMPT_TOKENS = 512
+MAX_NEW_TOKENS = 256
+MAX_LLM_LAYERS = 128
+MAX_VOCAB = 1 << 20
 DEFAULT_FP32_ROUNDS = 2
 
 _HASH_RE = re.compile(r"^0x[0-9a-f]{64}$")
@@ -149,10 +158,53 @@ class MlpSpec:
 
 
 @dataclass(frozen=True)
+class LlmModel:
+    """The model an ``llm`` spec names: its GGUF blob and the shape its work is counted from
+    (checked against the file by whoever loads it)."""
+
+    blob: str
+    arch: str
+    layers: int
+    dim: int
+    ffn: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab: int
+    context: int
+
+    @property
+    def d_q(self) -> int:
+        """Width of the query projection (heads · head_dim)."""
+        return self.heads * self.head_dim
+
+    @property
+    def d_kv(self) -> int:
+        """Width of the key and value projections (kv_heads · head_dim)."""
+        return self.kv_heads * self.head_dim
+
+
+@dataclass(frozen=True)
+class LlmSpec:
+    """A validated ``llm`` spec: greedy generation of up to ``max_new_tokens`` tokens after
+    ``prompt`` (token ids), stopping at ``eos`` if given."""
+
+    model: LlmModel
+    prompt: tuple[int, ...]
+    max_new_tokens: int
+    eos: int | None
+    openings: int
+    seed: None = None
+    dtype: Literal["fp32"] = "fp32"
+    mode: Mode = "sampled"
+    kind: Literal["llm"] = "llm"
+
+
+@dataclass(frozen=True)
 class Spec:
     """A parsed spec: the kind-specific parameters plus the canonical bytes and their hash."""
 
-    params: MatmulSpec | MlpSpec
+    params: MatmulSpec | MlpSpec | LlmSpec
     canonical: bytes
     hash: bytes
 
@@ -418,8 +470,74 @@ def _parse_mlp(data: Mapping[str, Any]) -> tuple[MlpSpec, dict[str, Any]]:
     return params, normalized
 
 
-_Parser = Callable[[Mapping[str, Any]], tuple[MatmulSpec | MlpSpec, dict[str, Any]]]
-_PARSERS: dict[str, _Parser] = {"matmul": _parse_matmul, "mlp": _parse_mlp}
+def _parse_llm(data: Mapping[str, Any]) -> tuple[LlmSpec, dict[str, Any]]:
+    _only_keys(
+        data, "spec", {"version", "kind", "model", "prompt", "max_new_tokens", "eos", "verify"}
+    )
+    model = _obj(data, "model", "spec")
+    fields = ("layers", "dim", "ffn", "heads", "kv_heads", "head_dim", "vocab", "context")
+    _only_keys(model, "spec.model", {"blob", "arch", *fields})
+    blob = _hash_field(model, "blob", "spec.model")
+    arch = _choice(model, "arch", "spec.model", ("llama",))
+    shape = {
+        f: _int(model, f, "spec.model", 1, MAX_DIM if f != "vocab" else MAX_VOCAB) for f in fields
+    }
+    if shape["layers"] > MAX_LLM_LAYERS:
+        raise SpecError(
+            f"spec.model.layers: must be in [1, {MAX_LLM_LAYERS}], got {shape['layers']}"
+        )
+    if shape["heads"] % shape["kv_heads"]:
+        raise SpecError("spec.model.kv_heads: must divide spec.model.heads")
+    if shape["head_dim"] % 2:
+        raise SpecError("spec.model.head_dim: must be even (RoPE rotates pairs)")
+    llm_model = LlmModel(blob=blob, arch=arch, **shape)
+    prompt = data.get("prompt")
+    if not isinstance(prompt, list) or not 1 <= len(prompt) <= MAX_PROMPT_TOKENS:
+        raise SpecError(f"spec.prompt: must be a list of 1 to {MAX_PROMPT_TOKENS} token ids")
+    ids = tuple(
+        _int({"t": t}, "t", f"spec.prompt[{i}]", 0, shape["vocab"] - 1)
+        for i, t in enumerate(prompt)
+    )
+    new = _int(data, "max_new_tokens", "spec", 1, MAX_NEW_TOKENS)
+    if len(ids) + new > shape["context"]:
+        raise SpecError(
+            f"spec.max_new_tokens: prompt ({len(ids)}) + {new} new tokens exceed the model's "
+            f"context of {shape['context']}"
+        )
+    eos = _int(data, "eos", "spec", 0, shape["vocab"] - 1) if data.get("eos") is not None else None
+    verify = _obj(data, "verify", "spec")
+    _choice(verify, "mode", "spec.verify", ("sampled",))
+    _only_keys(verify, "spec.verify", {"mode", "openings"})
+    openings = _int(verify, "openings", "spec.verify", 1, MAX_OPENINGS)
+    params = LlmSpec(model=llm_model, prompt=ids, max_new_tokens=new, eos=eos, openings=openings)
+    normalized = {
+        "version": SPEC_VERSION,
+        "kind": "llm",
+        "model": {"blob": blob, "arch": arch, **shape},
+        "prompt": list(ids),
+        "max_new_tokens": new,
+        "eos": eos,
+        "verify": {"mode": "sampled", "openings": openings},
+    }
+    return params, normalized
+
+
+def llm_work_units(p: LlmSpec) -> int:
+    """2 × the multiply-adds of generating ``max_new_tokens`` tokens (what the job escrows
+    for, though decoding may stop earlier at ``eos``): every block's linear maps at the
+    T = P + N − 1 positions run, attention's QKᵀ and AV over the causal triangle only, and the
+    output head once per generated token (``oracle.compute.llm.work_units`` counts the same,
+    tested)."""
+    m = p.model
+    t = len(p.prompt) + p.max_new_tokens - 1
+    linear = m.dim * m.d_q + 2 * m.dim * m.d_kv + m.d_q * m.dim + 3 * m.dim * m.ffn
+    attention = 2 * m.heads * m.head_dim * (t * (t + 1) // 2)
+    head = p.max_new_tokens * m.dim * m.vocab
+    return 2 * (m.layers * (t * linear + attention) + head)
+
+
+_Parser = Callable[[Mapping[str, Any]], tuple[MatmulSpec | MlpSpec | LlmSpec, dict[str, Any]]]
+_PARSERS: dict[str, _Parser] = {"matmul": _parse_matmul, "mlp": _parse_mlp, "llm": _parse_llm}
 
 
 def parse_spec(raw: Spec | bytes | str | Mapping[str, Any]) -> Spec:
@@ -453,11 +571,13 @@ def work_units(spec: Spec | bytes | str | Mapping[str, Any]) -> int:
     params = parse_spec(spec).params
     if isinstance(params, MatmulSpec):
         units = 2 * params.m * params.n * params.k
+    elif isinstance(params, LlmSpec):
+        units = llm_work_units(params)
     else:
         units = sum(
             2 * params.batch * params.dims[i - 1] * params.dims[i]
             for i in range(1, len(params.dims))
         )
-    if not 0 < units <= MAX_WORK_UNITS:  # pragma: no cover - guaranteed by the limits
+    if not 0 < units <= MAX_WORK_UNITS:  # matmul and mlp cannot: their limits keep them under
         raise SpecError(f"spec: work units {units} outside (0, {MAX_WORK_UNITS}]")
     return units
