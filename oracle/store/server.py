@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -169,20 +170,10 @@ class BlobServer(WebServer):
         return web.Response(body=body, content_type="application/octet-stream")
 
     def _bundle(self, names: list[str]) -> bytes:
-        entries: list[tuple[dict[str, str], bytes]] = []
-        total = 0
-        for name in names:
-            if total >= MAX_MULTI_BYTES:
-                entries.append(({"name": name, "error": "bundle full: ask again"}, b""))
-                continue
-            try:
-                data = self.store.get(name)
-            except BlobNotFound:
-                entries.append(({"name": name, "error": "no such blob"}, b""))
-                continue
-            total += len(data)
-            entries.append(({"name": name}, data))
-        return encode_bundle(entries)
+        def blob(name: str) -> tuple[dict[str, Any], bytes]:
+            return {}, self.store.get(name)
+
+        return _bundle_of(names, "name", blob, "no such blob")
 
     # -- results -------------------------------------------------------------------------
 
@@ -305,22 +296,11 @@ class BlobServer(WebServer):
         return web.Response(body=body, content_type="application/octet-stream")
 
     def _result_bundle(self, names: list[str]) -> bytes:
-        entries: list[tuple[dict[str, Any], bytes]] = []
-        total = 0
-        for name in names:
-            if total >= MAX_MULTI_BYTES:
-                entries.append(({"commitment": name, "error": "bundle full: ask again"}, b""))
-                continue
-            try:
-                r = self.results.get(name)
-            except BlobNotFound:
-                entries.append(({"commitment": name, "error": "no such result"}, b""))
-                continue
-            total += len(r.data)
-            entries.append(
-                ({"commitment": name, "worker": r.worker, "row_bytes": r.row_bytes}, bytes(r.data))
-            )
-        return encode_bundle(entries)
+        def result(name: str) -> tuple[dict[str, Any], bytes]:
+            r = self.results.get(name)
+            return {"worker": r.worker, "row_bytes": r.row_bytes}, bytes(r.data)
+
+        return _bundle_of(names, "commitment", result, "no such result")
 
     async def _rows(self, req: web.Request) -> web.Response:
         c = self._name(req, "c")
@@ -332,3 +312,27 @@ class BlobServer(WebServer):
         except IndexError as exc:
             raise error(400, str(exc)) from None
         return web.Response(body=b"".join(rows), content_type="application/octet-stream")
+
+
+def _bundle_of(
+    names: list[str],
+    key: str,
+    fetch: Callable[[str], tuple[dict[str, Any], bytes]],
+    missing: str,
+) -> bytes:
+    """A bundle of what ``fetch`` returns for each name, under ``key``: a name not found is an
+    error entry, and once ``MAX_MULTI_BYTES`` of payload is in, the rest are "ask again"."""
+    entries: list[tuple[dict[str, Any], bytes]] = []
+    total = 0
+    for name in names:
+        if total >= MAX_MULTI_BYTES:
+            entries.append(({key: name, "error": "bundle full: ask again"}, b""))
+            continue
+        try:
+            fields, data = fetch(name)
+        except BlobNotFound:
+            entries.append(({key: name, "error": missing}, b""))
+            continue
+        total += len(data)
+        entries.append(({key: name, **fields}, data))
+    return encode_bundle(entries)
