@@ -43,7 +43,7 @@ from oracle.compute.llm import (  # noqa: E402
     forward_work,
     load_llama_gguf,
 )
-from oracle.compute.llm.trace import TraceBuffer, trace_root, traced_generate  # noqa: E402
+from oracle.compute.llm.trace import TraceBuffer, traced_generate  # noqa: E402
 from oracle.compute.llm.verify import (  # noqa: E402
     answer_challenge,
     llm_challenge,
@@ -120,7 +120,7 @@ def main() -> dict[str, float]:
     def worker_job() -> None:
         trace = traced_generate(w, prompt, args.new, eos_id=None, buffer=buffer)
         tree = trace.main_tree()
-        state.update(trace=trace, tree=tree, root=trace_root(*trace.roots(tree)))
+        state.update(trace=trace, tree=tree, roots=trace.roots(tree))
 
     worker_job()
     worker_s = _median(worker_job, args.reps)
@@ -133,11 +133,12 @@ def main() -> dict[str, float]:
     prep = prepare_freivalds(w, ch)
     prepare_s = time.perf_counter() - t0
     checks = model_checks(w)
-    root = state["root"]
-    verdict = verify_answer(w, tuple(prompt), answer, root, ch, prep, checks)  # type: ignore[arg-type]
+    roots = state["roots"]
+    tokens = trace.tokens  # type: ignore[attr-defined]
+    verdict = verify_answer(w, tuple(prompt), tokens, roots, answer, ch, prep, checks)  # type: ignore[arg-type]
     assert verdict.ok, verdict.reason
     verify_s = _median(
-        lambda: verify_answer(w, tuple(prompt), answer, root, ch, prep, checks),  # type: ignore[arg-type]
+        lambda: verify_answer(w, tuple(prompt), tokens, roots, answer, ch, prep, checks),  # type: ignore[arg-type]
         args.reps,
     )
     fetched = (

@@ -39,13 +39,13 @@ from eth_utils import to_checksum_address
 
 from oracle.chain.client import JOB_EVENTS, Chain
 from oracle.compute.kinds.base import Prepared
-from oracle.compute.verify import check_full, check_sampled, prepare
+from oracle.compute.verify import answer_limit, check_full, check_sampled, prepare
 from oracle.compute.work import answer_challenge, result_tree
 from oracle.exceptions import AuditInputError, BlobError, BlobTooLarge, ResultFormatError
 from oracle.protocol.challenge import challenge_block, challenge_seed
 from oracle.protocol.commitment import commitment as make_commitment
 from oracle.protocol.failures import classify_failure
-from oracle.protocol.results import MAX_ANSWER_BYTES, decode_result, result_layout
+from oracle.protocol.results import decode_result, result_layout
 from oracle.protocol.spec import Spec
 from oracle.protocol.verdict import (
     NOT_DELIVERED,
@@ -157,7 +157,7 @@ def _derive(
                 )
                 if resp.status_code != HTTPStatus.OK:
                     raise AuditInputError(f"worker server: GET answer: HTTP {resp.status_code}")
-                if len(resp.content) > MAX_ANSWER_BYTES:
+                if len(resp.content) > answer_limit(spec):
                     return submission_invalid(spec, seed, key, "challenge answer oversized")
                 return check_sampled(prepared, resp.content, root)
             client = HttpBlobClient(
@@ -187,6 +187,8 @@ def _derive(
     if make_commitment(key.worker, tree.root) != key.commitment:
         return submission_invalid(spec, seed, key, "served root does not open the commitment")
     if spec.mode == "sampled":
+        # an llm answer re-runs the generation (the trace is the worker's), on the model
+        # `prepare` loaded from the job stores into the kind's model cache
         answer = answer_challenge(spec, arr, seed, tree=tree)
         return check_sampled(prepared, answer, tree.root)
     return check_full(prepared, arr, expected_root=tree.root)

@@ -18,13 +18,20 @@ import numpy as np
 
 from oracle.compute.kinds import get_kind
 from oracle.compute.kinds.base import BlobSource, Prepared, seed_hex
+from oracle.compute.llm.answer import max_llm_answer_bytes
 from oracle.compute.merkle import merkle_root
 from oracle.exceptions import ResultFormatError, SpecError
-from oracle.protocol.results import SampledAnswer, decode_answer, decode_result, result_layout
-from oracle.protocol.spec import Spec, parse_spec
+from oracle.protocol.results import (
+    MAX_ANSWER_BYTES,
+    SampledAnswer,
+    decode_answer,
+    decode_result,
+    result_layout,
+)
+from oracle.protocol.spec import LlmSpec, Spec, parse_spec
 from oracle.protocol.verdict import Verdict, VerdictCode, make_verdict
 
-__all__ = ["Prepared", "check_full", "check_sampled", "prepare", "verify_full"]
+__all__ = ["Prepared", "answer_limit", "check_full", "check_sampled", "prepare", "verify_full"]
 
 
 def prepare(
@@ -40,6 +47,13 @@ def prepare(
     if inputs is None:
         inputs = kind.load_inputs(parsed, store)
     return kind.prepare(parsed, seed, inputs)
+
+
+def answer_limit(spec: Spec) -> int:
+    """The most bytes a sampled-mode answer of ``spec`` may take (a larger one is INVALID)."""
+    if isinstance(spec.params, LlmSpec):
+        return max_llm_answer_bytes(spec.params, spec.params.openings)
+    return MAX_ANSWER_BYTES
 
 
 def _format_invalid(prepared: Prepared, reason: str, **extra: Any) -> Verdict:
@@ -87,6 +101,10 @@ def check_sampled(
     spec = prepared.spec
     if spec.mode != "sampled":
         raise SpecError(f"spec.verify.mode: job is in {spec.mode!r} mode, not sampled")
+    if len(root) != 32:
+        return _format_invalid(prepared, "committed root must be 32 bytes")
+    if isinstance(spec.params, LlmSpec):  # its own answer format, decoded by the kind
+        return get_kind(spec.kind).check_sampled(prepared, answer, bytes(root))
     (rows, cols), dtype = result_layout(spec)
     rounds = int(prepared.state.challenge.r.shape[1])
     y_dtype = np.dtype("<i8") if dtype.kind == "i" else np.dtype("<f4")

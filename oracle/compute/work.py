@@ -68,8 +68,11 @@ def answer_challenge(
     seed: bytes | int,
     *,
     tree: MerkleTree | None = None,
+    store: BlobSource | None = None,
 ) -> bytes:
-    """The encoded sampled-mode answer (y = C·R and the opened rows with proofs)."""
+    """The encoded sampled-mode answer (y = C·R and the opened rows with proofs; for llm,
+    :mod:`oracle.compute.llm.answer`, which may load the model through ``store``)."""
     parsed = parse_spec(spec)
     tree = tree or result_tree(parsed, result)
-    return encode_answer(get_kind(parsed.kind).answer(parsed, result, seed, tree))
+    out = get_kind(parsed.kind).answer(parsed, result, seed, tree, store=store)
+    return out if isinstance(out, bytes) else encode_answer(out)

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import requests
 
-from oracle.compute.verify import check_full, check_sampled, prepare
+from oracle.compute.llm.answer import decode_llm_answer
+from oracle.compute.verify import answer_limit, check_full, check_sampled, prepare
 from oracle.exceptions import (
     BlobError,
     BlobHashMismatch,
@@ -49,8 +50,8 @@ from oracle.node.decisions import (
 from oracle.protocol.challenge import challenge_block, challenge_seed
 from oracle.protocol.commitment import commitment
 from oracle.protocol.failures import classify_failure
-from oracle.protocol.results import MAX_ANSWER_BYTES, decode_answer, result_layout
-from oracle.protocol.spec import Spec, work_units
+from oracle.protocol.results import decode_answer, result_layout
+from oracle.protocol.spec import LlmSpec, Spec, work_units
 from oracle.protocol.verdict import (
     NOT_DELIVERED,
     Verdict,
@@ -245,6 +246,8 @@ class Verifier:
                     shape, dtype = result_layout(spec)
                     full[key.commitment] = (key, shape[0] * shape[1] * dtype.itemsize)
                     continue
+                if isinstance(spec.params, LlmSpec):  # tens of MB: fetched alone
+                    continue
                 url = db.worker_url(key.worker)
                 if url is None:
                     continue
@@ -422,17 +425,41 @@ class Verifier:
         """Check a result (full mode: delivered, from the job stores, its root computed from
         these bytes) or a sampled answer (served by the worker): the root must open the
         commitment, the size fit the job, the content pass the check; a sampled answer's
-        opened rows must also be in the job stores (None: not yet, retry)."""
+        opened rows (an llm answer: its result) must also be in the job stores (None: not
+        yet, retry)."""
         if len(root) != 32 or commitment(key.worker, root) != key.commitment:
             return submission_invalid(spec, seed, key, "served root does not open the commitment")
         if spec.mode == "full":
             return self._timed_check(lambda: check_full(prepared(), payload))
-        if len(payload) > MAX_ANSWER_BYTES:
+        if len(payload) > answer_limit(spec):
             return submission_invalid(spec, seed, key, "challenge answer oversized")
         verdict = self._timed_check(lambda: check_sampled(prepared(), payload, root))
         if verdict.verdict != VerdictCode.VALID:
             return verdict
+        if isinstance(spec.params, LlmSpec):
+            return self._check_delivered_llm(key, spec, seed, payload, verdict)
         return self._check_delivered_rows(key, spec, seed, payload, verdict)
+
+    def _check_delivered_llm(
+        self, key: VerdictKey, spec: Spec, seed: bytes, payload: bytes, verdict: Verdict
+    ) -> Verdict | None:
+        """An llm answer carries its result: the job stores must hold the same bytes (the
+        requester's completion), else INVALID once the reveal window is over (None before)."""
+        shape, dtype = result_layout(spec)
+        size = shape[0] * shape[1] * dtype.itemsize
+        try:
+            got = self.results.fetch(key.commitment, size)
+            delivered = bytes(got.data) == decode_llm_answer(spec, payload).result
+        except (BlobNotFound, BlobHashMismatch, BlobTooLarge):
+            delivered = False
+        except BlobError as exc:
+            raise _Unprepared(exc) from exc
+        if delivered:
+            return verdict
+        if self._reveal_window_over(key.submission_block):
+            return submission_invalid(spec, seed, key, NOT_DELIVERED)
+        self._retry_fetch(key, "result not in the job stores yet")
+        return None
 
     def _check_delivered_rows(
         self, key: VerdictKey, spec: Spec, seed: bytes, payload: bytes, verdict: Verdict

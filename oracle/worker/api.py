@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import msgspec
 from aiohttp import web
 
+from oracle.compute.kinds.base import BlobSource
 from oracle.compute.work import answer_challenge
 from oracle.exceptions import BlobNameError
 from oracle.infra.metrics import CONTENT_TYPE, Metrics
@@ -66,12 +67,14 @@ class WorkerApi:
         store: LocalBlobStore,
         specs: SpecStore,
         metrics: Metrics | None = None,
+        inputs: BlobSource | None = None,
     ) -> None:
         self.address = address
         self.db = db
         self.store = store
         self.specs = specs
         self.metrics = metrics
+        self.inputs = inputs  # the job stores: an llm answer may need the model again
 
     def routes(self) -> list[web.RouteDef]:
         """The routes, bound to the handlers as they are now (tests may wrap a handler first)."""
@@ -134,7 +137,8 @@ class WorkerApi:
         if spec_hash is None:
             raise KeyError(f"job {job_id} not recorded")
         spec = self.specs.get(spec_hash)
-        return answer_challenge(spec, decode_result(spec, self.store.get(blob)), seed)
+        result = decode_result(spec, self.store.get(blob))
+        return answer_challenge(spec, result, seed, store=self.inputs)
 
     async def bundle(self, req: web.Request) -> web.Response:
         """``POST /results`` ``{"items": [{"job_id", "commitment", "seed"?}, …]}``: each

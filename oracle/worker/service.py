@@ -185,7 +185,9 @@ class Worker:
         # result's root then takes ~11 µs instead of ~64 µs one keccak call per hash.
         merkle_warm_up()
         self.server: WebServer | None = None
-        self.api = WorkerApi(self.address, self.db, self.store, self.specs, self.metrics)
+        self.api = WorkerApi(
+            self.address, self.db, self.store, self.specs, self.metrics, inputs=self.inputs
+        )
         # One commit thread: transactions leave in nonce order; _send_lock guards the sender
         # (nonces) against the loop's own register / withdraw / claim transactions.
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pouw-commit")

@@ -22,7 +22,7 @@ from gguf import GGMLQuantizationType as QT
 import oracle.compute.llm.forward_pass as fp
 from oracle.compute.llm import DEFAULT_MODEL_FILE, LlamaModel, load_llama_gguf
 from oracle.compute.llm.gguf_model import LlamaWeights
-from oracle.compute.llm.trace import LlmTrace, TraceBuffer, trace_root, traced_generate
+from oracle.compute.llm.trace import LlmTrace, TraceBuffer, traced_generate
 from oracle.compute.llm.verify import (
     FREIVALDS_C,
     LINEAR_C,
@@ -44,13 +44,20 @@ def _check(
 ) -> LlmCheck:
     """Commit, challenge, answer and verify ``trace`` against ``weights`` (the true model)."""
     tree = trace.main_tree()
-    root = trace_root(*trace.roots(tree))
+    roots = trace.roots(tree)
     ch = llm_challenge(weights, len(trace.prompt), trace.positions, seed, TAG)
     ans = answer_challenge(trace, ch, tree)
-    if tokens is not None:
-        ans.tokens = tokens
     prep = prepare_freivalds(weights, ch)
-    return verify_answer(weights, trace.prompt, ans, root, ch, prep, model_checks(weights))
+    return verify_answer(
+        weights,
+        trace.prompt,
+        trace.tokens if tokens is None else tokens,
+        roots,
+        ans,
+        ch,
+        prep,
+        model_checks(weights),
+    )
 
 
 @pytest.fixture(scope="module")

@@ -61,14 +61,21 @@ class JobKind(Protocol):
         """Verify a whole result (already decoded to the spec's shape and dtype)."""
         ...
 
-    def check_sampled(self, prepared: Prepared, answer: SampledAnswer, root: bytes) -> Verdict:
-        """Verify a sampled-mode answer against the committed row root."""
+    def check_sampled(self, prepared: Prepared, answer: Any, root: bytes) -> Verdict:
+        """Verify a sampled-mode answer against the committed row root (a decoded
+        :class:`SampledAnswer` for kinds with row results; the encoded bytes for llm)."""
         ...
 
     def answer(
-        self, spec: Spec, result: np.ndarray, seed: bytes | int, tree: MerkleTree
-    ) -> SampledAnswer:
-        """The worker's answer to a sampled-mode challenge."""
+        self,
+        spec: Spec,
+        result: np.ndarray,
+        seed: bytes | int,
+        tree: MerkleTree,
+        store: BlobSource | None = None,
+    ) -> SampledAnswer | bytes:
+        """The worker's answer to a sampled-mode challenge (a :class:`SampledAnswer`, or the
+        encoded bytes for a kind with its own answer format)."""
         ...
 
 

@@ -341,7 +341,12 @@ class MatmulKind:
         )
 
     def answer(
-        self, spec: Spec, result: np.ndarray, seed: bytes | int, tree: MerkleTree
+        self,
+        spec: Spec,
+        result: np.ndarray,
+        seed: bytes | int,
+        tree: MerkleTree,
+        store: BlobSource | None = None,
     ) -> SampledAnswer:
         """y = C·R (int64 mod 2^64 for int8, fp32 for fp32) and the requested rows with proofs."""
         p = _p(spec)

@@ -217,7 +217,12 @@ class MlpKind:
         raise SpecError("spec.verify.mode: mlp supports full mode only")
 
     def answer(
-        self, spec: Spec, result: np.ndarray, seed: bytes | int, tree: MerkleTree
+        self,
+        spec: Spec,
+        result: np.ndarray,
+        seed: bytes | int,
+        tree: MerkleTree,
+        store: BlobSource | None = None,
     ) -> SampledAnswer:
         """Not supported: mlp specs only allow ``full`` mode."""
         raise SpecError("spec.verify.mode: mlp supports full mode only")

@@ -17,8 +17,9 @@ hook, for every block l and every position t of the T = P + N − 1 positions ru
   (P − 1 … T − 1) what the oracle recomputes the logits row from to check the token is its
   argmax.
 
-Each table is committed by its row Merkle root (:mod:`oracle.compute.merkle`); the job's root
-joins the three (:func:`trace_root`). Sizes for SmolLM2-135M (d 576, d_ff 1536, d_kv 192, 30
+Each table is committed by its row Merkle root (:mod:`oracle.compute.merkle`); the three roots
+are row 0 of the job's result (:func:`oracle.protocol.results.encode_llm_result`), so the
+result's commitment binds the whole trace. Sizes for SmolLM2-135M (d 576, d_ff 1536, d_kv 192, 30
 blocks): main rows 16.5 KiB, K/V rows 1.5 KiB, per position and block.
 """
 
@@ -31,10 +32,10 @@ import numpy as np
 
 from oracle.compute.llm.forward_pass import KVCache, forward
 from oracle.compute.llm.gguf_model import LlamaConfig, LlamaWeights
-from oracle.compute.merkle import MerkleTree, merkle_root, node_hash
+from oracle.compute.merkle import MerkleTree, merkle_root
 from oracle.exceptions import InputError
 
-__all__ = ["LlmTrace", "TraceBuffer", "main_width", "trace_root", "traced_generate"]
+__all__ = ["LlmTrace", "TraceBuffer", "main_width", "traced_generate"]
 
 _F32 = np.float32
 
@@ -98,11 +99,6 @@ def _root(rows: np.ndarray) -> bytes:
     """Row Merkle root of a 2-D float32 array (made contiguous if it is a strided view)."""
     flat = np.ascontiguousarray(rows)
     return merkle_root(flat.data.cast("B"), flat.shape[0])
-
-
-def trace_root(main_root: bytes, kv_root: bytes, final_root: bytes) -> bytes:
-    """The job's trace root: node(node(main, K/V), final)."""
-    return node_hash(node_hash(main_root, kv_root), final_root)
 
 
 class _Recorder:

@@ -5,14 +5,16 @@
 opened in every block; and for each of ffn_gate, ffn_up and ffn_down a Freivalds matrix R of
 ``ROUNDS`` columns of ±[1, 2) entries (shared by the blocks).
 
-**Answer** (the worker's): the opened main rows with their Merkle proofs, every K/V row and
-every final row (the oracle hashes both tables itself), and the main root.
+**Answer** (the worker's, :mod:`oracle.compute.llm.answer` encodes it): the opened main rows
+with their Merkle proofs, every K/V row and every final row (the oracle hashes both tables
+itself). The three roots and the tokens are the committed result's
+(:func:`oracle.protocol.results.decode_llm_result`).
 
 **Checks**, all positions of :class:`Opened` at once per block, in float64 from the committed
 values (the tolerances are :mod:`oracle.compute.llm.checks`' and the ones stated here):
 
-1. the three roots join to the committed trace root; each opened row's proof leads to the main
-   root;
+1. the K/V and final rows hash to the result's K/V and final roots; each opened row's proof
+   leads to the result's main root;
 2. block 0's x_in is the embedding row of the position's token, exactly;
 3. q, k, v recomputed (float32 products) from RMSNorm(x_in): the committed K/V row equals
    RoPE(k̂) and v̂ within ``LINEAR_C``·u·√k·‖a_i‖₂·‖w_j‖₂ per entry — the scale of an honest
@@ -59,8 +61,8 @@ import numpy as np
 from oracle.compute.freivalds import float64_product
 from oracle.compute.llm.checks import U32, rope_reference
 from oracle.compute.llm.gguf_model import LlamaWeights
-from oracle.compute.llm.trace import LlmTrace, main_width, trace_root
-from oracle.compute.merkle import merkle_root, verify_openings
+from oracle.compute.llm.trace import LlmTrace, main_width
+from oracle.compute.merkle import MerkleTree, merkle_root, verify_openings
 from oracle.compute.rng import challenge_generator
 
 __all__ = [
@@ -100,13 +102,20 @@ class LlmChallenge:
 
 
 def llm_challenge(
-    weights: LlamaWeights, n_prompt: int, n_positions: int, seed: bytes | int, tag: bytes
+    weights: LlamaWeights,
+    n_prompt: int,
+    n_positions: int,
+    seed: bytes | int,
+    tag: bytes,
+    sampled_prompt: int = SAMPLED_PROMPT_POSITIONS,
 ) -> LlmChallenge:
-    """The challenge of a job with ``n_prompt`` prompt tokens and ``n_positions`` = T."""
+    """The challenge of a job with ``n_prompt`` prompt tokens and ``n_positions`` = T
+    (``tag``: the spec hash; ``sampled_prompt``: the spec's openings). The Freivalds matrices
+    do not depend on T, so they can be drawn (and Wᵀr computed) before the result is known."""
     cfg = weights.config
     gen = challenge_generator(seed, tag, _DOMAIN_LLM)
     candidates = max(0, n_prompt - 1)
-    sampled = gen.choice(candidates, size=min(SAMPLED_PROMPT_POSITIONS, candidates), replace=False)
+    sampled = gen.choice(candidates, size=min(sampled_prompt, candidates), replace=False)
     produced = np.arange(n_prompt - 1, n_positions)
     positions = np.unique(np.concatenate([sampled.astype(np.int64), produced]))
     r = {}
@@ -143,26 +152,23 @@ def prepare_freivalds(weights: LlamaWeights, ch: LlmChallenge) -> FreivaldsPrep:
 class LlmAnswer:
     """The worker's answer (module docstring)."""
 
-    main_root: bytes
     rows: np.ndarray  # (n_layers, len(positions), main_width) float32, the opened main rows
     proofs: list[list[list[bytes]]]  # [layer][position index] → proof
     kv: np.ndarray  # (n_layers, T, 2·d_kv)
     final: np.ndarray  # (T, d_model)
-    tokens: tuple[int, ...]
 
 
-def answer_challenge(trace: LlmTrace, ch: LlmChallenge, tree: object) -> LlmAnswer:
-    """The worker's answer from its trace and main tree (:meth:`LlmTrace.main_tree`)."""
-    from oracle.compute.merkle import MerkleTree
-
-    assert isinstance(tree, MerkleTree)
+def answer_challenge(trace: LlmTrace, ch: LlmChallenge, tree: MerkleTree) -> LlmAnswer:
+    """The worker's answer from its trace and main tree (:meth:`LlmTrace.main_tree`). The
+    opened rows are copied out of the trace (whose main rows may live in a reused buffer);
+    the K/V and final tables are the trace's own arrays."""
     t = trace.positions
     rows = np.ascontiguousarray(trace.main[:, ch.positions])
     proofs = [
         [tree.proof(layer * t + int(p)) for p in ch.positions]
         for layer in range(trace.main.shape[0])
     ]
-    return LlmAnswer(tree.root, rows, proofs, trace.kv, trace.final, trace.tokens)
+    return LlmAnswer(rows, proofs, trace.kv, trace.final)
 
 
 @dataclass
@@ -202,13 +208,15 @@ def _rmsnorm64(x: np.ndarray, g: np.ndarray, eps: float) -> np.ndarray:
 def verify_answer(
     weights: LlamaWeights,
     prompt: tuple[int, ...],
+    tokens: tuple[int, ...],
+    roots: tuple[bytes, bytes, bytes],
     answer: LlmAnswer,
-    committed_root: bytes,
     ch: LlmChallenge,
     prep: FreivaldsPrep,
     model: ModelChecks | None = None,
 ) -> LlmCheck:
-    """Run every check of the module docstring; the first failure is the reason."""
+    """Run every check of the module docstring on the committed ``tokens`` and trace
+    ``roots`` (main, K/V, final); the first failure is the reason."""
     cfg = weights.config
     model = model or model_checks(weights)
     d, ff, d_kv = cfg.d_model, cfg.d_ff, cfg.d_kv
@@ -222,23 +230,26 @@ def verify_answer(
         main_width(cfg),
     ):
         return LlmCheck(False, "answer has the wrong shape")
-    if t_all != len(prompt) + len(answer.tokens) - 1:
+    if t_all != len(prompt) + len(tokens) - 1:
         return LlmCheck(False, "trace length does not match prompt and tokens")
+    if not all(0 <= t < cfg.vocab_size for t in tokens):
+        return LlmCheck(False, "a generated token id is outside the vocabulary")
+    main_root, kv_root, final_root = roots
     kv_flat = np.ascontiguousarray(answer.kv).reshape(layers * t_all, -1)
-    kv_root = merkle_root(kv_flat.data.cast("B"), layers * t_all)
-    final_root = merkle_root(np.ascontiguousarray(answer.final).data.cast("B"), t_all)
-    if trace_root(answer.main_root, kv_root, final_root) != committed_root:
-        return LlmCheck(False, "roots do not open the committed trace root")
+    if merkle_root(kv_flat.data.cast("B"), layers * t_all) != kv_root:
+        return LlmCheck(False, "the K/V rows do not hash to the committed K/V root")
+    if merkle_root(np.ascontiguousarray(answer.final).data.cast("B"), t_all) != final_root:
+        return LlmCheck(False, "the final rows do not hash to the committed final root")
     indices = [layer * t_all + int(p) for layer in range(layers) for p in pos]
     opened = np.ascontiguousarray(answer.rows).reshape(layers * n, -1)  # layer-major, as indices
     flat_proofs = [pr for per_layer in answer.proofs for pr in per_layer]
-    _, proofs_ok = verify_openings(answer.main_root, indices, opened, flat_proofs, layers * t_all)
+    _, proofs_ok = verify_openings(main_root, indices, opened, flat_proofs, layers * t_all)
     if not all(proofs_ok):
         return LlmCheck(False, "an opened main row's proof does not lead to the main root")
-    tokens = np.array(prompt + answer.tokens, dtype=np.int64)
+    ids = np.array(prompt + tokens, dtype=np.int64)
     worst = 0.0
     x0 = answer.rows[0, :, :d]
-    if not (x0 == weights.token_embd[tokens[pos]].astype(np.float32)).all():
+    if not (x0 == weights.token_embd[ids[pos]].astype(np.float32)).all():
         return LlmCheck(False, "block 0's input is not the embedding of the position's token")
     hd, nh, nkv = cfg.head_dim, cfg.n_heads, cfg.n_kv_heads
     ratios: dict[str, float] = {}
@@ -321,7 +332,7 @@ def verify_answer(
     # either side's logits within LINEAR_C·u·√d·‖hn‖·‖w_j‖ of the exact ones
     scale = U32 * math.sqrt(d) * np.linalg.norm(hn.astype(np.float64), axis=1)
     logit_tol = 2 * LINEAR_C * scale * float(model.head_row_norms.max())
-    chosen = logits[np.arange(len(answer.tokens)), list(answer.tokens)]
+    chosen = logits[np.arange(len(tokens)), list(tokens)]
     details: dict[str, object] = {"opened": int(n), "linear_ratios": ratios}
     if not (chosen >= logits.max(axis=1) - logit_tol).all():
         return LlmCheck(False, "a generated token is not the argmax of its logits", worst, details)
