@@ -154,8 +154,8 @@ class LlmKind:
         w = inputs.model.weights
         t_max = len(p.prompt) + p.max_new_tokens - 1
         ch = llm_challenge(w, len(p.prompt), t_max, seed, spec.hash, p.openings)
-        inputs.checks  # noqa: B018 - built here, in the seed-only phase, not while checking
-        return Prepared(spec, seed_to_int(seed), _State(inputs, prepare_freivalds(w, ch)))
+        prep = prepare_freivalds(w, ch, inputs.checks)  # checks: built once per model
+        return Prepared(spec, seed_to_int(seed), _State(inputs, prep))
 
     def check_full(self, prepared: Prepared, result: np.ndarray) -> Verdict:
         """Not supported: llm jobs are verified in sampled mode only."""

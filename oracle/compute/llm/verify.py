@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from oracle.compute.freivalds import float64_product
-from oracle.compute.llm.checks import U32, rope_reference
+from oracle.compute.llm.checks import U32, rope_angles
 from oracle.compute.llm.gguf_model import LlamaWeights
 from oracle.compute.llm.trace import LlmTrace, main_width
 from oracle.compute.merkle import MerkleTree, merkle_root, verify_openings
@@ -128,23 +128,29 @@ def llm_challenge(
 
 @dataclass
 class FreivaldsPrep:
-    """Seed-only work: per block and FFN map, Wᵀr, |W|ᵀ|r| (float64) and ‖W‖_F."""
+    """Seed-only work: for each FFN map, Wᵀr of every block stacked, (layers, n_in, ROUNDS)
+    float64, and ‖W‖_F per block, (layers,)."""
 
-    wr: list[dict[str, tuple[np.ndarray, np.ndarray, float]]] = field(default_factory=list)
+    wr: dict[str, np.ndarray] = field(default_factory=dict)
+    w_norm: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def prepare_freivalds(weights: LlamaWeights, ch: LlmChallenge) -> FreivaldsPrep:
-    """Wᵀr for every FFN map of every block (one pass over those weights)."""
+def prepare_freivalds(
+    weights: LlamaWeights, ch: LlmChallenge, model: ModelChecks | None = None
+) -> FreivaldsPrep:
+    """Wᵀr for every FFN map of every block (one pass over those weights; the Frobenius
+    norms from ``model`` if given)."""
     prep = FreivaldsPrep()
-    for layer in weights.layers:
-        maps = {}
-        for name in _FFN:
-            w = getattr(layer, name)  # (n_out, n_in)
-            r = ch.r[name]
-            wr, wr_abs = float64_product(w.T, r, abs_r=np.abs(r))
-            assert wr_abs is not None
-            maps[name] = (wr, wr_abs, float(np.linalg.norm(w)))
-        prep.wr.append(maps)
+    for name in _FFN:
+        r = ch.r[name]
+        prep.wr[name] = np.stack(
+            [float64_product(getattr(lw, name).T, r)[0] for lw in weights.layers]
+        )
+        prep.w_norm[name] = (
+            model.ffn_norms[name]
+            if model is not None
+            else np.array([np.linalg.norm(getattr(lw, name)) for lw in weights.layers])
+        )
     return prep
 
 
@@ -183,26 +189,70 @@ class LlmCheck:
 
 @dataclass
 class ModelChecks:
-    """Seed-independent data the checks reuse for every job on one model: the row norms ‖w_j‖
-    of the four attention maps and of the output head (per output entry), ‖W‖_F of the FFN
-    maps. Built once per loaded model (:func:`model_checks`)."""
+    """Seed-independent data the checks reuse for every job on one model, built once per
+    loaded model (:func:`model_checks`): every block's maps stacked so that a check runs on
+    all blocks in one batched product (0.1 GB for SmolLM2), and the norms the tolerances
+    scale with.
 
-    row_norms: list[dict[str, np.ndarray]]
+    * ``w_qkv_t`` (layers, dim, d_q + 2·d_kv) float32: [Wq; Wk; Wv]ᵀ; ``w_o_t`` (layers, d_q,
+      dim): Woᵀ; ``attn_norm``, ``ffn_norm`` (layers, dim): the RMSNorm gains;
+    * ``row_norms``: ‖w_j‖ per output entry, (layers, 1, n_out), of attn_k (the larger of each
+      RoPE pair: a rotation mixes the two), attn_v and attn_output; ``head_row_norms`` of the
+      output head; ``ffn_norms``: ‖W‖_F per block of each FFN map.
+    """
+
+    w_qkv_t: np.ndarray
+    w_o_t: np.ndarray
+    attn_norm: np.ndarray
+    ffn_norm: np.ndarray
+    row_norms: dict[str, np.ndarray]
     head_row_norms: np.ndarray
+    ffn_norms: dict[str, np.ndarray]
 
 
 def model_checks(weights: LlamaWeights) -> ModelChecks:
     """:class:`ModelChecks` of ``weights``."""
-    row_norms = [
-        {name: np.linalg.norm(getattr(lw, name), axis=1).astype(np.float32) for name in _ATTN}
-        for lw in weights.layers
-    ]
-    return ModelChecks(row_norms, np.linalg.norm(weights.output, axis=1).astype(np.float32))
+    layers = weights.layers
+    hd = weights.config.head_dim
+
+    def norms(name: str) -> np.ndarray:
+        return np.stack([np.linalg.norm(getattr(lw, name), axis=1) for lw in layers])[:, None, :]
+
+    return ModelChecks(
+        w_qkv_t=np.ascontiguousarray(
+            np.stack([np.concatenate([lw.attn_q, lw.attn_k, lw.attn_v]).T for lw in layers])
+        ),
+        w_o_t=np.ascontiguousarray(np.stack([lw.attn_output.T for lw in layers])),
+        attn_norm=np.stack([lw.attn_norm for lw in layers]),
+        ffn_norm=np.stack([lw.ffn_norm for lw in layers]),
+        row_norms={
+            "attn_k": _pair_max(norms("attn_k"), hd),
+            "attn_v": norms("attn_v"),
+            "attn_output": norms("attn_output"),
+        },
+        head_row_norms=np.linalg.norm(weights.output, axis=1).astype(np.float32),
+        ffn_norms={
+            name: np.array([np.linalg.norm(getattr(lw, name)) for lw in layers]) for name in _FFN
+        },
+    )
 
 
 def _rmsnorm64(x: np.ndarray, g: np.ndarray, eps: float) -> np.ndarray:
     x64 = x.astype(np.float64)
     return x64 / np.sqrt(np.mean(x64 * x64, axis=-1, keepdims=True) + eps) * g
+
+
+def _rope64(x: np.ndarray, cos: np.ndarray, sin: np.ndarray, hd: int) -> np.ndarray:
+    """:func:`~oracle.compute.llm.checks.rope_reference` on (layers, n, heads·hd) with the
+    (n, hd/2) angles of the positions, in float64."""
+    shape = x.shape
+    xr = x.astype(np.float64).reshape(shape[0], shape[1], -1, hd // 2, 2)
+    c = cos.astype(np.float64)[None, :, None, :]
+    s = sin.astype(np.float64)[None, :, None, :]
+    out = np.empty_like(xr)
+    out[..., 0] = xr[..., 0] * c - xr[..., 1] * s
+    out[..., 1] = xr[..., 0] * s + xr[..., 1] * c
+    return out.reshape(shape)
 
 
 def verify_answer(
@@ -216,10 +266,12 @@ def verify_answer(
     model: ModelChecks | None = None,
 ) -> LlmCheck:
     """Run every check of the module docstring on the committed ``tokens`` and trace
-    ``roots`` (main, K/V, final); the first failure is the reason."""
+    ``roots`` (main, K/V, final); the first failure (in block order, then in the order of
+    the docstring) is the reason. Each check runs on every block at once (batched products
+    over the stacked weights of :class:`ModelChecks`)."""
     cfg = weights.config
     model = model or model_checks(weights)
-    d, ff, d_kv = cfg.d_model, cfg.d_ff, cfg.d_kv
+    d, ff, d_kv, d_q = cfg.d_model, cfg.d_ff, cfg.d_kv, cfg.d_q
     layers = cfg.n_layers
     t_all = answer.final.shape[0]
     pos = ch.positions
@@ -247,12 +299,12 @@ def verify_answer(
     if not all(proofs_ok):
         return LlmCheck(False, "an opened main row's proof does not lead to the main root")
     ids = np.array(prompt + tokens, dtype=np.int64)
-    worst = 0.0
-    x0 = answer.rows[0, :, :d]
-    if not (x0 == weights.token_embd[ids[pos]].astype(np.float32)).all():
+    rows = answer.rows
+    if not (rows[0, :, :d] == weights.token_embd[ids[pos]].astype(np.float32)).all():
         return LlmCheck(False, "block 0's input is not the embedding of the position's token")
-    hd, nh, nkv = cfg.head_dim, cfg.n_heads, cfg.n_kv_heads
+    hd = cfg.head_dim
     ratios: dict[str, float] = {}
+    failed: dict[str, np.ndarray] = {}  # check → (layers,) bool: that block fails it
 
     def entries_ok(
         label: str,
@@ -261,77 +313,78 @@ def verify_answer(
         x: np.ndarray,
         norms: np.ndarray,
         exact: np.ndarray | float = 0.0,
-    ) -> bool:
+    ) -> None:
         """|got − ref| ≤ LINEAR_C·u·√k·‖x_i‖·‖w_j‖ + ``exact`` per entry (module docstring;
-        ``exact``: a rounding bounded exactly, e.g. a residual add's)."""
-        scale = U32 * math.sqrt(x.shape[1]) * np.linalg.norm(x, axis=1, keepdims=True) * norms
+        ``exact``: a rounding bounded exactly, e.g. a residual add's), per block."""
+        x_norm = np.linalg.norm(x.astype(np.float64), axis=-1, keepdims=True)
+        scale = U32 * math.sqrt(x.shape[-1]) * x_norm * norms
         excess = np.abs(got - ref) - exact
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = excess / scale
-        ratios[label] = max(ratios.get(label, 0.0), float(np.nanmax(ratio, initial=0.0)))
-        return bool((excess <= LINEAR_C * scale).all())
+        ratios[label] = float(np.nanmax(ratio, initial=0.0))
+        failed[label] = ~(excess <= LINEAR_C * scale).all(axis=(1, 2))
 
-    for li, lw in enumerate(weights.layers):
-        rows = answer.rows[li]
-        norms = model.row_norms[li]
-        x_in = rows[:, :d]
-        h_mid = rows[:, d : 2 * d]
-        gate = rows[:, 2 * d : 2 * d + ff]
-        up = rows[:, 2 * d + ff :]
-        x_next = answer.rows[li + 1, :, :d] if li + 1 < layers else answer.final[pos]
-        # 3: q, k, v from the normed input
-        a = _rmsnorm64(x_in, lw.attn_norm, cfg.rms_eps).astype(np.float32)
-        k_hat = a @ lw.attn_k.T
-        v_hat = a @ lw.attn_v.T
-        q_hat = a @ lw.attn_q.T
-        kv_rows = answer.kv[li, pos]
-        k_rot_hat = rope_reference(k_hat, pos, hd, cfg.rope_base)
-        # a rotation mixes the two entries of a pair: compare with the pair's larger norm
-        k_norms = _pair_max(norms["attn_k"], hd)
-        if not entries_ok("attn_k", kv_rows[:, :d_kv], k_rot_hat, a, k_norms):
-            return LlmCheck(False, f"block {li}: committed keys are not RoPE(norm(x)·Wk)")
-        if not entries_ok("attn_v", kv_rows[:, d_kv:], v_hat, a, norms["attn_v"]):
-            return LlmCheck(False, f"block {li}: committed values are not norm(x)·Wv")
+    with np.errstate(over="ignore", invalid="ignore"):
+        x_in = rows[:, :, :d]
+        h_mid = rows[:, :, d : 2 * d]
+        x_next = np.concatenate([rows[1:, :, :d], answer.final[pos][None]])
+        # 3: q, k, v from the normed input, every block in one batched product
+        a = _rmsnorm64(x_in, model.attn_norm[:, None, :], cfg.rms_eps).astype(np.float32)
+        qkv = np.matmul(a, model.w_qkv_t)
+        cos, sin = rope_angles(pos, hd, cfg.rope_base)
+        kv_rows = answer.kv[:, pos]
+        k_rot_hat = _rope64(qkv[..., d_q : d_q + d_kv], cos, sin, hd)
+        entries_ok("attn_k", kv_rows[..., :d_kv], k_rot_hat, a, model.row_norms["attn_k"])
+        v_hat = qkv[..., d_q + d_kv :]
+        entries_ok("attn_v", kv_rows[..., d_kv:], v_hat, a, model.row_norms["attn_v"])
         # 4: attention at each opened position over every committed K/V row up to it
-        q_rot = rope_reference(q_hat, pos, hd, cfg.rope_base).astype(np.float32)
-        keys = answer.kv[li, :, :d_kv]
-        values = answer.kv[li, :, d_kv:]
-        att = _attention32(q_rot, keys, values, pos, nh, nkv)
-        if att is None:
-            return LlmCheck(False, f"block {li}: attention scores out of the checkable range")
-        o_hat = att @ lw.attn_output.T
+        q_rot = _rope64(qkv[..., :d_q], cos, sin, hd).astype(np.float32)
+        att, failed["range"] = _attention32(q_rot, answer.kv, pos, cfg.n_heads, cfg.n_kv_heads)
+        o_hat = np.matmul(att, model.w_o_t)
         o_got = h_mid.astype(np.float64) - x_in
         add = U32 * np.abs(h_mid)  # h_mid = fl(x_in + o): one rounding
-        if not entries_ok("attn_output", o_got, o_hat, att, norms["attn_output"], add):
-            return LlmCheck(False, f"block {li}: h_mid − x_in is not attention·Wo")
+        entries_ok("attn_output", o_got, o_hat, att, model.row_norms["attn_output"], add)
         # 5: the FFN by Freivalds
-        f = _rmsnorm64(h_mid, lw.ffn_norm, cfg.rms_eps)
-        g64 = gate.astype(np.float64)
-        with np.errstate(over="ignore"):
-            s_hat = g64 / (1.0 + np.exp(-g64)) * up
+        f = _rmsnorm64(h_mid, model.ffn_norm[:, None, :], cfg.rms_eps)
+        g64 = rows[:, :, 2 * d : 2 * d + ff].astype(np.float64)
+        up = rows[:, :, 2 * d + ff :].astype(np.float64)
+        s_hat = g64 / (1.0 + np.exp(-g64)) * up
         down = x_next.astype(np.float64) - h_mid
         # x_next = fl(h_mid + down): one rounding per entry, carried through |r|
         down_add = (U32 * np.abs(x_next.astype(np.float64))) @ np.abs(ch.r["ffn_down"])
+        worst = 0.0
         for name, x_hat, y, exact in (
             ("ffn_gate", f, g64, 0.0),
-            ("ffn_up", f, up.astype(np.float64), 0.0),
+            ("ffn_up", f, up, 0.0),
             ("ffn_down", s_hat, down, down_add),
         ):
-            wr, _, w_norm = prep.wr[li][name]
-            resid = np.abs(y @ ch.r[name] - x_hat @ wr) - exact
-            scale = U32 * np.linalg.norm(x_hat, axis=1, keepdims=True) * w_norm
-            with np.errstate(invalid="ignore", divide="ignore"):
+            resid = np.abs(y @ ch.r[name] - np.matmul(x_hat, prep.wr[name])) - exact
+            x_norm = np.linalg.norm(x_hat, axis=-1, keepdims=True)
+            scale = U32 * x_norm * prep.w_norm[name][:, None, None]
+            with np.errstate(divide="ignore"):
                 ratio = resid / scale
             worst = max(worst, float(np.nanmax(ratio, initial=0.0)))
-            if not (resid <= FREIVALDS_C * scale).all():
-                return LlmCheck(False, f"block {li}: {name} fails Freivalds' check", worst)
+            failed[name] = ~(resid <= FREIVALDS_C * scale).all(axis=(1, 2))
+    reasons = (
+        ("attn_k", "committed keys are not RoPE(norm(x)·Wk)"),
+        ("attn_v", "committed values are not norm(x)·Wv"),
+        ("range", "attention scores out of the checkable range"),
+        ("attn_output", "h_mid − x_in is not attention·Wo"),
+        ("ffn_gate", "ffn_gate fails Freivalds' check"),
+        ("ffn_up", "ffn_up fails Freivalds' check"),
+        ("ffn_down", "ffn_down fails Freivalds' check"),
+    )
+    bad = np.stack([failed[key] for key, _ in reasons], axis=1)  # (layers, checks)
+    if bad.any():
+        li, ci = (int(i) for i in np.argwhere(bad)[0])
+        return LlmCheck(False, f"block {li}: {reasons[ci][1]}", worst)
     # 6: the tokens, from the final rows of the positions that produced them
     first = len(prompt) - 1
     hn = _rmsnorm64(answer.final[first:], weights.output_norm, cfg.rms_eps).astype(np.float32)
     logits = hn @ weights.output.T
     # either side's logits within LINEAR_C·u·√d·‖hn‖·‖w_j‖ of the exact ones
-    scale = U32 * math.sqrt(d) * np.linalg.norm(hn.astype(np.float64), axis=1)
-    logit_tol = 2 * LINEAR_C * scale * float(model.head_row_norms.max())
+    scale_h = U32 * math.sqrt(d) * np.linalg.norm(hn.astype(np.float64), axis=1)
+    logit_tol = 2 * LINEAR_C * scale_h * float(model.head_row_norms.max())
     chosen = logits[np.arange(len(tokens)), list(tokens)]
     details: dict[str, object] = {"opened": int(n), "linear_ratios": ratios}
     if not (chosen >= logits.max(axis=1) - logit_tol).all():
@@ -341,38 +394,50 @@ def verify_answer(
 
 def _pair_max(norms: np.ndarray, hd: int) -> np.ndarray:
     """Per entry, the larger row norm of its RoPE pair (a rotation mixes the two)."""
-    pairs = norms.reshape(-1, hd // 2, 2).max(axis=-1)
+    pairs = norms.reshape(*norms.shape[:-1], -1, 2).max(axis=-1)
     return np.repeat(pairs, 2, axis=-1).reshape(norms.shape)
 
 
+#: Attention is computed for this many score entries at most at once (blocks in chunks): it
+#: bounds the scores' memory (all 30 blocks of a 512 + 256 job at once would take 225 MB) at
+#: no cost in time (512 + 32: 35 ms with chunks of 2^17 to 2^20 entries, 41 ms all at once).
+_SCORE_CHUNK = 1 << 20
+
+
 def _attention32(
-    q: np.ndarray,
-    keys: np.ndarray,
-    values: np.ndarray,
-    pos: np.ndarray,
-    n_heads: int,
-    n_kv: int,
-) -> np.ndarray | None:
-    """Causal GQA at positions ``pos`` (float32 products, every head in one batched product);
-    None if a score is beyond the range the checks are calibrated for (|s| > 2^20)."""
-    t_all = keys.shape[0]
-    n = q.shape[0]
-    hd = q.shape[1] // n_heads
+    q: np.ndarray, kv: np.ndarray, pos: np.ndarray, n_heads: int, n_kv: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Causal GQA at positions ``pos`` of every block (float32 products, every head of a
+    chunk of blocks in one batched product): q (layers, n, d_q), kv (layers, T, 2·d_kv) →
+    (output (layers, n, d_q), (layers,) bool: a score beyond the range the checks are
+    calibrated for, |s| > 2^20)."""
+    layers, n, d_q = q.shape
+    t_all = kv.shape[1]
+    hd = d_q // n_heads
+    d_kv = n_kv * hd
     group = n_heads // n_kv
     scale = np.float32(1.0 / math.sqrt(hd))
-    # (n_kv, group·n, hd): query head h = kv·group + i
-    qg = q.reshape(n, n_kv, group, hd).transpose(1, 2, 0, 3).reshape(n_kv, group * n, hd)
-    kh = keys.reshape(t_all, n_kv, hd).transpose(1, 0, 2)  # (n_kv, T, hd)
-    vh = values.reshape(t_all, n_kv, hd).transpose(1, 0, 2)
     masked = np.tile(np.arange(t_all)[None, :] > pos[:, None], (group, 1))[None]  # (1, g·n, T)
-    s = np.matmul(qg, kh.transpose(0, 2, 1))
-    s *= scale
-    top = s.max(initial=0.0)
-    if not np.isfinite(top) or max(top, -s.min(initial=0.0)) > 2.0**20:
-        return None
-    np.putmask(s, np.broadcast_to(masked, s.shape), -np.inf)
-    s -= s.max(axis=2, keepdims=True)
-    np.exp(s, out=s)
-    s /= s.sum(axis=2, keepdims=True)
-    out = np.matmul(s, vh)
-    return out.reshape(n_kv, group, n, hd).transpose(2, 0, 1, 3).reshape(n, n_heads * hd)
+    out = np.empty((layers, n, d_q), dtype=np.float32)
+    out_of_range = np.zeros(layers, dtype=bool)
+    step = max(1, _SCORE_CHUNK // (n_kv * group * n * t_all))
+    for lo in range(0, layers, step):
+        hi = min(layers, lo + step)
+        c = hi - lo
+        # (c·n_kv, group·n, hd): query head h = kv·group + i
+        qg = q[lo:hi].reshape(c, n, n_kv, group, hd).transpose(0, 2, 3, 1, 4)
+        qg = qg.reshape(c * n_kv, group * n, hd)
+        kh = kv[lo:hi, :, :d_kv].reshape(c, t_all, n_kv, hd).transpose(0, 2, 3, 1)
+        vh = kv[lo:hi, :, d_kv:].reshape(c, t_all, n_kv, hd).transpose(0, 2, 1, 3)
+        s = np.matmul(qg, kh.reshape(c * n_kv, hd, t_all))
+        s *= scale
+        flat = s.reshape(c, -1)
+        top = np.maximum(flat.max(axis=1), -flat.min(axis=1))
+        out_of_range[lo:hi] = ~(top <= 2.0**20)
+        np.putmask(s, np.broadcast_to(masked, s.shape), -np.inf)
+        s -= s.max(axis=2, keepdims=True)
+        np.exp(s, out=s)
+        s /= s.sum(axis=2, keepdims=True)
+        o = np.matmul(s, vh.reshape(c * n_kv, t_all, hd))  # (c·n_kv, g·n, hd)
+        out[lo:hi] = o.reshape(c, n_kv, group, n, hd).transpose(0, 3, 1, 2, 4).reshape(c, n, d_q)
+    return out, out_of_range
