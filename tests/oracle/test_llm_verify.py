@@ -57,6 +57,7 @@ def _check(
         ch,
         prep,
         model_checks(weights),
+        measure=True,
     )
 
 
