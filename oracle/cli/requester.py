@@ -6,6 +6,7 @@ result, refund and cancel jobs) and
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
     from oracle.chain.client import Chain
     from oracle.client.inputs import JobInputs
+    from oracle.client.llm_job import LlmJob
+    from oracle.client.result import JobResult
     from oracle.protocol.spec import Spec
 
 
@@ -57,7 +60,15 @@ _KIND_FLAGS = (
     "b_path",
     "weights_path",
     "x_path",
+    "prompt",
+    "prompt_ids",
+    "max_new_tokens",
+    "model_path",
+    "chat",
 )
+
+#: The flags of ``--kind llm`` (with --openings).
+_LLM_FLAGS = ("prompt", "prompt_ids", "max_new_tokens", "model_path", "chat")
 
 #: The flags a requester's own data replaces (the files give the sizes and the dtype).
 _SEEDED_FLAGS = ("dtype", "m", "n", "k", "seed", "count", "batch", "dims")
@@ -144,6 +155,31 @@ _SEEDED_FLAGS = ("dtype", "m", "n", "k", "seed", "count", "batch", "dims")
     type=click.Path(dir_okay=False),
     help="mlp on your data: the batch (batch×d0) as a float32 .npy file (with --weights).",
 )
+@click.option("--prompt", help="llm: the prompt text (tokenized with the model's tokenizer).")
+@click.option(
+    "--prompt-ids",
+    metavar="ID,ID,...",
+    help="llm: the prompt as token ids of the model (instead of --prompt).",
+)
+@click.option(
+    "--max-new-tokens",
+    type=click.IntRange(1),
+    default=32,
+    show_default=True,
+    help="llm: tokens to generate at most (greedy; stops at the model's end-of-sequence token).",
+)
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(dir_okay=False),
+    help="llm: a Llama-architecture GGUF file [default: $POUW_MODEL, else the SmolLM2-135M-"
+    "Instruct file `make setup` put in .pouw/models/].",
+)
+@click.option(
+    "--chat",
+    is_flag=True,
+    help="llm: wrap --prompt as one user message in the model's chat template.",
+)
 @click.option("--price", type=Amount(), help="Escrow per work unit (base units of --asset).")
 @click.option("--amount", type=Amount(), help="Escrow per job (base units of --asset).")
 @click.option(
@@ -197,6 +233,11 @@ def job_create(
     b_path: str | None,
     weights_path: str | None,
     x_path: str | None,
+    prompt: str | None,
+    prompt_ids: str | None,
+    max_new_tokens: int,
+    model_path: str | None,
+    chat: bool,
     price: int | None,
     amount: int | None,
     asset: str,
@@ -218,6 +259,11 @@ def job_create(
       layers.{l}.weight (d_out, d_in), as PyTorch's nn.Linear.weight, and
       layers.{l}.bias (d_out,) for l = 0..L-1, float32, nothing else, each
       layer's d_in equal to the previous d_out; x is batch×d0 float32.
+    --kind llm --prompt TEXT [--max-new-tokens N] [--model FILE.gguf] [--chat]:
+      greedy generation on a Llama-architecture GGUF model (default: the
+      SmolLM2-135M-Instruct file of `make setup`); the model file is a blob
+      (published to stores that lack it), the prompt is tokenized with the
+      model's own tokenizer (at most 512 tokens; --prompt-ids for ids).
 
     Float inputs must be finite (NaN/Inf are refused: the verification
     bounds assume finite inputs). They replace --dtype/--m/--n/--k/--seed/--count
@@ -236,6 +282,8 @@ def job_create(
       pouw job create --keyfile req.key --spec-store http://127.0.0.1:8000 \\
           --kind mlp --weights model.safetensors --x inputs.npy --activation gelu \\
           --price 1gwei
+      pouw job create --keyfile req.key --spec-store http://127.0.0.1:8000 \\
+          --kind llm --prompt "The capital of France is" --max-new-tokens 8 --price 1
     """
     from oracle.client.jobs import create_jobs, matmul_spec, mlp_spec, publish_spec, spec_from_file
     from oracle.exceptions import ConfigError
@@ -245,22 +293,51 @@ def job_create(
         raise ConfigError("give exactly one of --price (per work unit) or --amount (per job)")
     asset = parse_asset(asset)
     own: JobInputs | None = None
-    if spec_file:
-        given = [
-            f"--{f.removesuffix('_path')}"
-            for f in _KIND_FLAGS
+    llm: LlmJob | None = None
+
+    def given(flags: Sequence[str]) -> list[str]:
+        return [
+            f"--{f.removesuffix('_path').replace('_', '-')}"
+            for f in flags
             if ctx.get_parameter_source(f) is ParameterSource.COMMANDLINE
         ]
-        if given:
-            raise ConfigError(f"--spec-file cannot be combined with {', '.join(given)}")
-        specs = [spec_from_file(spec_file)]
-        from oracle.compute.kinds import KINDS
 
-        if specs[0].kind not in KINDS:  # parsed, but nobody would run it: refuse before paying
+    if spec_file:
+        if given(_KIND_FLAGS):
             raise ConfigError(
-                f"kind {specs[0].kind!r}: no worker or oracle runs it yet "
-                f"(this version runs {', '.join(sorted(KINDS))})"
+                f"--spec-file cannot be combined with {', '.join(given(_KIND_FLAGS))}"
             )
+        specs = [spec_from_file(spec_file)]
+        if specs[0].kind == "llm":
+            from oracle.client.llm_job import model_in_stores
+
+            blob = specs[0].params.model.blob  # type: ignore[union-attr]
+            if not model_in_stores(specs[0], spec_stores):
+                raise ConfigError(
+                    f"{spec_file}: the model blob {blob} is in none of the --spec-store "
+                    "locations (publish it first, or use --kind llm --model FILE.gguf)"
+                )
+    elif kind == "llm":
+        other = given([f for f in _KIND_FLAGS if f not in (*_LLM_FLAGS, "kind", "openings")])
+        if other:
+            raise ConfigError(
+                f"--kind llm takes --prompt/--prompt-ids, --max-new-tokens, --model, --chat and "
+                f"--openings, not {', '.join(other)}"
+            )
+        from oracle.client.llm_job import default_model_path, llm_job
+
+        click.echo(f"model {model_path or default_model_path()}: loading and checking", err=True)
+        llm = llm_job(
+            model_path,
+            prompt=prompt,
+            prompt_ids=prompt_ids,
+            max_new_tokens=max_new_tokens,
+            chat=chat,
+            openings=openings,
+        )
+        specs = [llm.spec]
+    elif given(_LLM_FLAGS):
+        raise ConfigError(f"{', '.join(given(_LLM_FLAGS))} apply to --kind llm only")
     elif any(p is not None for p in (a_path, b_path, weights_path, x_path)):
         own, spec = _own_data_spec(
             ctx, kind, a_path, b_path, weights_path, x_path, mode, openings, rounds, activation
@@ -321,6 +398,13 @@ def job_create(
         from oracle.client.inputs import publish_blobs
 
         publish_blobs(own.blobs.blobs, spec_stores)
+    if llm is not None:
+        from oracle.client.llm_job import publish_model
+
+        size = len(llm.model_bytes) / 1e6
+        click.echo(f"model {llm.blob}: {size:.1f} MB, publishing where missing", err=True)
+        sent = publish_model(llm, spec_stores)
+        click.echo(f"model published to {', '.join(sent) or 'no store (all had it)'}", err=True)
     for s in specs:
         publish_spec(s, spec_stores)
     deadline = chain.block_timestamp(chain.head()) + deadline_in
@@ -335,6 +419,7 @@ def job_create(
                     "amount": a,
                     "deadline": deadline,
                     **({"inputs": own.names()} if own is not None else {}),
+                    **({"model": llm.blob, "prompt": llm.prompt_text} if llm is not None else {}),
                 }
                 for j, s, a in zip(ids, specs, amounts, strict=True)
             ]
@@ -347,6 +432,9 @@ def job_create(
     if own is not None:
         names = ", ".join(f"{key} {name}" for key, name in own.names().items())
         click.echo(f"inputs published: {names}", err=True)
+    if llm is not None:
+        n_prompt = len(llm.spec.params.prompt)  # type: ignore[union-attr]
+        click.echo(f"prompt ({n_prompt} tokens): {llm.prompt_text!r}", err=True)
     for j in ids:
         click.echo(j)
     if wait_s is not None:
@@ -498,7 +586,8 @@ def job_wait(
 @click.option(
     "--out",
     type=click.Path(dir_okay=False),
-    help="Where to write the result as .npy [default: job-<ID>.npy].",
+    help="Where to write the result as .npy [default: job-<ID>.npy; llm: only if given, the "
+    "token ids].",
 )
 @click.option(
     "--all-layers",
@@ -516,13 +605,16 @@ def job_result(
     all_layers: bool,
     as_json: bool,
 ) -> None:
-    """Fetch the verified result of a settled job and write it as .npy.
+    """Fetch the verified result of a settled job and write it as .npy (llm: print it).
 
     The worker that was paid delivered its full result to the job stores before it
     committed; this finds that worker's commitment on the chain, fetches the result, checks it
     opens the commitment (keccak256(worker ‖ row Merkle root)) and writes it. A store whose
     copy does not match is skipped for the next. matmul: C (int32 for int8 inputs, exact;
-    float32 for fp32); mlp: the output batch (batch × last width). Stores keep results for
+    float32 for fp32); mlp: the output batch (batch × last width); llm: the prompt and the
+    verified completion are printed (the text decoded with the model's tokenizer; the model
+    file is fetched from the stores by its blob name once and cached), and the generated
+    token ids written as uint32 .npy only with --out. Stores keep results for
     their retention period (30 days by default), whether or not the worker is still online.
 
     Exit 0 with the file written; 1 if the job is not settled with a result, or no store holds
@@ -532,16 +624,20 @@ def job_result(
     \b
     Example:
       pouw job result 7 --store http://127.0.0.1:8600 --out C.npy
+      pouw job result 8 --store http://127.0.0.1:8600          # an llm job: prints the text
     """
     from oracle.client.result import NoVerifiedResult, fetch_result, write_npy
 
     chain = connect(network, deployments_dir, rpc)
-    target = out or f"job-{job_id}.npy"
     try:
         got = fetch_result(chain, job_id, stores, all_layers=all_layers)
     except NoVerifiedResult as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    if got.spec.kind == "llm":
+        _print_completion(got, stores, out, as_json)
+        return
+    target = out or f"job-{job_id}.npy"
     write_npy(target, got.array)
     about = {
         "job_id": job_id,
@@ -560,6 +656,41 @@ def job_result(
         f"job {job_id}: result of {got.worker} verified against commitment "
         f"0x{got.commitment.hex()[:16]}…, {shape} {got.array.dtype}, written to {target}"
     )
+
+
+def _print_completion(
+    got: JobResult, stores: Sequence[str], out: str | None, as_json: bool
+) -> None:
+    """An llm job's verified prompt and completion, as text (and the token ids to ``out``)."""
+    from oracle.client.llm_job import completion_text
+    from oracle.client.result import write_npy
+
+    tokens = [int(t) for t in got.array]
+    prompt, text = completion_text(got.spec, tokens, stores)
+    if out:
+        write_npy(out, got.array)
+    if as_json:
+        print_json(
+            {
+                "job_id": got.job_id,
+                "worker": got.worker,
+                "commitment": "0x" + got.commitment.hex(),
+                "kind": "llm",
+                "prompt": prompt,
+                "completion": text,
+                "tokens": tokens,
+                **({"out": out} if out else {}),
+            }
+        )
+        return
+    click.echo(
+        f"job {got.job_id}: completion of {got.worker} verified against commitment "
+        f"0x{got.commitment.hex()[:16]}…, {len(tokens)} tokens"
+        + (f", token ids written to {out}" if out else ""),
+        err=True,
+    )
+    click.echo(f"prompt:     {prompt}")
+    click.echo(f"completion: {text}")
 
 
 @job.command("show")

@@ -10,7 +10,8 @@ whose copy does not is skipped and the next one tried, so no store is trusted.
 
 What comes back: a matmul job's C (m×n; int32 for int8 inputs, exact; float32 for fp32), an
 mlp job's output batch Z_L (batch × d_L; the delivered result also holds every hidden layer,
-:mod:`oracle.protocol.results`, kept with ``all_layers``).
+:mod:`oracle.protocol.results`, kept with ``all_layers``), an llm job's generated token ids
+(the result's row 0, the trace roots, is what the oracles opened against; dropped here).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ import numpy as np
 from oracle.chain.client import STATUS_PAID, Chain
 from oracle.client.jobs import STATUS_NAMES, require_jobs
 from oracle.exceptions import BlobHashMismatch, BlobNotFound, ConfigError, PouwError
-from oracle.protocol.results import decode_result, result_layout
-from oracle.protocol.spec import MlpSpec, Spec
+from oracle.protocol.results import decode_llm_result, decode_result, result_layout
+from oracle.protocol.spec import LlmSpec, MlpSpec, Spec
 from oracle.store.results import ResultStores
 from oracle.store.specs import SpecStore
 
@@ -47,7 +48,8 @@ class JobResult:
     worker: str
     commitment: bytes
     spec: Spec
-    #: The job's answer: C for matmul, the output batch for mlp (or every layer).
+    #: The job's answer: C for matmul, the output batch for mlp (or every layer), the
+    #: generated token ids for llm (uint32, the end-of-sequence token included if generated).
     array: np.ndarray
 
 
@@ -108,8 +110,11 @@ def fetch_result(
         raise NoVerifiedResult(  # pragma: no cover - an oracle would not have accepted it
             f"job {job_id}: the delivered result is not {rows}×{cols} {dtype}"
         )
-    array = decode_result(spec, got.data)
     params = spec.params
+    if isinstance(params, LlmSpec):
+        _, tokens = decode_llm_result(spec, got.data)
+        return JobResult(job_id, worker, commitment, spec, np.asarray(tokens, dtype=np.uint32))
+    array = decode_result(spec, got.data)
     if isinstance(params, MlpSpec) and not all_layers:
         array = array[:, -params.dims[-1] :]
     return JobResult(job_id, worker, commitment, spec, np.ascontiguousarray(array))

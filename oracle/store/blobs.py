@@ -435,6 +435,21 @@ class HttpBlobClient:
                 out[name] = data
         return out
 
+    def has(self, name: str) -> bool:
+        """True iff the server holds blob ``name`` (a ``HEAD`` request); BlobTransferError if
+        it does not answer."""
+        norm = check_name(name)
+        url = f"{self.base_url}/blobs/{norm}"
+        try:
+            resp = self.session.head(url, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise BlobTransferError(f"HEAD {url}: {exc}") from exc
+        if resp.status_code == HTTPStatus.NOT_FOUND:
+            return False
+        if resp.status_code != HTTPStatus.OK:
+            raise BlobTransferError(f"HEAD {url}: HTTP {resp.status_code}")
+        return True
+
     def put(self, data: bytes) -> str:
         """Upload ``data``; returns its name."""
         name = blob_name(data)

@@ -203,6 +203,19 @@ class SpecStore:
                 raise BlobTransferError(f"store {loc}: cannot write: {exc.strerror}") from None
         return name
 
+    def missing(self, name: str) -> list[str]:
+        """The locations that do not hold blob ``name`` (so a large blob already published,
+        a model file, is not sent again). BlobTransferError naming a store that does not
+        answer."""
+        out = []
+        for loc, store in zip(self.locations, self.stores, strict=True):
+            try:
+                if not store.has(name):
+                    out.append(loc)
+            except BlobTransferError as exc:
+                raise BlobTransferError(f"store {loc} does not answer: {exc}") from None
+        return out
+
     def put(self, spec: Spec) -> str:
         """Publish the canonical bytes to every store; returns the blob name (= spec hash)."""
         self.put_blob(spec.canonical)

@@ -302,6 +302,14 @@ def test_dequantize__unsupported_type__input_error() -> None:
 # --- synthetic GGUF models --------------------------------------------------------------------
 
 SYN = {"n_layers": 2, "d": 64, "n_heads": 4, "n_kv": 2, "d_ff": 96, "vocab": 80, "ctx": 64}
+#: The synthetic vocabulary: three control tokens, the 52 ASCII letters, and the 25 pairs
+#: "ab", "cd", …, "YZ" that the merges build (a byte-level BPE the tokenizers library accepts).
+_LETTERS = [chr(c) for c in range(ord("a"), ord("z") + 1)] + [
+    chr(c) for c in range(ord("A"), ord("Z") + 1)
+]
+SYN_MERGES = [f"{_LETTERS[i]} {_LETTERS[i + 1]}" for i in range(0, 50, 2)]
+SYN_TOKENS = ["<s>", "</s>", "<pad>", *_LETTERS, *(m.replace(" ", "") for m in SYN_MERGES)]
+assert len(SYN_TOKENS) == SYN["vocab"]
 SYN_BASE = 10000.0
 SYN_EPS = 1e-5
 
@@ -374,9 +382,9 @@ def _write_gguf(
         writer.add_float32(f"{arch}.attention.layer_norm_rms_epsilon", SYN_EPS)
     writer.add_float32(f"{arch}.rope.freq_base", SYN_BASE)
     writer.add_tokenizer_model("gpt2")
-    writer.add_token_list([f"t{i}" for i in range(SYN["vocab"])])
+    writer.add_token_list(SYN_TOKENS)
     writer.add_token_types([3, 3, 3] + [1] * (SYN["vocab"] - 3))
-    writer.add_token_merges([f"t{i} t{i + 1}" for i in range(3, 40)])
+    writer.add_token_merges(SYN_MERGES)
     writer.add_array("test.scores", [float(i) / 7 for i in range(SYN["vocab"])])
     held: dict[str, np.ndarray] = {}
     for name, w in hf.items():

@@ -4,8 +4,7 @@ A spec of SmolLM2-135M parses and normalizes; its work units equal the compute l
 of the same generation (oracle.compute.llm.forward_work) for every prompt length and token
 budget tried; a 512-token prompt fits the spec size limit; bad fields are refused naming the
 field. The result layout round-trips the trace roots and tokens and refuses a malformed one.
-No worker or oracle runs llm jobs yet: the kind is not in the compute registry, so a node
-sets such a job aside as a kind it does not know (and ``job create --kind`` does not offer it).
+A spec file of an llm job is refused unless a store holds the model it names.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from oracle.compute.kinds import KINDS, get_kind
 from oracle.compute.llm.gguf_model import LlamaConfig
 from oracle.compute.llm.work_units import forward_work
 from oracle.exceptions import ResultFormatError, SpecError
@@ -136,14 +134,11 @@ def test_llm_result__round_trips_and_refuses_malformed() -> None:
         decode_llm_result(spec, data[:-4])
 
 
-def test_llm_kind__not_run_by_workers_or_oracles_yet() -> None:
-    assert "llm" not in KINDS
-    with pytest.raises(SpecError, match="unknown kind 'llm'"):
-        get_kind(parse_spec(llm()).kind)
-
-
-def test_job_create__llm_spec_file__refused_before_anything_moves(tmp_path: Any) -> None:
-    """A requester cannot escrow for a kind nobody runs: one line, exit 2, nothing published."""
+def test_job_create__llm_spec_file_without_its_model__refused_before_anything_moves(
+    tmp_path: Any,
+) -> None:
+    """A spec file naming a model no store holds would be a job no worker can run: one line,
+    exit 2, nothing published or escrowed (the RPC is never reached)."""
     import json
 
     from click.testing import CliRunner
@@ -164,5 +159,6 @@ def test_job_create__llm_spec_file__refused_before_anything_moves(tmp_path: Any)
         ],
     )  # fmt: skip
     assert result.exit_code == 2, result.output
-    assert "kind 'llm': no worker or oracle runs it yet" in result.stderr
-    assert not store.exists()
+    assert f"the model blob {SMOL['blob']} is in none of the --spec-store" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not store.exists() or not any(store.rglob("*"))

@@ -58,6 +58,12 @@ class GgufTokenizer:
             left, sep, right = m.partition(" ")
             if not sep:
                 raise InputError(f"GGUF tokenizer.ggml.merges entry {m!r} is not 'left right'")
+            for piece in (left, right, left + right):
+                if piece not in ids:  # the tokenizers library would panic on it
+                    raise InputError(
+                        f"GGUF tokenizer.ggml.merges entry {m!r}: {piece!r} is not in the "
+                        "vocabulary"
+                    )
             merges.append((left, right))
         tok = Tokenizer(models.BPE(vocab=ids, merges=merges, fuse_unk=False))
         tok.pre_tokenizer = _pre_tokenizer(vocab.pre)
