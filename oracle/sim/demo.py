@@ -24,10 +24,20 @@ published as blob inputs with their row roots), every worker delivers each full 
 store before it commits (the oracles verify full-mode results from there), and at the end
 alice fetches her paid job's result from the store, checks it against the worker's commitment
 and compares it with ``A @ B`` computed locally.
+
+alice also posts one ``llm`` job in the first epoch: greedy generation of 8 tokens after
+"The capital of France is" on the default model (SmolLM2-135M-Instruct, the GGUF file
+``make setup`` fetched; the model goes to the job store as a blob). A worker generates with the
+trace, the oracles challenge it and check the answer (every linear map by Freivalds, the
+sampled positions' elementwise steps, every generated token's argmax), and at the end alice
+reads the verified completion from the delivered result. The cheater does not tamper with
+llm results (its tampered result would have no trace to answer from). Without the model file
+the demo runs without the llm job and says so.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import tempfile
 import time
@@ -60,7 +70,12 @@ from oracle.protocol.challenge import challenge_block, challenge_seed
 from oracle.protocol.commitment import commitment
 from oracle.protocol.emission import epoch_emission
 from oracle.protocol.params import LOCAL
-from oracle.protocol.results import decode_result, encode_result, result_layout
+from oracle.protocol.results import (
+    decode_llm_result,
+    decode_result,
+    encode_result,
+    result_layout,
+)
 from oracle.protocol.spec import Spec, parse_spec, spec_hash, work_units
 from oracle.sim.simulate import oracle_keys
 from oracle.store.blobs import LocalBlobStore
@@ -110,6 +125,9 @@ class DemoResult:
     market: Any = None
     #: alice's job on her own matrices (its fetched result was checked against A @ B).
     own_job: int | None = None
+    #: alice's llm job and its verified completion (None without the model file).
+    llm_job: int | None = None
+    completion: str | None = None
 
 
 def job_mix(epoch: int, who: int) -> list[dict[str, Any]]:
@@ -217,6 +235,9 @@ class Network:
         self.own_a = rng.integers(-128, 128, (64, 48), dtype=np.int8)
         self.own_b = rng.integers(-128, 128, (48, 40), dtype=np.int8)
         self.own_job: int | None = None
+        self.llm_job: int | None = None
+        self.llm_prompt = "The capital of France is"
+        self.completion: str | None = None
 
     def own_data_spec(self) -> dict[str, Any]:
         """alice's job on her own A and B: both published to the job store as blobs."""
@@ -235,6 +256,21 @@ class Network:
             "verify": {"mode": "full"},
         }
 
+    def llm_spec(self) -> dict[str, Any] | None:
+        """alice's llm job on the default model (published to the job store as a blob), or
+        None with a line when the model file is absent."""
+        from oracle.client.llm_job import default_model_path, llm_job
+        from oracle.compute.llm.model_cache import MODELS
+
+        path = default_model_path()
+        if not path.is_file():
+            self.line(f"  [yellow]no llm job[/]: {path} is absent (`make setup` fetches it)")
+            return None
+        job = llm_job(path, prompt=self.llm_prompt, prompt_ids=None, max_new_tokens=8)
+        self.store.put(job.model_bytes)
+        MODELS.offer(path)  # the demo's workers and oracles read the file where it is
+        return json.loads(job.spec.canonical)
+
     # -- requesters ----------------------------------------------------------------------
     def post(self, epoch: int) -> list[int]:
         posted = []
@@ -243,6 +279,9 @@ class Network:
             mix = job_mix(epoch, who)
             if epoch == 0 and who == 0:
                 mix.insert(0, self.own_data_spec())
+                llm = self.llm_spec()
+                if llm is not None:
+                    mix.insert(0, llm)  # first: the fastest worker takes it
             specs = [parse_spec(s) for s in mix]
             for spec in specs:
                 self.store.put(spec.canonical)
@@ -253,7 +292,9 @@ class Network:
             value = sum(r[3] for r in reqs) if req.asset == ZERO else 0
             tx = self.market.create_jobs(reqs, sender=req.account, value=value)
             for log, spec in zip(tx.decode_logs(self.market.JobCreated), specs, strict=True):
-                if spec.params.seed is None:
+                if spec.kind == "llm":
+                    self.llm_job = log.job_id
+                elif spec.params.seed is None:
                     self.own_job = log.job_id
                 self.specs[log.job_id] = spec
                 self.owner[log.job_id] = req
@@ -275,7 +316,8 @@ class Network:
         free_at = {w.name: 0.0 for w in self.workers}
         plan = []
         for job_id in open_jobs:
-            if work_units(self.specs[job_id]) > MAX_UNITS:
+            spec = self.specs[job_id]
+            if spec.kind != "llm" and work_units(spec) > MAX_UNITS:
                 continue
             w = min(self.workers, key=lambda x: (free_at[x.name], x.slowdown))
             _, seconds = self.result_of(job_id)
@@ -291,11 +333,12 @@ class Network:
                 self.market.register(sender=w.account, value=LOCAL.min_bond)
             result, _ = self.result_of(job_id)
             out = result
-            w.taken += 1
-            if w.cheat_every and (w.taken - 1) % w.cheat_every == 0:  # one wrong element
-                out = result.copy()
-                out.flat[self.rng.randrange(out.size)] += 1
             spec = self.specs[job_id]
+            if spec.kind != "llm":  # an llm result is all token ids and trace roots
+                w.taken += 1
+                if w.cheat_every and (w.taken - 1) % w.cheat_every == 0:  # one wrong element
+                    out = result.copy()
+                    out.flat[self.rng.randrange(out.size)] += 1
             root = result_root(spec, out)
             c = commitment(str(w.account.address), root)
             # Delivered to the job store before the commitment is sent, as a worker does.
@@ -322,7 +365,8 @@ class Network:
         for _ in self.keys:  # every oracle node verifies on its own
             prepared = prepare(spec, seed, store=self.inputs)
             if spec.mode == "sampled":
-                answer = answer_challenge(spec, out, seed)  # the worker answers the challenge
+                # the worker answers the challenge (llm: from the trace it kept)
+                answer = answer_challenge(spec, out, seed, store=self.inputs)
                 verdicts.append(check_sampled(prepared, answer, root))
             else:  # the delivered result, from the job store (checked against the commitment)
                 size = len(encode_result(out))
@@ -434,6 +478,29 @@ class Network:
             f"verified against its commitment, equals her local A @ B ({rows}×{cols} int32)"
         )
 
+    def fetch_completion(self) -> None:
+        """alice reads her llm job's verified completion: the delivered result opens the
+        paid worker's commitment, and its tokens decode with the model's tokenizer."""
+        from oracle.client.llm_job import completion_text
+
+        job_id = self.llm_job
+        if job_id is None:
+            return
+        if self.paid[job_id] != 1:
+            self.problems.append(f"alice's llm job {job_id} was not paid once")
+            return
+        spec = self.specs[job_id]
+        (rows, cols), dtype = result_layout(spec)
+        c = self.commitments[(job_id, self.paid_to[job_id])]
+        got = self.delivered.fetch(c, rows * cols * dtype.itemsize)  # checked: opens c
+        _, tokens = decode_llm_result(spec, got.data)
+        prompt, self.completion = completion_text(spec, tokens, [self._store_dir.name])
+        self.line(
+            f"  [bold green]llm[/] alice's job {job_id}: {len(tokens)} tokens verified by the "
+            f"oracles and opened from the job store\n"
+            f"      prompt:     {prompt!r}\n      completion: {self.completion!r}"
+        )
+
     def refund_expired(self, jobs: list[int]) -> None:
         now = self.chain.pending_timestamp
         for job_id in jobs:
@@ -510,9 +577,12 @@ def run_demo(
             if m.credited(w.account, asset) > 0:
                 m.withdraw(asset, sender=w.account)
     net.fetch_own_result()
+    net.fetch_completion()
     problems = check_demo(net, all_jobs, first_epoch)
     console.print(summary_table(net))
-    return DemoResult(problems, net.workers, net.requesters, epochs, m, net.own_job)
+    return DemoResult(
+        problems, net.workers, net.requesters, epochs, m, net.own_job, net.llm_job, net.completion
+    )
 
 
 def check_demo(net: Network, jobs: list[int], first_epoch: int) -> list[str]:

@@ -12,6 +12,10 @@ def test_demo__two_epochs__books_match_contracts(project, chain, accounts, tmp_p
     assert result.problems == []
     # alice's own-data job was paid and its fetched result equals A @ B (else a problem).
     assert result.own_job is not None and result.market.job(result.own_job).status == 2
+    # alice's llm job (the default model: `make setup` fetched it) was paid, and the verified
+    # completion read back from the job store continues the prompt with the right answer.
+    assert result.llm_job is not None and result.market.job(result.llm_job).status == 2
+    assert result.completion is not None and result.completion.startswith(" Paris"), result
     data = from_ape(result.market, chain)
     assert sum(units for _, _, units in data.work) == sum(w.units for w in result.workers)
     assert len(data.jobs) == sum(r.posted for r in result.requesters)
