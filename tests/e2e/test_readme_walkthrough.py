@@ -149,11 +149,15 @@ def test_readme_walkthrough__every_command_line_runs_as_written(tmp_path: Path) 
                 assert out.startswith(f"MATCH job {cmd.split()[2]}"), out
             if "pouw job result 7" in cmd:
                 assert "result of 0x" in out and "verified" in out, out
+            if "pouw job result 8" in cmd:  # the LLM job's completion, verified
+                assert "prompt:     The capital of France is" in out, out
+                assert out.split("completion:", 1)[1].lstrip().startswith("Paris"), out
             if "C == A @ B" in cmd:
                 assert out.startswith("C == A @ B (96, 80) int32"), out
         assert (tmp_path / "report.png").stat().st_size > 10_000
         assert job(6)["status"] == "cancelled"
         assert job(7)["status"] == "paid" and (tmp_path / "C.npy").is_file()
+        assert job(8)["status"] == "paid"
     finally:
         for proc in reversed(background):
             if proc.poll() is None:
