@@ -32,6 +32,40 @@ ZERO = "0x0000000000000000000000000000000000000000"
 EPOCH, EMISSION, HALVING = 3_600, 1_000 * ETHER, 4
 
 
+def entry_check_gas(project, deployer) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
+    """Gas of checking one entry of an int8 blob job at m = n = k = 4096 (entry_check.vy's
+    `_refutes_int8` through the test harness, as a transaction: calldata included): three
+    Merkle openings (C's row of 16 KiB, A's row and B's column of 4 KiB), the exact dot
+    product, the comparison. What a dispute will add (the job's terms, the commitment, the
+    bonds moved) is not in this figure. Returns (gas, calldata bytes, EIP-7623 floor): the
+    26 KB of calldata, nearly all non-zero, put the transaction on Prague's floor of 40 gas
+    per non-zero byte, so the floor, not the execution, sets the figure."""
+    import numpy as np
+
+    from oracle.compute.merkle import MerkleTree
+
+    size = 4096
+    rng = np.random.default_rng(0)
+    a = rng.integers(-128, 128, (size, size), dtype=np.int8)
+    cols = rng.integers(-128, 128, (size, size), dtype=np.int8)  # B column-major
+    c = rng.integers(-(2**31), 2**31, (size, size), dtype=np.int64).astype("<i4")
+    trees = [MerkleTree.from_rows(x.tobytes(), size) for x in (c, a, cols)]
+    i, j = 1234, 2345
+    harness = project.EntryCheckHarness.deploy(sender=deployer)
+    args = (
+        trees[0].root, trees[1].root, trees[2].root, size, size, i, j,
+        c[i].tobytes(), trees[0].proof(i), a[i].tobytes(), trees[1].proof(i),
+        cols[j].tobytes(), trees[2].proof(j),
+    )  # fmt: skip
+    assert harness.refutes_int8(*args)  # a random C: the entry is wrong
+    data = bytes(harness.refutes_int8.encode_input(*args))
+    zeros = data.count(0)
+    tokens = zeros + 4 * (len(data) - zeros)
+    floor = 21_000 + 10 * tokens  # EIP-7623's calldata floor (Prague)
+    total = int(harness.refutes_int8.estimate_gas_cost(*args, sender=deployer))
+    return total, len(data), floor
+
+
 def main() -> dict[str, float]:
     from ape import accounts, chain, networks, project
 
@@ -210,6 +244,12 @@ def main() -> dict[str, float]:
         g = gas(market.withdraw(ZERO, sender=w))
         rows.append(("withdraw (ETH)", g, "per call"))
         out["gas_withdraw_eth"] = g
+
+        g, size, floor = entry_check_gas(project, deployer)
+        rows.append(("entry check, int8 4096³ blob job (not yet a dispute)", g, "per tx"))
+        rows.append(("  its calldata floor (EIP-7623)", floor, f"{size:,} bytes"))
+        out["gas_entry_check_int8_4096_blob"] = g
+        out["gas_entry_check_int8_4096_blob_calldata_floor"] = floor
 
     table = Table(title="JobMarket gas on anvil (receipt gasUsed)")
     table.add_column("operation")

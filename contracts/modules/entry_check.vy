@@ -1,0 +1,213 @@
+# pragma version ~=0.4.3
+"""
+@title One entry of a committed matrix product, checked on-chain
+@license MIT
+@notice The building blocks of a single-entry dispute (issue 15): a row of a
+        committed result opened against its Merkle root, and the exact dot
+        product of an int8 row of A with an int8 column of B. A matrix product's
+        entries are independent dot products, so one wrong entry C[i][j] is
+        refuted by opening row i of C, row i of A and column j of B and
+        recomputing C[i][j] here. This module holds no state.
+
+        The row tree is pouw's (oracle/compute/merkle.py), fixed because the
+        on-chain commitment depends on it:
+        leaf_i = keccak256(0x00 ‖ i as 8-byte big-endian ‖ row bytes),
+        node = keccak256(0x01 ‖ left ‖ right), levels built pairwise left to
+        right with the last node of an odd level promoted unchanged (it has no
+        sibling in a proof).
+
+        The dot product packs eight 32-bit lanes in a word: each int8 byte is
+        biased to unsigned (xor 0x80, a + 128 in [0, 255]), a 32-byte word is
+        split into four words holding one byte per lane, B's lanes are
+        reversed, and one multiplication leaves the eight-term dot product of
+        the biased values in the top lane (every lane's coefficient is at most
+        8 * 255 * 255 < 2**32, so no carry crosses a lane; the terms above bit
+        256 wrap away). The biased sums sit beside it in lanes, and
+        sum(a * b) = sum(a' * b') - 128 * (sum(a') + sum(b')) + 16384 * k.
+"""
+
+
+# The largest row of A / column of B (int8 elements): k <= 4096.
+MAX_K: constant(uint256) = 4096
+# The words of a MAX_K-byte row.
+MAX_WORDS: constant(uint256) = 128
+# Levels of a row tree: up to 2**64 rows.
+MAX_DEPTH: constant(uint256) = 64
+
+# 1 in the low bit of each 32-bit lane (8 lanes).
+_LANE_ONES: constant(uint256) = (
+    1 + 2**32 + 2**64 + 2**96 + 2**128 + 2**160 + 2**192 + 2**224
+)
+# 0xFF in the low byte of each 32-bit lane.
+_LANE_BYTE: constant(uint256) = 255 * _LANE_ONES
+# 0x80 in every byte.
+_BIAS: constant(uint256) = 128 * (max_value(uint256) // 255)
+# Lane-reversal masks: the low 64 bits of each 128-bit half; the low 32 bits of each
+# 64-bit quarter.
+_SWAP64: constant(uint256) = (2**64 - 1) * (1 + 2**128)
+_SWAP32: constant(uint256) = (2**32 - 1) * (1 + 2**64 + 2**128 + 2**192)
+_LOW32: constant(uint256) = 2**32 - 1
+
+
+@internal
+@pure
+def _leaf(index: uint256, row: Bytes[16384]) -> bytes32:
+    """
+    @dev The leaf hash of row `index` of a result (its bytes as stored).
+    @param index The row's index (below 2**64).
+    @param row The row's bytes.
+    @return bytes32 keccak256(0x00 ‖ index as 8 bytes ‖ row).
+    """
+    return keccak256(concat(b"\x00", convert(convert(index, uint64), bytes8), row))
+
+
+@internal
+@pure
+def _opens(
+    root: bytes32, leaf: bytes32, index: uint256, rows: uint256, proof: DynArray[bytes32, 64]
+) -> bool:
+    """
+    @dev True iff `leaf` is leaf `index` of the `rows`-leaf tree with root `root`,
+         the proof holding exactly the siblings of its path (none where its node
+         was promoted).
+    @param root The committed row Merkle root.
+    @param leaf The leaf hash of the row (see `_leaf`).
+    @param index The row's index.
+    @param rows The tree's number of leaves.
+    @param proof The sibling hashes from the leaf level up.
+    @return bool Whether the proof leads to the root.
+    """
+    if index >= rows:
+        return False
+    h: bytes32 = leaf
+    pos: uint256 = index
+    width: uint256 = rows
+    used: uint256 = 0
+    for _: uint256 in range(MAX_DEPTH):
+        if width <= 1:
+            break
+        if (pos ^ 1) < width:
+            if used >= len(proof):
+                return False
+            sibling: bytes32 = proof[used]
+            used += 1
+            if pos % 2 == 0:
+                h = keccak256(concat(b"\x01", h, sibling))
+            else:
+                h = keccak256(concat(b"\x01", sibling, h))
+        pos //= 2
+        width = (width + 1) // 2
+    return used == len(proof) and h == root
+
+
+@internal
+@pure
+def _reverse_lanes(x: uint256) -> uint256:
+    """
+    @dev The eight 32-bit lanes of `x` in reverse order.
+    """
+    y: uint256 = (x >> 128) | (x << 128)
+    y = ((y >> 64) & _SWAP64) | ((y & _SWAP64) << 64)
+    return ((y >> 32) & _SWAP32) | ((y & _SWAP32) << 32)
+
+
+@internal
+@pure
+def _dot_int8(a: Bytes[MAX_K], b: Bytes[MAX_K]) -> int256:
+    """
+    @dev The exact dot product of two int8 vectors of the same length.
+    @param a The first vector, one signed byte per element.
+    @param b The second vector, as long as `a`.
+    @return int256 sum(a[t] * b[t]).
+    """
+    k: uint256 = len(a)
+    assert len(b) == k, "entry: lengths differ"
+    acc: uint256 = 0
+    sums: uint256 = 0
+    words: uint256 = (k + 31) // 32
+    for w: uint256 in range(words, bound=MAX_WORDS):
+        start: uint256 = w * 32
+        wa: uint256 = 0
+        wb: uint256 = 0
+        if start + 32 <= k:
+            wa = extract32(a, start, output_type=uint256) ^ _BIAS
+            wb = extract32(b, start, output_type=uint256) ^ _BIAS
+        else:
+            # The tail: zero-padded, and the padding's bias cleared so it adds nothing.
+            rest: uint256 = k - start
+            keep: uint256 = max_value(uint256) ^ ((1 << (8 * (32 - rest))) - 1)
+            ta: Bytes[4128] = concat(slice(a, start, rest), empty(bytes32))
+            tb: Bytes[4128] = concat(slice(b, start, rest), empty(bytes32))
+            wa = (extract32(ta, 0, output_type=uint256) ^ _BIAS) & keep
+            wb = (extract32(tb, 0, output_type=uint256) ^ _BIAS) & keep
+        wb = self._reverse_lanes(wb)
+        for s: uint256 in range(4):
+            la: uint256 = (wa >> (8 * s)) & _LANE_BYTE
+            lb: uint256 = (wb >> (8 * s)) & _LANE_BYTE
+            acc = unsafe_add(acc, unsafe_mul(la, lb) >> 224)
+            sums = unsafe_add(sums, unsafe_add(la, lb))
+    # Each lane of `sums` is at most 8 * 255 * 2 * MAX_WORDS < 2**32: fold the lanes.
+    total: uint256 = unsafe_mul(sums, _LANE_ONES) >> 224
+    return convert(acc, int256) - 128 * convert(total, int256) + 16384 * convert(k, int256)
+
+
+@internal
+@pure
+def _int32_at(row: Bytes[16384], j: uint256) -> int256:
+    """
+    @dev Entry `j` of an int32 result row (little-endian, as pouw stores results).
+    """
+    buf: Bytes[36] = concat(slice(row, 4 * j, 4), empty(bytes32))
+    be: uint256 = extract32(buf, 0, output_type=uint256) >> 224
+    le: uint256 = (
+        ((be & 255) << 24) | (((be >> 8) & 255) << 16) | (((be >> 16) & 255) << 8) | (be >> 24)
+    )
+    if le >= 2**31:
+        return convert(le, int256) - 2**32
+    return convert(le, int256)
+
+
+@internal
+@pure
+def _refutes_int8(
+    c_root: bytes32,
+    a_root: bytes32,
+    b_root: bytes32,
+    m: uint256,
+    n: uint256,
+    i: uint256,
+    j: uint256,
+    c_row: Bytes[16384],
+    c_proof: DynArray[bytes32, 64],
+    a_row: Bytes[MAX_K],
+    a_proof: DynArray[bytes32, 64],
+    b_col: Bytes[MAX_K],
+    b_proof: DynArray[bytes32, 64],
+) -> bool:
+    """
+    @dev Whether entry (i, j) of an int8 blob job's committed C is wrong: row i
+         of C (n int32) opens the result root, row i of A opens A's root and
+         column j of B (row j of B's column-major blob) opens B's root, and
+         C[i][j] != dot(A[i, :], B[:, j]). Reverts if any opening fails, so a
+         false return means the entry is right.
+    @param c_root The result's row Merkle root (the worker's commitment opens it).
+    @param a_root A's row root (m rows of k bytes), from the job's spec.
+    @param b_root B's column root (n columns of k bytes), from the job's spec.
+    @param m Rows of A and C.
+    @param n Columns of B and C.
+    @param i The row of the entry.
+    @param j The column of the entry.
+    @param c_row Row i of C, little-endian int32.
+    @param c_proof Its proof.
+    @param a_row Row i of A.
+    @param a_proof Its proof.
+    @param b_col Column j of B.
+    @param b_proof Its proof.
+    @return bool True iff C[i][j] is not the dot product.
+    """
+    assert i < m and j < n, "entry: outside the matrix"
+    assert len(c_row) == 4 * n, "entry: row of C is not n int32"
+    assert self._opens(c_root, self._leaf(i, c_row), i, m, c_proof), "entry: bad proof of C"
+    assert self._opens(a_root, self._leaf(i, a_row), i, m, a_proof), "entry: bad proof of A"
+    assert self._opens(b_root, self._leaf(j, b_col), j, n, b_proof), "entry: bad proof of B"
+    return self._int32_at(c_row, j) != self._dot_int8(a_row, b_col)

@@ -1,0 +1,149 @@
+"""contracts/modules/entry_check.vy, the on-chain half of a single-entry dispute (issue 15),
+held against the off-chain reference on a real EVM: the row tree of oracle/compute/merkle.py
+(leaves, promoted nodes, every proof of trees of 1 to 9 rows, bad proofs refused) and numpy's
+exact int8 dot product (random vectors of every tail length, the extremes -128 and 127, k up
+to 4096); and the combined check a dispute will make: a correct entry is not refuted, one
+entry off by one is, and a row that does not open the root reverts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from oracle.compute.merkle import MerkleTree, leaf_hash
+
+
+@pytest.fixture(scope="module")
+def harness(project, deployer):
+    return project.EntryCheckHarness.deploy(sender=deployer)
+
+
+def _tree(rows: list[bytes]) -> MerkleTree:
+    return MerkleTree.from_leaves([leaf_hash(i, r) for i, r in enumerate(rows)])
+
+
+def test_leaf__equals_merkle_py(harness) -> None:
+    for index, row in ((0, b""), (5, b"\x01\x02\x03"), (2**40 + 3, bytes(range(256)) * 3)):
+        assert bytes(harness.leaf(index, row)) == leaf_hash(index, row)
+
+
+@pytest.mark.parametrize("n", range(1, 10))
+def test_opens__every_row_of_every_small_tree(harness, n: int) -> None:
+    rng = np.random.default_rng(n)
+    rows = [rng.integers(0, 256, 12, dtype=np.uint8).tobytes() for _ in range(n)]
+    tree = _tree(rows)
+    for i, row in enumerate(rows):
+        proof = tree.proof(i)
+        assert harness.opens(tree.root, i, n, row, proof)
+        # the wrong row, index, size, or a proof with a sibling changed, missing or extra
+        assert not harness.opens(tree.root, i, n, row + b"\x00", proof)
+        if n > 1:
+            assert not harness.opens(tree.root, (i + 1) % n, n, row, proof)
+            bad = list(proof)
+            bad[0] = bytes(32)
+            assert not harness.opens(tree.root, i, n, row, bad)
+            assert not harness.opens(tree.root, i, n, row, proof[:-1])
+        assert not harness.opens(tree.root, i, n, row, [*proof, bytes(32)])
+    assert not harness.opens(tree.root, n, n, rows[0], tree.proof(0))
+
+
+@pytest.mark.parametrize("k", [1, 7, 31, 32, 33, 63, 64, 100, 255, 1000, 4096])
+def test_dot_int8__equals_numpy(harness, k: int) -> None:
+    rng = np.random.default_rng(k)
+    a = rng.integers(-128, 128, k, dtype=np.int8)
+    b = rng.integers(-128, 128, k, dtype=np.int8)
+    assert harness.dot_int8(a.tobytes(), b.tobytes()) == int(a.astype(np.int64) @ b)
+
+
+@pytest.mark.parametrize(("x", "y"), [(-128, -128), (127, 127), (-128, 127), (0, -128)])
+def test_dot_int8__extremes_at_4096(harness, x: int, y: int) -> None:
+    a = np.full(4096, x, dtype=np.int8)
+    b = np.full(4096, y, dtype=np.int8)
+    assert harness.dot_int8(a.tobytes(), b.tobytes()) == 4096 * x * y
+
+
+def test_dot_int8__lengths_differ__reverts(harness) -> None:
+    with pytest.raises(Exception, match="entry: lengths differ"):
+        harness.dot_int8(b"\x01\x02", b"\x01")
+
+
+def test_int32_at__little_endian_signed(harness) -> None:
+    row = np.array([0, 1, -1, 2**31 - 1, -(2**31), 123456789, -98765], dtype="<i4")
+    for j, v in enumerate(row):
+        assert harness.int32_at(row.tobytes(), j) == int(v)
+
+
+def test_refutes__wrong_entry_only(harness) -> None:
+    """C = A·B with one entry off by one: that entry is refuted, its neighbour is not."""
+    rng = np.random.default_rng(0)
+    m, k, n = 5, 300, 6
+    a = rng.integers(-128, 128, (m, k), dtype=np.int8)
+    b = rng.integers(-128, 128, (k, n), dtype=np.int8)
+    c = (a.astype(np.int32) @ b.astype(np.int32)).astype("<i4")
+    c[3, 4] += 1
+    rows = [c[i].tobytes() for i in range(m)]
+    tree = _tree(rows)
+    col = np.ascontiguousarray(b.T)  # B column-major, as blob inputs store it
+    assert harness.refutes(
+        tree.root, m, 3, 4, rows[3], tree.proof(3), a[3].tobytes(), col[4].tobytes()
+    )
+    assert not harness.refutes(
+        tree.root, m, 3, 5, rows[3], tree.proof(3), a[3].tobytes(), col[5].tobytes()
+    )
+    assert not harness.refutes(
+        tree.root, m, 0, 4, rows[0], tree.proof(0), a[0].tobytes(), col[4].tobytes()
+    )
+    with pytest.raises(Exception, match="entry: bad proof"):
+        harness.refutes(
+            tree.root, m, 2, 4, rows[3], tree.proof(3), a[3].tobytes(), col[4].tobytes()
+        )
+    with pytest.raises(Exception, match="entry: no such column"):
+        harness.refutes(
+            tree.root, m, 3, n, rows[3], tree.proof(3), a[3].tobytes(), col[4].tobytes()
+        )
+
+
+def test_refutes_int8__blob_job__against_its_published_roots(harness) -> None:
+    """The whole check of one entry of an int8 blob job: C's row against the result root,
+    A's row and B's column against the roots its spec carries (oracle.compute.blob_inputs)."""
+    from oracle.compute.blob_inputs import matmul_blobs
+
+    rng = np.random.default_rng(1)
+    m, k, n = 7, 100, 5
+    a = rng.integers(-128, 128, (m, k), dtype=np.int8)
+    b = rng.integers(-128, 128, (k, n), dtype=np.int8)
+    roots = matmul_blobs(a, b).inputs
+    a_root, b_root = (bytes.fromhex(roots[x]["root"][2:]) for x in ("a", "b"))
+    c = (a.astype(np.int32) @ b.astype(np.int32)).astype("<i4")
+    c[6, 2] -= 3
+    c_tree = _tree([c[i].tobytes() for i in range(m)])
+    a_tree = _tree([a[i].tobytes() for i in range(m)])
+    cols = np.ascontiguousarray(b.T)
+    b_tree = _tree([cols[j].tobytes() for j in range(n)])
+    assert (a_tree.root, b_tree.root) == (a_root, b_root)
+
+    def call(i: int, j: int, **over: object) -> bool:
+        args = {
+            "c_root": c_tree.root, "a_root": a_root, "b_root": b_root, "m": m, "n": n,
+            "i": i, "j": j, "c_row": c[i].tobytes(), "c_proof": c_tree.proof(i),
+            "a_row": a[i].tobytes(), "a_proof": a_tree.proof(i),
+            "b_col": cols[min(j, n - 1)].tobytes(), "b_proof": b_tree.proof(min(j, n - 1)),
+        }  # fmt: skip
+        args.update(over)
+        return bool(harness.refutes_int8(*args.values()))
+
+    assert call(6, 2)
+    assert not any(call(i, j) for i, j in ((6, 1), (0, 2), (3, 4), (0, 0)))
+    for over, reason in (
+        ({"c_row": c[5].tobytes()}, "bad proof of C"),
+        ({"a_row": a[5].tobytes()}, "bad proof of A"),
+        ({"b_col": cols[1].tobytes()}, "bad proof of B"),
+        ({"a_root": b_root}, "bad proof of A"),
+        ({"c_row": c[6].tobytes()[:-4]}, "row of C is not n int32"),
+        ({"m": m + 1}, "bad proof of C"),
+    ):
+        with pytest.raises(Exception, match=f"entry: {reason}"):
+            call(6, 2, **over)
+    with pytest.raises(Exception, match="entry: outside the matrix"):
+        call(6, n)
