@@ -32,16 +32,22 @@ ZERO = "0x0000000000000000000000000000000000000000"
 EPOCH, EMISSION, HALVING = 3_600, 1_000 * ETHER, 4
 
 
-def entry_check_gas(project, deployer) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
+def entry_check_gas(project, deployer) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """Gas of checking one entry of an int8 blob job at m = n = k = 4096 (entry_check.vy's
     `_refutes_int8` through the test harness, as a transaction: calldata included): three
     Merkle openings (C's row of 16 KiB, A's row and B's column of 4 KiB), the exact dot
     product, the comparison. What a dispute will add (the job's terms, the commitment, the
-    bonds moved) is not in this figure. Returns (gas, calldata bytes, EIP-7623 floor): the
-    26 KB of calldata, nearly all non-zero, put the transaction on Prague's floor of 40 gas
-    per non-zero byte, so the floor, not the execution, sets the figure."""
-    import numpy as np
+    bonds moved) is not in this figure.
 
+    Measured on this anvil (its default fork, Prague) and on a second anvil under Cancun's
+    rules: the 26 KB of calldata, nearly all non-zero, put the Prague transaction on EIP-7623's
+    floor of 40 gas per non-zero byte, so there the calldata, not the execution, sets the
+    price. Also the dot product alone (two 4 KiB vectors) under Cancun, and its execution per
+    multiply-add (its gas less the 21,000 base and the standard calldata cost)."""
+    import numpy as np
+    from web3 import Web3
+
+    from oracle.chain.anvil import start_anvil, stop_anvil
     from oracle.compute.merkle import MerkleTree
 
     size = 4096
@@ -60,10 +66,31 @@ def entry_check_gas(project, deployer) -> tuple[int, int, int]:  # type: ignore[
     assert harness.refutes_int8(*args)  # a random C: the entry is wrong
     data = bytes(harness.refutes_int8.encode_input(*args))
     zeros = data.count(0)
-    tokens = zeros + 4 * (len(data) - zeros)
-    floor = 21_000 + 10 * tokens  # EIP-7623's calldata floor (Prague)
-    total = int(harness.refutes_int8.estimate_gas_cost(*args, sender=deployer))
-    return total, len(data), floor
+    out = {
+        "gas": int(harness.refutes_int8.estimate_gas_cost(*args, sender=deployer)),
+        "calldata_bytes": len(data),
+        "floor": 21_000 + 10 * (zeros + 4 * (len(data) - zeros)),
+    }
+    ct = project.EntryCheckHarness.contract_type
+    abi = [x.model_dump(mode="json", by_alias=True, exclude_none=True) for x in ct.abi]
+    proc, url = start_anvil(hardfork="cancun")
+    try:
+        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 120}))
+        sender = w3.eth.accounts[0]
+        tx = w3.eth.contract(abi=abi, bytecode=ct.deployment_bytecode.bytecode).constructor()
+        receipt = w3.eth.wait_for_transaction_receipt(tx.transact({"from": sender}))
+        h = w3.eth.contract(address=receipt.contractAddress, abi=abi)
+        out["gas_cancun"] = h.functions.refutes_int8(*args).estimate_gas({"from": sender})
+        vec = (a[i].tobytes(), cols[j].tobytes())
+        dot = h.functions.dot_int8(*vec).estimate_gas({"from": sender})
+        dot_data = bytes.fromhex(h.encode_abi("dot_int8", vec)[2:])
+        nz = len(dot_data) - dot_data.count(0)
+        out["dot_execution_per_mac"] = round(
+            (dot - 21_000 - 16 * nz - 4 * dot_data.count(0)) / size
+        )
+    finally:
+        stop_anvil(proc)
+    return out
 
 
 def main() -> dict[str, float]:
@@ -245,11 +272,15 @@ def main() -> dict[str, float]:
         rows.append(("withdraw (ETH)", g, "per call"))
         out["gas_withdraw_eth"] = g
 
-        g, size, floor = entry_check_gas(project, deployer)
-        rows.append(("entry check, int8 4096³ blob job (not yet a dispute)", g, "per tx"))
-        rows.append(("  its calldata floor (EIP-7623)", floor, f"{size:,} bytes"))
-        out["gas_entry_check_int8_4096_blob"] = g
-        out["gas_entry_check_int8_4096_blob_calldata_floor"] = floor
+        e = entry_check_gas(project, deployer)
+        rows.append(("entry check, int8 4096³ blob job (not yet a dispute)", e["gas"], "per tx"))
+        rows.append(("  its calldata floor (EIP-7623)", e["floor"], f"{e['calldata_bytes']:,} B"))
+        rows.append(("  the same under Cancun's rules", e["gas_cancun"], "per tx"))
+        rows.append(("  int8 dot product, execution", e["dot_execution_per_mac"], "per MAC"))
+        out["gas_entry_check_int8_4096_blob"] = e["gas"]
+        out["gas_entry_check_int8_4096_blob_calldata_floor"] = e["floor"]
+        out["gas_entry_check_int8_4096_blob_cancun"] = e["gas_cancun"]
+        out["gas_dot_int8_per_mac"] = e["dot_execution_per_mac"]
 
     table = Table(title="JobMarket gas on anvil (receipt gasUsed)")
     table.add_column("operation")

@@ -103,12 +103,14 @@ def start_anvil(
     chain_id: int = 31337,
     quiet: bool = True,
     block_time: int = 0,
+    hardfork: str | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start anvil; returns (process, rpc url). ChainError if it does not come up in time.
 
     With ``block_time`` > 0 anvil also mines an (empty) block every ``block_time`` seconds
     while still mining each transaction at once (``--mixed-mining``): challenge blocks and
-    confirmation depth then appear on a quiet chain, as on a live one.
+    confirmation depth then appear on a quiet chain, as on a live one. ``hardfork`` (e.g.
+    ``"cancun"``) runs another fork's rules than anvil's default (a benchmark's comparison).
     """
     port = port or free_port()
     cmd = [
@@ -124,6 +126,8 @@ def start_anvil(
     ]
     if block_time > 0:
         cmd += ["--block-time", str(block_time), "--mixed-mining"]
+    if hardfork is not None:
+        cmd += ["--hardfork", hardfork]
     out = subprocess.DEVNULL if quiet else None
     # Its own session, so stop_anvil() can end it with anything it spawned.
     proc = subprocess.Popen(cmd, stdout=out, stderr=out, start_new_session=True)
