@@ -141,11 +141,29 @@ def _dot_int8(a: Bytes[MAX_K], b: Bytes[MAX_K]) -> int256:
             wa = (extract32(ta, 0, output_type=uint256) ^ _BIAS) & keep
             wb = (extract32(tb, 0, output_type=uint256) ^ _BIAS) & keep
         wb = self._reverse_lanes(wb)
-        for s: uint256 in range(4):
-            la: uint256 = (wa >> (8 * s)) & _LANE_BYTE
-            lb: uint256 = (wb >> (8 * s)) & _LANE_BYTE
-            acc = unsafe_add(acc, unsafe_mul(la, lb) >> 224)
-            sums = unsafe_add(sums, unsafe_add(la, lb))
+        # the four bytes of each lane, unrolled (a loop of four costs ~40% more here)
+        a0: uint256 = wa & _LANE_BYTE
+        b0: uint256 = wb & _LANE_BYTE
+        a1: uint256 = (wa >> 8) & _LANE_BYTE
+        b1: uint256 = (wb >> 8) & _LANE_BYTE
+        a2: uint256 = (wa >> 16) & _LANE_BYTE
+        b2: uint256 = (wb >> 16) & _LANE_BYTE
+        a3: uint256 = (wa >> 24) & _LANE_BYTE
+        b3: uint256 = (wb >> 24) & _LANE_BYTE
+        acc = unsafe_add(
+            acc,
+            unsafe_add(
+                unsafe_add(unsafe_mul(a0, b0) >> 224, unsafe_mul(a1, b1) >> 224),
+                unsafe_add(unsafe_mul(a2, b2) >> 224, unsafe_mul(a3, b3) >> 224),
+            ),
+        )
+        sums = unsafe_add(
+            sums,
+            unsafe_add(
+                unsafe_add(unsafe_add(a0, b0), unsafe_add(a1, b1)),
+                unsafe_add(unsafe_add(a2, b2), unsafe_add(a3, b3)),
+            ),
+        )
     # Each lane of `sums` is at most 8 * 255 * 2 * MAX_WORDS < 2**32: fold the lanes.
     total: uint256 = unsafe_mul(sums, _LANE_ONES) >> 224
     return convert(acc, int256) - 128 * convert(total, int256) + 16384 * convert(k, int256)
