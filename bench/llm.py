@@ -41,6 +41,7 @@ from rich.table import Table  # noqa: E402
 
 import oracle.compute.kinds.llm as llm_kind  # noqa: E402
 from bench._results import merge_results  # noqa: E402
+from oracle.client.jobs import llm_spec  # noqa: E402
 from oracle.compute.llm import (  # noqa: E402
     DEFAULT_MODEL_FILE,
     KVCache,
@@ -48,7 +49,7 @@ from oracle.compute.llm import (  # noqa: E402
     forward_work,
     load_llama_gguf,
 )
-from oracle.compute.llm.model_cache import MODELS  # noqa: E402
+from oracle.compute.llm.model_cache import MODELS, spec_shape  # noqa: E402
 from oracle.compute.merkle import jit_warm_up  # noqa: E402
 from oracle.compute.verify import check_sampled, prepare  # noqa: E402
 from oracle.compute.work import answer_challenge, compute, result_tree  # noqa: E402
@@ -157,26 +158,14 @@ def main() -> dict[str, float]:
     jit_warm_up()
     blob = MODELS.offer(path)
     spec = parse_spec(
-        {
-            "version": 1,
-            "kind": "llm",
-            "model": {
-                "blob": "0x" + blob,
-                "arch": "llama",
-                "layers": cfg.n_layers,
-                "dim": cfg.d_model,
-                "ffn": cfg.d_ff,
-                "heads": cfg.n_heads,
-                "kv_heads": cfg.n_kv_heads,
-                "head_dim": cfg.head_dim,
-                "vocab": cfg.vocab_size,
-                "context": cfg.context_length,
-            },
-            "prompt": prompt,
-            "max_new_tokens": args.new,
-            "eos": None,
-            "verify": {"mode": "sampled", "openings": 16},
-        }
+        llm_spec(
+            blob="0x" + blob,
+            shape=spec_shape(cfg),
+            prompt=prompt,
+            max_new_tokens=args.new,
+            eos=None,
+            openings=16,
+        )
     )
     # a worker in steady state: its trace cache full, each job reusing an evicted buffer
     llm_kind.TRACES = llm_kind.TraceCache(1)

@@ -120,6 +120,28 @@ def mlp_spec(
     }
 
 
+def llm_spec(
+    *,
+    blob: str,
+    shape: Mapping[str, int],
+    prompt: Sequence[int],
+    max_new_tokens: int,
+    eos: int | None,
+    openings: int,
+) -> dict[str, Any]:
+    """An ``llm`` spec: greedy generation on the Llama model of blob ``blob`` (0x + keccak256
+    of its GGUF file) with ``shape`` (:func:`oracle.compute.llm.model_cache.spec_shape`)."""
+    return {
+        "version": 1,
+        "kind": "llm",
+        "model": {"blob": blob, "arch": "llama", **shape},
+        "prompt": list(prompt),
+        "max_new_tokens": max_new_tokens,
+        "eos": eos,
+        "verify": {"mode": "sampled", "openings": openings},
+    }
+
+
 def publish_spec(spec: Spec, locations: Sequence[str]) -> str:
     """Store the spec's canonical bytes in every location; returns the blob name (its hash)."""
     return SpecStore(locations).put(spec)

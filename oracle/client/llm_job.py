@@ -23,11 +23,11 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from oracle.client.jobs import llm_spec
 from oracle.compute.llm import DEFAULT_MODEL_FILE, GgufTokenizer, LlamaModel, load_llama_gguf
 from oracle.compute.llm.gguf_model import load_llama_vocab
-from oracle.compute.llm.model_cache import MODELS
+from oracle.compute.llm.model_cache import MODELS, spec_shape
 from oracle.exceptions import ConfigError, InputError, SpecError
 from oracle.protocol.hashing import keccak256
 from oracle.protocol.spec import MAX_NEW_TOKENS, MAX_PROMPT_TOKENS, LlmSpec, Spec, parse_spec
@@ -153,26 +153,14 @@ def llm_job(
         )
     data = path.read_bytes()
     blob = "0x" + keccak256(data).hex()
-    spec: dict[str, Any] = {
-        "version": 1,
-        "kind": "llm",
-        "model": {
-            "blob": blob,
-            "arch": "llama",
-            "layers": cfg.n_layers,
-            "dim": cfg.d_model,
-            "ffn": cfg.d_ff,
-            "heads": cfg.n_heads,
-            "kv_heads": cfg.n_kv_heads,
-            "head_dim": cfg.head_dim,
-            "vocab": cfg.vocab_size,
-            "context": cfg.context_length,
-        },
-        "prompt": ids,
-        "max_new_tokens": max_new_tokens,
-        "eos": model.vocab.eos_id,
-        "verify": {"mode": "sampled", "openings": openings or DEFAULT_OPENINGS},
-    }
+    spec = llm_spec(
+        blob=blob,
+        shape=spec_shape(cfg),
+        prompt=ids,
+        max_new_tokens=max_new_tokens,
+        eos=model.vocab.eos_id,
+        openings=openings or DEFAULT_OPENINGS,
+    )
     try:
         parsed = parse_spec(spec)
     except SpecError as exc:

@@ -3,14 +3,16 @@
 Every bad input (a GGUF of another architecture, an unsupported tensor type, a truncated or
 absent file, a prompt over the limit or past the model's context, ``--max-new-tokens`` 0 or
 over 256, a prompt given twice or not at all, ``--chat`` on a model without a template,
-flags of another kind) is one ``error:`` line with exit 2, before the RPC is reached and with
-nothing published. On the default model: the spec names the file by its keccak256, the prompt
-is the model's own tokenization, and the completion of a token list reads back as text with
-the model fetched by its blob from a store into an empty model cache.
+flags of another kind, a spec file naming a model no store holds) is one ``error:`` line with
+exit 2, before the RPC is reached and with nothing published. On the default model: the spec
+names the file by its keccak256, the prompt is the model's own tokenization, and the completion
+of a token list reads back as text with the model fetched by its blob from a store into an
+empty model cache.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +153,16 @@ def test_create__good_llm_job__reaches_the_chain_only_then(tmp_path: Path, syn_m
     assert "no pouw deployment recorded" in result.stderr.splitlines()[-1]
     assert f"model {syn_model}: loading and checking" in result.stderr
     assert not store.exists()
+
+
+def test_create__llm_spec_file_without_its_model__refused(tmp_path: Path) -> None:
+    """A spec file naming a model no store holds would be a job no worker can run."""
+    from tests.oracle.test_llm_spec import SMOL, llm
+
+    spec_file = tmp_path / "llm.json"
+    spec_file.write_text(json.dumps(llm()))
+    line = _refused(tmp_path, "--spec-file", str(spec_file))
+    assert f"the model blob {SMOL['blob']} is in none of the --spec-store" in line, line
 
 
 # -- the default model ------------------------------------------------------------------------

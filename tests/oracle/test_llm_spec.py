@@ -4,7 +4,6 @@ A spec of SmolLM2-135M parses and normalizes; its work units equal the compute l
 of the same generation (oracle.compute.llm.forward_work) for every prompt length and token
 budget tried; a 512-token prompt fits the spec size limit; bad fields are refused naming the
 field. The result layout round-trips the trace roots and tokens and refuses a malformed one.
-A spec file of an llm job is refused unless a store holds the model it names.
 """
 
 from __future__ import annotations
@@ -132,33 +131,3 @@ def test_llm_result__round_trips_and_refuses_malformed() -> None:
         encode_llm_result(spec, roots, tuple(range(41)))
     with pytest.raises(ResultFormatError):
         decode_llm_result(spec, data[:-4])
-
-
-def test_job_create__llm_spec_file_without_its_model__refused_before_anything_moves(
-    tmp_path: Any,
-) -> None:
-    """A spec file naming a model no store holds would be a job no worker can run: one line,
-    exit 2, nothing published or escrowed (the RPC is never reached)."""
-    import json
-
-    from click.testing import CliRunner
-
-    from oracle.cli.main import cli
-
-    spec_file = tmp_path / "llm.json"
-    spec_file.write_text(json.dumps(llm()))
-    key = tmp_path / "k.key"
-    key.write_text("0x" + "11" * 32)
-    key.chmod(0o600)
-    store = tmp_path / "store"
-    result = CliRunner(mix_stderr=False).invoke(
-        cli,
-        [
-            "job", "create", "--keyfile", str(key), "--spec-store", str(store),
-            "--spec-file", str(spec_file), "--amount", "1", "--rpc", "http://127.0.0.1:9",
-        ],
-    )  # fmt: skip
-    assert result.exit_code == 2, result.output
-    assert f"the model blob {SMOL['blob']} is in none of the --spec-store" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert not store.exists() or not any(store.rglob("*"))

@@ -24,13 +24,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from oracle.compute.llm.gguf_model import LlamaModel, load_llama_gguf
+from oracle.compute.llm.gguf_model import LlamaConfig, LlamaModel, load_llama_gguf
 from oracle.compute.llm.verify import ModelChecks, model_checks
 from oracle.exceptions import InputError
 from oracle.protocol.hashing import keccak256
 from oracle.protocol.spec import LlmModel
 
-__all__ = ["MODELS", "LoadedModel", "ModelCache", "check_shape", "default_cache_dir"]
+__all__ = [
+    "MODELS",
+    "LoadedModel",
+    "ModelCache",
+    "check_shape",
+    "default_cache_dir",
+    "spec_shape",
+]
 
 #: The largest model file fetched (bytes): 8 GiB.
 MAX_MODEL_BYTES = 8 << 30
@@ -65,10 +72,9 @@ class LoadedModel:
             return self._checks
 
 
-def check_shape(spec_model: LlmModel, model: LlamaModel) -> None:
-    """InputError naming the first field where the file's shape differs from the spec's."""
-    cfg = model.config
-    have = {
+def spec_shape(cfg: LlamaConfig) -> dict[str, int]:
+    """The shape fields of an llm spec's ``model`` object for a model of ``cfg``."""
+    return {
         "layers": cfg.n_layers,
         "dim": cfg.d_model,
         "ffn": cfg.d_ff,
@@ -78,7 +84,11 @@ def check_shape(spec_model: LlmModel, model: LlamaModel) -> None:
         "vocab": cfg.vocab_size,
         "context": cfg.context_length,
     }
-    for name, value in have.items():
+
+
+def check_shape(spec_model: LlmModel, model: LlamaModel) -> None:
+    """InputError naming the first field where the file's shape differs from the spec's."""
+    for name, value in spec_shape(model.config).items():
         wanted = getattr(spec_model, name)
         if wanted != value:
             raise InputError(
