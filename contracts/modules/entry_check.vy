@@ -113,6 +113,60 @@ def _reverse_lanes(x: uint256) -> uint256:
 
 @internal
 @pure
+def _word_dot(wa: uint256, wb: uint256) -> (uint256, uint256):
+    """
+    @dev The dot product of two words of 32 biased bytes (each byte a + 128; padding
+         bytes 0), and the lane-wise sums of their bytes (module notice).
+    @param wa 32 biased bytes of the first vector, big-endian (first element on top).
+    @param wb The same 32 elements of the second vector.
+    @return (uint256, uint256) sum(a' * b') over the word, and its bytes' lane sums.
+    """
+    rb: uint256 = self._reverse_lanes(wb)
+    # the four bytes of each lane, unrolled (a loop of four costs ~40% more here)
+    a0: uint256 = wa & _LANE_BYTE
+    b0: uint256 = rb & _LANE_BYTE
+    a1: uint256 = (wa >> 8) & _LANE_BYTE
+    b1: uint256 = (rb >> 8) & _LANE_BYTE
+    a2: uint256 = (wa >> 16) & _LANE_BYTE
+    b2: uint256 = (rb >> 16) & _LANE_BYTE
+    a3: uint256 = (wa >> 24) & _LANE_BYTE
+    b3: uint256 = (rb >> 24) & _LANE_BYTE
+    prod: uint256 = unsafe_add(
+        unsafe_add(unsafe_mul(a0, b0) >> 224, unsafe_mul(a1, b1) >> 224),
+        unsafe_add(unsafe_mul(a2, b2) >> 224, unsafe_mul(a3, b3) >> 224),
+    )
+    sums: uint256 = unsafe_add(
+        unsafe_add(unsafe_add(a0, b0), unsafe_add(a1, b1)),
+        unsafe_add(unsafe_add(a2, b2), unsafe_add(a3, b3)),
+    )
+    return prod, sums
+
+
+@internal
+@pure
+def _unbias(acc: uint256, sums: uint256, k: uint256) -> int256:
+    """
+    @dev sum(a * b) from sum(a' * b') and the lane sums of the biased bytes:
+         each lane of `sums` is at most 8 * 255 * 2 * MAX_WORDS < 2**32, so one
+         multiplication folds the lanes into the top one.
+    """
+    total: uint256 = unsafe_mul(sums, _LANE_ONES) >> 224
+    return convert(acc, int256) - 128 * convert(total, int256) + 16384 * convert(k, int256)
+
+
+@internal
+@pure
+def _tail_mask(k: uint256, start: uint256) -> uint256:
+    """
+    @dev The mask keeping the bytes of a word at `start` that lie before `k`.
+    """
+    if start + 32 <= k:
+        return max_value(uint256)
+    return max_value(uint256) ^ ((1 << (8 * (32 - (k - start)))) - 1)
+
+
+@internal
+@pure
 def _dot_int8(a: Bytes[MAX_K], b: Bytes[MAX_K]) -> int256:
     """
     @dev The exact dot product of two int8 vectors of the same length.
@@ -124,8 +178,7 @@ def _dot_int8(a: Bytes[MAX_K], b: Bytes[MAX_K]) -> int256:
     assert len(b) == k, "entry: lengths differ"
     acc: uint256 = 0
     sums: uint256 = 0
-    words: uint256 = (k + 31) // 32
-    for w: uint256 in range(words, bound=MAX_WORDS):
+    for w: uint256 in range((k + 31) // 32, bound=MAX_WORDS):
         start: uint256 = w * 32
         wa: uint256 = 0
         wb: uint256 = 0
@@ -134,39 +187,55 @@ def _dot_int8(a: Bytes[MAX_K], b: Bytes[MAX_K]) -> int256:
             wb = extract32(b, start, output_type=uint256) ^ _BIAS
         else:
             # The tail: zero-padded, and the padding's bias cleared so it adds nothing.
-            rest: uint256 = k - start
-            keep: uint256 = max_value(uint256) ^ ((1 << (8 * (32 - rest))) - 1)
-            ta: Bytes[4128] = concat(slice(a, start, rest), empty(bytes32))
-            tb: Bytes[4128] = concat(slice(b, start, rest), empty(bytes32))
+            keep: uint256 = self._tail_mask(k, start)
+            ta: Bytes[4128] = concat(slice(a, start, k - start), empty(bytes32))
+            tb: Bytes[4128] = concat(slice(b, start, k - start), empty(bytes32))
             wa = (extract32(ta, 0, output_type=uint256) ^ _BIAS) & keep
             wb = (extract32(tb, 0, output_type=uint256) ^ _BIAS) & keep
-        wb = self._reverse_lanes(wb)
-        # the four bytes of each lane, unrolled (a loop of four costs ~40% more here)
-        a0: uint256 = wa & _LANE_BYTE
-        b0: uint256 = wb & _LANE_BYTE
-        a1: uint256 = (wa >> 8) & _LANE_BYTE
-        b1: uint256 = (wb >> 8) & _LANE_BYTE
-        a2: uint256 = (wa >> 16) & _LANE_BYTE
-        b2: uint256 = (wb >> 16) & _LANE_BYTE
-        a3: uint256 = (wa >> 24) & _LANE_BYTE
-        b3: uint256 = (wb >> 24) & _LANE_BYTE
-        acc = unsafe_add(
-            acc,
-            unsafe_add(
-                unsafe_add(unsafe_mul(a0, b0) >> 224, unsafe_mul(a1, b1) >> 224),
-                unsafe_add(unsafe_mul(a2, b2) >> 224, unsafe_mul(a3, b3) >> 224),
-            ),
-        )
-        sums = unsafe_add(
-            sums,
-            unsafe_add(
-                unsafe_add(unsafe_add(a0, b0), unsafe_add(a1, b1)),
-                unsafe_add(unsafe_add(a2, b2), unsafe_add(a3, b3)),
-            ),
-        )
-    # Each lane of `sums` is at most 8 * 255 * 2 * MAX_WORDS < 2**32: fold the lanes.
-    total: uint256 = unsafe_mul(sums, _LANE_ONES) >> 224
-    return convert(acc, int256) - 128 * convert(total, int256) + 16384 * convert(k, int256)
+        prod: uint256 = 0
+        s: uint256 = 0
+        prod, s = self._word_dot(wa, wb)
+        acc = unsafe_add(acc, prod)
+        sums = unsafe_add(sums, s)
+    return self._unbias(acc, sums, k)
+
+
+@internal
+@pure
+def _keccak_word(seed: uint256, tensor: uint256, line: uint256, word: uint256) -> uint256:
+    """
+    @dev Word `word` of line `line` of a seeded tensor (oracle/compute/keccak_inputs.py):
+         keccak256(abi.encode(seed, tensor, line, word)), first byte on top.
+    """
+    return convert(keccak256(abi_encode(seed, tensor, line, word)), uint256)
+
+
+@internal
+@pure
+def _dot_int8_seeded(seed: uint256, i: uint256, j: uint256, k: uint256) -> int256:
+    """
+    @dev The exact dot product of row i of A and column j of B of an int8 job
+         whose inputs are generated from `seed` (A is tensor 0, B tensor 1
+         generated column-major): both regenerated here, nothing from calldata.
+    @param seed The job's input seed.
+    @param i The row of A.
+    @param j The column of B.
+    @param k Their length.
+    @return int256 sum(A[i][t] * B[t][j]).
+    """
+    assert k <= MAX_K, "entry: k too large"
+    acc: uint256 = 0
+    sums: uint256 = 0
+    for w: uint256 in range((k + 31) // 32, bound=MAX_WORDS):
+        keep: uint256 = self._tail_mask(k, w * 32)
+        wa: uint256 = (self._keccak_word(seed, 0, i, w) ^ _BIAS) & keep
+        wb: uint256 = (self._keccak_word(seed, 1, j, w) ^ _BIAS) & keep
+        prod: uint256 = 0
+        s: uint256 = 0
+        prod, s = self._word_dot(wa, wb)
+        acc = unsafe_add(acc, prod)
+        sums = unsafe_add(sums, s)
+    return self._unbias(acc, sums, k)
 
 
 @internal
@@ -229,3 +298,37 @@ def _refutes_int8(
     assert self._opens(a_root, self._leaf(i, a_row), i, m, a_proof), "entry: bad proof of A"
     assert self._opens(b_root, self._leaf(j, b_col), j, n, b_proof), "entry: bad proof of B"
     return self._int32_at(c_row, j) != self._dot_int8(a_row, b_col)
+
+
+@internal
+@pure
+def _refutes_int8_seeded(
+    c_root: bytes32,
+    seed: uint256,
+    m: uint256,
+    n: uint256,
+    k: uint256,
+    i: uint256,
+    j: uint256,
+    c_row: Bytes[16384],
+    c_proof: DynArray[bytes32, 64],
+) -> bool:
+    """
+    @dev Whether entry (i, j) of a seeded int8 job's committed C is wrong: row i
+         of C opens the result root and C[i][j] != dot(A[i, :], B[:, j]) with A
+         and B regenerated from the seed. Reverts if the opening fails.
+    @param c_root The result's row Merkle root.
+    @param seed The job's input seed.
+    @param m Rows of A and C.
+    @param n Columns of B and C.
+    @param k Columns of A, rows of B.
+    @param i The row of the entry.
+    @param j The column of the entry.
+    @param c_row Row i of C, little-endian int32.
+    @param c_proof Its proof.
+    @return bool True iff C[i][j] is not the dot product.
+    """
+    assert i < m and j < n, "entry: outside the matrix"
+    assert len(c_row) == 4 * n, "entry: row of C is not n int32"
+    assert self._opens(c_root, self._leaf(i, c_row), i, m, c_proof), "entry: bad proof of C"
+    return self._int32_at(c_row, j) != self._dot_int8_seeded(seed, i, j, k)

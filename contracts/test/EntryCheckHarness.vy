@@ -92,3 +92,40 @@ def refutes_int8(
     return entry_check._refutes_int8(
         c_root, a_root, b_root, m, n, i, j, c_row, c_proof, a_row, a_proof, b_col, b_proof
     )
+
+
+@external
+@pure
+def keccak_word(seed: uint256, tensor: uint256, line: uint256, word: uint256) -> uint256:
+    """
+    @notice Word `word` of line `line` of a seeded tensor.
+    """
+    return entry_check._keccak_word(seed, tensor, line, word)
+
+
+@external
+@pure
+def dot_int8_seeded(seed: uint256, i: uint256, j: uint256, k: uint256) -> int256:
+    """
+    @notice The dot product of row i of A and column j of B of a seeded int8 job.
+    """
+    return entry_check._dot_int8_seeded(seed, i, j, k)
+
+
+@external
+@pure
+def refutes_int8_seeded(
+    c_root: bytes32,
+    seed: uint256,
+    m: uint256,
+    n: uint256,
+    k: uint256,
+    i: uint256,
+    j: uint256,
+    c_row: Bytes[16384],
+    c_proof: DynArray[bytes32, 64],
+) -> bool:
+    """
+    @notice Whether entry (i, j) of a seeded int8 job's committed C is wrong.
+    """
+    return entry_check._refutes_int8_seeded(c_root, seed, m, n, k, i, j, c_row, c_proof)

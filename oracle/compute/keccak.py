@@ -6,7 +6,9 @@ two kernels that both call it:
 
 * :func:`keccak_tree` hashes a result's leaves 8 rows at a time, reading the rows' words
   straight from the result, then each level 8 pairs at a time (one call builds a tree);
-* :func:`keccak_paths` hashes opened rows and climbs their 8 Merkle paths together.
+* :func:`keccak_paths` hashes opened rows and climbs their 8 Merkle paths together;
+* :func:`keccak_counter` generates the keccak counter-mode stream of seeded inputs
+  (:mod:`oracle.compute.rng`).
 
 These are plain Python functions that are only ever run compiled, through
 :func:`oracle.compute.parallel.jit` with the signatures :func:`tree_signatures` and
@@ -26,6 +28,8 @@ __all__ = [
     "GROUP",
     "RATE_WORDS",
     "RC_ARRAY",
+    "counter_signatures",
+    "keccak_counter",
     "keccak_f",
     "keccak_paths",
     "keccak_tree",
@@ -419,5 +423,61 @@ def tree_signatures(t: Any) -> list[Any]:
             i64,
             t.Array(t.uint64, 1, "C"),
             t.Array(t.uint64, 2, "C"),
+        )
+    ]
+
+
+def keccak_counter(  # pragma: no cover - compiled by numba
+    seed: int,
+    tensor: int,
+    lo: int,
+    hi: int,
+    words: int,
+    rcs: Any,
+    out: Any,
+) -> None:
+    """The keccak counter-mode stream of lines lo ≤ r < hi (compiled by numba).
+
+    Word w of line r is keccak256(abi.encode(uint256 seed, uint256 tensor, uint256 r, uint256 w))
+    (:mod:`oracle.compute.rng` documents the generator): a 128-byte message, one block, whose
+    only non-zero lanes are the big-endian low 8 bytes of each of its four 32-byte words (lanes
+    3, 7, 11, 15, byte-swapped) and the padding. Hashed 8 side by side; ``out`` (uint64, shape
+    (hi − lo, words, 4)) receives each hash's 4 little-endian words.
+    """
+    st = np.zeros(25 * 8, dtype=np.uint64)
+    total = (hi - lo) * words
+    vals = np.zeros(4, dtype=np.uint64)
+    vals[0] = np.uint64(seed)
+    vals[1] = np.uint64(tensor)
+    for g in range(0, total, 8):
+        n = min(8, total - g)
+        st[:] = 0
+        for lane in range(n):
+            vals[2] = np.uint64(lo + (g + lane) // words)
+            vals[3] = np.uint64((g + lane) % words)
+            for k in range(4):
+                x = vals[k]
+                x = ((x & np.uint64(0x00000000FFFFFFFF)) << np.uint64(32)) | (x >> np.uint64(32))
+                x = ((x & np.uint64(0x0000FFFF0000FFFF)) << np.uint64(16)) | (
+                    (x >> np.uint64(16)) & np.uint64(0x0000FFFF0000FFFF)
+                )
+                x = ((x & np.uint64(0x00FF00FF00FF00FF)) << np.uint64(8)) | (
+                    (x >> np.uint64(8)) & np.uint64(0x00FF00FF00FF00FF)
+                )
+                st[(4 * k + 3) * 8 + lane] = x
+            st[16 * 8 + lane] = np.uint64(0x01) | (np.uint64(0x80) << np.uint64(56))
+        keccak_f(st, rcs)
+        for lane in range(n):
+            r = (g + lane) // words
+            w = (g + lane) % words
+            for q in range(4):
+                out[r, w, q] = st[q * 8 + lane]
+
+
+def counter_signatures(t: Any) -> list[Any]:
+    i64 = t.int64
+    return [
+        t.void(
+            t.uint64, i64, i64, i64, i64, t.Array(t.uint64, 1, "C"), t.Array(t.uint64, 3, "C")
         )
     ]

@@ -147,3 +147,58 @@ def test_refutes_int8__blob_job__against_its_published_roots(harness) -> None:
             call(6, 2, **over)
     with pytest.raises(Exception, match="entry: outside the matrix"):
         call(6, n)
+
+
+# -- seeded inputs: the keccak counter-mode stream, regenerated on-chain ----------------------
+
+
+def test_keccak_word__equals_keccak_inputs(harness) -> None:
+    from oracle.compute.keccak_inputs import keccak_word
+
+    for seed, tensor, line, word in ((0, 0, 0, 0), (2**64 - 1, 1, 4095, 127), (7, 1, 3, 2)):
+        got = harness.keccak_word(seed, tensor, line, word)
+        assert got.to_bytes(32, "big") == keccak_word(seed, tensor, line, word)
+
+
+@pytest.mark.parametrize("k", [1, 31, 32, 33, 100, 4096])
+def test_dot_int8_seeded__equals_the_generated_inputs(harness, k: int) -> None:
+    """The contract's regenerated row of A and column of B are keccak_inputs' (B column-major):
+    their dot product equals numpy's on the matrices the generator gives a worker."""
+    from oracle.compute.keccak_inputs import keccak_matmul_inputs
+
+    seed, m, n = 2**40 + k, 3, 4
+    a, b = keccak_matmul_inputs(seed, m, n, k, "int8")
+    for i, j in ((0, 0), (2, 3), (1, 2)):
+        want = int(a[i].astype(np.int64) @ b[:, j].astype(np.int64))
+        assert harness.dot_int8_seeded(seed, i, j, k) == want
+
+
+def test_dot_int8_seeded__k_over_4096__reverts(harness) -> None:
+    with pytest.raises(Exception, match="entry: k too large"):
+        harness.dot_int8_seeded(1, 0, 0, 4097)
+
+
+def test_refutes_int8_seeded__wrong_entry_only(harness) -> None:
+    from oracle.compute.keccak_inputs import keccak_matmul_inputs
+
+    seed, m, n, k = 99, 6, 5, 70
+    a, b = keccak_matmul_inputs(seed, m, n, k, "int8")
+    c = (a.astype(np.int32) @ b.astype(np.int32)).astype("<i4")
+    c[4, 1] += 1
+    tree = _tree([c[i].tobytes() for i in range(m)])
+
+    def call(i: int, j: int, seed: int = seed, row: int | None = None) -> bool:
+        r = i if row is None else row
+        return bool(
+            harness.refutes_int8_seeded(
+                tree.root, seed, m, n, k, i, j, c[r].tobytes(), tree.proof(r)
+            )
+        )
+
+    assert call(4, 1)
+    assert not any(call(i, j) for i, j in ((4, 0), (0, 1), (5, 4)))
+    assert call(0, 0, seed=seed + 1)  # another seed's inputs: C is wrong for them
+    with pytest.raises(Exception, match="entry: bad proof of C"):
+        call(3, 1, row=4)
+    with pytest.raises(Exception, match="entry: outside the matrix"):
+        call(m, 0, row=0)
