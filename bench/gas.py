@@ -37,7 +37,8 @@ def entry_check_gas(project, deployer) -> dict[str, int]:  # type: ignore[no-unt
     `_refutes_int8` through the test harness, as a transaction: calldata included): three
     Merkle openings (C's row of 16 KiB, A's row and B's column of 4 KiB), the exact dot
     product, the comparison; and the same for a seeded job (row i of A and column j of B
-    regenerated on-chain from the keccak stream, only C's row in calldata). What a dispute
+    regenerated on-chain from the keccak stream, only C's row in calldata), int8 and fp32
+    (the exact dot product and the bound no honest summation exceeds). What a dispute
     will add (the job's terms, the commitment, the
     bonds moved) is not in this figure.
 
@@ -77,6 +78,11 @@ def entry_check_gas(project, deployer) -> dict[str, int]:  # type: ignore[no-unt
     seeded = (trees[0].root, seed, size, size, size, i, j, c[i].tobytes(), trees[0].proof(i))
     assert harness.refutes_int8_seeded(*seeded)
     out["seeded"] = int(harness.refutes_int8_seeded.estimate_gas_cost(*seeded, sender=deployer))
+    cf = rng.standard_normal((size, size)).astype("<f4")  # a random fp32 C: entries wrong
+    f_tree = MerkleTree.from_rows(cf.tobytes(), size)
+    fp32 = (f_tree.root, seed, size, size, size, i, j, cf[i].tobytes(), f_tree.proof(i))
+    assert harness.refutes_fp32_seeded(*fp32)
+    out["fp32_seeded"] = int(harness.refutes_fp32_seeded.estimate_gas_cost(*fp32, sender=deployer))
     ct = project.EntryCheckHarness.contract_type
     abi = [x.model_dump(mode="json", by_alias=True, exclude_none=True) for x in ct.abi]
     proc, url = start_anvil(hardfork="cancun")
@@ -88,6 +94,9 @@ def entry_check_gas(project, deployer) -> dict[str, int]:  # type: ignore[no-unt
         h = w3.eth.contract(address=receipt.contractAddress, abi=abi)
         out["gas_cancun"] = h.functions.refutes_int8(*args).estimate_gas({"from": sender})
         out["seeded_cancun"] = h.functions.refutes_int8_seeded(*seeded).estimate_gas(
+            {"from": sender}
+        )
+        out["fp32_seeded_cancun"] = h.functions.refutes_fp32_seeded(*fp32).estimate_gas(
             {"from": sender}
         )
         vec = (a[i].tobytes(), cols[j].tobytes())
@@ -294,6 +303,10 @@ def main() -> dict[str, float]:
         rows.append(("  the same under Cancun's rules", e["seeded_cancun"], "per tx"))
         out["gas_entry_check_int8_4096_seeded"] = e["seeded"]
         out["gas_entry_check_int8_4096_seeded_cancun"] = e["seeded_cancun"]
+        rows.append(("entry check, fp32 4096³ seeded job", e["fp32_seeded"], "per tx"))
+        rows.append(("  the same under Cancun's rules", e["fp32_seeded_cancun"], "per tx"))
+        out["gas_entry_check_fp32_4096_seeded"] = e["fp32_seeded"]
+        out["gas_entry_check_fp32_4096_seeded_cancun"] = e["fp32_seeded_cancun"]
 
     table = Table(title="JobMarket gas on anvil (receipt gasUsed)")
     table.add_column("operation")

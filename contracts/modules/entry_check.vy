@@ -47,6 +47,17 @@ _BIAS: constant(uint256) = 128 * (max_value(uint256) // 255)
 _SWAP64: constant(uint256) = (2**64 - 1) * (1 + 2**128)
 _SWAP32: constant(uint256) = (2**32 - 1) * (1 + 2**64 + 2**128 + 2**192)
 _LOW32: constant(uint256) = 2**32 - 1
+# Per 32-bit lane: its low 16 bits; the low byte of each 16-bit half; its low 24 and 23 bits.
+_LANE_LO16: constant(uint256) = (2**16 - 1) * _LANE_ONES
+_LANE_LO8: constant(uint256) = 255 * (_LANE_ONES + 2**16 * _LANE_ONES)
+_LANE_24: constant(uint256) = (2**24 - 1) * _LANE_ONES
+_LANE_23: constant(uint256) = (2**23 - 1) * _LANE_ONES
+# The even 32-bit lanes (the low half of each 64-bit lane); 1 in each 64-bit lane.
+_EVEN32: constant(uint256) = (2**32 - 1) * (1 + 2**64 + 2**128 + 2**192)
+_ONES64: constant(uint256) = 1 + 2**64 + 2**128 + 2**192
+# The tensors of a seeded matmul: A (by rows) and B (by columns).
+_TENSOR_A: constant(uint256) = 0
+_TENSOR_B: constant(uint256) = 1
 
 
 @internal
@@ -228,8 +239,8 @@ def _dot_int8_seeded(seed: uint256, i: uint256, j: uint256, k: uint256) -> int25
     sums: uint256 = 0
     for w: uint256 in range((k + 31) // 32, bound=MAX_WORDS):
         keep: uint256 = self._tail_mask(k, w * 32)
-        wa: uint256 = (self._keccak_word(seed, 0, i, w) ^ _BIAS) & keep
-        wb: uint256 = (self._keccak_word(seed, 1, j, w) ^ _BIAS) & keep
+        wa: uint256 = (self._keccak_word(seed, _TENSOR_A, i, w) ^ _BIAS) & keep
+        wb: uint256 = (self._keccak_word(seed, _TENSOR_B, j, w) ^ _BIAS) & keep
         prod: uint256 = 0
         s: uint256 = 0
         prod, s = self._word_dot(wa, wb)
@@ -240,15 +251,23 @@ def _dot_int8_seeded(seed: uint256, i: uint256, j: uint256, k: uint256) -> int25
 
 @internal
 @pure
-def _int32_at(row: Bytes[16384], j: uint256) -> int256:
+def _u32_at(row: Bytes[16384], j: uint256) -> uint256:
     """
-    @dev Entry `j` of an int32 result row (little-endian, as pouw stores results).
+    @dev The 32 bits of entry `j` of a result row of 4-byte entries (little-endian,
+         as pouw stores results).
     """
     buf: Bytes[36] = concat(slice(row, 4 * j, 4), empty(bytes32))
     be: uint256 = extract32(buf, 0, output_type=uint256) >> 224
-    le: uint256 = (
-        ((be & 255) << 24) | (((be >> 8) & 255) << 16) | (((be >> 16) & 255) << 8) | (be >> 24)
-    )
+    return ((be & 255) << 24) | (((be >> 8) & 255) << 16) | (((be >> 16) & 255) << 8) | (be >> 24)
+
+
+@internal
+@pure
+def _int32_at(row: Bytes[16384], j: uint256) -> int256:
+    """
+    @dev Entry `j` of an int32 result row.
+    """
+    le: uint256 = self._u32_at(row, j)
     if le >= 2**31:
         return convert(le, int256) - 2**32
     return convert(le, int256)
@@ -332,3 +351,157 @@ def _refutes_int8_seeded(
     assert len(c_row) == 4 * n, "entry: row of C is not n int32"
     assert self._opens(c_root, self._leaf(i, c_row), i, m, c_proof), "entry: bad proof of C"
     return self._int32_at(c_row, j) != self._dot_int8_seeded(seed, i, j, k)
+
+
+@internal
+@pure
+def _fp32_lanes(word: uint256, keep: uint256) -> (uint256, uint256):
+    """
+    @dev Eight fp32 grid elements of a stream word as 32-bit lanes: v = (u >> 8)
+         with u the little-endian uint32 of each 4 bytes (element (v - 2**23) *
+         2**-23), and |v - 2**23|; lanes outside `keep` zeroed. Element e of the
+         word sits in lane 7 - e.
+    """
+    # bswap each 32-bit lane (b0 b1 b2 b3 -> b3 b2 b1 b0), then drop b0
+    y: uint256 = ((word >> 16) & _LANE_LO16) | ((word & _LANE_LO16) << 16)
+    y = ((y >> 8) & _LANE_LO8) | ((y & _LANE_LO8) << 8)
+    v: uint256 = (y >> 8) & _LANE_24
+    neg: uint256 = ((v >> 23) & _LANE_ONES) ^ _LANE_ONES  # 1 where v < 2**23
+    mag: uint256 = unsafe_add((v & _LANE_23) ^ unsafe_mul(neg, 2**23 - 1), neg)
+    return v & keep, mag & keep
+
+
+@internal
+@pure
+def _dot_fp32_seeded(seed: uint256, i: uint256, j: uint256, k: uint256) -> (int256, uint256):
+    """
+    @dev The exact dot product of row i of A and column j of B of a seeded fp32
+         job, in units of 2**-46, and the sum of the products' magnitudes in the
+         same units. Each element is a multiple of 2**-23 (oracle/compute/
+         keccak_inputs.py: bytes 4e..4e+3 of the line as a little-endian uint32
+         u, element ((u >> 8) - 2**23) * 2**-23), so both sums are integers.
+         Eight elements per stream word, in 32-bit lanes; B's 64-bit lanes are
+         reversed and each word split into its even and odd 32-bit lanes, so one
+         multiplication sums four 48-bit products in the top 64-bit lane
+         (sum(a * b) = sum(v_a * v_b) - 2**23 * sum(v_a + v_b) + 2**46 * k).
+    @return (int256, uint256) sum(a * b) * 2**46 and sum(|a * b|) * 2**46.
+    """
+    assert k <= MAX_K, "entry: k too large"
+    vv: uint256 = 0
+    mm: uint256 = 0
+    sv: uint256 = 0
+    for w: uint256 in range((k + 7) // 8, bound=4 * MAX_WORDS):
+        keep: uint256 = max_value(uint256)
+        if w * 8 + 8 > k:
+            keep = keep ^ ((1 << (32 * (w * 8 + 8 - k))) - 1)
+        va: uint256 = 0
+        ma: uint256 = 0
+        vb: uint256 = 0
+        mb: uint256 = 0
+        va, ma = self._fp32_lanes(
+            convert(keccak256(abi_encode(seed, _TENSOR_A, i, w)), uint256), keep
+        )
+        vb, mb = self._fp32_lanes(
+            convert(keccak256(abi_encode(seed, _TENSOR_B, j, w)), uint256), keep
+        )
+        both: uint256 = unsafe_add(va, vb)  # 32-bit lanes below 2**25; summed in 64-bit ones
+        sv = unsafe_add(sv, unsafe_add(both & _EVEN32, (both >> 32) & _EVEN32))
+        # B's four 64-bit lanes reversed (the 32-bit pairs inside stay together)
+        r: uint256 = (vb >> 128) | (vb << 128)
+        vb = ((r >> 64) & _SWAP64) | ((r & _SWAP64) << 64)
+        r = (mb >> 128) | (mb << 128)
+        mb = ((r >> 64) & _SWAP64) | ((r & _SWAP64) << 64)
+        vv = unsafe_add(
+            vv,
+            unsafe_add(
+                unsafe_mul(va & _EVEN32, vb & _EVEN32) >> 192,
+                unsafe_mul((va >> 32) & _EVEN32, (vb >> 32) & _EVEN32) >> 192,
+            ),
+        )
+        mm = unsafe_add(
+            mm,
+            unsafe_add(
+                unsafe_mul(ma & _EVEN32, mb & _EVEN32) >> 192,
+                unsafe_mul((ma >> 32) & _EVEN32, (mb >> 32) & _EVEN32) >> 192,
+            ),
+        )
+    total_v: uint256 = unsafe_mul(sv, _ONES64) >> 192  # the four 64-bit lanes folded
+    exact: int256 = (
+        convert(vv, int256) - 2**23 * convert(total_v, int256) + 2**46 * convert(k, int256)
+    )
+    return exact, mm
+
+
+@internal
+@pure
+def _fp32_outside(bits: uint256, exact: int256, mag: uint256, k: uint256) -> bool:
+    """
+    @dev Whether the float32 `bits` lies outside the error bound of every fp32
+         summation order of a k-term dot product whose exact value is
+         exact * 2**-46 and whose products' magnitudes sum to mag * 2**-46:
+         |c - exact| > gamma_k * mag with gamma_k = k*u / (1 - k*u), u = 2**-24
+         (no underflow: every product and partial sum is a multiple of 2**-46),
+         decided in integers as |c * 2**46 - exact| * (2**24 - k) > k * mag.
+         NaN and infinities are outside.
+    """
+    expo: uint256 = (bits >> 23) & 255
+    if expo == 255:
+        return True
+    frac: uint256 = bits & (2**23 - 1)
+    mant: uint256 = frac
+    if expo == 0:
+        expo = 1  # subnormal: frac * 2**-149
+    else:
+        mant = frac | 2**23
+    value: int256 = convert(mant, int256)  # c = value * 2**(expo - 150)
+    if bits >> 31 == 1:
+        value = -value
+    lhs_scale: uint256 = 2**24 - k
+    # c * 2**46 = value * 2**(expo - 104)
+    diff: int256 = 0
+    rhs: uint256 = k * mag
+    if expo >= 104:
+        diff = value * convert(1 << (expo - 104), int256) - exact
+    else:
+        up: uint256 = 1 << (104 - expo)
+        diff = value - exact * convert(up, int256)
+        rhs = rhs * up
+    return convert(abs(diff), uint256) * lhs_scale > rhs
+
+
+@internal
+@pure
+def _refutes_fp32_seeded(
+    c_root: bytes32,
+    seed: uint256,
+    m: uint256,
+    n: uint256,
+    k: uint256,
+    i: uint256,
+    j: uint256,
+    c_row: Bytes[16384],
+    c_proof: DynArray[bytes32, 64],
+) -> bool:
+    """
+    @dev Whether entry (i, j) of a seeded fp32 job's committed C is outside the
+         bound no honest fp32 summation order exceeds (`_fp32_outside`), with
+         row i of A and column j of B regenerated from the seed. Reverts if the
+         row does not open the result root.
+    @param c_root The result's row Merkle root.
+    @param seed The job's input seed.
+    @param m Rows of A and C.
+    @param n Columns of B and C.
+    @param k Columns of A, rows of B.
+    @param i The row of the entry.
+    @param j The column of the entry.
+    @param c_row Row i of C, little-endian float32.
+    @param c_proof Its proof.
+    @return bool True iff C[i][j] is refuted.
+    """
+    assert i < m and j < n, "entry: outside the matrix"
+    assert len(c_row) == 4 * n, "entry: row of C is not n float32"
+    assert self._opens(c_root, self._leaf(i, c_row), i, m, c_proof), "entry: bad proof of C"
+    exact: int256 = 0
+    mag: uint256 = 0
+    exact, mag = self._dot_fp32_seeded(seed, i, j, k)
+    return self._fp32_outside(self._u32_at(c_row, j), exact, mag, k)

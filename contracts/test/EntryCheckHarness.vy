@@ -129,3 +129,40 @@ def refutes_int8_seeded(
     @notice Whether entry (i, j) of a seeded int8 job's committed C is wrong.
     """
     return entry_check._refutes_int8_seeded(c_root, seed, m, n, k, i, j, c_row, c_proof)
+
+
+@external
+@pure
+def fp32_outside(bits: uint256, exact: int256, mag: uint256, k: uint256) -> bool:
+    """
+    @notice Whether float32 `bits` is outside the honest bound of a dot product.
+    """
+    return entry_check._fp32_outside(bits, exact, mag, k)
+
+
+@external
+@pure
+def dot_fp32_seeded(seed: uint256, i: uint256, j: uint256, k: uint256) -> (int256, uint256):
+    """
+    @notice The exact dot product (units of 2**-46) and magnitude sum of a seeded fp32 entry.
+    """
+    return entry_check._dot_fp32_seeded(seed, i, j, k)
+
+
+@external
+@pure
+def refutes_fp32_seeded(
+    c_root: bytes32,
+    seed: uint256,
+    m: uint256,
+    n: uint256,
+    k: uint256,
+    i: uint256,
+    j: uint256,
+    c_row: Bytes[16384],
+    c_proof: DynArray[bytes32, 64],
+) -> bool:
+    """
+    @notice Whether entry (i, j) of a seeded fp32 job's committed C is refuted.
+    """
+    return entry_check._refutes_fp32_seeded(c_root, seed, m, n, k, i, j, c_row, c_proof)

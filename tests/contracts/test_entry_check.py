@@ -202,3 +202,74 @@ def test_refutes_int8_seeded__wrong_entry_only(harness) -> None:
         call(3, 1, row=4)
     with pytest.raises(Exception, match="entry: outside the matrix"):
         call(m, 0, row=0)
+
+
+# -- seeded fp32: the exact dot product and the bound no honest summation exceeds -------------
+
+
+def _fp32_rule(bits: int, exact: int, mag: int, k: int) -> bool:
+    """The on-chain rule in exact rationals: c is NaN/Inf, or |c − exact·2^-46| >
+    γ_k·mag·2^-46 with γ_k = k·u/(1 − k·u), u = 2^-24."""
+    from fractions import Fraction
+
+    c = np.array([bits], dtype="<u4").view(np.float32)[0]
+    if not np.isfinite(c):
+        return True
+    u = Fraction(1, 2**24)
+    gamma = k * u / (1 - k * u)
+    return abs(Fraction(float(c)) - Fraction(exact, 2**46)) > gamma * Fraction(mag, 2**46)
+
+
+def test_fp32_outside__equals_the_exact_rule(harness) -> None:
+    rng = np.random.default_rng(5)
+    cases = []
+    for _ in range(60):
+        k = int(rng.integers(1, 4097))
+        exact = int(rng.integers(-(2**50), 2**50))
+        mag = abs(exact) + int(rng.integers(0, 2**50))
+        c = np.float32(exact * 2.0**-46)
+        tol = k * 2.0**-24 * mag * 2.0**-46
+        for x in (c, c + np.float32(tol * 0.99), c - np.float32(tol * 1.01), c * np.float32(1.5)):
+            cases.append((int(np.float32(x).view("<u4")), exact, mag, k))
+    specials = [0, 1, 0x007FFFFF, 0x00800000, 0x7F7FFFFF, 0x7F800000, 0xFF800000, 0x7FC00000]
+    cases += [(b, e, mag, 64) for b in specials for e, mag in ((0, 0), (2**40, 2**41), (-5, 9))]
+    cases += [(int(b), 0, 2**45, 4096) for b in rng.integers(0, 2**32, 40, dtype=np.uint64)]
+    assert any(_fp32_rule(*c) for c in cases) and not all(_fp32_rule(*c) for c in cases)
+    for c in cases:
+        assert harness.fp32_outside(*c) == _fp32_rule(*c), c
+
+
+@pytest.mark.parametrize("k", [1, 7, 8, 9, 100, 4096])
+def test_dot_fp32_seeded__exact_in_units_of_2_pow_minus_46(harness, k: int) -> None:
+    from oracle.compute.keccak_inputs import keccak_matmul_inputs
+
+    seed = 777 + k
+    a, b = keccak_matmul_inputs(seed, 2, 3, k, "fp32")
+    ai = np.rint(a.astype(np.float64) * 2**23).astype(np.int64)
+    bi = np.rint(b.astype(np.float64) * 2**23).astype(np.int64)
+    for i, j in ((0, 0), (1, 2)):
+        prods = [int(x) * int(y) for x, y in zip(ai[i], bi[:, j], strict=True)]
+        exact, mag = harness.dot_fp32_seeded(seed, i, j, k)
+        assert (exact, mag) == (sum(prods), sum(abs(p) for p in prods))
+
+
+def test_refutes_fp32_seeded__honest_fp32_passes__a_wrong_entry_does_not(harness) -> None:
+    """numpy's float32 product (BLAS, its own summation order) is never refuted; an entry off
+    by 0.1% is."""
+    from oracle.compute.keccak_inputs import keccak_matmul_inputs
+
+    seed, m, n, k = 4242, 4, 6, 300
+    a, b = keccak_matmul_inputs(seed, m, n, k, "fp32")
+    c = (a @ b).astype("<f4")
+    tree = _tree([c[i].tobytes() for i in range(m)])
+    for i in range(m):
+        for j in range(n):
+            args = (tree.root, seed, m, n, k, i, j, c[i].tobytes(), tree.proof(i))
+            assert not harness.refutes_fp32_seeded(*args), (i, j)
+    bad = c.copy()
+    bad[2, 5] *= np.float32(1.001)
+    bad_tree = _tree([bad[i].tobytes() for i in range(m)])
+    args = (bad_tree.root, seed, m, n, k, 2, 5, bad[2].tobytes(), bad_tree.proof(2))
+    assert harness.refutes_fp32_seeded(*args)
+    args = (bad_tree.root, seed, m, n, k, 2, 4, bad[2].tobytes(), bad_tree.proof(2))
+    assert not harness.refutes_fp32_seeded(*args)
