@@ -477,7 +477,5 @@ def keccak_counter(  # pragma: no cover - compiled by numba
 def counter_signatures(t: Any) -> list[Any]:
     i64 = t.int64
     return [
-        t.void(
-            t.uint64, i64, i64, i64, i64, t.Array(t.uint64, 1, "C"), t.Array(t.uint64, 3, "C")
-        )
+        t.void(t.uint64, i64, i64, i64, i64, t.Array(t.uint64, 1, "C"), t.Array(t.uint64, 3, "C"))
     ]
