@@ -153,6 +153,7 @@ def llm_job(
         )
     data = path.read_bytes()
     blob = "0x" + keccak256(data).hex()
+    MODELS.add(path, blob, model)  # a worker or oracle in this process loads it no more
     spec = llm_spec(
         blob=blob,
         shape=spec_shape(cfg),

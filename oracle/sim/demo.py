@@ -260,15 +260,14 @@ class Network:
         """alice's llm job on the default model (published to the job store as a blob), or
         None with a line when the model file is absent."""
         from oracle.client.llm_job import default_model_path, llm_job
-        from oracle.compute.llm.model_cache import MODELS
 
         path = default_model_path()
         if not path.is_file():
             self.line(f"  [yellow]no llm job[/]: {path} is absent (`make setup` fetches it)")
             return None
+        # llm_job keeps the loaded model in MODELS: the demo's workers and oracles use it
         job = llm_job(path, prompt=self.llm_prompt, prompt_ids=None, max_new_tokens=8)
         self.store.put(job.model_bytes)
-        MODELS.offer(path)  # the demo's workers and oracles read the file where it is
         return json.loads(job.spec.canonical)
 
     # -- requesters ----------------------------------------------------------------------

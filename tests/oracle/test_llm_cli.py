@@ -175,7 +175,9 @@ def smol_path() -> Path:
     return MODEL_PATH
 
 
-def test_llm_job__default_model__spec_names_the_file_and_the_tokens(smol_path: Path) -> None:
+def test_llm_job__default_model__spec_names_the_file_and_the_tokens(
+    smol_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     job = llm_job(smol_path, prompt="The capital of France is", prompt_ids=None, max_new_tokens=8)
     p = job.spec.params
     assert isinstance(p, LlmSpec)
@@ -188,6 +190,15 @@ def test_llm_job__default_model__spec_names_the_file_and_the_tokens(smol_path: P
     assert (p.model.layers, p.model.dim, p.model.heads, p.model.kv_heads) == (30, 576, 9, 3)
     assert p.eos == model.vocab.eos_id and p.max_new_tokens == 8 and p.openings == 16
     assert work_units(job.spec) > 2 * 100_000_000 * (len(p.prompt) + 7)  # ≥ 2·params·positions
+    # the loaded model stays in the process's model cache: nothing reads the file again
+    import oracle.compute.llm.model_cache as model_cache
+
+    def no_load(path: object) -> None:
+        raise AssertionError("loaded again")
+
+    monkeypatch.setattr(model_cache, "load_llama_gguf", no_load)
+    assert MODELS.load(job.blob, None, p.model).model.config.n_layers == 30
+    monkeypatch.undo()
     chat = llm_job(smol_path, prompt="Hi", prompt_ids=None, max_new_tokens=8, chat=True)
     assert chat.spec.params.prompt == tuple(tok.encode_chat([{"role": "user", "content": "Hi"}]))  # type: ignore[union-attr]
 

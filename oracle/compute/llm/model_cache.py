@@ -120,6 +120,19 @@ class ModelCache:
             self._offered[name] = p
         return name
 
+    def add(self, path: str | os.PathLike[str], name: str, model: LlamaModel) -> None:
+        """Keep ``model``, already loaded from the file at ``path`` whose blob name the caller
+        computed (``name``, 0x optional), as if :meth:`offer` and :meth:`load` had found it:
+        a requester's process that built a job on its file then runs or checks it without
+        reading the file again."""
+        key = name.removeprefix("0x").lower()
+        with self._lock:
+            self._offered[key] = Path(path)
+            self._loaded[key] = LoadedModel(key, model)
+            self._loaded.move_to_end(key)
+            while len(self._loaded) > self.capacity:
+                self._loaded.popitem(last=False)
+
     def path(self, blob: str, source: _Source | None) -> Path:
         """The model file of ``blob`` on disk, fetched through ``source`` if needed."""
         name = blob.removeprefix("0x").lower()
