@@ -71,6 +71,7 @@ __all__ = [
     "MAX_DIM",
     "MAX_ELEMENTS",
     "MAX_LAYERS",
+    "MAX_LLM_PARAMETERS",
     "MAX_OPENINGS",
     "MAX_ROUNDS",
     "MAX_SPEC_BYTES",
@@ -82,6 +83,7 @@ __all__ = [
     "MatmulSpec",
     "MlpSpec",
     "Spec",
+    "llm_parameters",
     "llm_work_units",
     "parse_spec",
     "spec_hash",
@@ -103,6 +105,11 @@ MAX_PROMPT_TOKENS = 512
 MAX_NEW_TOKENS = 256
 MAX_LLM_LAYERS = 128
 MAX_VOCAB = 1 << 20
+#: llm: the largest model (parameters, counted from the spec's shape by
+#: :func:`llm_parameters`): 10^9 parameters are 4 GB dequantized to float32, what one worker
+#: or oracle process holds (with its check data) on a machine of a few tens of GB. A larger
+#: model is a malformed spec, so no worker takes it and no oracle loads it.
+MAX_LLM_PARAMETERS = 10**9
 DEFAULT_FP32_ROUNDS = 2
 
 _HASH_RE = re.compile(r"^0x[0-9a-f]{64}$")
@@ -491,6 +498,12 @@ def _parse_llm(data: Mapping[str, Any]) -> tuple[LlmSpec, dict[str, Any]]:
     if shape["head_dim"] % 2:
         raise SpecError("spec.model.head_dim: must be even (RoPE rotates pairs)")
     llm_model = LlmModel(blob=blob, arch=arch, **shape)
+    n_params = llm_parameters(llm_model)
+    if n_params > MAX_LLM_PARAMETERS:
+        raise SpecError(
+            f"spec.model: {n_params:,} parameters, the limit is {MAX_LLM_PARAMETERS:,} "
+            "(4 GB in float32)"
+        )
     prompt = data.get("prompt")
     if not isinstance(prompt, list) or not 1 <= len(prompt) <= MAX_PROMPT_TOKENS:
         raise SpecError(f"spec.prompt: must be a list of 1 to {MAX_PROMPT_TOKENS} token ids")
@@ -520,6 +533,14 @@ def _parse_llm(data: Mapping[str, Any]) -> tuple[LlmSpec, dict[str, Any]]:
         "verify": {"mode": "sampled", "openings": openings},
     }
     return params, normalized
+
+
+def llm_parameters(m: LlmModel) -> int:
+    """The parameters of a model of shape ``m``, at most: embedding and a separate output
+    head (a tied one shares the embedding), every block's linear maps and norms, the final
+    norm."""
+    block = m.dim * m.d_q + 2 * m.dim * m.d_kv + m.d_q * m.dim + 3 * m.dim * m.ffn + 2 * m.dim
+    return 2 * m.vocab * m.dim + m.layers * block + m.dim
 
 
 def llm_work_units(p: LlmSpec) -> int:

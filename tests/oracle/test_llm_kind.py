@@ -204,6 +204,36 @@ def test_model_cache__fetched_once_then_from_disk(
     assert not list((tmp_path / "cache").glob("*.part"))
 
 
+def test_model_cache__disk_budget__least_recently_used_files_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many distinct model files cannot fill the disk: after a fetch the cache keeps at most
+    its budget, removing the files used longest ago, never the one just fetched."""
+    import os
+
+    from oracle.protocol.hashing import keccak256
+
+    store = LocalBlobStore(tmp_path / "store")
+    blobs = [bytes([i]) * 1000 for i in range(4)]
+    names = [store.put(b) for b in blobs]
+    cache = ModelCache(tmp_path / "cache")
+    monkeypatch.setenv("POUW_MODEL_CACHE_GB", str(2500 / 1e9))  # room for two files
+    paths = []
+    for i, name in enumerate(names[:2]):
+        paths.append(cache.path(name, store))
+        os.utime(paths[-1], (1000 + i, 1000 + i))
+    assert cache.path(names[0], None) == paths[0]  # used again: now the most recent
+    third = cache.path(names[2], store)
+    assert sorted(p.name for p in (tmp_path / "cache").glob("*.gguf")) == sorted(
+        [paths[0].name, third.name]
+    )  # the second, least recently used, went
+    assert third.read_bytes() == blobs[2] and keccak256(blobs[2]).hex() == names[2]
+    assert cache.trim(keep=third, budget=0) == [paths[0]]  # never the one kept
+    monkeypatch.setenv("POUW_MODEL_CACHE_GB", "lots")
+    with pytest.raises(InputError, match="POUW_MODEL_CACHE_GB must be a number"):
+        cache.path(names[3], store)
+
+
 def test_model_cache__shape_not_the_specs__refused(smol_blob: str, tok: GgufTokenizer) -> None:
     spec = _spec(smol_blob, tok.encode("Hi"), 2, layers=29)
     with pytest.raises(InputError, match=r"spec.model.layers: the spec says 29, the model file"):

@@ -8,14 +8,17 @@ name), and load it with :func:`~oracle.compute.llm.load_llama_gguf`; the loaded 
 (0.54 GB for SmolLM2-135M) stays in memory for the next job, up to ``capacity`` models, least
 recently used out first.
 
-The cache directory is ``$POUW_MODEL_CACHE`` if set, else ``~/.cache/pouw/models``. A file in
-it is trusted: only this module writes there, after the hash check. A local file the caller
-already has (the default model under ``.pouw/models/``) can be offered with :meth:`offer`;
-it is hashed once and used if its name matches, with no transfer.
+The cache directory is ``$POUW_MODEL_CACHE`` if set, else ``~/.cache/pouw/models``; it holds at
+most ``$POUW_MODEL_CACHE_GB`` (default 20 GB): after each fetch the least recently used files
+go (:meth:`ModelCache.trim`). A file in it is trusted: only this module writes there, after
+the hash check. A local file the caller already has (the default model under
+``.pouw/models/``) can be offered with :meth:`offer`; it is hashed once and used if its name
+matches, with no transfer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import threading
@@ -35,6 +38,7 @@ __all__ = [
     "LoadedModel",
     "ModelCache",
     "check_shape",
+    "default_cache_budget",
     "default_cache_dir",
     "spec_shape",
 ]
@@ -45,6 +49,16 @@ MAX_MODEL_BYTES = 8 << 30
 
 class _Source(Protocol):
     def get(self, name: str, max_size: int | None = None) -> bytes: ...
+
+
+def default_cache_budget() -> int:
+    """Bytes the cache directory may hold: ``$POUW_MODEL_CACHE_GB`` (GB, default 20)."""
+    env = os.environ.get("POUW_MODEL_CACHE_GB")
+    try:
+        gb = float(env) if env else 20.0
+    except ValueError:
+        raise InputError(f"POUW_MODEL_CACHE_GB must be a number of GB, got {env!r}") from None
+    return int(gb * 1e9)
 
 
 def default_cache_dir() -> Path:
@@ -142,6 +156,8 @@ class ModelCache:
             return offered
         target = self.directory / f"{name}.gguf"
         if target.is_file():
+            with contextlib.suppress(OSError):
+                os.utime(target)  # recently used: the last the budget evicts
             return target
         if source is None:
             raise InputError(f"spec.model.blob: {blob} is not cached and there is no job store")
@@ -155,7 +171,32 @@ class ModelCache:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        self.trim(keep=target)
         return target
+
+    def trim(self, keep: Path | None = None, budget: int | None = None) -> list[Path]:
+        """Delete the least recently used model files until the directory holds at most
+        ``budget`` bytes (default :func:`default_cache_budget`), never ``keep``; returns the
+        files deleted. Files are fetched again when a job needs them; a requester who posts
+        many distinct models cannot fill a worker's or an oracle's disk."""
+        limit = default_cache_budget() if budget is None else budget
+        files = []
+        for f in self.directory.glob("*.gguf"):
+            with contextlib.suppress(OSError):
+                st = f.stat()
+                files.append((st.st_mtime, st.st_size, f))
+        total = sum(size for _, size, _ in files)
+        removed = []
+        for _, size, f in sorted(files):
+            if total <= limit:
+                break
+            if keep is not None and f == keep:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()
+                removed.append(f)
+            total -= size
+        return removed
 
     def load(
         self, blob: str, source: _Source | None, spec_model: LlmModel | None = None
