@@ -31,7 +31,7 @@ from oracle.compute.llm.gguf_model import LlamaConfig, LlamaModel, load_llama_gg
 from oracle.compute.llm.verify import ModelChecks, model_checks
 from oracle.exceptions import InputError
 from oracle.protocol.hashing import keccak256
-from oracle.protocol.spec import LlmModel
+from oracle.protocol.spec import MAX_LLM_PARAMETERS, LlmModel
 
 __all__ = [
     "MODELS",
@@ -43,8 +43,10 @@ __all__ = [
     "spec_shape",
 ]
 
-#: The largest model file fetched (bytes): 8 GiB.
-MAX_MODEL_BYTES = 8 << 30
+#: The largest model file fetched (bytes): the largest model a spec may name in float32
+#: (:data:`~oracle.protocol.spec.MAX_LLM_PARAMETERS` × 4 bytes) and 256 MiB of metadata
+#: (vocabulary, merges, chat template).
+MAX_MODEL_BYTES = MAX_LLM_PARAMETERS * 4 + (256 << 20)
 
 
 class _Source(Protocol):
