@@ -65,12 +65,14 @@ except ImportError:  # pragma: no cover - depends on the environment
     _fast_keccak = None
 
 __all__ = [
+    "FlatProofs",
     "MerkleTree",
     "jit_warm_up",
     "leaf_hash",
     "merkle_root",
     "node_hash",
     "proof_length",
+    "proof_lengths",
     "verify_openings",
     "verify_proof",
     "verify_proof_leaf",
@@ -217,6 +219,40 @@ def proof_length(index: int, rows: int) -> int:
     return count
 
 
+def proof_lengths(indices: np.ndarray, rows: int) -> np.ndarray:
+    """:func:`proof_length` of every index of ``indices`` (int64 array) at once."""
+    pos = np.asarray(indices, dtype=np.int64).copy()
+    count = np.zeros(pos.shape, dtype=np.int64)
+    width = rows
+    while width > 1:
+        count += (pos ^ 1) < width
+        pos //= 2
+        width = (width + 1) // 2
+    return count
+
+
+@dataclass(frozen=True)
+class FlatProofs:
+    """The proofs of several opened rows back to back, as a decoder finds them: ``hashes``
+    (uint64, 4 little-endian words per hash, shape (Σ sizes, 4)) and each proof's length
+    (``sizes``). :func:`verify_openings` reads them without splitting them into bytes."""
+
+    hashes: np.ndarray
+    sizes: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def as_lists(self) -> list[list[bytes]]:
+        """The proofs as lists of 32-byte hashes."""
+        raw = self.hashes.astype("<u8", copy=False).tobytes()
+        out, offset = [], 0
+        for n in self.sizes.tolist():
+            out.append([raw[32 * (offset + i) : 32 * (offset + i + 1)] for i in range(n)])
+            offset += n
+        return out
+
+
 def verify_proof(
     root: bytes,
     index: int,
@@ -318,7 +354,7 @@ def verify_openings(
     root: bytes,
     indices: Sequence[int],
     rows_data: Sequence[bytes | bytearray | memoryview] | np.ndarray,
-    proofs: Sequence[Sequence[bytes]],
+    proofs: Sequence[Sequence[bytes]] | FlatProofs,
     rows: int,
     *,
     jit: bool = True,
@@ -350,9 +386,10 @@ def verify_openings(
             [r.tobytes() for r in rows_data] if isinstance(rows_data, np.ndarray) else rows_data
         )
         leaves = _leaf_list(indices, as_rows)
+        as_lists = proofs.as_lists() if isinstance(proofs, FlatProofs) else proofs
         oks = [
             verify_proof_leaf(root, i, leaf, proof, rows)
-            for i, leaf, proof in zip(indices, leaves, proofs, strict=True)
+            for i, leaf, proof in zip(indices, leaves, as_lists, strict=True)
         ]
         return leaves, oks
     lanes = -(-count // GROUP) * GROUP
@@ -372,31 +409,12 @@ def verify_openings(
     levels = max(1, (rows - 1).bit_length())  # tree levels above the leaves
     sibs = np.zeros((lanes, levels, 4), dtype=np.uint64)
     plen = np.zeros(lanes, dtype=np.int64)
-    sizes = [len(p) for p in proofs]
-    flat = [h for p in proofs for h in p]
-    joined = b"".join(flat)
-    # 32 bytes in all times the count, and none shorter: every hash is 32 bytes
-    if len(joined) == 32 * len(flat) and (not flat or min(map(len, flat)) == 32):
-        hashes = np.frombuffer(joined, dtype="<u8").reshape(-1, 4)
+    if isinstance(proofs, FlatProofs):
+        sizes = proofs.sizes.tolist()
         well_formed = [n <= levels for n in sizes]
-        if len(set(sizes)) == 1 and well_formed[0]:  # the usual case: one proof length
-            sibs[:count, : sizes[0]] = hashes.reshape(count, sizes[0], 4)
-            plen[:count] = sizes[0]
-        else:
-            offset = 0
-            for lane, n in enumerate(sizes):
-                if well_formed[lane]:
-                    sibs[lane, :n] = hashes[offset : offset + n]
-                    plen[lane] = n
-                offset += n
-    else:  # some hash is not 32 bytes: sort it out proof by proof
-        well_formed = [
-            n <= levels and all(len(h) == 32 for h in p) for n, p in zip(sizes, proofs, strict=True)
-        ]
-        for lane, proof in enumerate(proofs):
-            if well_formed[lane] and proof:
-                sibs[lane, : len(proof)] = np.frombuffer(b"".join(proof), "<u8").reshape(-1, 4)
-                plen[lane] = len(proof)
+        _fill_sibs(sibs, plen, proofs.hashes, sizes, well_formed)
+    else:
+        well_formed = _sibs_of_lists(sibs, plen, proofs, levels)
     index = np.zeros(lanes, dtype=np.int64)
     index[:count] = indices
     leaves_out = np.empty((lanes, 4), dtype=np.uint64)
@@ -413,6 +431,49 @@ def verify_openings(
     hit = (tops[:count] == expected).all(axis=1) if expected is not None else np.zeros(count, bool)
     oks = [bool(hit[i]) and not bad[i] and well_formed[i] for i in range(count)]
     return leaves, oks
+
+
+def _fill_sibs(
+    sibs: np.ndarray, plen: np.ndarray, hashes: np.ndarray, sizes: list[int], ok: list[bool]
+) -> None:
+    """Each well-formed proof's hashes (rows of ``hashes``, back to back) into its lane."""
+    if sizes and len(set(sizes)) == 1 and ok[0]:  # the usual case: one proof length
+        count = len(sizes)
+        sibs[:count, : sizes[0]] = hashes.reshape(count, sizes[0], 4)
+        plen[:count] = sizes[0]
+        return
+    offset = 0
+    for lane, n in enumerate(sizes):
+        if ok[lane]:
+            sibs[lane, :n] = hashes[offset : offset + n]
+            plen[lane] = n
+        offset += n
+
+
+def _sibs_of_lists(
+    sibs: np.ndarray, plen: np.ndarray, proofs: Sequence[Sequence[bytes]], levels: int
+) -> list[bool]:
+    """Proofs given as lists of hashes into their lanes; which ones are well formed (no
+    longer than the tree, every hash 32 bytes)."""
+    sizes = [len(p) for p in proofs]
+    flat = [h for p in proofs for h in p]
+    joined = b"".join(flat)
+    # 32 bytes in all times the count, and none shorter: every hash is 32 bytes
+    if len(joined) == 32 * len(flat) and (not flat or min(map(len, flat)) == 32):
+        well_formed = [n <= levels for n in sizes]
+        _fill_sibs(
+            sibs, plen, np.frombuffer(joined, dtype="<u8").reshape(-1, 4), sizes, well_formed
+        )
+        return well_formed
+    # some hash is not 32 bytes: sort it out proof by proof
+    well_formed = [
+        n <= levels and all(len(h) == 32 for h in p) for n, p in zip(sizes, proofs, strict=True)
+    ]
+    for lane, proof in enumerate(proofs):
+        if well_formed[lane] and proof:
+            sibs[lane, : len(proof)] = np.frombuffer(b"".join(proof), "<u8").reshape(-1, 4)
+            plen[lane] = len(proof)
+    return well_formed
 
 
 def _leaf_list(

@@ -344,3 +344,39 @@ def test_verify_openings__rows_as_one_array__same_as_bytes_per_row() -> None:
         tree.root, idx, as_bytes, proofs, rows
     )
     assert verify_openings(tree.root, idx, block, proofs, rows)[1] == [True, True, False, True]
+
+
+@pytest.mark.parametrize("jit", [True, False])
+def test_verify_openings__flat_proofs__same_as_lists(jit: bool) -> None:
+    """Proofs given back to back (FlatProofs, as the llm answer decoder reads them) check the
+    same as lists of hashes, promoted last rows (shorter proofs) and a forged hash included."""
+    from oracle.compute.merkle import FlatProofs, proof_lengths
+
+    rng = np.random.default_rng(3)
+    rows = 37  # odd levels: the last rows have shorter proofs
+    data = rng.integers(0, 256, (rows, 24), dtype=np.uint8)
+    tree = MerkleTree.from_rows(data.tobytes(), rows)
+    indices = [0, 5, 31, 32, 35, 36]
+    lists = [tree.proof(i) for i in indices]
+    lengths = proof_lengths(np.array(indices), rows)
+    assert lengths.tolist() == [proof_length(i, rows) for i in indices] == [len(p) for p in lists]
+    assert len(set(lengths.tolist())) > 1
+    flat = FlatProofs(np.frombuffer(b"".join(h for p in lists for h in p), "<u8").reshape(-1, 4),
+                      lengths)  # fmt: skip
+    assert flat.as_lists() == lists
+    opened = data[indices]
+    want = verify_openings(tree.root, indices, opened, lists, rows, jit=jit)
+    assert verify_openings(tree.root, indices, opened, flat, rows, jit=jit) == want
+    assert all(want[1])
+    forged = flat.hashes.copy()
+    forged[lengths[0]] ^= 1  # a hash of the second proof
+    _, oks = verify_openings(tree.root, indices, opened, FlatProofs(forged, lengths), rows, jit=jit)
+    assert oks == [True, False, True, True, True, True]
+
+
+def test_proof_lengths__every_index_of_many_trees() -> None:
+    from oracle.compute.merkle import proof_lengths
+
+    for rows in (1, 2, 3, 7, 8, 9, 100, 1023, 1025):
+        idx = np.arange(rows)
+        assert proof_lengths(idx, rows).tolist() == [proof_length(i, rows) for i in range(rows)]

@@ -30,7 +30,7 @@ import msgspec
 import numpy as np
 
 from oracle.compute.llm.verify import LlmAnswer
-from oracle.compute.merkle import proof_length
+from oracle.compute.merkle import FlatProofs, proof_lengths
 from oracle.exceptions import ResultFormatError
 from oracle.protocol.canonical import canonical_json
 from oracle.protocol.results import result_layout
@@ -98,7 +98,10 @@ def encode_llm_answer(result: bytes, positions: np.ndarray, answer: LlmAnswer) -
     ]
     for arr in (answer.rows, answer.kv, answer.final):
         parts.append(np.ascontiguousarray(arr, dtype=_F32).data.cast("B"))
-    parts.extend(h for per_layer in answer.proofs for proof in per_layer for h in proof)
+    if isinstance(answer.proofs, FlatProofs):
+        parts.append(answer.proofs.hashes.astype("<u8", copy=False).tobytes())
+    else:
+        parts.extend(h for per_layer in answer.proofs for proof in per_layer for h in proof)
     return b"".join(parts)
 
 
@@ -132,11 +135,11 @@ def decode_llm_answer(spec: Spec, data: bytes | bytearray | memoryview) -> Decod
     result_len = rows * cols * dtype.itemsize
     n = int(positions.size)
     sizes = (layers * n * main_w * 4, layers * t * kv_w * 4, t * d * 4)
-    lengths = [
-        proof_length(layer * t + int(q), layers * t) for layer in range(layers) for q in positions
-    ]
+    indices = (np.arange(layers, dtype=np.int64)[:, None] * t + positions[None, :]).reshape(-1)
+    lengths = proof_lengths(indices, layers * t)
+    total = int(lengths.sum())
     pos = 12 + hlen
-    expected = pos + result_len + sum(sizes) + 32 * sum(lengths)
+    expected = pos + result_len + sum(sizes) + 32 * total
     if len(view) != expected:
         raise ResultFormatError(f"answer: {len(view)} bytes, expected {expected}")
     result = bytes(view[pos : pos + result_len])
@@ -145,14 +148,8 @@ def decode_llm_answer(spec: Spec, data: bytes | bytearray | memoryview) -> Decod
     for size, shape in zip(sizes, ((layers, n, main_w), (layers, t, kv_w), (t, d)), strict=True):
         arrays.append(np.frombuffer(view[pos : pos + size], dtype=_F32).reshape(shape))
         pos += size
-    proofs: list[list[list[bytes]]] = []
-    it = iter(lengths)
-    for _ in range(layers):
-        per_layer = []
-        for _ in range(n):
-            k = next(it)
-            per_layer.append([bytes(view[pos + 32 * i : pos + 32 * (i + 1)]) for i in range(k)])
-            pos += 32 * k
-        proofs.append(per_layer)
+    # every proof back to back, read in place: (Σ lengths, 4) little-endian words
+    hashes = np.frombuffer(view[pos : pos + 32 * total], dtype="<u8").reshape(total, 4)
+    proofs = FlatProofs(hashes, lengths)
     answer = LlmAnswer(rows=arrays[0], proofs=proofs, kv=arrays[1], final=arrays[2])
     return DecodedLlmAnswer(result=result, t=t, positions=positions, answer=answer)

@@ -62,7 +62,7 @@ from oracle.compute.freivalds import float64_product
 from oracle.compute.llm.checks import U32, rope_angles
 from oracle.compute.llm.gguf_model import LlamaWeights
 from oracle.compute.llm.trace import LlmTrace, main_width
-from oracle.compute.merkle import MerkleTree, merkle_root, verify_openings
+from oracle.compute.merkle import FlatProofs, MerkleTree, merkle_root, verify_openings
 from oracle.compute.rng import challenge_generator
 
 __all__ = [
@@ -159,7 +159,8 @@ class LlmAnswer:
     """The worker's answer (module docstring)."""
 
     rows: np.ndarray  # (n_layers, len(positions), main_width) float32, the opened main rows
-    proofs: list[list[list[bytes]]]  # [layer][position index] → proof
+    #: [layer][position index] → proof, or all of them back to back, block-major (decoded)
+    proofs: list[list[list[bytes]]] | FlatProofs
     kv: np.ndarray  # (n_layers, T, 2·d_kv)
     final: np.ndarray  # (T, d_model)
 
@@ -298,7 +299,11 @@ def verify_answer(
         return LlmCheck(False, "the final rows do not hash to the committed final root")
     indices = [layer * t_all + int(p) for layer in range(layers) for p in pos]
     opened = np.ascontiguousarray(answer.rows).reshape(layers * n, -1)  # layer-major, as indices
-    flat_proofs = [pr for per_layer in answer.proofs for pr in per_layer]
+    flat_proofs = (
+        answer.proofs
+        if isinstance(answer.proofs, FlatProofs)
+        else [pr for per_layer in answer.proofs for pr in per_layer]
+    )
     _, proofs_ok = verify_openings(main_root, indices, opened, flat_proofs, layers * t_all)
     if not all(proofs_ok):
         return LlmCheck(False, "an opened main row's proof does not lead to the main root")
