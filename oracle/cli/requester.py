@@ -303,10 +303,8 @@ def job_create(
         ]
 
     if spec_file:
-        if given(_KIND_FLAGS):
-            raise ConfigError(
-                f"--spec-file cannot be combined with {', '.join(given(_KIND_FLAGS))}"
-            )
+        if combined := given(_KIND_FLAGS):
+            raise ConfigError(f"--spec-file cannot be combined with {', '.join(combined)}")
         specs = [spec_from_file(spec_file)]
         if specs[0].kind == "llm":
             from oracle.client.llm_job import model_in_stores
@@ -336,8 +334,8 @@ def job_create(
             openings=openings,
         )
         specs = [llm.spec]
-    elif given(_LLM_FLAGS):
-        raise ConfigError(f"{', '.join(given(_LLM_FLAGS))} apply to --kind llm only")
+    elif llm_only := given(_LLM_FLAGS):
+        raise ConfigError(f"{', '.join(llm_only)} apply to --kind llm only")
     elif any(p is not None for p in (a_path, b_path, weights_path, x_path)):
         own, spec = _own_data_spec(
             ctx, kind, a_path, b_path, weights_path, x_path, mode, openings, rounds, activation

@@ -8,7 +8,7 @@ two kernels that both call it:
   straight from the result, then each level 8 pairs at a time (one call builds a tree);
 * :func:`keccak_paths` hashes opened rows and climbs their 8 Merkle paths together;
 * :func:`keccak_counter` generates the keccak counter-mode stream of seeded inputs
-  (:mod:`oracle.compute.rng`).
+  (:mod:`oracle.compute.keccak_inputs`).
 
 These are plain Python functions that are only ever run compiled, through
 :func:`oracle.compute.parallel.jit` with the signatures :func:`tree_signatures` and
@@ -439,10 +439,10 @@ def keccak_counter(  # pragma: no cover - compiled by numba
     """The keccak counter-mode stream of lines lo ≤ r < hi (compiled by numba).
 
     Word w of line r is keccak256(abi.encode(uint256 seed, uint256 tensor, uint256 r, uint256 w))
-    (:mod:`oracle.compute.rng` documents the generator): a 128-byte message, one block, whose
-    only non-zero lanes are the big-endian low 8 bytes of each of its four 32-byte words (lanes
-    3, 7, 11, 15, byte-swapped) and the padding. Hashed 8 side by side; ``out`` (uint64, shape
-    (hi − lo, words, 4)) receives each hash's 4 little-endian words.
+    (:mod:`oracle.compute.keccak_inputs` documents the generator): a 128-byte message, one
+    block, whose only non-zero lanes are the big-endian low 8 bytes of each of its four 32-byte
+    words (lanes 3, 7, 11, 15, byte-swapped) and the padding. Hashed 8 side by side; ``out``
+    (uint64, shape (hi − lo, words, 4)) receives each hash's 4 little-endian words.
     """
     st = np.zeros(25 * 8, dtype=np.uint64)
     total = (hi - lo) * words

@@ -457,19 +457,27 @@ class Network:
                     f"{log.amount / 1e18:,.3f} WORK for {log.work_units:,} units"
                 )
 
+    def paid_result(self, job_id: int | None, what: str) -> bytes | None:
+        """The result of a job paid once, from the job store (the paid worker's commitment
+        opens it), or None with a problem noted."""
+        if job_id is None or self.paid[job_id] != 1:
+            self.problems.append(f"alice's {what} job {job_id} was not paid once")
+            return None
+        (rows, cols), dtype = result_layout(self.specs[job_id])
+        c = self.commitments[(job_id, self.paid_to[job_id])]
+        return bytes(self.delivered.fetch(c, rows * cols * dtype.itemsize).data)  # opens c
+
     def fetch_own_result(self) -> None:
         """alice takes her own-data job's result from the job store: the paid worker's
         commitment opens it, and it equals ``A @ B`` computed here."""
         job_id = self.own_job
-        if job_id is None or self.paid[job_id] != 1:
-            self.problems.append(f"alice's own-data job {job_id} was not paid once")
+        data = self.paid_result(job_id, "own-data")
+        if job_id is None or data is None:
             return
         spec = self.specs[job_id]
-        (rows, cols), dtype = result_layout(spec)
-        c = self.commitments[(job_id, self.paid_to[job_id])]
-        got = self.delivered.fetch(c, rows * cols * dtype.itemsize)  # checked: opens c
+        (rows, cols), _ = result_layout(spec)
         local = self.own_a.astype(np.int32) @ self.own_b.astype(np.int32)
-        if not np.array_equal(decode_result(spec, got.data), local):
+        if not np.array_equal(decode_result(spec, data), local):
             self.problems.append(f"alice's own-data job {job_id}: the result is not A @ B")
             return
         self.line(
@@ -483,16 +491,13 @@ class Network:
         from oracle.client.llm_job import completion_text
 
         job_id = self.llm_job
-        if job_id is None:
+        if job_id is None:  # no model file: no llm job was posted
             return
-        if self.paid[job_id] != 1:
-            self.problems.append(f"alice's llm job {job_id} was not paid once")
+        data = self.paid_result(job_id, "llm")
+        if data is None:
             return
         spec = self.specs[job_id]
-        (rows, cols), dtype = result_layout(spec)
-        c = self.commitments[(job_id, self.paid_to[job_id])]
-        got = self.delivered.fetch(c, rows * cols * dtype.itemsize)  # checked: opens c
-        _, tokens = decode_llm_result(spec, got.data)
+        _, tokens = decode_llm_result(spec, data)
         prompt, self.completion = completion_text(spec, tokens, [self._store_dir.name])
         self.line(
             f"  [bold green]llm[/] alice's job {job_id}: {len(tokens)} tokens verified by the "
