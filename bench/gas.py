@@ -20,12 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._results import merge_results  # noqa: E402
+from oracle.chain.ape_batches import settled_batch  # noqa: E402
 from oracle.chain.ape_deploy import deploy_protocol  # noqa: E402
 from oracle.protocol.attestation import Attestation, order_signatures, sign_settlement  # noqa: E402
 
 #: Signatures valid until year 36812: gas does not depend on the value.
 VALID_UNTIL = 2**40
 from oracle.protocol.params import ProtocolParams  # noqa: E402
+from oracle.protocol.settled import SettledBatch  # noqa: E402
 
 ETHER = 10**18
 ZERO = "0x0000000000000000000000000000000000000000"
@@ -134,6 +136,7 @@ def main() -> dict[str, float]:
             reveal_window=600,
             refund_grace=3_600,
             max_horizon=30 * 86_400,
+            challenge_window=3_600,
         )
         token, market, _ = deploy_protocol(
             project,
@@ -144,6 +147,7 @@ def main() -> dict[str, float]:
             "ethereum:local:foundry",
             chain.chain_id,
         )
+        oracle_set = project.OracleSet.at(market.ORACLES())
         usd = project.MockToken.deploy("Mock USD", "mUSD", sender=deployer)
         market.set_asset_allowed(usd, True, sender=deployer)
         usd.mint(requester, 10**30, sender=deployer)
@@ -234,19 +238,24 @@ def main() -> dict[str, float]:
                 )
             ]
 
+        settled: dict[tuple[int, int], SettledBatch] = {}
+
         def settle_batch(n: int, threshold: int) -> float:
             atts = prepared_batch(n)
             tx = market.settle(
                 [a.as_tuple() for a in atts], VALID_UNTIL, signed(atts, threshold), sender=deployer
             )
             assert len(tx.decode_logs(market.JobSettled)) == n
+            recorded = settled_batch(market, tx)
+            assert recorded is not None
+            settled[(n, threshold)] = recorded
             return gas(tx)
 
         # Warm-up: every worker gets a credited balance and work in this epoch.
         settle_batch(8, 1)
         results: dict[tuple[int, int], float] = {}
         for threshold in (1, 3):
-            market.set_threshold(threshold, sender=deployer)
+            oracle_set.set_threshold(threshold, sender=deployer)
             for n in (1, 16, 64):
                 results[(n, threshold)] = settle_batch(n, threshold)
                 rows.append(
@@ -262,7 +271,7 @@ def main() -> dict[str, float]:
         out["gas_settle_per_job_b64_t3"] = round(results[(64, 3)] / 64)
         # Extra signer: the same batch in the same state, signed by 1 and by 3 oracles
         # (more signatures than the threshold must all be valid, so both calls succeed).
-        market.set_threshold(1, sender=deployer)
+        oracle_set.set_threshold(1, sender=deployer)
         atts = prepared_batch(64)
         items = [a.as_tuple() for a in atts]
         one = market.settle.estimate_gas_cost(items, VALID_UNTIL, signed(atts, 1), sender=deployer)
@@ -272,15 +281,32 @@ def main() -> dict[str, float]:
         out["gas_extra_signer"] = round((three - one) / 2)
         rows.append(("extra signer (same batch of 64)", out["gas_extra_signer"], "per signature"))
 
+        e0 = market.current_epoch()  # the epoch of the batches above
+        # Finalize: the batches above, once their challenge window is over. The first pays
+        # the workers' credited slots from zero; the 64-item one is measured after it.
+        chain.pending_timestamp = max(b.final_at for b in settled.values())
+        for n in (1, 16):
+            g = gas(market.finalize(*settled[(n, 1)].args(), sender=deployer))
+            out[f"gas_finalize_per_job_b{n}"] = round(g / n)
+            rows.append((f"finalize x{n}", round(g / n), "per job"))
+        g = gas(market.finalize(*settled[(64, 1)].args(), sender=deployer))
+        out["gas_finalize_per_job_b64"] = round(g / 64)
+        rows.append(("finalize x64", out["gas_finalize_per_job_b64"], "per job"))
+        out["gas_settle_and_finalize_per_job_b64_t1"] = (
+            out["gas_settle_per_job_b64_t1"] + out["gas_finalize_per_job_b64"]
+        )
+        rows.append(
+            ("settle + finalize x64", out["gas_settle_and_finalize_per_job_b64_t1"], "per job")
+        )
+
         # Claim: the worker already holds tokens from an earlier epoch's claim.
         w = workers[0]
-        e0 = market.current_epoch()
         chain.pending_timestamp += EPOCH
         market.claim([e0], sender=w)
-        market.set_threshold(1, sender=deployer)
+        oracle_set.set_threshold(1, sender=deployer)
         settle_batch(8, 1)
         e1 = market.current_epoch()
-        chain.pending_timestamp += EPOCH
+        chain.pending_timestamp += EPOCH + 3_600  # the epoch ended and its batches are final
         g = gas(market.claim([e1], sender=w))
         rows.append(("claim one epoch", g, "per claim"))
         out["gas_claim_epoch"] = g

@@ -19,11 +19,10 @@
         What an attestation proves: that at least `threshold` distinct members
         of the current oracle set agreed, before the signed `valid_until`, on
         the verdict for one submission (job, worker, commitment, submission
-        block), its work units and transcript. VALID credits the job's escrow to
-        the worker (pull payment) and records the work units in the current
-        epoch, returns the submission's stake to the worker's bond and
-        clears it; INVALID slashes the worker's free bond and the submission's
-        stake to the requester and leaves the job open (it slashes a live
+        block), its work units and transcript. VALID marks the job paid,
+        records the work units in the current epoch and clears the
+        submission; INVALID takes the worker's free bond and the submission's
+        stake for the requester and leaves the job open (it slashes a live
         submission even after the job was paid to another worker or
         refunded). Each live submission holds `min_bond` of its worker's bond
         at stake, so occupying `s` submission slots puts `s` bonds at risk;
@@ -32,7 +31,17 @@
         longer matches, are skipped with `AttestationSkipped`, so racing
         relayers never revert each other's batches and never pay twice.
         A bond stays slashable through the unbonding delay, which is never
-        shorter than the reveal window plus the settlement grace.
+        shorter than the reveal window plus the settlement grace plus the
+        challenge window.
+
+        Challenge window: `settle` moves no money. It keeps one hash of the
+        batch (`batch_record`) and holds the escrow, stakes and slashed bonds
+        (`pending`) for `challenge_window` seconds, during which a dispute can
+        refute a verdict; then anyone calls `finalize` and the escrow is
+        credited to the workers (pull payment), stakes go back to bonds and
+        slashed bonds to requesters. An epoch's emission can be claimed once
+        its batches are final. The oracle set, its threshold and the oracles'
+        bonds live in the OracleSet (`ORACLES`).
 
         Emission: fixed-length epochs; epoch e emits
         `INITIAL_EMISSION >> (e // HALVING_EPOCHS)` tokens, shared among the
@@ -42,16 +51,20 @@
                  submitted commitment or slash any submitter. Honest oracles'
                  verdicts are re-derivable by anyone from public data
                  (`pouw audit`), which makes such collusion visible, not
-                 impossible. The owner can rotate oracles and pause new jobs
+                 impossible (until disputes land: then one honest watcher
+                 within the challenge window suffices for a matmul verdict).
+                 The owner can rotate oracles and pause new jobs
                  and submissions; it can never move escrow, bonds or credited
                  balances, and pause never blocks refunds, withdrawals,
-                 settlement or claims.
+                 settlement, finalization or claims.
 """
 
 
 from ethereum.ercs import IERC20
 
 from interfaces import IWorkToken
+
+from interfaces import IOracleSet
 
 from snekmate.auth import ownable
 initializes: ownable
@@ -61,8 +74,6 @@ initializes: ownable_2step[ownable := ownable]
 
 from snekmate.utils import pausable
 initializes: pausable
-
-from snekmate.utils import ecdsa
 
 from snekmate.utils import eip712_domain_separator
 initializes: eip712_domain_separator
@@ -99,13 +110,6 @@ struct Attestation:
     transcript_hash: bytes32
 
 
-# @dev An EIP-2098 compact secp256k1 signature: `vs` carries the parity bit
-# of `v` in its top bit and the low-s value below it.
-struct Signature:
-    r: uint256
-    vs: uint256
-
-
 # @dev A job as the requester asks for it (one item of `create_jobs`).
 struct JobRequest:
     spec_hash: bytes32
@@ -119,6 +123,16 @@ struct JobRequest:
 struct ResultCommit:
     job_id: uint256
     commitment: bytes32
+
+
+# @dev The owner-set parameters (`set_parameters`), each within its bounds.
+struct Parameters:
+    min_bond: uint256
+    unbonding_delay: uint256
+    reveal_window: uint256
+    refund_grace: uint256
+    max_horizon: uint256
+    challenge_window: uint256
 
 
 # @dev A job's state, unpacked for readers.
@@ -148,6 +162,21 @@ struct SubmissionSlot:
     info: uint256
 
 
+# @dev One verdict of a settled batch as the batch's record holds it until the
+# batch is final. VALID: `amount` of `asset` (the escrow) and `stake` go to the
+# worker at `finalize`. INVALID: `amount` wei (the worker's bond and stake) go
+# to the requester. REFUTED (a disputed VALID): nothing is left to pay.
+struct SettledItem:
+    job_id: uint256
+    worker: address
+    commitment: bytes32
+    verdict: uint8
+    asset: address
+    amount: uint256
+    work_units: uint64
+    stake: uint256
+
+
 # @dev Escrow owed to a worker in one asset, summed over a settle batch, with
 # the stakes its VALID submissions return to its bond.
 struct Payout:
@@ -171,6 +200,8 @@ STATUS_CANCELLED: constant(uint256) = 4
 # @dev Verdict values, as signed in an attestation.
 VERDICT_VALID: constant(uint8) = 1
 VERDICT_INVALID: constant(uint8) = 2
+# @dev A VALID verdict a dispute refuted (only in a batch record).
+VERDICT_REFUTED: constant(uint8) = 3
 
 # @dev Reasons given in `AttestationSkipped`.
 SKIP_JOB_NOT_OPEN: constant(uint8) = 1
@@ -191,6 +222,8 @@ MAX_AMOUNT: constant(uint256) = 2**96 - 1
 MIN_PERIOD: constant(uint256) = 60
 MAX_PERIOD: constant(uint256) = 365 * 86_400
 MAX_MIN_BOND: constant(uint256) = 10**24
+# @dev The longest challenge window, in seconds.
+MAX_CHALLENGE_WINDOW: constant(uint256) = 30 * 86_400
 
 # @dev Emission halves `MAX_HALVINGS` times at most before it is zero:
 # `INITIAL_EMISSION` is below 2**128, so the 128th halving emits nothing.
@@ -198,17 +231,22 @@ MAX_HALVINGS: constant(uint256) = 128
 
 # @dev Bit layout of the packed job word `_terms[job_id]`, low bits first:
 # amount (96) | work_units (64) | deadline (40) | asset id (8) | status (8) |
-# open submissions (8). Read and written only in PACKED JOB WORD.
+# open submissions (8) | spec tag, low 32 bits (32). The parties word
+# `_parties[job_id]`: requester (160) | spec tag, high 96 bits (96). Read and
+# written only in PACKED JOB WORD.
 _WORK_SHIFT: constant(uint256) = 96
 _DEADLINE_SHIFT: constant(uint256) = 160
 _ASSET_SHIFT: constant(uint256) = 200
 _STATUS_SHIFT: constant(uint256) = 208
 _SUBS_SHIFT: constant(uint256) = 216
+_TAG_LO_SHIFT: constant(uint256) = 224
+_TAG_HI_SHIFT: constant(uint256) = 160
+_MASK_32: constant(uint256) = 2**32 - 1
+_MASK_160: constant(uint256) = 2**160 - 1
 _MASK_8: constant(uint256) = 2**8 - 1
 _MASK_40: constant(uint256) = 2**40 - 1
 _MASK_64: constant(uint256) = 2**64 - 1
 _MASK_96: constant(uint256) = 2**96 - 1
-_MASK_255: constant(uint256) = 2**255 - 1
 # @dev A submission's info word, low bits first: block number (64) | stake
 # (the rest). Read and written only in PACKED JOB WORD.
 _STAKE_SHIFT: constant(uint256) = 64
@@ -221,6 +259,8 @@ SETTLEMENT_TYPEHASH: constant(bytes32) = keccak256(
     "Settlement(Attestation[] attestations,uint256 validUntil)Attestation(uint256 jobId,address worker,bytes32 commitment,uint256 submissionBlock,uint64 workUnits,uint8 verdict,bytes32 transcriptHash)"
 )
 
+# @dev The oracle set: who signs, how many, their bonds.
+ORACLES: public(immutable(IOracleSet))
 # @dev The reward token, minted only here.
 TOKEN: public(immutable(IWorkToken))
 # @dev Timestamp at which epoch 0 starts.
@@ -241,8 +281,9 @@ HALVING_EPOCHS: public(immutable(uint256))
 next_job_id: public(uint256)
 # @dev Packed job word (see the bit layout above).
 _terms: HashMap[uint256, uint256]
-# @dev Who posted each job (and is refunded, or paid a slashed bond).
-_requester: HashMap[uint256, address]
+# @dev Who posted each job (and is refunded, or paid a slashed bond), packed
+# with the high bits of the job's spec tag (see the bit layout above).
+_parties: HashMap[uint256, uint256]
 # @dev Each worker's commitment to each job (read with `submissions`).
 _submissions: HashMap[uint256, HashMap[address, SubmissionSlot]]
 
@@ -268,10 +309,6 @@ epoch_work: public(HashMap[uint256, HashMap[address, uint256]])
 # @dev Verified work units per epoch, all workers.
 epoch_total_work: public(HashMap[uint256, uint256])
 
-# @dev The oracle set, sorted ascending.
-_oracles: DynArray[address, MAX_ORACLES]
-# @dev Distinct oracle signatures needed to settle.
-threshold: public(uint256)
 
 # @dev Smallest bond that lets a worker submit, in wei.
 min_bond: public(uint256)
@@ -285,6 +322,23 @@ reveal_window: public(uint256)
 refund_grace: public(uint256)
 # @dev Furthest deadline a job may have, in seconds from now.
 max_horizon: public(uint256)
+# @dev Seconds after `settle` during which its verdicts can be disputed; the
+# batch is final, and `finalize` pays it, after them.
+challenge_window: public(uint256)
+
+# @dev The id the next settled batch gets; ids start at 1.
+next_batch_id: public(uint256)
+# @dev The record of each settled batch not yet final: keccak256 of its
+# `SettledItem`s and context (see `batch_record_hash`); zero once finalized.
+batch_record: public(HashMap[uint256, bytes32])
+# @dev Escrow, stakes and slashed bonds held by pending batches, per asset (the
+# zero address for ETH).
+pending: public(HashMap[address, uint256])
+# @dev When every verdict settled in an epoch is final: the latest `final_at`
+# of its batches. Its emission can be claimed from then on.
+epoch_final_at: public(HashMap[uint256, uint256])
+# @dev The latest `final_at` of any batch.
+last_final_at: public(uint256)
 
 
 # ============================================================================
@@ -313,12 +367,15 @@ event ResultSubmitted:
     block_number: uint256
     stake: uint256
 
-# @dev A VALID verdict paid a job's escrow to the worker (credited, then
-# `withdraw`) in `settle`; `stake` went back to the worker's free bond.
-# `transcript_hash` names the oracles' verification transcript.
+# @dev `settle` accepted a VALID verdict: the job is paid, and when the batch
+# is final (`finalize`) its escrow is credited to the worker (then `withdraw`)
+# and `stake` goes back to the worker's free bond. `commitment` is the
+# settled submission's; `transcript_hash` names the oracles' verification
+# transcript.
 event JobSettled:
     job_id: indexed(uint256)
     worker: indexed(address)
+    commitment: bytes32
     transcript_hash: bytes32
     stake: uint256
 
@@ -330,10 +387,12 @@ event StakeReleased:
     amount: uint256
 
 # @dev An INVALID verdict in `settle` slashed the worker: its free bond plus
-# the submission's stake (`amount` wei) were credited in ETH to `requester`.
+# the submission's stake (`amount` wei) go in ETH to `requester` when the
+# batch is final.
 event WorkerSlashed:
     job_id: indexed(uint256)
     worker: indexed(address)
+    commitment: bytes32
     requester: address
     amount: uint256
     transcript_hash: bytes32
@@ -347,17 +406,31 @@ event AttestationSkipped:
     reason: uint8
 
 # @dev Once per `settle` call, after its items. `digest` is the signed
-# `settlement_digest`; `epoch` received the batch's work units; the last
-# three count the batch's items by outcome.
+# `settlement_digest`; `batch_id` names the batch's record (0 when every item
+# was skipped); `epoch` received the batch's work units; the batch is final
+# at `final_at`; `signers` are the oracles whose signatures counted; the last
+# three count the batch's items by outcome. The record's items are the
+# batch's `JobSettled` and `WorkerSlashed` events, in log order.
 event BatchSettled:
     digest: indexed(bytes32)
+    batch_id: indexed(uint256)
     epoch: uint256
+    final_at: uint256
+    signers: DynArray[address, MAX_ORACLES]
     settled: uint256
     slashed: uint256
     skipped: uint256
 
+# @dev `finalize` paid a batch whose challenge window had ended: `paid` VALID
+# items credited to their workers, `slashed` INVALID items' bonds credited to
+# their requesters (refuted items pay nothing).
+event BatchFinalized:
+    batch_id: indexed(uint256)
+    paid: uint256
+    slashed: uint256
+
 # @dev `settle` added a worker's verified work units to `epoch`, summed over
-# the batch's VALID items (one event per worker and escrow asset).
+# the batch's VALID items (one event per worker).
 event WorkRecorded:
     epoch: indexed(uint256)
     worker: indexed(address)
@@ -410,18 +483,6 @@ event RewardClaimed:
     work_units: uint256
     amount: uint256
 
-# @dev An oracle joined the set (at deployment or by `add_oracle`).
-event OracleAdded:
-    oracle: indexed(address)
-
-# @dev `remove_oracle` took an oracle out of the set.
-event OracleRemoved:
-    oracle: indexed(address)
-
-# @dev The signature threshold was set (at deployment or by `set_threshold`).
-event UpdateThreshold:
-    threshold: uint256
-
 # @dev `set_asset_allowed` allowed or stopped new jobs in an ERC-20;
 # `asset_id` is its id in the packed job word (kept when it is stopped).
 event AssetAllowed:
@@ -429,26 +490,17 @@ event AssetAllowed:
     asset_id: uint8
     allowed: bool
 
-# @dev `min_bond` was set (at deployment or by `set_min_bond`).
-event UpdateMinBond:
+# @dev The parameters were set (at deployment or by `set_parameters`);
+# batches settled before keep their `final_at`, unbondings already requested
+# keep their time.
+event UpdateParameters:
     min_bond: uint256
-
-# @dev `unbonding_delay` was set (at deployment or by
-# `set_unbonding_delay`).
-event UpdateUnbondingDelay:
     unbonding_delay: uint256
-
-# @dev `reveal_window` was set (at deployment or by `set_reveal_window`).
-event UpdateRevealWindow:
     reveal_window: uint256
-
-# @dev `refund_grace` was set (at deployment or by `set_refund_grace`).
-event UpdateRefundGrace:
     refund_grace: uint256
-
-# @dev `max_horizon` was set (at deployment or by `set_max_horizon`).
-event UpdateMaxHorizon:
     max_horizon: uint256
+    challenge_window: uint256
+
 
 
 @deploy
@@ -457,13 +509,13 @@ def __init__(
     epoch_length: uint256,
     initial_emission: uint256,
     halving_epochs: uint256,
-    oracles: DynArray[address, MAX_ORACLES],
-    threshold: uint256,
+    oracle_set: IOracleSet,
     min_bond: uint256,
     unbonding_delay: uint256,
     reveal_window: uint256,
     refund_grace: uint256,
     max_horizon: uint256,
+    challenge_window: uint256,
 ):
     """
     @notice Deploys the market. The token must already exist with
@@ -473,13 +525,14 @@ def __init__(
     @param initial_emission Tokens emitted per epoch before any halving,
            non-zero and below 2**128.
     @param halving_epochs Epochs between halvings, in [1, 2**32].
-    @param oracles The initial oracle set: distinct non-zero addresses.
-    @param threshold Signatures needed to settle, in [1, len(oracles)].
+    @param oracle_set The OracleSet, deployed for this market's address.
     @param min_bond Smallest worker bond in wei, in (0, 10**24].
     @param unbonding_delay Seconds from `request_unbond` to `withdraw_bond`.
     @param reveal_window Seconds a worker has to serve a committed result.
     @param refund_grace Seconds after a deadline reserved for settlement.
     @param max_horizon Furthest deadline in seconds from job creation.
+    @param challenge_window Seconds a settled verdict can be disputed, within
+           [60, 30 days].
     """
     ownable.__init__()
     ownable_2step.__init__()
@@ -497,16 +550,20 @@ def __init__(
     assert staticcall token.cap() == self._schedule_total(), "market: token cap is not the schedule"
 
     self.next_job_id = 1
+    self.next_batch_id = 1
     self.asset_count = 1
-    for oracle: address in oracles:
-        self._add_oracle(oracle)
-    self._set_threshold(threshold)
-    self._set_min_bond(min_bond)
-    self._set_unbonding_delay(unbonding_delay)
-    self._set_reveal_window(reveal_window)
-    self._set_refund_grace(refund_grace)
-    self._set_max_horizon(max_horizon)
-    self._check_windows()
+    assert staticcall oracle_set.MARKET() == self, "market: oracle set is for another market"
+    ORACLES = oracle_set
+    self._set_parameters(
+        Parameters(
+            min_bond=min_bond,
+            unbonding_delay=unbonding_delay,
+            reveal_window=reveal_window,
+            refund_grace=refund_grace,
+            max_horizon=max_horizon,
+            challenge_window=challenge_window,
+        )
+    )
 
 
 # ============================================================================
@@ -521,16 +578,41 @@ def __init__(
 
 @internal
 @pure
-def _pack_job(amount: uint256, work_units: uint64, deadline: uint256, asset_id: uint256) -> uint256:
+def _pack_job(
+    amount: uint256, work_units: uint64, deadline: uint256, asset_id: uint256, tag_lo: uint256
+) -> uint256:
     # A new job, status OPEN with no submissions. The caller has checked
-    # amount <= MAX_AMOUNT and deadline < 2**40; asset_id < MAX_ASSETS.
+    # amount <= MAX_AMOUNT and deadline < 2**40; asset_id < MAX_ASSETS;
+    # tag_lo < 2**32.
     return (
         amount
         | (convert(work_units, uint256) << _WORK_SHIFT)
         | (deadline << _DEADLINE_SHIFT)
         | (asset_id << _ASSET_SHIFT)
         | (STATUS_OPEN << _STATUS_SHIFT)
+        | (tag_lo << _TAG_LO_SHIFT)
     )
+
+
+@internal
+@pure
+def _spec_tag(spec_hash: bytes32, salt: bytes32) -> uint256:
+    # The top 128 bits of keccak256(spec_hash ++ salt).
+    return convert(keccak256(concat(spec_hash, salt)), uint256) >> 128
+
+
+@internal
+@view
+def _job_requester(job_id: uint256) -> address:
+    # The requester from the parties word (the zero address for no job).
+    return convert(convert(self._parties[job_id] & _MASK_160, uint160), address)
+
+
+@internal
+@view
+def _job_tag(job_id: uint256, terms: uint256) -> uint256:
+    # The job's 128-bit spec tag, from both words.
+    return ((self._parties[job_id] >> _TAG_HI_SHIFT) << 32) | (terms >> _TAG_LO_SHIFT)
 
 
 @internal
@@ -711,7 +793,7 @@ def cancel(job_id: uint256):
     """
     terms: uint256 = self._terms[job_id]
     assert self._job_status(terms) == STATUS_OPEN, "market: job not open"
-    assert self._requester[job_id] == msg.sender, "market: not requester"
+    assert self._job_requester(job_id) == msg.sender, "market: not requester"
     assert self._job_submissions(terms) == 0, "market: job has submissions"
     self._close_job(job_id, terms, STATUS_CANCELLED)
 
@@ -727,7 +809,7 @@ def job(job_id: uint256) -> Job:
     """
     terms: uint256 = self._terms[job_id]
     return Job(
-        requester=self._requester[job_id],
+        requester=self._job_requester(job_id),
         asset=self.assets[self._job_asset_id(terms)],
         amount=self._job_amount(terms),
         work_units=convert(self._job_work_units(terms), uint64),
@@ -735,6 +817,20 @@ def job(job_id: uint256) -> Job:
         status=convert(self._job_status(terms), uint8),
         submissions=self._job_submissions(terms),
     )
+
+
+@external
+@view
+def spec_tag(job_id: uint256) -> uint256:
+    """
+    @notice The 128-bit tag the market keeps of a job's spec hash: the top
+            half of keccak256(spec_hash ++ the hash of the block before the
+            one that created the job). Disputes check a job's terms against
+            it.
+    @param job_id The job.
+    @return uint256 The tag (0 for an unknown job).
+    """
+    return self._job_tag(job_id, self._terms[job_id])
 
 
 @internal
@@ -754,8 +850,15 @@ def _open_job(spec_hash: bytes32, work_units: uint64, asset: address, amount: ui
     job_id: uint256 = self.next_job_id
     self.next_job_id = job_id + 1
     # deadline < 2**40 holds while max_horizon <= 365 days until year 36812.
-    self._terms[job_id] = self._pack_job(amount, work_units, deadline, index)
-    self._requester[job_id] = msg.sender
+    # The 128-bit spec tag binds the spec hash on-chain at no extra storage: a
+    # dispute passes the job's terms, and they count only if the spec they
+    # write has this tag. The parent block's hash salts it, so two specs that
+    # share a tag cannot be prepared at leisure (a collision takes 2**64
+    # hashes within one block time); once the job exists, matching its tag
+    # takes 2**128.
+    tag: uint256 = self._spec_tag(spec_hash, blockhash(block.number - 1))
+    self._terms[job_id] = self._pack_job(amount, work_units, deadline, index, tag & _MASK_32)
+    self._parties[job_id] = convert(msg.sender, uint256) | ((tag >> 32) << _TAG_HI_SHIFT)
     log JobCreated(
         job_id=job_id,
         requester=msg.sender,
@@ -779,7 +882,7 @@ def _pull_token(asset: address, amount: uint256):
 @internal
 def _close_job(job_id: uint256, terms: uint256, status: uint256):
     # Refund or cancel: credit the escrow back to the requester.
-    requester: address = self._requester[job_id]
+    requester: address = self._job_requester(job_id)
     self._terms[job_id] = self._with_status(terms, status)
     asset: address = self.assets[self._job_asset_id(terms)]
     amount: uint256 = self._job_amount(terms)
@@ -955,22 +1058,23 @@ def _commit(job_id: uint256, commitment: bytes32, stake: uint256):
 
 @external
 def settle(
-    attestations: DynArray[Attestation, MAX_BATCH], valid_until: uint256, signatures: DynArray[Signature, MAX_ORACLES]
+    attestations: DynArray[Attestation, MAX_BATCH], valid_until: uint256, signatures: DynArray[IOracleSet.Signature, MAX_ORACLES]
 ):
     """
     @notice Settles a batch of attestations signed as one EIP-712
-            `Settlement` by at least `threshold` distinct current oracles,
-            signatures ordered by strictly ascending signer address, no
-            later than the signed `valid_until` (a timestamp). Anyone
-            may relay. VALID credits the escrow to the worker and records
-            its work units in the current epoch; INVALID slashes the
-            worker's bond to the requester and reopens the submission slot.
-            VALID items for jobs no longer open, items whose commitment and
-            submission block are not the worker's live submission, and
-            items with other work units are skipped with
-            `AttestationSkipped`. An INVALID verdict
-            on a live submission slashes even if the job has since been paid
-            or refunded. Works while paused.
+            `Settlement` by at least `threshold` distinct current, bonded
+            oracles, signatures ordered by strictly ascending signer
+            address, no later than the signed `valid_until` (a timestamp).
+            Anyone may relay. VALID marks the job paid and records its work
+            units in the current epoch; INVALID slashes the worker's bond and
+            reopens the submission slot. The money moves when the batch is
+            final, `challenge_window` seconds from now (`finalize`); until
+            then a dispute can refute a verdict. VALID items for jobs no
+            longer open, items whose commitment and submission block are not
+            the worker's live submission, and items with other work units are
+            skipped with `AttestationSkipped`. An INVALID verdict on a live
+            submission slashes even if the job has since been paid or
+            refunded. Works while paused.
     @param attestations The items, at most 128.
     @param valid_until The last timestamp at which the signatures count.
     @param signatures EIP-2098 compact signatures of `settlement_digest`.
@@ -980,10 +1084,17 @@ def settle(
     # a key's signatures from before it was (re-)added to the set have lapsed.
     assert block.timestamp <= valid_until, "market: signatures expired"
     digest: bytes32 = self._settlement_digest(attestations, valid_until)
-    self._check_quorum(digest, signatures)
+    signers: DynArray[address, MAX_ORACLES] = staticcall ORACLES.quorum(digest, signatures)
 
     epoch: uint256 = self._current_epoch()
-    payouts: DynArray[Payout, MAX_BATCH] = []
+    final_at: uint256 = block.timestamp + self.challenge_window
+    # Work units per worker (recorded now), and what the batch holds until it is
+    # final: ETH (escrow, stakes, slashed bonds) and each ERC-20's escrow. Summed
+    # in place (an internal call would copy the arrays, 20 KB each, per item).
+    works: DynArray[Payout, MAX_BATCH] = []
+    held_eth: uint256 = 0
+    held: DynArray[Payout, MAX_BATCH] = []
+    items: bytes32 = empty(bytes32)
     # settled + slashed <= len(attestations) <= MAX_BATCH: the counts
     # cannot overflow, and the skipped count cannot underflow.
     settled: uint256 = 0
@@ -1011,22 +1122,44 @@ def settle(
             log AttestationSkipped(job_id=a.job_id, worker=a.worker, reason=SKIP_WORK_UNITS_MISMATCH)
             continue
 
+        asset: address = empty(address)
+        amount: uint256 = 0
+        stake: uint256 = 0
         if a.verdict == VERDICT_VALID:
             self._terms[a.job_id] = self._with_status(terms, STATUS_PAID)
-            asset: address = empty(address)
             asset_index: uint256 = self._job_asset_id(terms)
             if asset_index != 0:
                 asset = self.assets[asset_index]
-            amount: uint256 = self._job_amount(terms)
-            # The paid submission is done with: its stake goes back to the
-            # bond and the slot is cleared (one submission, one final verdict).
-            stake: uint256 = self._sub_stake(live.info)
+            amount = self._job_amount(terms)
+            # The paid submission is done with: the slot is cleared (one
+            # submission, one final verdict); its stake waits in the batch.
+            stake = self._sub_stake(live.info)
             self._submissions[a.job_id][a.worker] = empty(SubmissionSlot)
-            # Decoded into locals first: an internal call among the arguments
-            # would make Vyper stage `payouts` (20 KB of memory) in a temporary.
-            payouts = self._add_payout(payouts, a.worker, asset, amount, convert(a.work_units, uint256), stake)
+            units: uint256 = convert(a.work_units, uint256)
+            found: bool = False
+            for k: uint256 in range(len(works), bound=MAX_BATCH):
+                if works[k].worker == a.worker:
+                    works[k].work_units += units
+                    found = True
+                    break
+            if not found:
+                works.append(Payout(worker=a.worker, asset=empty(address), amount=0, work_units=units, stake=0))
+            held_eth += stake
+            if asset_index == 0:
+                held_eth += amount
+            else:
+                found = False
+                for k: uint256 in range(len(held), bound=MAX_BATCH):
+                    if held[k].asset == asset:
+                        held[k].amount += amount
+                        found = True
+                        break
+                if not found:
+                    held.append(Payout(worker=empty(address), asset=asset, amount=amount, work_units=0, stake=0))
             settled = unsafe_add(settled, 1)
-            log JobSettled(job_id=a.job_id, worker=a.worker, transcript_hash=a.transcript_hash, stake=stake)
+            log JobSettled(
+                job_id=a.job_id, worker=a.worker, commitment=a.commitment, transcript_hash=a.transcript_hash, stake=stake
+            )
         else:
             # The submission counter is at least 1 here: this worker's live
             # submission is counted in it. The block stays (see `_commit`).
@@ -1034,34 +1167,191 @@ def settle(
                 commitment=empty(bytes32), info=self._pack_sub(self._sub_block(live.info), 0)
             )
             self._terms[a.job_id] = self._with_submission_removed(terms)
-            amount: uint256 = self.bonds[a.worker] + self._sub_stake(live.info)
+            amount = self.bonds[a.worker] + self._sub_stake(live.info)
             self.bonds[a.worker] = 0
-            requester: address = self._requester[a.job_id]
-            self.credited[requester][empty(address)] += amount
+            held_eth += amount
             slashed = unsafe_add(slashed, 1)
             log WorkerSlashed(
-                job_id=a.job_id, worker=a.worker, requester=requester, amount=amount, transcript_hash=a.transcript_hash
+                job_id=a.job_id,
+                worker=a.worker,
+                commitment=a.commitment,
+                requester=self._job_requester(a.job_id),
+                amount=amount,
+                transcript_hash=a.transcript_hash,
             )
+        items = self._chain_item(
+            items,
+            SettledItem(
+                job_id=a.job_id,
+                worker=a.worker,
+                commitment=a.commitment,
+                verdict=a.verdict,
+                asset=asset,
+                amount=amount,
+                work_units=a.work_units,
+                stake=stake,
+            ),
+        )
+
+    batch_id: uint256 = 0
+    if settled != 0 or slashed != 0:
+        batch_id = self.next_batch_id
+        self.next_batch_id = batch_id + 1
+        self.batch_record[batch_id] = self._record_hash(batch_id, epoch, final_at, signers, items)
+        # Only work a dispute could remove holds the epoch's claims back.
+        if settled != 0 and final_at > self.epoch_final_at[epoch]:
+            self.epoch_final_at[epoch] = final_at
+        if final_at > self.last_final_at:
+            self.last_final_at = final_at
+        self.pending[empty(address)] += held_eth
+        for h: Payout in held:
+            self.pending[h.asset] += h.amount
 
     total_work: uint256 = 0
-    for p: Payout in payouts:
-        self.credited[p.worker][p.asset] += p.amount
-        if p.stake != 0:
-            self.bonds[p.worker] += p.stake
-        if p.work_units != 0:
-            self.epoch_work[epoch][p.worker] += p.work_units
-            total_work += p.work_units
-            log WorkRecorded(epoch=epoch, worker=p.worker, work_units=p.work_units)
+    for w: Payout in works:
+        self.epoch_work[epoch][w.worker] += w.work_units
+        total_work += w.work_units
+        log WorkRecorded(epoch=epoch, worker=w.worker, work_units=w.work_units)
     if total_work != 0:
         self.epoch_total_work[epoch] += total_work
 
     log BatchSettled(
         digest=digest,
+        batch_id=batch_id,
         epoch=epoch,
+        final_at=final_at,
+        signers=signers,
         settled=settled,
         slashed=slashed,
         skipped=unsafe_sub(unsafe_sub(len(attestations), settled), slashed),
     )
+
+
+@external
+@nonreentrant
+def finalize(
+    batch_id: uint256,
+    epoch: uint256,
+    final_at: uint256,
+    signers: DynArray[address, MAX_ORACLES],
+    items: DynArray[SettledItem, MAX_BATCH],
+):
+    """
+    @notice Pays a settled batch once its challenge window has ended: each
+            VALID item's escrow is credited to its worker (then `withdraw`)
+            and its stake returns to the worker's bond; each INVALID item's
+            slashed bond is credited in ETH to the job's requester; refuted
+            items pay nothing. Anyone may call it, once per batch, with the
+            batch as `settle` logged it (`BatchSettled` and, in log order, its
+            `JobSettled` and `WorkerSlashed` items; a dispute's `Refuted`
+            marks an item). Works while paused.
+    @param batch_id The batch, from `BatchSettled`.
+    @param epoch The epoch it recorded work in.
+    @param final_at When its challenge window ends.
+    @param signers The oracles whose signatures counted.
+    @param items Its items.
+    """
+    self._check_record(batch_id, epoch, final_at, signers, items)
+    assert block.timestamp >= final_at, "market: challenge window running"
+    self.batch_record[batch_id] = empty(bytes32)
+
+    # Summed per (worker, asset) in place, so each balance is written once (an
+    # internal call would copy the array, 20 KB, per item).
+    payouts: DynArray[Payout, MAX_BATCH] = []
+    released_eth: uint256 = 0
+    paid: uint256 = 0
+    slashed: uint256 = 0
+    for item: SettledItem in items:
+        if item.verdict == VERDICT_VALID:
+            found: bool = False
+            for k: uint256 in range(len(payouts), bound=MAX_BATCH):
+                if payouts[k].worker == item.worker and payouts[k].asset == item.asset:
+                    payouts[k].amount += item.amount
+                    payouts[k].stake += item.stake
+                    found = True
+                    break
+            if not found:
+                payouts.append(
+                    Payout(worker=item.worker, asset=item.asset, amount=item.amount, work_units=0, stake=item.stake)
+                )
+            released_eth += item.stake
+            paid = unsafe_add(paid, 1)
+        elif item.verdict == VERDICT_INVALID:
+            self.credited[self._job_requester(item.job_id)][empty(address)] += item.amount
+            released_eth += item.amount
+            slashed = unsafe_add(slashed, 1)
+    for p: Payout in payouts:
+        self.credited[p.worker][p.asset] += p.amount
+        if p.stake != 0:
+            self.bonds[p.worker] += p.stake
+        if p.asset == empty(address):
+            released_eth += p.amount
+        else:
+            self.pending[p.asset] -= p.amount
+    if released_eth != 0:
+        self.pending[empty(address)] -= released_eth
+    log BatchFinalized(batch_id=batch_id, paid=paid, slashed=slashed)
+
+
+@external
+@pure
+def batch_record_hash(
+    batch_id: uint256,
+    epoch: uint256,
+    final_at: uint256,
+    signers: DynArray[address, MAX_ORACLES],
+    items: DynArray[SettledItem, MAX_BATCH],
+) -> bytes32:
+    """
+    @notice The record a batch is kept under in `batch_record`:
+            keccak256(abi.encode(batch_id, epoch, final_at,
+            keccak256(abi.encode(signers)), h_n)) where h_0 = 0 and
+            h_i = keccak256(abi.encode(h_{i-1}, items[i-1])).
+    @param batch_id The batch.
+    @param epoch The epoch it recorded work in.
+    @param final_at When its challenge window ends.
+    @param signers The oracles whose signatures counted.
+    @param items Its items.
+    @return bytes32 The record.
+    """
+    items_hash: bytes32 = empty(bytes32)
+    for item: SettledItem in items:
+        items_hash = self._chain_item(items_hash, item)
+    return self._record_hash(batch_id, epoch, final_at, signers, items_hash)
+
+
+@internal
+@pure
+def _chain_item(acc: bytes32, item: SettledItem) -> bytes32:
+    # One step of the items hash chain (see `batch_record_hash`).
+    return keccak256(abi_encode(acc, item))
+
+
+@internal
+@pure
+def _record_hash(
+    batch_id: uint256, epoch: uint256, final_at: uint256, signers: DynArray[address, MAX_ORACLES], items: bytes32
+) -> bytes32:
+    return keccak256(abi_encode(batch_id, epoch, final_at, keccak256(abi_encode(signers)), items))
+
+
+@internal
+@view
+def _check_record(
+    batch_id: uint256,
+    epoch: uint256,
+    final_at: uint256,
+    signers: DynArray[address, MAX_ORACLES],
+    items: DynArray[SettledItem, MAX_BATCH],
+):
+    # Reverts unless these are the items and context of a batch not yet
+    # final (a finalized or unknown batch has no record).
+    items_hash: bytes32 = empty(bytes32)
+    for item: SettledItem in items:
+        items_hash = self._chain_item(items_hash, item)
+    record: bytes32 = self.batch_record[batch_id]
+    assert record != empty(bytes32), "market: no pending batch"
+    assert record == self._record_hash(batch_id, epoch, final_at, signers, items_hash), "market: not the batch record"
 
 
 @external
@@ -1083,10 +1373,20 @@ def settlement_digest(attestations: DynArray[Attestation, MAX_BATCH], valid_unti
 @view
 def oracles() -> DynArray[address, MAX_ORACLES]:
     """
-    @notice The current oracle set, sorted ascending.
+    @notice The current oracle set, sorted ascending (`ORACLES.oracles()`).
     @return DynArray The oracle addresses.
     """
-    return self._oracles
+    return staticcall ORACLES.oracles()
+
+
+@external
+@view
+def threshold() -> uint256:
+    """
+    @notice Distinct oracle signatures a batch needs (`ORACLES.threshold()`).
+    @return uint256 The threshold.
+    """
+    return staticcall ORACLES.threshold()
 
 
 @external
@@ -1104,39 +1404,6 @@ def withdraw(asset: address) -> uint256:
     log Withdrawn(account=msg.sender, asset=asset, amount=amount)
     self._send(msg.sender, asset, amount)
     return amount
-
-
-@internal
-@view
-def _check_quorum(digest: bytes32, signatures: DynArray[Signature, MAX_ORACLES]):
-    # Reverts unless at least `threshold` distinct current oracles signed
-    # `digest`. Signers must be current oracles in strictly ascending order,
-    # so each counts once; ecdsa rejects high-s values and the zero address.
-    count: uint256 = len(signatures)
-    assert count >= self.threshold, "market: below threshold"
-    # One forward walk over the set, which ascends strictly: signatures[i]
-    # is recovered once signatures[i - 1] has matched a member and can only
-    # match a later member, so the signers matched ascend strictly and no
-    # separate order check is needed. count >= threshold >= 1, so
-    # signatures[0] exists.
-    oracles: DynArray[address, MAX_ORACLES] = self._oracles
-    matched: uint256 = 0
-    sig: Signature = signatures[0]
-    # EIP-2098: the top bit of vs is v - 27, the rest is s (ecdsa checks low-s).
-    signer: address = ecdsa._try_recover_vrs(digest, unsafe_add(sig.vs >> 255, 27), sig.r, sig.vs & _MASK_255)
-    for candidate: address in oracles:
-        if candidate == signer:
-            # matched < count <= MAX_ORACLES, so this cannot overflow.
-            matched = unsafe_add(matched, 1)
-            if matched == count:
-                break
-            sig = signatures[matched]
-            signer = ecdsa._try_recover_vrs(digest, unsafe_add(sig.vs >> 255, 27), sig.r, sig.vs & _MASK_255)
-    if matched != count:
-        # signatures[matched] found no member after the previous signer's: a
-        # member is then at or below it (a duplicate or out of order).
-        assert signer not in oracles, "market: signers not ascending"
-        raise "market: signer not oracle"
 
 
 @internal
@@ -1206,7 +1473,9 @@ def claim(epochs: DynArray[uint256, MAX_CLAIM_EPOCHS]) -> uint256:
     """
     @notice Mints the caller's share of each listed ended epoch's emission:
             `epoch_emission(e) * epoch_work(e, caller) // epoch_total_work(e)`,
-            rounded down. Each epoch can be claimed once. Works while paused.
+            rounded down, once every verdict settled in the epoch is final
+            (`epoch_final_at`). Each epoch can be claimed once. Works while
+            paused.
     @param epochs Ended epochs in which the caller has unclaimed work.
     @return uint256 The tokens minted.
     """
@@ -1215,6 +1484,8 @@ def claim(epochs: DynArray[uint256, MAX_CLAIM_EPOCHS]) -> uint256:
     total: uint256 = 0
     for e: uint256 in epochs:
         assert e < current, "market: epoch not ended"
+        # A dispute can still remove work from the epoch until then.
+        assert block.timestamp >= self.epoch_final_at[e], "market: epoch in challenge window"
         work: uint256 = self.epoch_work[e][msg.sender]
         assert work != 0, "market: nothing to claim"
         self.epoch_work[e][msg.sender] = 0
@@ -1326,46 +1597,6 @@ def unpause():
 
 
 @external
-def add_oracle(oracle: address):
-    """
-    @notice Adds an oracle signer. Owner only.
-    @param oracle A non-zero address not yet in the set.
-    """
-    ownable._check_owner()
-    self._add_oracle(oracle)
-
-
-@external
-def remove_oracle(oracle: address):
-    """
-    @notice Removes an oracle signer; its signatures stop counting at once,
-            including on batches it already signed. The set may not shrink
-            below `threshold`. Owner only.
-    @param oracle A member of the set.
-    """
-    ownable._check_owner()
-    oracles: DynArray[address, MAX_ORACLES] = self._oracles
-    assert len(oracles) > self.threshold, "market: set would fall below threshold"
-    kept: DynArray[address, MAX_ORACLES] = []
-    for o: address in oracles:
-        if o != oracle:
-            kept.append(o)
-    assert len(kept) != len(oracles), "market: not an oracle"
-    self._oracles = kept
-    log OracleRemoved(oracle=oracle)
-
-
-@external
-def set_threshold(threshold: uint256):
-    """
-    @notice Sets how many distinct oracle signatures a batch needs. Owner only.
-    @param threshold In [1, number of oracles].
-    """
-    ownable._check_owner()
-    self._set_threshold(threshold)
-
-
-@external
 def set_asset_allowed(asset: address, allowed: bool):
     """
     @notice Allows or stops new jobs in an ERC-20. Jobs already escrowed in
@@ -1388,131 +1619,53 @@ def set_asset_allowed(asset: address, allowed: bool):
 
 
 @external
-def set_min_bond(min_bond: uint256):
+def set_parameters(params: Parameters):
     """
-    @notice Sets the smallest bond that lets a worker submit; bonds already
-            below it must be topped up before submitting again. Owner only.
-    @param min_bond Wei, in (0, 10**24].
-    """
-    ownable._check_owner()
-    self._set_min_bond(min_bond)
-
-
-@external
-def set_unbonding_delay(unbonding_delay: uint256):
-    """
-    @notice Sets the unbonding delay for future `request_unbond` calls.
-            Owner only.
-    @param unbonding_delay Seconds, in [60, 365 days], and at least
-           `reveal_window + refund_grace`.
+    @notice Sets every bonded and timed parameter at once. Owner only.
+            Batches settled before keep their `final_at`, unbondings already
+            requested keep their time, and a worker bond now below
+            `min_bond` must be topped up before it submits again.
+    @param params `min_bond` in wei, in (0, 10**24];
+           `unbonding_delay`, `reveal_window`, `refund_grace` and
+           `max_horizon` in seconds, in [60, 365 days]; `challenge_window` in
+           seconds, in [60, 30 days]; with `reveal_window <= refund_grace` and
+           `reveal_window + refund_grace + challenge_window <=
+           unbonding_delay`.
     """
     ownable._check_owner()
-    self._set_unbonding_delay(unbonding_delay)
-    self._check_windows()
-
-
-@external
-def set_reveal_window(reveal_window: uint256):
-    """
-    @notice Sets the time a worker has to serve a committed result. Owner only.
-    @param reveal_window Seconds, in [60, 365 days], at most `refund_grace`
-           and with `reveal_window + refund_grace <= unbonding_delay`.
-    """
-    ownable._check_owner()
-    self._set_reveal_window(reveal_window)
-    self._check_windows()
-
-
-@external
-def set_refund_grace(refund_grace: uint256):
-    """
-    @notice Sets the settlement grace after a deadline. Owner only.
-    @param refund_grace Seconds, in [60, 365 days], at least `reveal_window`
-           and with `reveal_window + refund_grace <= unbonding_delay`.
-    """
-    ownable._check_owner()
-    self._set_refund_grace(refund_grace)
-    self._check_windows()
-
-
-@external
-def set_max_horizon(max_horizon: uint256):
-    """
-    @notice Sets how far in the future a new job's deadline may be. Owner only.
-    @param max_horizon Seconds, in [60, 365 days].
-    """
-    ownable._check_owner()
-    self._set_max_horizon(max_horizon)
+    self._set_parameters(params)
 
 
 @internal
-def _add_oracle(oracle: address):
-    # Inserts keeping the set sorted ascending.
-    assert oracle != empty(address), "market: zero oracle"
-    oracles: DynArray[address, MAX_ORACLES] = self._oracles
-    assert len(oracles) < MAX_ORACLES, "market: too many oracles"
-    result: DynArray[address, MAX_ORACLES] = []
-    placed: bool = False
-    for o: address in oracles:
-        assert o != oracle, "market: already an oracle"
-        if not placed and convert(oracle, uint256) < convert(o, uint256):
-            result.append(oracle)
-            placed = True
-        result.append(o)
-    if not placed:
-        result.append(oracle)
-    self._oracles = result
-    log OracleAdded(oracle=oracle)
-
-
-@internal
-def _set_threshold(threshold: uint256):
-    assert threshold != 0 and threshold <= len(self._oracles), "market: bad threshold"
-    self.threshold = threshold
-    log UpdateThreshold(threshold=threshold)
-
-
-@internal
-def _set_min_bond(min_bond: uint256):
-    assert min_bond != 0 and min_bond <= MAX_MIN_BOND, "market: bad min bond"
-    self.min_bond = min_bond
-    log UpdateMinBond(min_bond=min_bond)
-
-
-@internal
-def _set_unbonding_delay(unbonding_delay: uint256):
-    assert unbonding_delay >= MIN_PERIOD and unbonding_delay <= MAX_PERIOD, "market: bad unbonding delay"
-    self.unbonding_delay = unbonding_delay
-    log UpdateUnbondingDelay(unbonding_delay=unbonding_delay)
-
-
-@internal
-def _set_reveal_window(reveal_window: uint256):
-    assert reveal_window >= MIN_PERIOD and reveal_window <= MAX_PERIOD, "market: bad reveal window"
-    self.reveal_window = reveal_window
-    log UpdateRevealWindow(reveal_window=reveal_window)
-
-
-@internal
-def _set_refund_grace(refund_grace: uint256):
-    assert refund_grace >= MIN_PERIOD and refund_grace <= MAX_PERIOD, "market: bad refund grace"
-    self.refund_grace = refund_grace
-    log UpdateRefundGrace(refund_grace=refund_grace)
-
-
-@internal
-def _set_max_horizon(max_horizon: uint256):
-    assert max_horizon >= MIN_PERIOD and max_horizon <= MAX_PERIOD, "market: bad max horizon"
-    self.max_horizon = max_horizon
-    log UpdateMaxHorizon(max_horizon=max_horizon)
-
-
-@internal
-@view
-def _check_windows():
+def _set_parameters(p: Parameters):
+    assert p.min_bond != 0 and p.min_bond <= MAX_MIN_BOND, "market: bad min bond"
+    assert p.unbonding_delay >= MIN_PERIOD and p.unbonding_delay <= MAX_PERIOD, "market: bad unbonding delay"
+    assert p.reveal_window >= MIN_PERIOD and p.reveal_window <= MAX_PERIOD, "market: bad reveal window"
+    assert p.refund_grace >= MIN_PERIOD and p.refund_grace <= MAX_PERIOD, "market: bad refund grace"
+    assert p.max_horizon >= MIN_PERIOD and p.max_horizon <= MAX_PERIOD, "market: bad max horizon"
+    assert (
+        p.challenge_window >= MIN_PERIOD and p.challenge_window <= MAX_CHALLENGE_WINDOW
+    ), "market: bad challenge window"
     # A worker who commits and then unbonds must stay slashable until the
     # oracles have had the reveal window plus the settlement grace to post an
-    # INVALID verdict; and a job with submissions is never refunded before a
-    # committed result could have been served.
-    assert self.refund_grace >= self.reveal_window, "market: refund grace below reveal window"
-    assert self.unbonding_delay >= self.reveal_window + self.refund_grace, "market: unbonding delay too short"
+    # INVALID verdict, and a VALID one on it can no longer be disputed; and a
+    # job with submissions is never refunded before a committed result could
+    # have been served.
+    assert p.refund_grace >= p.reveal_window, "market: refund grace below reveal window"
+    assert (
+        p.unbonding_delay >= p.reveal_window + p.refund_grace + p.challenge_window
+    ), "market: unbonding delay too short"
+    self.min_bond = p.min_bond
+    self.unbonding_delay = p.unbonding_delay
+    self.reveal_window = p.reveal_window
+    self.refund_grace = p.refund_grace
+    self.max_horizon = p.max_horizon
+    self.challenge_window = p.challenge_window
+    log UpdateParameters(
+        min_bond=p.min_bond,
+        unbonding_delay=p.unbonding_delay,
+        reveal_window=p.reveal_window,
+        refund_grace=p.refund_grace,
+        max_horizon=p.max_horizon,
+        challenge_window=p.challenge_window,
+    )

@@ -12,6 +12,7 @@ import pytest
 from eth_account import Account
 from eth_utils import keccak
 
+from oracle.chain.ape_batches import settled_batch
 from oracle.chain.ape_deploy import deploy_protocol as deploy_wired
 from oracle.protocol.attestation import (
     Attestation,
@@ -21,7 +22,9 @@ from oracle.protocol.attestation import (
 )
 from oracle.protocol.commitment import commitment
 from oracle.protocol.params import ProtocolParams
+from oracle.protocol.settled import SettledBatch
 from tests.utils.constants import (
+    CHALLENGE_WINDOW,
     EPOCH_LENGTH,
     ETHER,
     HALVING_EPOCHS,
@@ -29,6 +32,7 @@ from tests.utils.constants import (
     MAX_HORIZON,
     MIN_BOND,
     N_ORACLES,
+    ORACLE_BOND,
     REFUND_GRACE,
     REVEAL_WINDOW,
     UNBONDING_DELAY,
@@ -47,6 +51,8 @@ TEST_PARAMS = ProtocolParams(
     reveal_window=REVEAL_WINDOW,
     refund_grace=REFUND_GRACE,
     max_horizon=MAX_HORIZON,
+    challenge_window=CHALLENGE_WINDOW,
+    oracle_bond=ORACLE_BOND,
 )
 
 
@@ -125,6 +131,12 @@ def protocol(deploy_protocol, oracles):
 @pytest.fixture(scope="session")
 def token(protocol):
     return protocol[0]
+
+
+@pytest.fixture(scope="session")
+def oracle_set(project, market):
+    """The market's OracleSet: membership, threshold and oracle bonds."""
+    return project.OracleSet.at(market.ORACLES())
 
 
 @pytest.fixture(scope="session")
@@ -288,6 +300,36 @@ def settle(chain, market, sign, stranger):
     return settle_
 
 
+@pytest.fixture
+def finalize(chain, market, stranger):
+    """finalize(settle receipt or batch): wait out its challenge window, then pay it."""
+
+    def finalize_(tx_or_batch, sender=None, wait: bool = True):
+        batch = (
+            tx_or_batch
+            if isinstance(tx_or_batch, SettledBatch)
+            else settled_batch(market, tx_or_batch)
+        )
+        assert batch is not None, "the settle skipped every item"
+        if wait and chain.pending_timestamp < batch.final_at:
+            chain.pending_timestamp = batch.final_at
+        return market.finalize(*batch.args(), sender=sender or stranger)
+
+    return finalize_
+
+
+@pytest.fixture
+def settle_final(settle, finalize):
+    """settle, then finalize the batch (the money moves); returns the settle receipt."""
+
+    def settle_final_(attestations, **kw):
+        tx = settle(attestations, **kw)
+        finalize(tx)
+        return tx
+
+    return settle_final_
+
+
 # ---------------------------------------------------------------------------
 # Auditor fixtures (appended): a ledger of everything money or job state lives
 # in, hostile contracts, and relaying helpers.
@@ -337,6 +379,9 @@ def ledger(chain, market, token, usd, requester, other_requester, workers, stran
                 ("eth", str(market.address)): chain.provider.get_balance(market.address),
                 ("usd", str(market.address)): usd.balanceOf(market),
                 ("next_job_id",): market.next_job_id(),
+                ("next_batch_id",): market.next_batch_id(),
+                ("pending_eth",): market.pending(ZERO_ADDRESS),
+                ("pending_usd",): market.pending(usd),
                 ("work_supply",): token.totalSupply(),
             }
             state["epoch_total_work", epoch] = market.epoch_total_work(epoch)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from oracle.chain.deployments import Deployment
+from oracle.chain.deployments import Deployment, create_address
 from oracle.protocol.emission import schedule_total
 from oracle.protocol.params import ProtocolParams
 
@@ -19,7 +19,8 @@ def deploy_protocol(
     network: str,
     chain_id: int,
 ) -> tuple[Any, Any, Deployment]:
-    """Deploy WorkToken and JobMarket, make the market the only minter, renounce the token.
+    """Deploy WorkToken, OracleSet and JobMarket, make the market the only minter, renounce
+    the token, and bond each oracle with ``params.oracle_bond`` (paid by the deployer).
 
     After this the token has no owner and exactly one minter (the market), so no one can
     ever mint outside the emission schedule. Returns (token, market, record).
@@ -34,21 +35,31 @@ def deploy_protocol(
         schedule_total(params.initial_emission, params.halving_epochs),
         sender=sender,
     )
+    # The set is made for the market the next transaction creates; the market checks it.
+    oracle_set = project.OracleSet.deploy(
+        create_address(str(sender.address), sender.nonce + 1),
+        list(oracles),
+        threshold,
+        params.oracle_bond,
+        sender=sender,
+    )
     market = project.JobMarket.deploy(
         token,
         params.epoch_length,
         params.initial_emission,
         params.halving_epochs,
-        list(oracles),
-        threshold,
+        oracle_set,
         params.min_bond,
         params.unbonding_delay,
         params.reveal_window,
         params.refund_grace,
         params.max_horizon,
+        params.challenge_window,
         sender=sender,
     )
     token.set_minter(market, True, sender=sender)
+    for oracle in oracles:
+        oracle_set.bond(oracle, sender=sender, value=params.oracle_bond)
     token.renounce_ownership(sender=sender)
     record = Deployment(
         network=network,
@@ -60,5 +71,6 @@ def deploy_protocol(
         oracles=[str(o) for o in market.oracles()],
         threshold=threshold,
         params=params.as_dict(),
+        oracle_set=str(oracle_set.address),
     )
     return token, market, record

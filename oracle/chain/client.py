@@ -127,8 +127,9 @@ class _EventCodec:
         self.indexed = [(i["name"], i["type"]) for i in abi["inputs"] if i["indexed"]]
         self.data = [(i["name"], i["type"]) for i in abi["inputs"] if not i["indexed"]]
         self.data_types = [t for _, t in self.data]
-        # Every market event has only 32-byte static fields: the indexed topics followed by
-        # the data are then one ABI tuple, read by one eth_abi call instead of one per topic.
+        # Most market events have only 32-byte static fields: the indexed topics followed by
+        # the data are then one ABI tuple, read by one eth_abi call instead of one per topic
+        # (BatchSettled's signers are a dynamic array: decoded in two steps).
         self.fields = self.indexed + self.data
         self.static = all(_STATIC_TYPE.match(t) for _, t in self.fields)
         self.types = [t for _, t in self.fields]
@@ -153,7 +154,11 @@ class _EventCodec:
 
     @staticmethod
     def _clean(typ: str, value: Any) -> Any:
-        return _checksum(value) if typ == "address" else value
+        if typ == "address":
+            return _checksum(value)
+        if typ == "address[]":  # BatchSettled's signers, as web3 gives them
+            return [_checksum(v) for v in value]
+        return value
 
 
 def _hex_bytes(value: str) -> bytes:

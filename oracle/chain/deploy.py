@@ -1,8 +1,9 @@
 """Deploying pouw with web3.py and the committed bytecode (``pouw deploy``, e2e tests).
 
 Does what :func:`oracle.chain.ape_deploy.deploy_protocol` does through Ape — deploy WorkToken with a
-cap equal to the emission schedule, deploy JobMarket, make the market the only minter,
-renounce the token's ownership — from a local key, and returns the deployment record.
+cap equal to the emission schedule, deploy the OracleSet (for the market's address) and
+JobMarket, make the market the only minter, renounce the token's ownership, bond each oracle
+with ``oracle_bond`` — from a local key, and returns the deployment record.
 A reverted or missing transaction raises :class:`~oracle.exceptions.ChainError`.
 """
 
@@ -17,7 +18,7 @@ from web3 import Web3
 from web3.types import TxParams
 
 from oracle.chain.client import artifact
-from oracle.chain.deployments import Deployment
+from oracle.chain.deployments import Deployment, create_address
 from oracle.exceptions import ChainError
 from oracle.protocol.emission import schedule_total
 from oracle.protocol.params import ProtocolParams
@@ -55,7 +56,7 @@ def deploy_with_web3(
     if not 1 <= threshold <= len(oracles):
         raise ValueError(f"threshold must be in [1, {len(oracles)}], got {threshold}")
     oracles = sorted((to_checksum_address(o) for o in oracles), key=lambda a: int(a, 16))
-    tok_art, mkt_art = artifact("WorkToken"), artifact("JobMarket")
+    tok_art, mkt_art, set_art = artifact("WorkToken"), artifact("JobMarket"), artifact("OracleSet")
     token_f = w3.eth.contract(abi=tok_art["abi"], bytecode=tok_art["bytecode"])
     cap = schedule_total(params.initial_emission, params.halving_epochs)
     rcpt = _send(
@@ -66,6 +67,17 @@ def deploy_with_web3(
         ),
     )
     token_addr = rcpt["contractAddress"]
+    # The set is made for the market the next transaction creates; the market checks it.
+    nonce = w3.eth.get_transaction_count(account.address, "pending")
+    set_f = w3.eth.contract(abi=set_art["abi"], bytecode=set_art["bytecode"])
+    rcpt = _send(
+        w3,
+        account,
+        set_f.constructor(
+            create_address(account.address, nonce + 1), list(oracles), threshold, params.oracle_bond
+        ).build_transaction({"from": account.address, "gas": 5_000_000}),
+    )
+    set_addr = rcpt["contractAddress"]
     market_f = w3.eth.contract(abi=mkt_art["abi"], bytecode=mkt_art["bytecode"])
     rcpt = _send(
         w3,
@@ -75,13 +87,13 @@ def deploy_with_web3(
             params.epoch_length,
             params.initial_emission,
             params.halving_epochs,
-            list(oracles),
-            threshold,
+            set_addr,
             params.min_bond,
             params.unbonding_delay,
             params.reveal_window,
             params.refund_grace,
             params.max_horizon,
+            params.challenge_window,
         ).build_transaction({"from": account.address, "gas": 15_000_000}),
     )
     market_addr, block = rcpt["contractAddress"], int(rcpt["blockNumber"])
@@ -96,6 +108,15 @@ def deploy_with_web3(
         account,
         token.functions.renounce_ownership().build_transaction({"from": account.address}),
     )
+    oracle_set = w3.eth.contract(address=set_addr, abi=set_art["abi"])
+    for oracle in oracles:
+        _send(
+            w3,
+            account,
+            oracle_set.functions.bond(oracle).build_transaction(
+                {"from": account.address, "value": params.oracle_bond}
+            ),
+        )
     return Deployment(
         network=network,
         chain_id=int(w3.eth.chain_id),
@@ -106,4 +127,5 @@ def deploy_with_web3(
         oracles=list(oracles),
         threshold=threshold,
         params=params.as_dict(),
+        oracle_set=str(set_addr),
     )

@@ -12,6 +12,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import rlp  # type: ignore[import-untyped]
+from eth_utils import keccak, to_checksum_address
+
 from oracle.exceptions import DeploymentNotFound
 
 DEFAULT_DIR = Path("deployments")
@@ -31,6 +34,8 @@ class Deployment:
     threshold: int
     params: dict[str, int]
     assets: dict[str, str] = field(default_factory=dict)
+    #: The OracleSet (membership, threshold, oracle bonds); empty in records from before it.
+    oracle_set: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -38,6 +43,13 @@ class Deployment:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Deployment:
         return cls(**data)
+
+
+def create_address(sender: str, nonce: int) -> str:
+    """The address of the contract ``sender`` creates with transaction ``nonce`` (CREATE):
+    the OracleSet is deployed for the market that the next transaction creates."""
+    raw = keccak(rlp.encode([bytes.fromhex(sender.removeprefix("0x")), nonce]))[12:]
+    return to_checksum_address(raw)
 
 
 def network_key(network_choice: str) -> str:

@@ -20,6 +20,9 @@ Tables (all writes are idempotent; re-processing a block range is harmless):
   raw bytes, state ``signed`` → ``mined`` / ``failed``), so a restart re-broadcasts the same
   bytes rather than signing new ones.
 * ``workers`` — worker address → result URL, from signed announcements.
+* ``settled_batches`` — every batch the market settled (``BatchSettled`` with its items, as
+  :class:`~oracle.protocol.settled.SettledBatch` JSON), ``pending`` until its challenge window
+  ends and someone finalizes it (``BatchFinalized``), then ``final``.
 
 Failure modes: :class:`VerdictConflict` (a different verdict for a decided key);
 ``sqlite3.Error`` for I/O problems (the caller's loop logs and retries).
@@ -77,6 +80,9 @@ CREATE TABLE IF NOT EXISTS signatures (
 CREATE TABLE IF NOT EXISTS txs (
     nonce INTEGER PRIMARY KEY, tx_hash BLOB NOT NULL UNIQUE, raw BLOB NOT NULL,
     label TEXT NOT NULL, digest BLOB, state TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS settled_batches (
+    batch_id INTEGER PRIMARY KEY, final_at INTEGER NOT NULL, batch TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending');
 CREATE TABLE IF NOT EXISTS workers (
     address TEXT PRIMARY KEY, url TEXT NOT NULL, announced_at INTEGER NOT NULL);
 -- What the loops poll (pending submissions, unsettled verdicts, verdicts a reorg may orphan)
@@ -196,6 +202,20 @@ class OracleDB(SqliteFile):
                         "UPDATE verdicts SET onchain='slashed' WHERE job_id=? AND worker=? "
                         "AND verdict=2 AND onchain IS NULL",
                         (a["job_id"], a["worker"]),
+                    )
+                elif name == "BatchSettled" and "_batch" in a:
+                    c.execute(
+                        # A range read again after a reorg may carry another batch under the
+                        # same id: the chain's latest word wins (its record is checked before
+                        # any finalize is sent).
+                        "INSERT OR REPLACE INTO settled_batches (batch_id, final_at, batch) "
+                        "VALUES (?,?,?)",
+                        (a["batch_id"], a["final_at"], a["_batch"]),
+                    )
+                elif name == "BatchFinalized":
+                    c.execute(
+                        "UPDATE settled_batches SET state='final' WHERE batch_id=?",
+                        (a["batch_id"],),
                     )
                 elif name in ("JobRefunded", "JobCancelled"):
                     c.execute(
@@ -531,6 +551,23 @@ class OracleDB(SqliteFile):
         row = self._one("SELECT MAX(nonce) FROM txs")
         return 0 if row is None or row[0] is None else int(row[0]) + 1
 
+    # -- settled batches -------------------------------------------------------------------
+
+    def pending_batches(self, final_by: int, limit: int = 16) -> list[tuple[int, str]]:
+        """(batch id, batch JSON) of batches not known final whose window ends by
+        ``final_by``, oldest first."""
+        rows = self._all(
+            "SELECT batch_id, batch FROM settled_batches WHERE state='pending' AND final_at<=? "
+            "ORDER BY batch_id LIMIT ?",
+            (final_by, limit),
+        )
+        return [(int(b), str(j)) for b, j in rows]
+
+    def mark_batch_final(self, batch_id: int) -> None:
+        """A batch found finalized (by this node's transaction or anyone's)."""
+        with self.tx() as c:
+            c.execute("UPDATE settled_batches SET state='final' WHERE batch_id=?", (batch_id,))
+
     # -- worker directory ------------------------------------------------------------------
 
     def set_worker_url(self, address: str, url: str, announced_at: int) -> bool:
@@ -561,5 +598,7 @@ class OracleDB(SqliteFile):
             out[f"verdicts_{'valid' if v == 1 else 'invalid'}"] = n
         for state, n in self._all("SELECT state, COUNT(*) FROM txs GROUP BY state"):
             out[f"txs_{state}"] = n
+        for state, n in self._all("SELECT state, COUNT(*) FROM settled_batches GROUP BY state"):
+            out[f"batches_{state}"] = n
         out["signatures"] = int(self._one("SELECT COUNT(*) FROM signatures")[0])
         return out

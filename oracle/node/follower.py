@@ -4,12 +4,17 @@ deep reorgs (a recorded checkpoint hash the chain no longer has)."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from eth_utils import to_checksum_address
+
+from oracle.chain.client import ChainEvent
 from oracle.exceptions import ChainError
 from oracle.infra.logs import event
 from oracle.node.context import NodeContext
 from oracle.node.db import KEEP_BLOCKS
 from oracle.node.decisions import fork_point
+from oracle.protocol.settled import SettledBatch
 
 __all__ = ["FOLLOWED", "Follower"]
 
@@ -23,6 +28,8 @@ FOLLOWED = (
     "WorkerSlashed",
     "JobRefunded",
     "JobCancelled",
+    "BatchSettled",
+    "BatchFinalized",
 )
 
 
@@ -46,9 +53,16 @@ class Follower:
         while cp < safe:
             to = min(safe, cp + max_range)
             evs = chain.events(cp + 1, to, names=FOLLOWED)
+            items: dict[bytes, list[tuple[str, dict]]] = {}
             for e in evs:
                 if e.name == "JobCreated":
                     e.args["_block"] = e.block_number
+                elif e.name in ("JobSettled", "WorkerSlashed"):
+                    items.setdefault(e.tx_hash, []).append((e.name, e.args))
+                elif e.name == "BatchSettled" and e.args["batch_id"] != 0:
+                    # A settle transaction's items precede its BatchSettled (same block, so
+                    # never split across ranges); jobs are known from their JobCreated.
+                    e.args["_batch"] = self._batch(e.args, items.pop(e.tx_hash, []), evs)
             db.record_range(to, chain.block_hash(to), [(e.name, e.args) for e in evs])
             metrics.inc("events", len(evs))
             metrics.inc("jobs_seen", sum(e.name == "JobCreated" for e in evs))
@@ -56,6 +70,24 @@ class Follower:
             cp = to
         self._confirmed = min(safe, cp)
         return safe
+
+    def _batch(
+        self, head: dict[str, Any], items: list[tuple[str, dict]], evs: list[ChainEvent]
+    ) -> str:
+        """The batch a ``BatchSettled`` recorded, as JSON (:class:`SettledBatch`)."""
+        created = {int(e.args["job_id"]): e.args for e in evs if e.name == "JobCreated"}
+        terms: dict[int, tuple[str, int, int]] = {}
+        for _, a in items:
+            job_id = int(a["job_id"])
+            job = created.get(job_id) or self.ctx.db.job(job_id)
+            if job is None:  # a job from before this node's deployment record: ask the chain
+                job = self.ctx.chain.job(job_id)
+            terms[job_id] = (
+                to_checksum_address(job["asset"]),
+                int(job["amount"]),
+                int(job["work_units"]),
+            )
+        return SettledBatch.from_logs(head, items, terms).to_json()
 
     def confirmed_hash(self, number: int) -> bytes:
         """The hash of a confirmed block (at or below the checkpoint the last :meth:`follow`

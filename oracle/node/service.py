@@ -251,10 +251,12 @@ class OracleNode:
         self.settle_backlog()
 
     def settle_backlog(self, max_batches: int = 8) -> int:
-        """Settle ready batches until none is left (at most ``max_batches``): a backlog of
-        full batches goes out now, not one per iteration. Returns the items settled. (Peers
-        are probed first while too few answered: see :meth:`Settler.check_peers`.)"""
+        """Finalize the settled batches whose challenge window is over, then settle ready
+        batches until none is left (at most ``max_batches``): a backlog of full batches goes
+        out now, not one per iteration. Returns the items settled. (Peers are probed first
+        while too few answered: see :meth:`Settler.check_peers`.)"""
         self.settler.check_peers()
+        self.settler.finalize_due()
         total = 0
         for _ in range(max_batches):
             settled = self.settler.settle_ready()

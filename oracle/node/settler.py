@@ -32,9 +32,11 @@ from oracle.node.decisions import (
     SETTLE_LOOKAHEAD,
     ItemEvent,
     choose_quorum,
+    due_at,
     has_quorum,
     peer_order,
     quorum_signatures,
+    rank,
     receipt_outcome,
     settle_batch,
     still_settleable,
@@ -48,6 +50,7 @@ from oracle.protocol.attestation import (
     settlement_digest,
     sign_settlement,
 )
+from oracle.protocol.settled import SettledBatch
 from oracle.protocol.verdict import VerdictKey
 
 __all__ = ["Settler", "attestation"]
@@ -180,6 +183,49 @@ class Settler:
             return 0
         self.ctx.kill("after_sign")
         return self._send_settle(chosen, valid_until, sigs)
+
+    def finalize_due(self, limit: int = 8) -> int:
+        """Finalize settled batches whose challenge window is over; returns how many this
+        node finalized.
+
+        Any batch, whoever settled it (the market pays whoever is owed; the caller only pays
+        gas). The node of rank ``r`` for a batch (:func:`~oracle.node.decisions.rank` with
+        the batch id for the job id) steps in ``r`` takeover delays after ``final_at``, so one node
+        normally sends it. The chain's record is read first: a batch finalized by someone
+        else (or replaced by a reorg) is marked and costs no transaction.
+        """
+        db, chain, cfg = self.ctx.db, self.ctx.chain, self.ctx.cfg
+        n = max(len(self.ctx.oracles), 1)
+        now = chain.now()
+        done = 0
+        for batch_id, text in db.pending_batches(final_by=now, limit=limit):
+            batch = SettledBatch.from_json(text)
+            if due_at(batch.final_at, rank(self.ctx.index, batch_id, n), cfg.takeover) > now:
+                continue
+            record = bytes(chain.call("batch_record", batch_id))
+            if record != batch.record_hash():
+                # Zero: finalized already (its BatchFinalized is on the way); otherwise a
+                # reorg put another batch under this id, which the follower records anew.
+                db.mark_batch_final(batch_id)
+                continue
+            fn = chain.market.functions.finalize(*batch.args())
+            try:
+                sent = self.sender.sign(fn, gas=200_000 + 40_000 * len(batch.items))
+                self._on_signed(sent, "finalize")
+                self.sender.broadcast(sent.raw)
+                rcpt = self.sender.wait(sent.tx_hash, decoded=False)
+            except ChainError as exc:
+                self.ctx.metrics.inc("finalize_failures")
+                event(log, "finalize_failed", logging.WARNING, batch=batch_id, error=str(exc))
+                continue
+            ok = rpc_int(rcpt["status"]) == 1
+            db.set_tx_state(sent.tx_hash, "mined" if ok else "failed")
+            if ok:
+                db.mark_batch_final(batch_id)
+                done += 1
+                self.ctx.metrics.inc("batches_finalized")
+                event(log, "finalized", batch=batch_id, items=len(batch.items), tx=sent.tx_hash)
+        return done
 
     def _drop_settled(self, items: list[Unsettled], now: float) -> list[Unsettled]:
         """Items this node did not decide since it started, or is taking over from a peer,
@@ -374,4 +420,10 @@ class Settler:
                     event(log, "rebroadcast_failed", logging.WARNING, error=str(exc))
                     db.set_tx_state(tx["tx_hash"], "failed")
                     continue
+            if tx["label"] == "finalize":
+                # Nothing to apply: the batch is marked final when its BatchFinalized is
+                # followed (or when finalize_due finds its record gone).
+                ok = rpc_int(rcpt["status"]) == 1
+                db.set_tx_state(tx["tx_hash"], "mined" if ok else "failed")
+                continue
             self._apply_receipt(tx["tx_hash"], rcpt, tx["digest"])

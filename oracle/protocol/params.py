@@ -17,7 +17,9 @@ class ProtocolParams:
     """Constructor arguments of JobMarket besides the token and the oracle set.
 
     Times are seconds, amounts are the smallest unit (wei, or the token's base unit).
-    JobMarket bounds every period to [60 s, 365 days] and `min_bond` to (0, 10**24].
+    JobMarket bounds every period to [60 s, 365 days] (the challenge window to [60 s, 30
+    days]) and `min_bond` and `oracle_bond` to (0, 10**24]; and it needs
+    ``reveal_window + refund_grace + challenge_window <= unbonding_delay``.
     """
 
     epoch_length: int = DAY
@@ -28,6 +30,10 @@ class ProtocolParams:
     reveal_window: int = HOUR
     refund_grace: int = DAY
     max_horizon: int = 30 * DAY
+    #: Seconds a settled verdict can be disputed; its batch is paid (``finalize``) after them.
+    challenge_window: int = DAY
+    #: An oracle's bond, in wei: the deployer bonds each initial oracle with it.
+    oracle_bond: int = ETHER
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -51,4 +57,6 @@ LOCAL = ProtocolParams(
     reveal_window=300,
     refund_grace=600,
     max_horizon=7 * DAY,
+    challenge_window=60,
+    oracle_bond=ETHER,
 )

@@ -56,6 +56,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from oracle.chain.ape_batches import finalize_batches, settled_batch
 from oracle.chain.ape_deploy import deploy_protocol
 from oracle.compute.blob_inputs import matmul_blobs
 from oracle.compute.verify import check_full, check_sampled, prepare
@@ -76,6 +77,7 @@ from oracle.protocol.results import (
     encode_result,
     result_layout,
 )
+from oracle.protocol.settled import SettledBatch
 from oracle.protocol.spec import Spec, parse_spec, spec_hash, work_units
 from oracle.sim.simulate import oracle_keys
 from oracle.store.blobs import LocalBlobStore
@@ -218,6 +220,8 @@ class Network:
         self.results: dict[int, tuple[np.ndarray, float]] = {}  # job -> (result, seconds)
         self.paid: dict[int, int] = defaultdict(int)
         self.paid_to: dict[int, str] = {}
+        #: Settled batches whose challenge window is not over (paid by ``finalize_all``).
+        self.pending: list[SettledBatch] = []
         #: Every (job, worker) that submitted: the submissions whose stakes the books count.
         self.submitted: set[tuple[int, Any]] = set()
         self.minted_by_epoch: dict[int, int] = defaultdict(int)
@@ -403,6 +407,9 @@ class Network:
             [s.as_tuple() for s in sigs],
             sender=self.requesters[0].account,
         )
+        recorded = settled_batch(self.market, tx)
+        if recorded is not None:
+            self.pending.append(recorded)
         by_address = {str(w.account.address): w for w in self.workers}
         for log in tx.decode_logs(self.market.WorkerSlashed):
             w = by_address[str(log.worker)]
@@ -428,6 +435,12 @@ class Network:
                 f"  [green]settle[/]  job {log.job_id:>3}  {w.name:<10} {label:<22} "
                 f"{units:>11,} units"
             )
+
+    def finalize_all(self) -> None:
+        """Pay every settled batch whose challenge window is over (no dispute came)."""
+        n = finalize_batches(self.market, self.chain, self.pending, self.requesters[0].account)
+        if n:
+            self.line(f"  [green]final[/]   {n} batches past their challenge window: paid")
 
     # -- emission ------------------------------------------------------------------------
     def claim_all(self) -> None:
@@ -569,9 +582,12 @@ def run_demo(
                 net.settle(net.submit(plan), epoch)
             # Next epoch: deadlines pass, unwanted jobs are refunded, rewards claimed.
             progress.update(task, description=f"epoch {epoch}: refunds and claims")
+            # The epoch's work is claimable once its last batch is final too.
             start = m.GENESIS() + (epoch + 1) * LOCAL.epoch_length
-            net.chain.pending_timestamp = max(net.chain.pending_timestamp, start + 1)
+            final = max((b.final_at for b in net.pending), default=0)
+            net.chain.pending_timestamp = max(net.chain.pending_timestamp, start + 1, final)
             net.chain.mine()
+            net.finalize_all()
             net.refund_expired(jobs)
             net.claim_all()
             progress.advance(task)
@@ -599,7 +615,7 @@ def check_demo(net: Network, jobs: list[int], first_epoch: int) -> list[str]:
         (str(net.usd.address), net.usd.balanceOf(m)),
     ):
         owed = sum(t.amount for t in terms if t.status == 1 and str(t.asset) == asset)
-        owed += sum(m.credited(a, asset) for a in actors)
+        owed += sum(m.credited(a, asset) for a in actors) + m.pending(asset)
         if asset == ZERO:  # free bonds, and the stakes live submissions hold
             owed += sum(m.bonds(w.account) for w in net.workers)
             owed += sum(m.submissions(j, who).stake for j, who in net.submitted)

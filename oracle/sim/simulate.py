@@ -20,6 +20,7 @@ from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from rich.table import Table
 
+from oracle.chain.ape_batches import finalize_batches, settled_batch
 from oracle.chain.ape_deploy import deploy_protocol
 from oracle.compute.verify import check_full, prepare
 from oracle.compute.work import compute, result_root
@@ -152,7 +153,7 @@ def run_round_trip(
         sign_settlement(k, chain.chain_id, market.address, batch, valid_until)
         for k in keys[:THRESHOLD]
     )
-    tx = market.settle(
+    settle_tx = tx = market.settle(
         [a.as_tuple() for a in batch],
         valid_until,
         [s.as_tuple() for s in sigs],
@@ -168,9 +169,13 @@ def run_round_trip(
         out.settled[log.job_id] = str(log.worker)
         console.print(f"[green]JobSettled[/]    job {log.job_id}  worker {log.worker[:10]}")
 
+    # The batch is paid once its challenge window is over (nobody disputes it here), and the
+    # epoch's emission can be claimed once the epoch has ended and its batches are final.
     epoch = market.current_epoch()
     chain.pending_timestamp += LOCAL.epoch_length
     chain.mine()
+    pending = [b for b in [settled_batch(market, settle_tx)] if b is not None]
+    finalize_batches(market, chain, pending, requester)
     out.expected_reward = reward(
         LOCAL.initial_emission,
         LOCAL.halving_epochs,

@@ -637,13 +637,19 @@ class Worker:
         event(log, "stakes_released", jobs=ids)
 
     def claim(self) -> None:
-        """Withdraw credited ETH; claim every ended epoch with own work."""
+        """Withdraw credited ETH (escrow of batches finalized after their challenge window);
+        claim every ended epoch with own work whose batches are all final."""
         credited = int(self.chain.call("credited", self.address, ZERO_ADDRESS))
         if credited > 0:
             self._send(self.chain.market.functions.withdraw(ZERO_ADDRESS))
             event(log, "withdrawn", amount=credited)
         current = int(self.chain.call("current_epoch"))
-        due = [e for e in self.db.pending_claims() if e < current]
+        now = self.chain.now()
+        due = [
+            e
+            for e in self.db.pending_claims()
+            if e < current and int(self.chain.call("epoch_final_at", e)) <= now
+        ]
         if due:
             self._send(self.chain.market.functions.claim(due))
             self.db.set_claimed(due)

@@ -1,17 +1,24 @@
-"""Admin: constructor checks, pause, the oracle set, assets, parameters, ownership."""
+"""Admin: constructor checks, pause, assets, parameters, ownership.
+
+The oracle set, its threshold and the oracle bonds live in OracleSet: tests/contracts/
+test_oracle_set.py.
+"""
 
 import ape
 import pytest
 from eth_utils import keccak, to_checksum_address
 
+from oracle.chain.deployments import create_address
 from oracle.protocol.emission import schedule_total
 from tests.utils.constants import (
+    CHALLENGE_WINDOW,
     EPOCH_LENGTH,
     ETHER,
     HALVING_EPOCHS,
     INITIAL_EMISSION,
     MAX_HORIZON,
     MIN_BOND,
+    ORACLE_BOND,
     REFUND_GRACE,
     REVEAL_WINDOW,
     UNBONDING_DELAY,
@@ -20,39 +27,109 @@ from tests.utils.constants import (
 
 NOT_OWNER = "ownable: caller is not the owner"
 YEAR = 365 * 86_400
+MAX_CHALLENGE_WINDOW = 30 * 86_400
+#: The fields of JobMarket.Parameters, in struct order.
+FIELDS = (
+    "min_bond",
+    "unbonding_delay",
+    "reveal_window",
+    "refund_grace",
+    "max_horizon",
+    "challenge_window",
+)
+#: The suite's parameters (tests/utils/constants.py), as the fixture market has them.
+DEFAULTS = {
+    "min_bond": MIN_BOND,
+    "unbonding_delay": UNBONDING_DELAY,
+    "reveal_window": REVEAL_WINDOW,
+    "refund_grace": REFUND_GRACE,
+    "max_horizon": MAX_HORIZON,
+    "challenge_window": CHALLENGE_WINDOW,
+}
 
 
 def address(n):
     return to_checksum_address(keccak(text=f"address {n}")[-20:])
 
 
-@pytest.fixture
-def deploy_market(chain, project, deployer, token, oracles):
-    """Deploy a JobMarket with the suite's parameters, any of them overridden."""
+def parameters(market) -> dict:
+    """The market's current parameters."""
+    return {f: getattr(market, f)() for f in FIELDS}
 
-    def deploy(**kw):
+
+def as_struct(values: dict) -> tuple:
+    return tuple(values[f] for f in FIELDS)
+
+
+@pytest.fixture
+def make_set(chain, project, deployer, oracles):
+    """Deploy an OracleSet of the suite's oracles for `market`; by default for the address the
+    deployer's next transaction creates, as oracle/chain/ape_deploy.py does."""
+
+    def make(market: str | None = None):
         # Ape's contract cache outlives the per-test chain snapshots: the address this
         # deployment gets may still carry the type of a contract an earlier test deployed
         # there. On anvil, Ape decodes a reverted deployment's trace against that stale type
         # and fails (eth_abi InvalidPointer) instead of raising the revert; forget it first.
+        del chain.contracts[deployer.get_deployment_address()]
+        return project.OracleSet.deploy(
+            market or create_address(deployer.address, deployer.nonce + 1),
+            [o.address for o in oracles],
+            1,
+            ORACLE_BOND,
+            sender=deployer,
+        )
+
+    return make
+
+
+@pytest.fixture
+def deploy_market(chain, project, deployer, token, make_set):
+    """Deploy a JobMarket with the suite's parameters, any of them overridden, for a new
+    OracleSet (`make_set()`) unless `oracle_set=` is given. `dry_run=True` runs the
+    deployment as an eth_call instead (see `deploy_reverts`)."""
+
+    def deploy(dry_run: bool = False, **kw):
+        oracle_set = kw.pop("oracle_set", None) or make_set()
         del chain.contracts[deployer.get_deployment_address()]
         args = {
             "token": token,
             "epoch_length": EPOCH_LENGTH,
             "initial_emission": INITIAL_EMISSION,
             "halving_epochs": HALVING_EPOCHS,
-            "oracles": [o.address for o in oracles],
-            "threshold": 1,
-            "min_bond": MIN_BOND,
-            "unbonding_delay": UNBONDING_DELAY,
-            "reveal_window": REVEAL_WINDOW,
-            "refund_grace": REFUND_GRACE,
-            "max_horizon": MAX_HORIZON,
+            "oracle_set": oracle_set,
+            **DEFAULTS,
         }
         args.update(kw)
+        if dry_run:
+            txn = project.JobMarket.constructor.serialize_transaction(*args.values())
+            txn.sender = deployer.address
+            return chain.provider.send_call(txn)
         return project.JobMarket.deploy(*args.values(), sender=deployer)
 
     return deploy
+
+
+@pytest.fixture
+def deploy_reverts(chain, deployer, deploy_market, make_set):
+    """deploy_reverts(reason, **kw): the market's deployment with these arguments reverts
+    with `reason`, and sending it creates nothing.
+
+    The reason is read from an eth_call of the deployment at the deployer's nonce. Ape's test
+    provider mines a failed deployment and then replays it for its reason at the next nonce,
+    that is for another CREATE address, which the OracleSet check rejects first: the reason
+    it reports for a sent deployment is not the one that stopped it."""
+
+    def check(reason: str, **kw):
+        oracle_set = kw.pop("oracle_set", None) or make_set()
+        target = deployer.get_deployment_address()
+        with ape.reverts(reason):
+            deploy_market(dry_run=True, oracle_set=oracle_set, **kw)
+        with ape.reverts():
+            deploy_market(oracle_set=oracle_set, **kw)
+        assert not chain.provider.get_code(target)
+
+    return check
 
 
 # ---------------------------------------------------------------------------
@@ -60,22 +137,22 @@ def deploy_market(chain, project, deployer, token, oracles):
 # ---------------------------------------------------------------------------
 
 
-def test_constructor__sets_parameters_and_sorts_oracles(chain, deploy_market, deployer, oracles):
-    shuffled = [oracles[i].address for i in (3, 0, 4, 1, 2)]
-    m = deploy_market(oracles=shuffled, threshold=2)
-    assert m.oracles() == [o.address for o in oracles]
-    assert m.threshold() == 2
+def test_constructor__sets_parameters_and_wires_oracle_set(
+    chain, project, deploy_market, deployer, oracles
+):
+    m = deploy_market()
+    s = project.OracleSet.at(m.ORACLES())
+    assert s.MARKET() == m.address
+    assert m.oracles() == s.oracles() == [o.address for o in oracles]
+    assert m.threshold() == s.threshold() == 1
     assert m.owner() == deployer.address
     assert m.pending_owner() == ZERO_ADDRESS
     assert not m.paused()
-    assert (
-        m.min_bond(),
-        m.unbonding_delay(),
-        m.reveal_window(),
-        m.refund_grace(),
-        m.max_horizon(),
-    ) == (MIN_BOND, UNBONDING_DELAY, REVEAL_WINDOW, REFUND_GRACE, MAX_HORIZON)
+    assert parameters(m) == DEFAULTS
+    [ev] = m.creation_metadata.receipt.decode_logs(m.UpdateParameters)
+    assert {f: getattr(ev, f) for f in FIELDS} == DEFAULTS
     assert (m.next_job_id(), m.asset_count(), m.assets(0)) == (1, 1, ZERO_ADDRESS)
+    assert (m.next_batch_id(), m.last_final_at()) == (1, 0)
     assert m.GENESIS() == chain.blocks.head.timestamp
     assert m.current_epoch() == 0
     domain = m.eip712Domain()
@@ -96,35 +173,51 @@ def test_constructor__sets_parameters_and_sorts_oracles(chain, deploy_market, de
         ({"initial_emission": 2**128}, "market: bad emission"),
         ({"halving_epochs": 0}, "market: bad halving period"),
         ({"halving_epochs": 2**32 + 1}, "market: bad halving period"),
-        ({"threshold": 0}, "market: bad threshold"),
-        ({"threshold": 6}, "market: bad threshold"),
-        ({"oracles": [], "threshold": 1}, "market: bad threshold"),
-        ({"oracles": [ZERO_ADDRESS]}, "market: zero oracle"),
-        ({"oracles": [address(1), address(1)]}, "market: already an oracle"),
         ({"min_bond": 0}, "market: bad min bond"),
         ({"min_bond": 10**24 + 1}, "market: bad min bond"),
         ({"unbonding_delay": 59}, "market: bad unbonding delay"),
+        ({"unbonding_delay": YEAR + 1}, "market: bad unbonding delay"),
+        ({"reveal_window": 59}, "market: bad reveal window"),
         ({"reveal_window": YEAR + 1}, "market: bad reveal window"),
         ({"refund_grace": 0}, "market: bad refund grace"),
+        ({"refund_grace": YEAR + 1}, "market: bad refund grace"),
+        ({"max_horizon": 59}, "market: bad max horizon"),
         ({"max_horizon": YEAR + 1}, "market: bad max horizon"),
+        ({"challenge_window": 59}, "market: bad challenge window"),
+        ({"challenge_window": MAX_CHALLENGE_WINDOW + 1}, "market: bad challenge window"),
+        ({"reveal_window": REFUND_GRACE + 1}, "market: refund grace below reveal window"),
+        (
+            {"unbonding_delay": REVEAL_WINDOW + REFUND_GRACE + CHALLENGE_WINDOW - 1},
+            "market: unbonding delay too short",
+        ),
     ],
 )
-def test_constructor__bad_parameter__reverts(deploy_market, kw, reason):
-    with ape.reverts(reason):
-        deploy_market(**kw)
+def test_constructor__bad_parameter__reverts(deploy_reverts, kw, reason):
+    deploy_reverts(reason, **kw)
 
 
-def test_constructor__extreme_valid_bounds__accepted(project, deployer, deploy_market, oracles):
+def test_constructor__extreme_valid_bounds__accepted(project, deployer, deploy_market):
     m = deploy_market(
         epoch_length=60,
         min_bond=10**24,
         unbonding_delay=YEAR,
         reveal_window=60,
-        refund_grace=YEAR - 60,
+        refund_grace=YEAR - 120,
         max_horizon=60,
-        threshold=5,
+        challenge_window=60,
     )
-    assert (m.EPOCH_LENGTH(), m.min_bond(), m.threshold()) == (60, 10**24, 5)
+    assert (m.EPOCH_LENGTH(), m.min_bond(), m.refund_grace()) == (60, 10**24, YEAR - 120)
+    m = deploy_market(
+        min_bond=1,
+        unbonding_delay=REVEAL_WINDOW + REFUND_GRACE + MAX_CHALLENGE_WINDOW,
+        challenge_window=MAX_CHALLENGE_WINDOW,
+        max_horizon=YEAR,
+    )
+    assert (m.min_bond(), m.challenge_window(), m.max_horizon()) == (
+        1,
+        MAX_CHALLENGE_WINDOW,
+        YEAR,
+    )
     top = 2**128 - 1
     capped = project.WorkToken.deploy("W", "W", schedule_total(top, 2**32), sender=deployer)
     m = deploy_market(token=capped, initial_emission=top, halving_epochs=2**32, epoch_length=YEAR)
@@ -139,12 +232,36 @@ def test_constructor__extreme_valid_bounds__accepted(project, deployer, deploy_m
         (INITIAL_EMISSION, HALVING_EPOCHS + 1, 0),  # a cap for another schedule
     ],
 )
-def test_constructor__token_cap_not_schedule__reverts(project, deployer, deploy_market, params):
+def test_constructor__token_cap_not_schedule__reverts(project, deployer, deploy_reverts, params):
     initial, halving, delta = params
     cap = schedule_total(initial, halving) + delta
     t = project.WorkToken.deploy("W", "W", cap, sender=deployer)
-    with ape.reverts("market: token cap is not the schedule"):
-        deploy_market(token=t)
+    deploy_reverts("market: token cap is not the schedule", token=t)
+
+
+@pytest.mark.parametrize("made_for", ["elsewhere", "next_nonce", "deployer"])
+def test_constructor__oracle_set_for_another_market__reverts(
+    deployer, make_set, deploy_reverts, made_for
+):
+    market_at = {
+        "elsewhere": address("another market"),
+        # Made for the market's address, but a transaction slipped in between: the market
+        # lands one nonce later.
+        "next_nonce": create_address(deployer.address, deployer.nonce + 1),
+        "deployer": deployer.address,
+    }[made_for]
+    s = make_set(market_at)
+    if made_for == "next_nonce":
+        deployer.transfer(deployer, 0)
+    deploy_reverts("market: oracle set is for another market", oracle_set=s)
+
+
+def test_constructor__oracle_set_for_this_market__accepted(make_set, deploy_market):
+    # The same path without the mistake: the set is made for the next nonce's address.
+    s = make_set()
+    assert deploy_market(dry_run=True, oracle_set=s)  # the dry run returns the market's code
+    m = deploy_market(oracle_set=s)
+    assert (m.ORACLES(), s.MARKET()) == (s.address, m.address)
 
 
 # ---------------------------------------------------------------------------
@@ -191,6 +308,7 @@ def test_pause__blocks_every_entry_and_nothing_else(
     submit,
     attest,
     settle,
+    finalize,
     ledger,
 ):
     w, leaver, late = workers[:3]
@@ -220,10 +338,12 @@ def test_pause__blocks_every_entry_and_nothing_else(
         market.submit_results([(open_job, keccak(text="c"))], sender=w)
     state.assert_unchanged()
 
-    # Exits and settlement are never blocked.
-    settle([attest(settled, w)])
+    # Exits, settlement and finalization are never blocked.
+    finalize(settle([attest(settled, w)]))
     market.cancel(to_cancel, sender=requester)
-    chain.pending_timestamp = max(deadline + 1, market.GENESIS() + (epoch + 1) * 3_600)
+    chain.pending_timestamp = max(
+        chain.pending_timestamp, deadline + 1, market.GENESIS() + (epoch + 1) * 3_600
+    )
     market.refund(to_refund, sender=requester)
     market.withdraw(ZERO_ADDRESS, sender=requester)
     market.withdraw(ZERO_ADDRESS, sender=w)
@@ -236,99 +356,6 @@ def test_pause__blocks_every_entry_and_nothing_else(
     market.unpause(sender=deployer)
     bond(late)
     submit(late, create_job())
-
-
-# ---------------------------------------------------------------------------
-# Oracle set and threshold
-# ---------------------------------------------------------------------------
-
-
-def test_add_oracle__inserts_sorted_and_logs(market, deployer, oracles, outsider_key):
-    tx = market.add_oracle(outsider_key.address, sender=deployer)
-    assert tx.decode_logs(market.OracleAdded)[0].oracle == outsider_key.address
-    expected = sorted(
-        [o.address for o in oracles] + [outsider_key.address], key=lambda a: int(a, 16)
-    )
-    assert market.oracles() == expected
-    low = "0x0000000000000000000000000000000000000001"
-    market.add_oracle(low, sender=deployer)
-    assert market.oracles()[0] == low
-
-
-def test_add_oracle__new_oracle_can_sign(
-    market, deployer, outsider_key, worker, create_job, bond, submit, attest, settle
-):
-    market.add_oracle(outsider_key.address, sender=deployer)
-    job_id = create_job()
-    bond(worker)
-    submit(worker, job_id)
-    settle([attest(job_id, worker)], keys=[outsider_key])
-    assert market.credited(worker, ZERO_ADDRESS) > 0
-
-
-@pytest.mark.parametrize(
-    ("who", "reason"),
-    [("zero", "market: zero oracle"), ("member", "market: already an oracle")],
-)
-def test_add_oracle__bad_address__reverts(market, deployer, oracles, who, reason):
-    with ape.reverts(reason):
-        market.add_oracle(ZERO_ADDRESS if who == "zero" else oracles[2].address, sender=deployer)
-    assert market.oracles() == [o.address for o in oracles]
-
-
-def test_add_oracle__full_set__reverts(market, deployer):
-    for i in range(32 - len(market.oracles())):
-        market.add_oracle(address(i), sender=deployer)
-    assert len(market.oracles()) == 32
-    with ape.reverts("market: too many oracles"):
-        market.add_oracle(address(99), sender=deployer)
-
-
-def test_add_oracle__non_owner__reverts(market, stranger, outsider_key, oracles):
-    with ape.reverts(NOT_OWNER):
-        market.add_oracle(outsider_key.address, sender=stranger)
-    assert market.oracles() == [o.address for o in oracles]
-
-
-def test_remove_oracle__removes_and_logs(market, deployer, oracles):
-    tx = market.remove_oracle(oracles[2].address, sender=deployer)
-    assert tx.decode_logs(market.OracleRemoved)[0].oracle == oracles[2].address
-    assert market.oracles() == [o.address for i, o in enumerate(oracles) if i != 2]
-
-
-def test_remove_oracle__not_member__reverts(market, deployer, outsider_key, oracles):
-    with ape.reverts("market: not an oracle"):
-        market.remove_oracle(outsider_key.address, sender=deployer)
-    assert len(market.oracles()) == len(oracles)
-
-
-def test_remove_oracle__below_threshold__reverts(market, deployer, oracles):
-    market.set_threshold(len(oracles), sender=deployer)
-    with ape.reverts("market: set would fall below threshold"):
-        market.remove_oracle(oracles[0].address, sender=deployer)
-    assert len(market.oracles()) == len(oracles)
-
-
-def test_remove_oracle__non_owner__reverts(market, stranger, oracles):
-    with ape.reverts(NOT_OWNER):
-        market.remove_oracle(oracles[0].address, sender=stranger)
-
-
-def test_set_threshold__bounds_and_event(market, deployer, oracles):
-    for t in (len(oracles), 1):
-        tx = market.set_threshold(t, sender=deployer)
-        assert tx.decode_logs(market.UpdateThreshold)[0].threshold == t
-        assert market.threshold() == t
-    for t in (0, len(oracles) + 1):
-        with ape.reverts("market: bad threshold"):
-            market.set_threshold(t, sender=deployer)
-    assert market.threshold() == 1
-
-
-def test_set_threshold__non_owner__reverts(market, stranger):
-    with ape.reverts(NOT_OWNER):
-        market.set_threshold(2, sender=stranger)
-    assert market.threshold() == 1
 
 
 # ---------------------------------------------------------------------------
@@ -352,14 +379,14 @@ def test_set_asset_allowed__ids_are_stable(project, market, deployer, usd):
 
 
 def test_set_asset_allowed__disallow_keeps_existing_jobs(
-    market, deployer, usd, requester, worker, create_job, bond, submit, attest, settle
+    market, deployer, usd, requester, worker, create_job, bond, submit, attest, settle_final
 ):
     job_id = create_job(asset=usd, amount=ETHER)
     bond(worker)
     submit(worker, job_id)
     market.set_asset_allowed(usd, False, sender=deployer)
     assert market.job(job_id).asset == usd.address
-    settle([attest(job_id, worker)])
+    settle_final([attest(job_id, worker)])
     assert market.credited(worker, usd) == ETHER
 
 
@@ -378,115 +405,173 @@ def test_set_asset_allowed__non_owner__reverts(market, stranger, usd):
 # Parameters
 # ---------------------------------------------------------------------------
 
-PARAMETERS = [
-    # setter, getter (= event field), event, revert reason, good values, bad values
+#: A valid parameter set with every field unlike the suite's (DEFAULTS).
+NEW = {
+    "min_bond": 2 * MIN_BOND,
+    "unbonding_delay": 2 * 86_400,
+    "reveal_window": 900,
+    "refund_grace": 7_200,
+    "max_horizon": 10 * 86_400,
+    "challenge_window": 3_600,
+}
+NEW_WINDOWS = NEW["reveal_window"] + NEW["refund_grace"] + NEW["challenge_window"]
+
+#: Each field out of its own bounds (applied to NEW, so a bad call would change every field).
+BAD_BOUNDS = [
+    ("min_bond", 0, "market: bad min bond"),
+    ("min_bond", 10**24 + 1, "market: bad min bond"),
+    *[
+        (field, value, f"market: bad {field.replace('_', ' ')}")
+        for field in ("unbonding_delay", "reveal_window", "refund_grace", "max_horizon")
+        for value in (0, 59, YEAR + 1)
+    ],
+    ("challenge_window", 0, "market: bad challenge window"),
+    ("challenge_window", 59, "market: bad challenge window"),
+    ("challenge_window", MAX_CHALLENGE_WINDOW + 1, "market: bad challenge window"),
+]
+
+#: The relations between the windows, each broken by one (applied to NEW).
+BAD_RELATIONS = [
     (
-        "set_min_bond",
-        "min_bond",
-        "UpdateMinBond",
-        "market: bad min bond",
-        [1, 10**24],
-        [0, 10**24 + 1],
-    ),
-    # The three windows are also bounded by each other (see test_windows__*): the good values
-    # here are the extremes the fixture's other two windows allow.
-    (
-        "set_unbonding_delay",
-        "unbonding_delay",
-        "UpdateUnbondingDelay",
-        "market: bad unbonding delay",
-        [REVEAL_WINDOW + REFUND_GRACE, YEAR],
-        [0, 59, YEAR + 1],
-    ),
-    (
-        "set_reveal_window",
-        "reveal_window",
-        "UpdateRevealWindow",
-        "market: bad reveal window",
-        [60, REFUND_GRACE],
-        [0, 59, YEAR + 1],
-    ),
-    (
-        "set_refund_grace",
-        "refund_grace",
-        "UpdateRefundGrace",
-        "market: bad refund grace",
-        [REVEAL_WINDOW, UNBONDING_DELAY - REVEAL_WINDOW],
-        [0, 59, YEAR + 1],
+        {"reveal_window": NEW["refund_grace"] + 1},
+        "market: refund grace below reveal window",
     ),
     (
-        "set_max_horizon",
-        "max_horizon",
-        "UpdateMaxHorizon",
-        "market: bad max horizon",
-        [60, YEAR],
-        [0, 59, YEAR + 1],
+        {"refund_grace": NEW["reveal_window"] - 1},
+        "market: refund grace below reveal window",
+    ),
+    ({"unbonding_delay": NEW_WINDOWS - 1}, "market: unbonding delay too short"),
+    (
+        {"challenge_window": NEW["unbonding_delay"] - NEW_WINDOWS + NEW["challenge_window"] + 1},
+        "market: unbonding delay too short",
+    ),
+    (
+        {"refund_grace": NEW["unbonding_delay"] - NEW_WINDOWS + NEW["refund_grace"] + 1},
+        "market: unbonding delay too short",
+    ),
+    (
+        # reveal_window == refund_grace (allowed) but the three windows overrun the delay
+        {"reveal_window": 85_000, "refund_grace": 85_000},
+        "market: unbonding delay too short",
     ),
 ]
 
+#: Valid extremes: each bound and each relation met exactly (applied to NEW).
+GOOD_EXTREMES = [
+    {"min_bond": 1},
+    {"min_bond": 10**24},
+    {"max_horizon": 60},
+    {"max_horizon": YEAR},
+    {"reveal_window": 60},
+    {"reveal_window": 60, "refund_grace": 60, "challenge_window": 60, "unbonding_delay": 180},
+    {"unbonding_delay": YEAR},
+    {"unbonding_delay": NEW_WINDOWS},
+    {"reveal_window": NEW["refund_grace"]},
+    {"refund_grace": NEW["reveal_window"]},
+    {"challenge_window": 60},
+    {"challenge_window": MAX_CHALLENGE_WINDOW, "unbonding_delay": YEAR},
+    {
+        "refund_grace": YEAR - 120,
+        "reveal_window": 60,
+        "challenge_window": 60,
+        "unbonding_delay": YEAR,
+    },
+]
+
+
+def test_set_parameters__sets_every_field_and_logs(market, deployer):
+    assert parameters(market) == DEFAULTS
+    tx = market.set_parameters(as_struct(NEW), sender=deployer)
+    [ev] = tx.decode_logs(market.UpdateParameters)
+    assert {f: getattr(ev, f) for f in FIELDS} == NEW
+    assert parameters(market) == NEW
+
+
+@pytest.mark.parametrize("overrides", GOOD_EXTREMES, ids=lambda o: ",".join(map(str, o.items())))
+def test_set_parameters__extreme_valid_values__accepted(market, deployer, overrides):
+    values = {**NEW, **overrides}
+    tx = market.set_parameters(as_struct(values), sender=deployer)
+    [ev] = tx.decode_logs(market.UpdateParameters)
+    assert {f: getattr(ev, f) for f in FIELDS} == values
+    assert parameters(market) == values
+
 
 @pytest.mark.parametrize(
-    ("setter", "getter", "event", "reason", "good", "bad"),
-    PARAMETERS,
-    ids=[p[0] for p in PARAMETERS],
+    ("field", "value", "reason"), BAD_BOUNDS, ids=[f"{f}={v}" for f, v, _ in BAD_BOUNDS]
 )
-def test_parameter_setters__bounds_events_owner(
-    market, deployer, stranger, setter, getter, event, reason, good, bad
+def test_set_parameters__out_of_bounds__reverts_and_changes_nothing(
+    market, deployer, field, value, reason
 ):
-    initial = getattr(market, getter)()
-    for value in bad:
-        with ape.reverts(reason):
-            getattr(market, setter)(value, sender=deployer)
+    with ape.reverts(reason):
+        market.set_parameters(as_struct({**NEW, field: value}), sender=deployer)
+    assert parameters(market) == DEFAULTS
+
+
+@pytest.mark.parametrize(("overrides", "reason"), BAD_RELATIONS)
+def test_set_parameters__windows_inconsistent__reverts_and_changes_nothing(
+    market, deployer, overrides, reason
+):
+    with ape.reverts(reason):
+        market.set_parameters(as_struct({**NEW, **overrides}), sender=deployer)
+    assert parameters(market) == DEFAULTS
+
+
+def test_set_parameters__non_owner__reverts(market, deployer, stranger, worker):
+    market.transfer_ownership(stranger, sender=deployer)  # pending, not yet the owner
+    for who in (stranger, worker):
+        with ape.reverts(NOT_OWNER):
+            market.set_parameters(as_struct(NEW), sender=who)
+    assert parameters(market) == DEFAULTS
+    market.accept_ownership(sender=stranger)
     with ape.reverts(NOT_OWNER):
-        getattr(market, setter)(good[0], sender=stranger)
-    assert getattr(market, getter)() == initial
-    for value in good:
-        tx = getattr(market, setter)(value, sender=deployer)
-        [ev] = tx.decode_logs(getattr(market, event))
-        assert getattr(ev, getter) == value
-        assert getattr(market, getter)() == value
+        market.set_parameters(as_struct(NEW), sender=deployer)
+    assert parameters(market) == DEFAULTS
+    market.set_parameters(as_struct(NEW), sender=stranger)
+    assert parameters(market) == NEW
 
 
-def test_set_unbonding_delay__applies_to_future_requests_only(
+def test_set_parameters__unbonding_delay_applies_to_future_requests_only(
     chain, market, deployer, workers, bond
 ):
     early, late = workers[:2]
     bond(early)
     bond(late)
     first = market.request_unbond(sender=early).decode_logs(market.UnbondRequested)[0]
-    market.set_unbonding_delay(REVEAL_WINDOW + REFUND_GRACE, sender=deployer)
+    assert first.available_at == chain.blocks.head.timestamp + UNBONDING_DELAY
+    shorter = REVEAL_WINDOW + REFUND_GRACE + CHALLENGE_WINDOW
+    market.set_parameters(as_struct({**DEFAULTS, "unbonding_delay": shorter}), sender=deployer)
     second = market.request_unbond(sender=late).decode_logs(market.UnbondRequested)[0]
     assert market.unbonding_at(early) == first.available_at
-    assert second.available_at - first.available_at < UNBONDING_DELAY
+    assert second.available_at == chain.blocks.head.timestamp + shorter
+    chain.pending_timestamp = second.available_at
+    with ape.reverts("market: bond still locked"):
+        market.withdraw_bond(sender=early)
+    market.withdraw_bond(sender=late)
 
 
-@pytest.mark.parametrize(
-    ("setter", "value", "reason"),
-    [
-        (
-            "set_unbonding_delay",
-            REVEAL_WINDOW + REFUND_GRACE - 1,
-            "market: unbonding delay too short",
-        ),
-        ("set_reveal_window", REFUND_GRACE + 1, "market: refund grace below reveal window"),
-        ("set_refund_grace", REVEAL_WINDOW - 1, "market: refund grace below reveal window"),
-        (
-            "set_refund_grace",
-            UNBONDING_DELAY - REVEAL_WINDOW + 1,
-            "market: unbonding delay too short",
-        ),
-    ],
-)
-def test_windows__inconsistent__reverts(market, deployer, setter, value, reason):
-    before = (market.unbonding_delay(), market.reveal_window(), market.refund_grace())
-    with ape.reverts(reason):
-        getattr(market, setter)(value, sender=deployer)
-    assert (market.unbonding_delay(), market.reveal_window(), market.refund_grace()) == before
-
-
-def test_constructor__unbonding_shorter_than_windows__reverts(deploy_market):
-    with ape.reverts("market: unbonding delay too short"):
-        deploy_market(unbonding_delay=REVEAL_WINDOW + REFUND_GRACE - 1)
+def test_set_parameters__challenge_window_applies_to_future_batches_only(
+    chain, market, deployer, workers, create_job, bond, submit, attest, settle, finalize
+):
+    txs = []
+    for w in workers[:2]:
+        job_id = create_job()
+        bond(w)
+        submit(w, job_id)
+        txs.append(job_id)
+    first = settle([attest(txs[0], workers[0])])
+    [ev] = first.decode_logs(market.BatchSettled)
+    assert ev.final_at == chain.blocks[first.block_number].timestamp + CHALLENGE_WINDOW
+    market.set_parameters(as_struct({**DEFAULTS, "challenge_window": 60}), sender=deployer)
+    second = settle([attest(txs[1], workers[1])])
+    [ev2] = second.decode_logs(market.BatchSettled)
+    assert ev2.final_at == chain.blocks[second.block_number].timestamp + 60
+    assert ev2.final_at < ev.final_at
+    chain.pending_timestamp = ev2.final_at
+    finalize(second, wait=False)
+    with ape.reverts("market: challenge window running"):
+        finalize(first, wait=False)
+    assert market.credited(workers[0], ZERO_ADDRESS) == 0
+    assert market.credited(workers[1], ZERO_ADDRESS) > 0
 
 
 # ---------------------------------------------------------------------------

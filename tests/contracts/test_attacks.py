@@ -1,5 +1,6 @@
-"""Attacks: forged, replayed and malleable signatures, double spends, reentrancy, hostile
-tokens, races, and commitment copying. Every rejected attack leaves no state or funds moved."""
+"""Attacks: forged, replayed and malleable signatures, double spends (settle and finalize),
+reentrancy, hostile tokens, races, and commitment copying. Every rejected attack leaves no
+state or funds moved."""
 
 from dataclasses import replace
 
@@ -9,8 +10,9 @@ from eth_account import Account
 from eth_utils import keccak
 
 from oracle.protocol.attestation import SECP256K1_N, recover_signer, sign_settlement
-from tests.conftest import commitment_of
+from tests.conftest import commitment_of, settled_batch
 from tests.utils.constants import (
+    CHALLENGE_WINDOW,
     EPOCH_LENGTH,
     ETHER,
     INVALID,
@@ -31,8 +33,10 @@ from tests.utils.constants import (
 
 AMOUNT = ETHER // 10
 UNITS = 2 * 64**3
-NOT_ORACLE = "market: signer not oracle"
-NOT_ASCENDING = "market: signers not ascending"
+NOT_ORACLE = "oracles: signer not oracle"
+NOT_ASCENDING = "oracles: signers not ascending"
+NOT_RECORD = "market: not the batch record"
+NO_BATCH = "market: no pending batch"
 
 
 def skips(tx, market):
@@ -50,7 +54,7 @@ def counts(tx, market):
 
 
 def test_replay__attestation_on_another_job__reverts(
-    market, worker, create_job, bond, submit, attest, sign, relay, ledger
+    market, worker, create_job, bond, submit, attest, sign, relay, finalize, ledger
 ):
     job_a, job_b = create_job(), create_job()
     bond(worker, 2 * MIN_BOND)
@@ -63,9 +67,10 @@ def test_replay__attestation_on_another_job__reverts(
     with ape.reverts(NOT_ORACLE):
         relay([replace(a, job_id=job_b)], sigs)
     state.assert_unchanged()
-    relay([a], sigs)  # the genuine batch still settles
+    finalize(relay([a], sigs))  # the genuine batch still settles, and pays job A only
     assert market.job(job_a).status == STATUS_PAID
     assert market.job(job_b).status == STATUS_OPEN
+    assert market.credited(worker, ZERO_ADDRESS) == AMOUNT
 
 
 @pytest.mark.parametrize(
@@ -186,9 +191,9 @@ def test_forgery__garbage_signature__reverts(worker, live_job, attest, relay, le
 
 
 def test_quorum__duplicate_signer__reverts(
-    market, deployer, oracles, worker, live_job, attest, sign, relay, ledger
+    oracle_set, deployer, oracles, worker, live_job, attest, sign, relay, ledger
 ):
-    market.set_threshold(2, sender=deployer)
+    oracle_set.set_threshold(2, sender=deployer)
     a = attest(live_job, worker)
     [sig] = sign([a], keys=oracles[:1])
     state = ledger(jobs=[live_job])
@@ -198,9 +203,9 @@ def test_quorum__duplicate_signer__reverts(
 
 
 def test_quorum__signers_out_of_order__reverts(
-    market, deployer, oracles, worker, live_job, attest, sign, relay, ledger
+    market, oracle_set, deployer, oracles, worker, live_job, attest, sign, relay, ledger
 ):
-    market.set_threshold(2, sender=deployer)
+    oracle_set.set_threshold(2, sender=deployer)
     a = attest(live_job, worker)
     sigs = sign([a], keys=[oracles[3], oracles[1]], ordered=False)
     assert int(sigs[0].signer, 16) > int(sigs[1].signer, 16)
@@ -214,10 +219,10 @@ def test_quorum__signers_out_of_order__reverts(
 
 @pytest.mark.parametrize("order", [(0, 2, 1), (1, 3, 3), (2, 4, 0)])
 def test_quorum__member_behind_an_earlier_signer__reverts(
-    market, deployer, oracles, worker, live_job, attest, sign, relay, ledger, order
+    oracle_set, deployer, oracles, worker, live_job, attest, sign, relay, ledger, order
 ):
     # Out of order or repeated after other signers: still "not ascending", not "not oracle".
-    market.set_threshold(3, sender=deployer)
+    oracle_set.set_threshold(3, sender=deployer)
     a = attest(live_job, worker)
     state = ledger(jobs=[live_job])
     with ape.reverts(NOT_ASCENDING):
@@ -226,7 +231,7 @@ def test_quorum__member_behind_an_earlier_signer__reverts(
 
 
 def test_quorum__outsider_below_an_earlier_signer__reverts_as_outsider(
-    market, deployer, oracles, worker, live_job, attest, sign, relay, ledger
+    oracle_set, deployer, oracles, worker, live_job, attest, sign, relay, ledger
 ):
     # A stranger is named as one wherever it stands, even where it also breaks the order.
     stranger = next(
@@ -234,7 +239,7 @@ def test_quorum__outsider_below_an_earlier_signer__reverts_as_outsider(
         for k in (Account.from_key(keccak(text=f"stranger {i}")) for i in range(64))
         if int(k.address, 16) < int(oracles[-1].address, 16)
     )
-    market.set_threshold(2, sender=deployer)
+    oracle_set.set_threshold(2, sender=deployer)
     a = attest(live_job, worker)
     state = ledger(jobs=[live_job])
     with ape.reverts(NOT_ORACLE):
@@ -269,11 +274,11 @@ def test_quorum__outsider_beside_a_full_quorum__reverts(
 
 
 def test_quorum__removed_oracle__reverts(
-    market, deployer, oracles, worker, live_job, attest, sign, relay, ledger
+    oracle_set, deployer, oracles, worker, live_job, attest, sign, relay, ledger
 ):
     a = attest(live_job, worker)
     sigs = sign([a], keys=[oracles[2]])  # signed while still an oracle
-    market.remove_oracle(oracles[2].address, sender=deployer)
+    oracle_set.remove_oracle(oracles[2].address, sender=deployer)
     state = ledger(jobs=[live_job])
     with ape.reverts(NOT_ORACLE):
         relay([a], sigs)
@@ -281,15 +286,54 @@ def test_quorum__removed_oracle__reverts(
 
 
 def test_quorum__below_threshold__reverts(
-    market, deployer, oracles, worker, live_job, attest, sign, relay, ledger
+    oracle_set, deployer, oracles, worker, live_job, attest, sign, relay, ledger
 ):
-    market.set_threshold(2, sender=deployer)
+    oracle_set.set_threshold(2, sender=deployer)
     a = attest(live_job, worker)
     state = ledger(jobs=[live_job])
     for keys in ([], oracles[:1]):
-        with ape.reverts("market: below threshold"):
+        with ape.reverts("oracles: below threshold"):
             relay([a], sign([a], keys=keys))
     state.assert_unchanged()
+
+
+@pytest.mark.parametrize("how", ["added_not_bonded", "bond_raised"])
+def test_quorum__oracle_without_bond__reverts(
+    market,
+    oracle_set,
+    deployer,
+    oracles,
+    outsider_key,
+    worker,
+    live_job,
+    attest,
+    sign,
+    relay,
+    ledger,
+    how,
+):
+    # A signature counts only while its oracle's bond can answer for it: a member just added
+    # and not yet bonded, or one whose bond the owner's new `oracle_bond` leaves short, signs
+    # nothing that settles until it is bonded (again).
+    bond = oracle_set.oracle_bond()
+    if how == "added_not_bonded":
+        key = outsider_key
+        oracle_set.add_oracle(key.address, sender=deployer)
+        top_up = bond
+    else:
+        key = oracles[1]
+        oracle_set.set_oracle_bond(bond + 1, sender=deployer)
+        top_up = 1
+    a = attest(live_job, worker)
+    sigs = sign([a], keys=[key])
+    state = ledger(jobs=[live_job])
+    with ape.reverts("oracles: signer not bonded"):
+        relay([a], sigs)
+    state.assert_unchanged()
+    oracle_set.bond(key.address, value=top_up, sender=deployer)
+    tx = relay([a], sigs)
+    assert [str(s) for s in tx.decode_logs(market.BatchSettled)[0].signers] == [key.address]
+    assert market.job(live_job).status == STATUS_PAID
 
 
 # ---------------------------------------------------------------------------
@@ -328,7 +372,7 @@ def test_settle__worker_did_not_submit_that_commitment__skipped(
 
 
 def test_settle__same_batch_twice__pays_once(
-    market, workers, create_job, bond, submit, attest, settle, ledger
+    market, requester, workers, create_job, bond, submit, attest, settle, finalize, ledger
 ):
     w1, w2 = workers[:2]
     j1, j2 = create_job(), create_job()
@@ -336,7 +380,8 @@ def test_settle__same_batch_twice__pays_once(
         bond(w)
         submit(w, j)
     batch = [attest(j1, w1), attest(j2, w2, INVALID)]
-    assert counts(settle(batch), market) == (1, 1, 0)
+    first = settle(batch)
+    assert counts(first, market) == (1, 1, 0)
     state = ledger(jobs=[j1, j2])
     tx = settle(batch)  # a second relayer, same signed batch
     assert counts(tx, market) == (0, 0, 2)
@@ -345,18 +390,161 @@ def test_settle__same_batch_twice__pays_once(
         (j2, w2.address, SKIP_NO_SUCH_SUBMISSION),
     ]
     state.assert_unchanged()
+    assert tx.decode_logs(market.BatchSettled)[0].batch_id == 0  # nothing recorded
+    finalize(first)
     assert market.credited(w1, ZERO_ADDRESS) == AMOUNT
+    assert market.credited(requester, ZERO_ADDRESS) == MIN_BOND
+    # ... and the one batch is paid once.
+    state = ledger(jobs=[j1, j2])
+    with ape.reverts(NO_BATCH):
+        finalize(first)
+    state.assert_unchanged()
 
 
-def test_settle__same_item_twice_in_batch__pays_once(market, worker, live_job, attest, settle):
+def test_settle__same_item_twice_in_batch__pays_once(
+    market, worker, live_job, attest, settle, finalize
+):
     a = attest(live_job, worker)
     epoch = market.current_epoch()
     tx = settle([a, a])
     assert counts(tx, market) == (1, 0, 1)
     assert skips(tx, market) == [(live_job, worker.address, SKIP_JOB_NOT_OPEN)]
-    assert market.credited(worker, ZERO_ADDRESS) == AMOUNT
     assert market.epoch_total_work(epoch) == UNITS
     assert len(tx.decode_logs(market.JobSettled)) == 1
+    assert len(settled_batch(market, tx).items) == 1
+    assert market.pending(ZERO_ADDRESS) == AMOUNT + MIN_BOND
+    finalize(tx)
+    assert market.credited(worker, ZERO_ADDRESS) == AMOUNT
+    assert market.bonds(worker) == MIN_BOND
+    assert market.pending(ZERO_ADDRESS) == 0
+
+
+# ---------------------------------------------------------------------------
+# Finalizing what was never settled, too early, twice or altered
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pending_batch(market, other_requester, workers, create_job, bond, submit, attest, settle):
+    """A settled batch in its challenge window: one VALID item for workers[0] (escrow AMOUNT,
+    stake MIN_BOND) and one INVALID item for workers[1] (MIN_BOND slashed to
+    `other_requester`)."""
+    w1, w2 = workers[:2]
+    j1, j2 = create_job(), create_job(sender=other_requester)
+    for w, j in ((w1, j1), (w2, j2)):
+        bond(w)
+        submit(w, j)
+    tx = settle([attest(j1, w1), attest(j2, w2, INVALID)])
+    batch = settled_batch(market, tx)
+    assert [i.verdict for i in batch.items] == [VALID, INVALID]
+    assert bytes(market.batch_record(batch.batch_id)) == batch.record_hash()
+    return batch
+
+
+def test_finalize__in_challenge_window__reverts(
+    chain, market, stranger, workers, pending_batch, ledger
+):
+    batch = pending_batch
+    state = ledger()
+    for at in (chain.pending_timestamp, batch.final_at - 1):
+        chain.pending_timestamp = at
+        with ape.reverts("market: challenge window running"):
+            market.finalize(*batch.args(), sender=stranger)
+    state.assert_unchanged()
+    chain.pending_timestamp = batch.final_at  # inclusive bound
+    market.finalize(*batch.args(), sender=stranger)
+    assert market.credited(workers[0], ZERO_ADDRESS) == AMOUNT
+
+
+def _tampered(batch, field, thief):
+    valid, invalid = batch.items
+    return {
+        # Redirect the escrow, the stake or the slashed bond to someone else.
+        "valid_worker": replace(batch, items=(replace(valid, worker=thief), invalid)),
+        "invalid_job": replace(batch, items=(valid, replace(invalid, job_id=valid.job_id))),
+        # Inflate what is paid.
+        "amount": replace(batch, items=(replace(valid, amount=10 * AMOUNT), invalid)),
+        "stake": replace(batch, items=(replace(valid, stake=10 * MIN_BOND), invalid)),
+        "slashed": replace(batch, items=(valid, replace(invalid, amount=10 * MIN_BOND))),
+        # Pay in another asset, or flip a verdict.
+        "asset": replace(batch, items=(replace(valid, asset=thief), invalid)),
+        "verdict": replace(batch, items=(replace(valid, verdict=INVALID), invalid)),
+        "refuted": batch.refuted(0),
+        # Pay only the convenient half, or one item twice.
+        "dropped": replace(batch, items=(valid,)),
+        "repeated": replace(batch, items=(valid, valid, invalid)),
+        "reordered": replace(batch, items=(invalid, valid)),
+        # Claim another context: another id, epoch, an earlier final_at, other signers.
+        "batch_id": replace(batch, batch_id=batch.batch_id + 1),
+        "epoch": replace(batch, epoch=batch.epoch + 1),
+        "final_at": replace(batch, final_at=batch.final_at - CHALLENGE_WINDOW),
+        "signers": replace(batch, signers=(thief,)),
+    }[field]
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "valid_worker",
+        "invalid_job",
+        "amount",
+        "stake",
+        "slashed",
+        "asset",
+        "verdict",
+        "refuted",
+        "dropped",
+        "repeated",
+        "reordered",
+        "batch_id",
+        "epoch",
+        "final_at",
+        "signers",
+    ],
+)
+def test_finalize__altered_batch__reverts(
+    chain, market, requester, other_requester, stranger, workers, pending_batch, ledger, field
+):
+    batch = pending_batch
+    chain.pending_timestamp = batch.final_at
+    tampered = _tampered(batch, field, stranger.address)
+    assert tampered.record_hash() != batch.record_hash()
+    state = ledger()
+    reason = NO_BATCH if field == "batch_id" else NOT_RECORD
+    with ape.reverts(reason):
+        market.finalize(*tampered.args(), sender=stranger)
+    state.assert_unchanged()
+    # The batch as recorded still pays, and only that.
+    market.finalize(*batch.args(), sender=stranger)
+    assert market.credited(workers[0], ZERO_ADDRESS) == AMOUNT
+    assert market.credited(other_requester, ZERO_ADDRESS) == MIN_BOND
+    assert market.credited(requester, ZERO_ADDRESS) == 0
+    assert market.credited(stranger, ZERO_ADDRESS) == 0
+
+
+def test_finalize__twice_or_never_settled__reverts(
+    market, requester, other_requester, workers, pending_batch, finalize, ledger
+):
+    batch = pending_batch
+    state = ledger()
+    # A batch id never given out, and the "every item skipped" id 0, have no record.
+    for ghost in (replace(batch, batch_id=0), replace(batch, batch_id=2**256 - 1)):
+        with ape.reverts(NO_BATCH):
+            finalize(ghost, wait=False)
+    state.assert_unchanged()
+    tx = finalize(batch)
+    [ev] = tx.decode_logs(market.BatchFinalized)
+    assert (ev.batch_id, ev.paid, ev.slashed) == (batch.batch_id, 1, 1)
+    assert bytes(market.batch_record(batch.batch_id)) == bytes(32)
+    assert market.credited(workers[0], ZERO_ADDRESS) == AMOUNT
+    assert market.credited(other_requester, ZERO_ADDRESS) == MIN_BOND
+    assert market.credited(requester, ZERO_ADDRESS) == 0
+    assert market.bonds(workers[0]) == MIN_BOND
+    assert market.pending(ZERO_ADDRESS) == 0
+    state = ledger()
+    with ape.reverts(NO_BATCH):
+        finalize(batch)
+    state.assert_unchanged()
 
 
 # ---------------------------------------------------------------------------
@@ -366,10 +554,12 @@ def test_settle__same_item_twice_in_batch__pays_once(market, worker, live_job, a
 
 @pytest.fixture
 def ended_epoch(chain, market, worker, live_job, attest, settle):
-    """An ended epoch in which `worker` has verified work."""
+    """An ended epoch in which `worker` has verified work, past its challenge window."""
     epoch = settle([attest(live_job, worker)]).decode_logs(market.BatchSettled)[0].epoch
     chain.pending_timestamp = max(
-        chain.pending_timestamp, market.GENESIS() + (epoch + 1) * EPOCH_LENGTH
+        chain.pending_timestamp,
+        market.GENESIS() + (epoch + 1) * EPOCH_LENGTH,
+        market.epoch_final_at(epoch),
     )
     return epoch
 
@@ -414,19 +604,25 @@ def test_claim__before_epoch_ends__reverts(market, worker, live_job, attest, set
 
 
 def test_reentrancy__withdraw_callback__nested_call_fails_paid_once(
-    chain, market, deployer, reentrant_worker, create_job, attest, settle
+    chain, market, deployer, reentrant_worker, create_job, attest, settle, settle_final, finalize
 ):
     rw = reentrant_worker
     job_id = create_job()
     rw.register(sender=deployer, value=MIN_BOND)
     rw.submit(job_id, commitment_of(rw.address, b"\x01" * 32), sender=deployer)
-    settle([attest(job_id, rw.address)])
+    settle_final([attest(job_id, rw.address)])  # the stake is back: the bond can stake again
     # A second credit the nested call could try to take.
     other = create_job()
     rw.submit(other, commitment_of(rw.address, b"\x02" * 32), sender=deployer)
-    settle([attest(other, rw.address)])
-    assert market.credited(rw, ZERO_ADDRESS) == 2 * AMOUNT
+    tx = settle([attest(other, rw.address)])
+    assert market.credited(rw, ZERO_ADDRESS) == AMOUNT
+    # finalize credits; it sends nothing, so it never hands the worker control.
     market_before = chain.provider.get_balance(market.address)
+    finalize(tx)
+    assert rw.attempts() == 0
+    assert chain.provider.get_balance(market.address) == market_before
+    assert chain.provider.get_balance(rw.address) == 0
+    assert market.credited(rw, ZERO_ADDRESS) == 2 * AMOUNT
 
     tx = rw.attack_withdraw(sender=deployer)
 
@@ -438,16 +634,17 @@ def test_reentrancy__withdraw_callback__nested_call_fails_paid_once(
     assert chain.provider.get_balance(market.address) == market_before - 2 * AMOUNT
     assert market.credited(rw, ZERO_ADDRESS) == 0
     assert chain.provider.get_balance(market.address) == MIN_BOND  # only the bond is left
+    assert market.bonds(rw) == MIN_BOND
 
 
 def test_reentrancy__withdraw_bond_callback__nested_call_fails_paid_once(
-    chain, market, deployer, reentrant_worker, create_job, attest, settle
+    chain, market, deployer, reentrant_worker, create_job, attest, settle_final
 ):
     rw = reentrant_worker
     rw.register(sender=deployer, value=2 * MIN_BOND)
     job_id = create_job()
     rw.submit(job_id, commitment_of(rw.address, b"\x01" * 32), sender=deployer)
-    settle([attest(job_id, rw.address)])  # credit the nested call could try to take
+    settle_final([attest(job_id, rw.address)])  # credit the nested call could try to take
     rw.unbond(sender=deployer)
     chain.pending_timestamp += UNBONDING_DELAY
     market_before = chain.provider.get_balance(market.address)
@@ -462,6 +659,127 @@ def test_reentrancy__withdraw_bond_callback__nested_call_fails_paid_once(
     assert chain.provider.get_balance(market.address) == market_before - 2 * MIN_BOND
     assert market.bonds(rw) == 0
     assert market.credited(rw, ZERO_ADDRESS) == AMOUNT  # untouched, still withdrawable
+
+
+#: A hostile worker that, paid ETH, sends the market whatever call it was armed with (here
+#: `finalize`, which takes no lock: it moves no money out, so a worker never gets control
+#: inside it). Compiled here from source: test-only, it has no place in contracts/.
+FINALIZE_REENTRANT_WORKER = """# pragma version ~=0.4.3
+interface Market:
+    def register(): payable
+    def submit_result(job_id: uint256, commitment: bytes32): nonpayable
+    def withdraw(asset: address) -> uint256: nonpayable
+
+market: public(Market)
+payload: public(Bytes[4096])
+attempts: public(uint256)
+reentered: public(bool)
+revert_data: public(Bytes[256])
+
+@deploy
+def __init__(market: Market):
+    self.market = market
+
+@external
+@payable
+def register():
+    extcall self.market.register(value=msg.value)
+
+@external
+def submit(job_id: uint256, commitment: bytes32):
+    extcall self.market.submit_result(job_id, commitment)
+
+@external
+def arm(payload: Bytes[4096]):
+    self.payload = payload
+
+@external
+def withdraw_eth() -> uint256:
+    return extcall self.market.withdraw(empty(address))
+
+@external
+@payable
+def __default__():
+    if self.attempts != 0 or len(self.payload) == 0:
+        return
+    self.attempts += 1
+    ok: bool = False
+    data: Bytes[256] = b""
+    ok, data = raw_call(self.market.address, self.payload, max_outsize=256, revert_on_failure=False)
+    self.reentered = ok
+    self.revert_data = data
+"""
+
+
+@pytest.fixture(scope="module")
+def finalize_reentrant_worker_type(compilers):
+    return compilers.compile_source(
+        "vyper", FINALIZE_REENTRANT_WORKER, contractName="FinalizeReentrantWorker"
+    )
+
+
+@pytest.mark.parametrize("target", ["same_batch", "other_batch"])
+def test_reentrancy__withdraw_callback_calls_finalize__each_batch_paid_once(
+    chain,
+    market,
+    deployer,
+    finalize_reentrant_worker_type,
+    create_job,
+    attest,
+    settle,
+    finalize,
+    target,
+):
+    """Paid by `withdraw`, the worker re-enters `finalize`. Of a batch already finalized: it
+    reverts (no record left). Of another batch past its window: it goes through, but only
+    credits that batch's escrow once, after `withdraw` zeroed the balance it pays; nothing
+    is paid twice and the market still holds every wei it owes."""
+    rw = finalize_reentrant_worker_type.deploy(market, sender=deployer)
+    rw.register(sender=deployer, value=2 * MIN_BOND)
+    jobs = [create_job(), create_job()]
+    batches = []
+    for n, job_id in enumerate(jobs):
+        rw.submit(job_id, commitment_of(rw.address, bytes([n + 1]) * 32), sender=deployer)
+        batches.append(settled_batch(market, settle([attest(job_id, rw.address)])))
+    first, second = batches
+    finalize(first)
+    chain.pending_timestamp = max(chain.pending_timestamp, second.final_at)
+    assert market.credited(rw, ZERO_ADDRESS) == AMOUNT
+    rw.arm(
+        market.finalize.encode_input(*(first if target == "same_batch" else second).args()),
+        sender=deployer,
+    )
+    market_before = chain.provider.get_balance(market.address)
+
+    tx = rw.withdraw_eth(sender=deployer)
+
+    assert rw.attempts() == 1
+    assert [ev.amount for ev in tx.decode_logs(market.Withdrawn)] == [AMOUNT]
+    assert chain.provider.get_balance(rw.address) == AMOUNT
+    assert chain.provider.get_balance(market.address) == market_before - AMOUNT
+    if target == "same_batch":
+        assert not rw.reentered()
+        assert NO_BATCH.encode() in bytes(rw.revert_data())
+        assert market.credited(rw, ZERO_ADDRESS) == 0
+        assert market.bonds(rw) == MIN_BOND
+        finalize(second)  # the other batch pays as usual
+    else:
+        assert rw.reentered()
+        [ev] = tx.decode_logs(market.BatchFinalized)
+        assert ev.batch_id == second.batch_id
+        assert bytes(market.batch_record(second.batch_id)) == bytes(32)
+    # Either way: the second escrow credited once, both stakes back, each batch paid once.
+    assert market.credited(rw, ZERO_ADDRESS) == AMOUNT
+    assert market.bonds(rw) == 2 * MIN_BOND
+    assert market.pending(ZERO_ADDRESS) == 0
+    for batch in batches:
+        with ape.reverts(NO_BATCH):
+            finalize(batch)
+    rw.withdraw_eth(sender=deployer)
+    assert chain.provider.get_balance(rw.address) == 2 * AMOUNT
+    assert chain.provider.get_balance(market.address) == 2 * MIN_BOND  # only the bond is left
+    with ape.reverts("market: nothing to withdraw"):
+        rw.withdraw_eth(sender=deployer)
 
 
 # ---------------------------------------------------------------------------
@@ -565,18 +883,24 @@ def test_unbonded_worker__submit__reverts(market, stranger, create_job, ledger):
 
 
 def test_race__settle_then_refund__refund_reverts(
-    chain, market, requester, worker, create_job, bond, submit, attest, settle, ledger
+    chain, market, requester, worker, create_job, bond, submit, attest, settle, finalize, ledger
 ):
     deadline = chain.pending_timestamp + 600
     job_id = create_job(deadline=deadline)
     bond(worker)
     submit(worker, job_id)
     chain.pending_timestamp = deadline + REFUND_GRACE + 1
-    settle([attest(job_id, worker)])
-    state = ledger(jobs=[job_id])
-    with ape.reverts("market: job not open"):
-        market.refund(job_id, sender=requester)
-    state.assert_unchanged()
+    tx = settle([attest(job_id, worker)])
+    # The job is paid at settle, so the escrow held for the worker cannot be refunded during
+    # the challenge window nor after it.
+    for wait in (False, True):
+        if wait:
+            chain.pending_timestamp = settled_batch(market, tx).final_at
+        state = ledger(jobs=[job_id])
+        with ape.reverts("market: job not open"):
+            market.refund(job_id, sender=requester)
+        state.assert_unchanged()
+    finalize(tx)
     assert market.credited(worker, ZERO_ADDRESS) == AMOUNT
     assert market.credited(requester, ZERO_ADDRESS) == 0
 
@@ -626,9 +950,11 @@ def test_copy__stored_under_the_copier(market, copied):
     assert market.job(job_id).submissions == 2
 
 
-def test_copy__attestation_naming_original__pays_only_original(market, copied, attest, settle):
+def test_copy__attestation_naming_original__pays_only_original(
+    market, copied, attest, settle_final
+):
     job_id, original, copier, c = copied
-    settle([attest(job_id, original, commitment=c)])
+    settle_final([attest(job_id, original, commitment=c)])
     assert market.credited(original, ZERO_ADDRESS) == AMOUNT
     assert market.credited(copier, ZERO_ADDRESS) == 0
     assert market.submissions(job_id, copier).stake == MIN_BOND
@@ -651,12 +977,12 @@ def test_copy__original_never_submitted__attestation_pays_no_one(
 
 
 def test_copy__attestation_naming_copier__never_pays_original(
-    market, requester, copied, attest, settle
+    market, requester, copied, attest, settle_final
 ):
     # Honest oracles see that c != keccak(copier ‖ root) and attest INVALID for the copier:
     # the copier is slashed, the original's submission and bond are untouched.
     job_id, original, copier, c = copied
-    tx = settle([attest(job_id, copier, INVALID, commitment=c)])
+    tx = settle_final([attest(job_id, copier, INVALID, commitment=c)])
     assert counts(tx, market) == (0, 1, 0)
     assert market.bonds(copier) == 0
     assert market.credited(requester, ZERO_ADDRESS) == MIN_BOND
@@ -664,16 +990,16 @@ def test_copy__attestation_naming_copier__never_pays_original(
     assert market.submissions(job_id, original).commitment == c
     assert market.submissions(job_id, original).stake == MIN_BOND
     # The original can still be paid for its own work.
-    settle([attest(job_id, original, commitment=c)])
+    settle_final([attest(job_id, original, commitment=c)])
     assert market.credited(original, ZERO_ADDRESS) == AMOUNT
 
 
-def test_copy__valid_for_copier_pays_copier_not_original(market, copied, attest, settle):
+def test_copy__valid_for_copier_pays_copier_not_original(market, copied, attest, settle_final):
     # The contract cannot check that a commitment binds its submitter (the root is off
     # chain); it trusts the quorum's verdict. A VALID naming the copier credits the copier,
     # never the original whose bytes were copied.
     job_id, original, copier, c = copied
-    settle([attest(job_id, copier, VALID, commitment=c)])
+    settle_final([attest(job_id, copier, VALID, commitment=c)])
     assert market.credited(copier, ZERO_ADDRESS) == AMOUNT
     assert market.credited(original, ZERO_ADDRESS) == 0
     assert market.job(job_id).status == STATUS_PAID
@@ -685,7 +1011,7 @@ def test_copy__valid_for_copier_pays_copier_not_original(market, copied, attest,
 
 
 def test_risk__one_bond_backs_one_live_submission(
-    market, requester, other_requester, worker, create_job, bond, attest, settle, ledger
+    market, requester, other_requester, worker, create_job, bond, attest, settle_final, ledger
 ):
     # A single min bond once let a worker hold live submissions on many jobs (blocking their
     # cancel, delaying refunds by the grace) while INVALID verdicts on all of them slashed one
@@ -702,19 +1028,51 @@ def test_risk__one_bond_backs_one_live_submission(
     market.submit_results(commits, sender=worker)
     with ape.reverts("market: job has submissions"):
         market.cancel(jobs[1], sender=other_requester)
-    tx = settle([attest(j, worker, INVALID) for j in jobs])
+    tx = settle_final([attest(j, worker, INVALID) for j in jobs])
     assert [ev.amount for ev in tx.decode_logs(market.WorkerSlashed)] == [MIN_BOND] * 3
     assert market.credited(requester, ZERO_ADDRESS) == 2 * MIN_BOND
     assert market.credited(other_requester, ZERO_ADDRESS) == MIN_BOND
 
 
+#: `JobMarket.Parameters`, in field order.
+PARAMETERS = (
+    "min_bond",
+    "unbonding_delay",
+    "reveal_window",
+    "refund_grace",
+    "max_horizon",
+    "challenge_window",
+)
+
+
+def set_parameters(market, owner, **changes):
+    """`set_parameters` with the current values, but for `changes`."""
+    params = {name: getattr(market, name)() for name in PARAMETERS} | changes
+    return market.set_parameters(tuple(params[name] for name in PARAMETERS), sender=owner)
+
+
 def test_unbond__commit_then_unbond__stays_slashable_until_verdict(
-    chain, market, deployer, requester, worker, create_job, bond, submit, attest, settle
+    chain,
+    market,
+    deployer,
+    requester,
+    worker,
+    create_job,
+    bond,
+    submit,
+    attest,
+    settle,
+    finalize,
 ):
-    # The unbonding delay can never be set below reveal window + settlement grace, so a
-    # worker who commits and unbonds at once is still bonded when the INVALID verdict lands.
-    with ape.reverts("market: unbonding delay too short"):
-        market.set_unbonding_delay(60, sender=deployer)
+    # The unbonding delay can never be set below reveal window + settlement grace +
+    # challenge window, so a worker who commits and unbonds at once is still bonded when the
+    # INVALID verdict lands (and a VALID one is past its challenge window before the bond
+    # can leave).
+    floor = REVEAL_WINDOW + REFUND_GRACE + CHALLENGE_WINDOW
+    for delay in (60, floor - 1):
+        with ape.reverts("market: unbonding delay too short"):
+            set_parameters(market, deployer, unbonding_delay=delay)
+    set_parameters(market, deployer, unbonding_delay=floor)
     job_id = create_job()
     bond(worker, 2 * MIN_BOND)
     submit(worker, job_id)  # one bond at stake, one free
@@ -724,4 +1082,9 @@ def test_unbond__commit_then_unbond__stays_slashable_until_verdict(
         market.withdraw_bond(sender=worker)
     tx = settle([attest(job_id, worker, INVALID)])
     assert tx.decode_logs(market.WorkerSlashed)[0].amount == 2 * MIN_BOND
+    assert market.bonds(worker) == 0  # taken at settle, not at finalize
+    chain.pending_timestamp = market.unbonding_at(worker)
+    with ape.reverts("market: no bond"):
+        market.withdraw_bond(sender=worker)
+    finalize(tx)
     assert market.credited(requester, ZERO_ADDRESS) == 2 * MIN_BOND

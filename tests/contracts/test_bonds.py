@@ -5,13 +5,29 @@ import pytest
 from eth_utils import keccak
 
 from tests.conftest import commitment_of
-from tests.utils.constants import INVALID, MIN_BOND, STATUS_OPEN, UNBONDING_DELAY
+from tests.utils.constants import INVALID, MIN_BOND, STATUS_OPEN, UNBONDING_DELAY, ZERO_ADDRESS
 
 EMPTY = b"\x00" * 32
+
+#: `JobMarket.Parameters`, in field order.
+PARAMETERS = (
+    "min_bond",
+    "unbonding_delay",
+    "reveal_window",
+    "refund_grace",
+    "max_horizon",
+    "challenge_window",
+)
 
 
 def commit(worker, n=0):
     return commitment_of(worker.address, keccak(text=f"root {n}"))
+
+
+def set_parameters(market, owner, **changes):
+    """`set_parameters` with the current values, but for `changes`."""
+    params = {name: getattr(market, name)() for name in PARAMETERS} | changes
+    return market.set_parameters(tuple(params[name] for name in PARAMETERS), sender=owner)
 
 
 # ---------------------------------------------------------------------------
@@ -47,7 +63,7 @@ def test_register__below_min__reverts(market, worker, ledger, value):
 
 def test_register__top_up_below_raised_min__reverts(market, deployer, worker, bond, ledger):
     bond(worker)
-    market.set_min_bond(3 * MIN_BOND, sender=deployer)
+    set_parameters(market, deployer, min_bond=3 * MIN_BOND)
     state = ledger()
     with ape.reverts("market: bond below minimum"):
         market.register(sender=worker, value=MIN_BOND)
@@ -182,18 +198,51 @@ def test_withdraw_bond__while_paused__works(chain, market, deployer, worker, bon
 
 
 def test_withdraw_bond__slashed_while_unbonding__reverts(
-    chain, market, worker, bond, create_job, submit, attest, settle, ledger
+    chain, market, requester, worker, bond, create_job, submit, attest, settle, finalize, ledger
 ):
     job_id = create_job()
     bond(worker, 2 * MIN_BOND)  # one at stake, one free to unbond
     submit(worker, job_id)
     market.request_unbond(sender=worker)
-    settle([attest(job_id, worker, INVALID)])
+    tx = settle([attest(job_id, worker, INVALID)])
+    # The slash takes the bond at once; the requester is paid when the batch is final.
+    assert market.bonds(worker) == 0
+    assert market.pending(ZERO_ADDRESS) == 2 * MIN_BOND
     chain.pending_timestamp += UNBONDING_DELAY
     state = ledger(jobs=[job_id])
     with ape.reverts("market: no bond"):
         market.withdraw_bond(sender=worker)
     state.assert_unchanged()
+    finalize(tx)
+    assert market.credited(requester, ZERO_ADDRESS) == 2 * MIN_BOND
+    assert market.credited(worker, ZERO_ADDRESS) == 0
+    with ape.reverts("market: no bond"):
+        market.withdraw_bond(sender=worker)
+
+
+def test_withdraw_bond__valid_stake_back_at_finalize_then_withdrawn(
+    chain, market, worker, bond, create_job, submit, attest, settle, finalize
+):
+    """A worker that unbonds with a submission in flight gets the stake of its VALID verdict
+    back in its bond when the batch is final (inside the unbonding delay, which outlasts the
+    challenge window), and then withdraws the whole bond."""
+    job_id = create_job()
+    bond(worker, 2 * MIN_BOND)
+    submit(worker, job_id)
+    available_at = (
+        market.request_unbond(sender=worker).decode_logs(market.UnbondRequested)[0].available_at
+    )
+    tx = settle([attest(job_id, worker)])
+    assert market.bonds(worker) == MIN_BOND  # the stake waits in the batch
+    assert market.pending(ZERO_ADDRESS) == MIN_BOND + market.job(job_id).amount
+    finalize(tx)
+    assert chain.pending_timestamp < available_at
+    assert market.bonds(worker) == 2 * MIN_BOND
+    assert market.unbonding_at(worker) == available_at  # finalize leaves the unbonding alone
+    chain.pending_timestamp = available_at
+    tx = market.withdraw_bond(sender=worker)
+    assert tx.decode_logs(market.BondWithdrawn)[0].amount == 2 * MIN_BOND
+    assert market.bonds(worker) == 0
 
 
 # ---------------------------------------------------------------------------
@@ -237,7 +286,7 @@ def test_submit_result__bond_below_raised_min__reverts(
 ):
     job_id = create_job()
     bond(worker)
-    market.set_min_bond(MIN_BOND + 1, sender=deployer)
+    set_parameters(market, deployer, min_bond=MIN_BOND + 1)
     state = ledger(jobs=[job_id])
     with ape.reverts("market: not bonded"):
         market.submit_result(job_id, commit(worker), sender=worker)

@@ -75,7 +75,7 @@ def test_submit_results__bond_for_two__three_commits_revert_whole(
 
 
 def test_valid__returns_the_stake_and_clears_the_submission(
-    market, worker, create_job, bond, submit, attest, settle
+    market, worker, create_job, bond, submit, attest, settle, finalize
 ):
     job_id = create_job()
     bond(worker)
@@ -83,13 +83,18 @@ def test_valid__returns_the_stake_and_clears_the_submission(
     tx = settle([attest(job_id, worker, VALID)])
     [ev] = tx.decode_logs(market.JobSettled)
     assert ev.stake == MIN_BOND
-    assert market.bonds(worker) == MIN_BOND
     sub = market.submissions(job_id, worker)
     assert (bytes(sub.commitment), sub.block_number, sub.stake) == (bytes(32), 0, 0)
+    # The stake waits in the batch through the challenge window, then returns to the bond.
+    assert market.bonds(worker) == 0
+    assert market.pending(ZERO_ADDRESS) == MIN_BOND + market.job(job_id).amount
+    finalize(tx)
+    assert market.bonds(worker) == MIN_BOND
+    assert market.pending(ZERO_ADDRESS) == 0
 
 
 def test_invalid__slashes_free_bond_and_stake(
-    market, requester, worker, create_job, bond, submit, attest, settle
+    market, requester, worker, create_job, bond, submit, attest, settle, finalize, settle_final
 ):
     j1, j2 = create_job(), create_job()
     bond(worker, 3 * MIN_BOND)
@@ -98,17 +103,22 @@ def test_invalid__slashes_free_bond_and_stake(
     tx = settle([attest(j1, worker, INVALID)])
     [ev] = tx.decode_logs(market.WorkerSlashed)
     assert ev.amount == 2 * MIN_BOND  # the free bond and j1's stake
-    assert market.credited(requester, ZERO_ADDRESS) == 2 * MIN_BOND
     assert market.bonds(worker) == 0
     assert market.submissions(j1, worker).stake == 0
+    # The slashed ETH is held until the batch is final, then credited to the requester.
+    assert market.credited(requester, ZERO_ADDRESS) == 0
+    assert market.pending(ZERO_ADDRESS) == 2 * MIN_BOND
+    finalize(tx)
+    assert market.credited(requester, ZERO_ADDRESS) == 2 * MIN_BOND
+    assert market.pending(ZERO_ADDRESS) == 0
     # j2's stake is still there, and still answers for j2.
     assert market.submissions(j2, worker).stake == MIN_BOND
-    settle([attest(j2, worker, INVALID)])
+    settle_final([attest(j2, worker, INVALID)])
     assert market.credited(requester, ZERO_ADDRESS) == 3 * MIN_BOND
 
 
 def test_release__after_the_job_went_to_another__stake_back_and_still_slashable(
-    market, requester, workers, create_job, bond, submit, attest, settle, ledger
+    market, requester, workers, create_job, bond, submit, attest, settle, settle_final, ledger
 ):
     winner, loser = workers[0], workers[1]
     job_id = create_job()
@@ -127,7 +137,7 @@ def test_release__after_the_job_went_to_another__stake_back_and_still_slashable(
         market.release([job_id], sender=loser)  # once only
     state.assert_unchanged()
     # The released submission is still live: an INVALID verdict on it slashes the bond.
-    settle([attest(job_id, loser, INVALID)])
+    settle_final([attest(job_id, loser, INVALID)])
     assert market.bonds(loser) == 0
     assert market.credited(requester, ZERO_ADDRESS) == MIN_BOND
 

@@ -4,7 +4,13 @@ import ape
 import pytest
 
 from oracle.protocol import emission
-from tests.utils.constants import EPOCH_LENGTH, HALVING_EPOCHS, INITIAL_EMISSION, ZERO_ADDRESS
+from tests.utils.constants import (
+    CHALLENGE_WINDOW,
+    EPOCH_LENGTH,
+    HALVING_EPOCHS,
+    INITIAL_EMISSION,
+    ZERO_ADDRESS,
+)
 
 LAST_EPOCH = 128 * HALVING_EPOCHS - 1  # the last epoch that emits anything
 
@@ -20,6 +26,19 @@ def goto_epoch(chain, market):
     def goto(epoch: int, offset: int = 0):
         start = market.GENESIS() + epoch * EPOCH_LENGTH + offset
         chain.pending_timestamp = max(start, chain.pending_timestamp)
+
+    return goto
+
+
+@pytest.fixture
+def goto_claimable(chain, market, goto_epoch):
+    """Make the next transaction land once every listed epoch has ended and every verdict
+    settled in it is final (`epoch_final_at`), so that they can be claimed."""
+
+    def goto(*epochs: int):
+        goto_epoch(max(epochs) + 1)
+        final = max(market.epoch_final_at(e) for e in epochs)
+        chain.pending_timestamp = max(final, chain.pending_timestamp)
 
     return goto
 
@@ -107,7 +126,7 @@ def test_emission_schedule_total__equals_token_cap(market, token):
 
 
 def test_pending_reward__tracks_share_and_clears_on_claim(
-    market, workers, verified_work, goto_epoch
+    market, workers, verified_work, goto_claimable
 ):
     w1, w2, idle = workers[:3]
     epoch = verified_work([(w1, 1), (w2, 2)])
@@ -115,7 +134,7 @@ def test_pending_reward__tracks_share_and_clears_on_claim(
     assert market.pending_reward(w2, epoch) == expected_reward(epoch, 2, 3)
     assert market.pending_reward(idle, epoch) == 0
     assert market.pending_reward(w1, epoch + 1) == 0  # no work at all in that epoch
-    goto_epoch(epoch + 1)
+    goto_claimable(epoch)
     market.claim([epoch], sender=w1)
     assert market.pending_reward(w1, epoch) == 0
     assert market.pending_reward(w2, epoch) == expected_reward(epoch, 2, 3)
@@ -126,9 +145,11 @@ def test_pending_reward__tracks_share_and_clears_on_claim(
 # ---------------------------------------------------------------------------
 
 
-def test_claim__sole_worker__mints_whole_emission(market, token, worker, verified_work, goto_epoch):
+def test_claim__sole_worker__mints_whole_emission(
+    market, token, worker, verified_work, goto_claimable
+):
     epoch = verified_work([(worker, 1_000)])
-    goto_epoch(epoch + 1)
+    goto_claimable(epoch)
     tx = market.claim([epoch], sender=worker)
     [ev] = tx.decode_logs(market.RewardClaimed)
     amount = market.epoch_emission(epoch)
@@ -141,10 +162,10 @@ def test_claim__sole_worker__mints_whole_emission(market, token, worker, verifie
     assert market.epoch_total_work(epoch) == 1_000  # the total stays for the others' shares
 
 
-def test_claim__shares_are_exact_to_the_wei(market, token, workers, verified_work, goto_epoch):
+def test_claim__shares_are_exact_to_the_wei(market, token, workers, verified_work, goto_claimable):
     units = [1, 2, 4]
     epoch = verified_work(list(zip(workers[:3], units, strict=True)))
-    goto_epoch(epoch + 1)
+    goto_claimable(epoch)
     minted = 0
     for w, u in zip(workers[:3], units, strict=True):
         market.claim([epoch], sender=w)
@@ -157,12 +178,12 @@ def test_claim__shares_are_exact_to_the_wei(market, token, workers, verified_wor
     assert 0 < market.epoch_emission(epoch) - minted < 3
 
 
-def test_claim__several_epochs_in_one_call(market, token, workers, verified_work, goto_epoch):
+def test_claim__several_epochs_in_one_call(market, token, workers, verified_work, goto_claimable):
     w, other = workers[:2]
     e0 = verified_work([(w, 5), (other, 5)])
     e1 = verified_work([(w, 7)], epoch=e0 + 1)
     e2 = verified_work([(w, 1), (other, 3)], epoch=e1 + 2)
-    goto_epoch(e2 + 1)
+    goto_claimable(e0, e1, e2)
 
     tx = market.claim([e0, e1, e2], sender=w)
 
@@ -180,13 +201,15 @@ def test_claim__several_epochs_in_one_call(market, token, workers, verified_work
     assert token.balanceOf(w) == sum(expected)
 
 
-def test_claim__halving_visible_across_boundary(market, token, worker, verified_work, goto_epoch):
+def test_claim__halving_visible_across_boundary(
+    market, token, worker, verified_work, goto_claimable
+):
     start = market.current_epoch()
     boundary = (start // HALVING_EPOCHS + 1) * HALVING_EPOCHS
     before = verified_work([(worker, 10)], epoch=boundary - 1)
     after = verified_work([(worker, 10)], epoch=boundary)
     assert (before, after) == (boundary - 1, boundary)
-    goto_epoch(boundary + 1)
+    goto_claimable(before, after)
     tx = market.claim([before, after], sender=worker)
     amounts = [ev.amount for ev in tx.decode_logs(market.RewardClaimed)]
     halvings = boundary // HALVING_EPOCHS
@@ -194,11 +217,13 @@ def test_claim__halving_visible_across_boundary(market, token, worker, verified_
     assert amounts[1] * 2 == amounts[0]
 
 
-def test_claim__after_schedule_end__mints_nothing(market, token, worker, verified_work, goto_epoch):
+def test_claim__after_schedule_end__mints_nothing(
+    market, token, worker, verified_work, goto_claimable
+):
     epoch = verified_work([(worker, 10)], epoch=LAST_EPOCH + 1)
     assert epoch == LAST_EPOCH + 1
     assert market.pending_reward(worker, epoch) == 0
-    goto_epoch(epoch + 1)
+    goto_claimable(epoch)
     tx = market.claim([epoch], sender=worker)
     [ev] = tx.decode_logs(market.RewardClaimed)
     assert (ev.work_units, ev.amount) == (10, 0)
@@ -237,10 +262,10 @@ def test_claim__empty__reverts(market, worker, ledger):
     state.assert_unchanged()
 
 
-def test_claim__while_paused__works(market, deployer, token, worker, verified_work, goto_epoch):
+def test_claim__while_paused__works(market, deployer, token, worker, verified_work, goto_claimable):
     epoch = verified_work([(worker, 10)])
     market.pause(sender=deployer)
-    goto_epoch(epoch + 1)
+    goto_claimable(epoch)
     market.claim([epoch], sender=worker)
     assert token.balanceOf(worker) == market.epoch_emission(epoch)
 
@@ -258,3 +283,47 @@ def test_claim__work_recorded_at_settlement_epoch(
     assert tx.decode_logs(market.WorkRecorded)[0].epoch == submitted + 3
     assert market.epoch_work(submitted, worker) == 0
     assert market.epoch_work(submitted + 3, worker) == market.job(job_id).work_units
+
+
+# ---------------------------------------------------------------------------
+# The challenge window: an epoch can be claimed once all its verdicts are final
+# ---------------------------------------------------------------------------
+
+
+def test_claim__epoch_in_challenge_window__reverts_until_final(
+    chain, market, token, workers, verified_work, goto_epoch, ledger
+):
+    """A batch settled late in an epoch is still disputable after the epoch ends: the epoch
+    cannot be claimed until `epoch_final_at`, the latest `final_at` of its batches (a later
+    batch pushes it out), and then can without anyone finalizing the batches."""
+    w1, w2 = workers[:2]
+    epoch = market.current_epoch() + 1
+    first = verified_work([(w1, 1)], epoch=epoch)
+    goto_epoch(epoch, offset=EPOCH_LENGTH - 60)
+    second = verified_work([(w2, 3)])
+    assert first == second == epoch
+    final_at = market.epoch_final_at(epoch)
+    assert market.last_final_at() == final_at
+    assert final_at == chain.blocks.head.timestamp + CHALLENGE_WINDOW
+    assert final_at > market.GENESIS() + (epoch + 1) * EPOCH_LENGTH  # into the next epoch
+
+    goto_epoch(epoch + 1)
+    state = ledger()
+    # A reverted claim is mined too (one second per block): the last one lands at final_at - 1.
+    for at in (chain.pending_timestamp, final_at - 2):
+        for i, w in enumerate((w1, w2)):
+            chain.pending_timestamp = at + i
+            with ape.reverts("market: epoch in challenge window"):
+                market.claim([epoch], sender=w)
+    assert chain.blocks.head.timestamp == final_at - 1
+    state.assert_unchanged()
+    assert market.pending_reward(w1, epoch) == expected_reward(epoch, 1, 4)
+
+    chain.pending_timestamp = final_at  # inclusive bound
+    market.claim([epoch], sender=w1)
+    market.claim([epoch], sender=w2)
+    assert token.balanceOf(w1) == expected_reward(epoch, 1, 4)
+    assert token.balanceOf(w2) == expected_reward(epoch, 3, 4)
+    assert market.next_batch_id() == 3
+    assert market.batch_record(1) != bytes(32)  # claimed, though nobody finalized the batches
+    assert market.batch_record(2) != bytes(32)

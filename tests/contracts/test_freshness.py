@@ -14,6 +14,7 @@ from tests.utils.constants import (
     STATUS_OPEN,
     STATUS_PAID,
     VALID,
+    ZERO_ADDRESS,
 )
 
 EXPIRED = "market: signatures expired"
@@ -35,6 +36,7 @@ def test_replayed_invalid__same_result_recommitted__skipped_and_new_bond_kept(
     attest,
     sign,
     relay,
+    finalize,
     ledger,
 ):
     """The attack: slashed, bonded again, the same commitment again; the old INVALID batch,
@@ -44,8 +46,8 @@ def test_replayed_invalid__same_result_recommitted__skipped_and_new_bond_kept(
     first = submit(worker, job_id)
     old = attest(job_id, worker, INVALID)
     old_sigs = sign([old])
-    relay([old], old_sigs)
-    assert market.credited(requester, "0x" + "00" * 20) == MIN_BOND
+    finalize(relay([old], old_sigs))
+    assert market.credited(requester, ZERO_ADDRESS) == MIN_BOND
     bond(worker)
     again = submit(worker, job_id, root=None)  # the same root: the same commitment
     assert again == first
@@ -59,7 +61,9 @@ def test_replayed_invalid__same_result_recommitted__skipped_and_new_bond_kept(
     tx = relay([attest(job_id, worker, VALID)], sign([attest(job_id, worker, VALID)]))
     assert [ev.job_id for ev in tx.decode_logs(market.JobSettled)] == [job_id]
     assert market.job(job_id).status == STATUS_PAID
+    finalize(tx)
     assert market.bonds(worker) == MIN_BOND
+    assert market.credited(requester, ZERO_ADDRESS) == MIN_BOND  # only the first slash
 
 
 def test_attestation__names_another_block__skipped(
@@ -89,7 +93,7 @@ def test_expired_batch__reverts_and_moves_nothing(
     state.assert_unchanged()
     assert market.job(live_job).status == STATUS_OPEN
     # Stretching the expiry is another message: the old signatures recover to strangers.
-    with ape.reverts("market: signer not oracle"):
+    with ape.reverts("oracles: signer not oracle"):
         relay([a], sigs, valid_until=until + 3_600)
     state.assert_unchanged()
 
@@ -104,22 +108,29 @@ def test_batch__settles_up_to_its_last_second(chain, market, worker, live_job, a
 
 
 def test_signature_from_before_joining__has_expired_when_it_would_count(
-    chain, market, deployer, outsider_key, worker, live_job, attest, relay, ledger
+    chain, market, oracle_set, deployer, outsider_key, worker, live_job, attest, relay, ledger
 ):
     """A key signs while it is no oracle; once the owner adds it, that old signature is
     stale: it counted for nothing then and counts for nothing now."""
     a = attest(live_job, worker)
     until = chain.pending_timestamp + SIGNATURE_TTL
     early = sign_settlement(outsider_key, chain.chain_id, market.address, [a], until)
-    with ape.reverts("market: signer not oracle"):
+    with ape.reverts("oracles: signer not oracle"):
         relay([a], [early], valid_until=until)
     chain.pending_timestamp = until + 1
-    market.add_oracle(outsider_key.address, sender=deployer)
-    market.set_threshold(1, sender=deployer)
+    oracle_set.add_oracle(outsider_key.address, sender=deployer)
+    oracle_set.bond(outsider_key.address, value=oracle_set.oracle_bond(), sender=deployer)
+    oracle_set.set_threshold(1, sender=deployer)
     state = ledger(jobs=[live_job])
     with ape.reverts(EXPIRED):
         relay([a], [early], valid_until=until)
     state.assert_unchanged()
+    # Only the expiry stops it: the same key, now a bonded member, signing afresh, counts.
+    fresh_until = chain.pending_timestamp + SIGNATURE_TTL
+    fresh = sign_settlement(outsider_key, chain.chain_id, market.address, [a], fresh_until)
+    tx = relay([a], [fresh], valid_until=fresh_until)
+    assert tx.decode_logs(market.BatchSettled)[0].signers == [outsider_key.address]
+    assert market.job(live_job).status == STATUS_PAID
 
 
 def test_settlement_digest__binds_submission_block_and_expiry(market, worker, live_job, attest):

@@ -1,16 +1,24 @@
 """Stateful property test: random sequences of every user action, invariants after each step.
 
-Hypothesis drives create/submit/settle/refund/cancel/withdraw/claim/bond/unbond/release/
-time-travel across two requesters, four workers and both escrow assets (ETH and an ERC-20).
-After every step:
+Hypothesis drives create/submit/settle/finalize/refund/cancel/withdraw/claim/bond/unbond/
+release/time-travel across two requesters, four workers and both escrow assets (ETH and an
+ERC-20). After every step:
 
 - for each asset, the market's balance == open escrow + free bonds and live submissions'
-  stakes (ETH) + credited balances;
+  stakes (ETH) + credited balances + what settled batches hold until they are final
+  (`pending`);
+- `pending` of each asset is exactly what the batches not yet finalized hold (VALID: escrow in
+  its asset and the stake in ETH; INVALID: the slashed bond in ETH), and each such batch's
+  `batch_record` is the hash of the batch its logs describe;
 - every live stake is 0 or min_bond (one bond per live submission);
-- no job is paid twice (at most one JobSettled per job, ever);
+- no job is paid twice (at most one JobSettled per job, ever, and its escrow credited by at
+  most one finalize); no batch is finalized twice, nor before its `final_at`;
+- finalize credits exactly what its batch holds: escrow to the worker in the job's asset, the
+  stake back to its bond, the slashed bond to the requester in ETH; it moves no funds out;
 - minted supply <= the emission of the epochs that have ended;
 - each epoch's minted total <= that epoch's emission;
-- every claim mints exactly emission * work // total_work, whoever holds bonds or tokens.
+- every claim mints exactly emission * work // total_work, whoever holds bonds or tokens,
+  and only once every verdict settled in the epoch is final.
 
 Each example starts from the same fresh deployment (chain snapshot, restored afterwards).
 """
@@ -34,7 +42,8 @@ from hypothesis.stateful import (
 )
 
 from oracle.protocol.emission import epoch_emission
-from tests.conftest import commitment_of
+from oracle.protocol.settled import SettledBatch
+from tests.conftest import commitment_of, settled_batch
 from tests.utils.constants import (
     EPOCH_LENGTH,
     ETHER,
@@ -68,6 +77,9 @@ def test_protocol_invariants(
             self.snapshot = chain.snapshot()
             self.jobs: list[int] = []
             self.paid: dict[int, int] = defaultdict(int)
+            self.escrow_credited: dict[int, int] = defaultdict(int)  # job -> finalized VALIDs
+            self.finalized: dict[int, int] = defaultdict(int)  # batch id -> finalizations
+            self.batches: dict[int, SettledBatch] = {}  # settled, not yet finalized
             self.minted_by_epoch: dict[int, int] = defaultdict(int)
             self.nonce = 0
             self.live: list[tuple[int, int]] = []  # (job, worker) pairs that were submitted
@@ -91,6 +103,8 @@ def test_protocol_invariants(
             "settle",
             "settle",
             "settle",
+            "finalize",
+            "finalize",
             "travel",
             "travel",
             "refund",
@@ -108,6 +122,8 @@ def test_protocol_invariants(
             if action in ("submit", "refund", "cancel") and not self.jobs:
                 return
             if action == "settle" and not self.live:
+                return
+            if action == "finalize" and not self.batches:
                 return
             getattr(self, action)(data)
 
@@ -197,8 +213,53 @@ def test_protocol_invariants(
             for log in tx.decode_logs(market.JobSettled):
                 self.paid[log.job_id] += 1
                 seen["paid"] += 1
+            batch = settled_batch(market, tx)
+            if batch is not None:
+                assert batch.batch_id not in self.batches
+                self.batches[batch.batch_id] = batch
             seen["slashed"] += len(tx.decode_logs(market.WorkerSlashed))
             seen["skipped"] += len(tx.decode_logs(market.AttestationSkipped))
+
+        def finalize(self, data):
+            # A pending batch, mostly once its window is over (then it must pay exactly what
+            # it holds), sometimes whenever it is drawn (then it may still be in its window,
+            # and the revert must leave state alone).
+            pick = data.draw(st.integers(0, 2**16), label="pick")
+            ids = sorted(self.batches)
+            batch = self.batches[ids[pick % len(ids)]]
+            if data.draw(st.integers(0, 3), label="wait") != 0:
+                chain.pending_timestamp = max(chain.pending_timestamp, batch.final_at)
+            if chain.pending_timestamp < batch.final_at:
+                with pytest.raises(ContractLogicError, match="challenge window running"):
+                    market.finalize(*batch.args(), sender=crew[-1])
+                seen["finalize_early"] += 1
+                return
+            credits: dict[tuple[str, str], int] = defaultdict(int)
+            bonds: dict[str, int] = defaultdict(int)
+            for item in batch.items:
+                if item.verdict == VALID:
+                    credits[item.worker, str(item.asset)] += item.amount
+                    bonds[item.worker] += item.stake
+                    self.escrow_credited[item.job_id] += 1
+                else:
+                    credits[str(market.job(item.job_id).requester), ZERO_ADDRESS] += item.amount
+            before = {k: market.credited(*k) for k in credits}
+            bonds_before = {w: market.bonds(w) for w in bonds}
+            eth_before = chain.provider.get_balance(market.address)
+            usd_before = usd.balanceOf(market)
+            tx = market.finalize(*batch.args(), sender=crew[-1])
+            [ev] = tx.decode_logs(market.BatchFinalized)
+            assert ev.batch_id == batch.batch_id
+            assert {k: market.credited(*k) - v for k, v in before.items()} == credits
+            assert {w: market.bonds(w) - v for w, v in bonds_before.items()} == bonds
+            assert chain.provider.get_balance(market.address) == eth_before
+            assert usd.balanceOf(market) == usd_before
+            del self.batches[batch.batch_id]
+            self.finalized[batch.batch_id] += 1
+            seen["finalized"] += 1
+            # Once is all: the record is gone.
+            with pytest.raises(ContractLogicError, match="no pending batch"):
+                market.finalize(*batch.args(), sender=crew[-1])
 
         def refund(self, data):
             # Mostly a job whose deadline has passed (it may still be in its grace period or
@@ -261,6 +322,16 @@ def test_protocol_invariants(
                 return
             w = claimants[data.draw(st.integers(0, len(claimants) - 1), label="who")]
             epochs = owed[w]
+            # An ended epoch is claimable only once its verdicts are final: early, the claim
+            # reverts; otherwise wait out the window first.
+            final_at = max(market.epoch_final_at(e) for e in epochs)
+            if chain.pending_timestamp < final_at:
+                if data.draw(st.booleans(), label="early"):
+                    with pytest.raises(ContractLogicError, match="epoch in challenge window"):
+                        market.claim(epochs, sender=w)
+                    seen["claim_early"] += 1
+                    return
+                chain.pending_timestamp = final_at
             expected = {
                 e: epoch_emission(INITIAL_EMISSION, HALVING_EPOCHS, e)
                 * market.epoch_work(e, w)
@@ -294,12 +365,32 @@ def test_protocol_invariants(
             owed[ZERO_ADDRESS] += sum(stakes)
             for a in assets:
                 owed[a] += sum(market.credited(x, a) for x in actors)
+                owed[a] += market.pending(a)
             assert chain.provider.get_balance(market.address) == owed[ZERO_ADDRESS]
             assert usd.balanceOf(market) == owed[usd.address]
 
         @invariant()
+        def pending_is_what_open_batches_hold(self):
+            held = {a: 0 for a in assets}
+            for batch in self.batches.values():
+                assert bytes(market.batch_record(batch.batch_id)) == batch.record_hash()
+                for item in batch.items:
+                    if item.verdict == VALID:
+                        held[str(item.asset)] += item.amount
+                        held[ZERO_ADDRESS] += item.stake
+                    else:
+                        held[ZERO_ADDRESS] += item.amount
+            for a in assets:
+                assert market.pending(a) == held[a]
+            for batch_id in self.finalized:
+                assert bytes(market.batch_record(batch_id)) == bytes(32)
+
+        @invariant()
         def paid_at_most_once(self):
             assert all(n <= 1 for n in self.paid.values())
+            assert all(n <= 1 for n in self.escrow_credited.values())
+            assert all(n == 1 for n in self.finalized.values())
+            assert not set(self.finalized) & set(self.batches)
 
         @invariant()
         def supply_within_schedule(self):
@@ -321,5 +412,5 @@ def test_protocol_invariants(
             suppress_health_check=list(HealthCheck),
         ),
     )
-    for what in ("paid", "slashed", "refunded", "claimed"):
+    for what in ("paid", "slashed", "refunded", "claimed", "finalized"):
         assert seen[what] > 0, f"no example reached a {what} step: {dict(seen)}"

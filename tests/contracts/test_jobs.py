@@ -3,6 +3,7 @@
 import ape
 import pytest
 
+from oracle.protocol.dispute_terms import spec_tag
 from tests.utils.constants import (
     ETHER,
     MAX_HORIZON,
@@ -559,3 +560,47 @@ def test_job__ids_are_sequential_per_market(market, requester, other_requester, 
     assert b == a + 1
     assert market.job(a).requester == requester.address
     assert market.job(b).requester == other_requester.address
+
+
+# ---------------------------------------------------------------------------
+# spec tag
+# ---------------------------------------------------------------------------
+
+
+def _salt(chain, block_number: int) -> bytes:
+    return bytes(chain.provider.web3.eth.get_block(block_number)["parentHash"])
+
+
+def test_spec_tag__top_half_of_the_salted_spec_hash(chain, market, requester, spec_hash):
+    tags = []
+    for n in range(3):
+        tx = market.create_job(
+            spec_hash(n),
+            UNITS,
+            ZERO_ADDRESS,
+            AMOUNT,
+            chain.pending_timestamp + 3_600,
+            sender=requester,
+            value=AMOUNT,
+        )
+        job_id = tx.decode_logs(market.JobCreated)[0].job_id
+        tag = market.spec_tag(job_id)
+        assert tag == spec_tag(spec_hash(n), _salt(chain, tx.block_number))
+        assert 0 < tag < 2**128
+        tags.append(tag)
+    assert len(set(tags)) == 3
+    assert market.spec_tag(market.next_job_id()) == 0
+
+
+def test_spec_tag__leaves_every_packed_field_alone(chain, market, requester, spec_hash):
+    # the largest work units beside a tag of 128 bits: every field reads back whole
+    deadline = chain.pending_timestamp + MAX_HORIZON
+    tx = market.create_job(
+        spec_hash(9), 2**64 - 1, ZERO_ADDRESS, AMOUNT, deadline, sender=requester, value=AMOUNT
+    )
+    job_id = tx.decode_logs(market.JobCreated)[0].job_id
+    job = market.job(job_id)
+    assert job.requester == requester.address
+    assert (job.amount, job.work_units, job.deadline) == (AMOUNT, 2**64 - 1, deadline)
+    assert (job.status, job.submissions) == (STATUS_OPEN, 0)
+    assert market.spec_tag(job_id) == spec_tag(spec_hash(9), _salt(chain, tx.block_number))

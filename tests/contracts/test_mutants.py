@@ -8,12 +8,23 @@ M2 `@nonreentrant` removed from `withdraw_bond`: each killed by both
    test_cross_reentrancy__withdraw_bond_callback_calls_withdraw__refused and
    test_cross_reentrancy__withdraw_callback_calls_withdraw_bond__refused, at
    `assert not rw.reentered()` (True: the nested call went through).
-M3 INVALID credits the slashed bond in the job's asset (`credited[requester][asset of job]`
-   instead of ETH): killed by test_invalid_on_token_job__slashed_bond_credited_in_eth_escrow_stays
-   at `credited(requester, ETH) == BOND` (it was 0; the bond sat in the token's column).
+M3 INVALID credits the slashed bond in the job's asset instead of ETH. Since the challenge
+   window the slash is held in `pending` by `settle` and credited by `finalize`, so M3 has two
+   forms: M3a `settle` holds it under the job's asset (`held = _add_payout(held, ..., asset of
+   job, amount, ...)`), M3b `finalize` credits `credited[requester][asset of job]`. Both are
+   killed by test_invalid_on_token_job__slashed_bond_credited_in_eth_escrow_stays: M3a at
+   `pending(ETH) == BOND` (it was 0; the bond sat in the token's column), M3b at
+   `credited(requester, ETH) == BOND` after finalize (it was 0).
 M4 `epoch_total_work[epoch] = total_work` instead of `+=`: killed by
    test_two_batches_in_one_epoch__total_work_adds_up_shares_within_emission at
    `epoch_total_work(epoch) == 7 * UNIT` (it was 6 * UNIT, the second batch alone).
+M5 `settle` sets `epoch_final_at[epoch] = final_at` without the `if final_at > ...` guard, and
+M6 the same for `last_final_at`: `final_at` only grows with time while the challenge window
+   stays, so only a window shortened by `set_parameters` between two batches shows them.
+   Killed by test_shorter_window__epoch_and_market_stay_final_at_the_latest_batch: M5 at
+   `epoch_final_at(epoch) == first.final_at` (and the claim inside the first batch's window
+   went through), M6 at `last_final_at() == first.final_at` (the OracleSet would let an oracle
+   that signed the first batch withdraw its bond while that batch can still be disputed).
 
 Why both cross-function directions kill both M1 and M2: Vyper 0.4 has one lock for every
 `@nonreentrant` function; the outer call takes it and a nested call to a locked function
@@ -26,7 +37,7 @@ test_attacks.py cannot see this: the nested call finds a zeroed balance and fail
 import ape
 import pytest
 
-from tests.conftest import commitment_of
+from tests.conftest import commitment_of, settled_batch
 from tests.utils.constants import (
     EPOCH_LENGTH,
     ETHER,
@@ -39,6 +50,15 @@ from tests.utils.constants import (
 )
 
 AMOUNT = ETHER // 10
+#: `JobMarket.Parameters`, in field order.
+PARAMETERS = (
+    "min_bond",
+    "unbonding_delay",
+    "reveal_window",
+    "refund_grace",
+    "max_horizon",
+    "challenge_window",
+)
 #: A bond no other amount in these tests equals, so a misrouted payment shows.
 BOND = MIN_BOND + 123_456_789
 UNIT = 2 * 64**3
@@ -50,18 +70,20 @@ UNIT = 2 * 64**3
 
 
 @pytest.fixture
-def cross_worker(chain, project, deployer, market, create_job, attest, settle):
+def cross_worker(chain, project, deployer, market, create_job, attest, settle_final):
     """A hostile worker contract owed both ways at once: AMOUNT wei credited for a VALID job
-    and an unbonded bond of BOND wei past its delay, each withdrawable on its own."""
+    (its batch finalized, so the stake is back in the bond) and an unbonded bond of BOND wei
+    past its delay, each withdrawable on its own."""
     rw = project.ReentrantCrossWorker.deploy(market, sender=deployer)
     rw.register(sender=deployer, value=BOND)
     job_id = create_job()
     rw.submit(job_id, commitment_of(rw.address, b"\x01" * 32), sender=deployer)
-    settle([attest(job_id, rw.address)])
+    settle_final([attest(job_id, rw.address)])
     rw.unbond(sender=deployer)
     chain.pending_timestamp += UNBONDING_DELAY
     assert market.credited(rw, ZERO_ADDRESS) == AMOUNT
     assert market.bonds(rw) == BOND
+    assert market.pending(ZERO_ADDRESS) == 0
     assert chain.provider.get_balance(rw.address) == 0
     return rw
 
@@ -130,11 +152,12 @@ def test_cross_reentrancy__withdraw_callback_calls_withdraw_bond__refused(
 
 
 def test_invalid_on_token_job__slashed_bond_credited_in_eth_escrow_stays(
-    chain, market, usd, requester, workers, create_job, bond, submit, attest, settle
+    chain, market, usd, requester, workers, create_job, bond, submit, attest, settle, finalize
 ):
-    """An INVALID verdict on a job escrowed in an ERC-20 credits the slashed ETH bond to the
-    requester in ETH, never in the job's token; the token escrow stays in the open job, and
-    another worker can still win it in the token."""
+    """An INVALID verdict on a job escrowed in an ERC-20 holds the slashed ETH bond as pending
+    ETH and, once the batch is final, credits it to the requester in ETH, never in the job's
+    token; the token escrow stays in the open job, and another worker can still win it in the
+    token."""
     cheat, honest = workers[:2]
     escrow = 40 * ETHER
     job_id = create_job(asset=usd, amount=escrow)
@@ -156,6 +179,15 @@ def test_invalid_on_token_job__slashed_bond_credited_in_eth_escrow_stays(
         BOND,
     )
     assert market.bonds(cheat) == 0
+    # Held in ETH through the challenge window: nothing is credited yet.
+    assert market.pending(ZERO_ADDRESS) == BOND
+    assert market.pending(usd) == 0
+    assert market.credited(requester, ZERO_ADDRESS) == 0
+
+    finalize(tx)
+
+    assert market.pending(ZERO_ADDRESS) == 0
+    assert market.pending(usd) == 0
     assert market.credited(requester, ZERO_ADDRESS) == BOND
     assert market.credited(requester, usd) == 0
     assert market.credited(cheat, ZERO_ADDRESS) == 0
@@ -180,8 +212,11 @@ def test_invalid_on_token_job__slashed_bond_credited_in_eth_escrow_stays(
     # The escrow is still the job's: an honest worker wins it, in the token.
     bond(honest)
     submit(honest, job_id)
-    settle([attest(job_id, honest)])
+    tx = settle([attest(job_id, honest)])
     assert market.job(job_id).status == STATUS_PAID
+    assert market.pending(usd) == escrow
+    finalize(tx)
+    assert market.pending(usd) == 0
     assert market.credited(honest, usd) == escrow
     assert market.credited(honest, ZERO_ADDRESS) == 0
     assert usd.balanceOf(market) == usd_in_market
@@ -219,8 +254,11 @@ def test_two_batches_in_one_epoch__total_work_adds_up_shares_within_emission(
     for w, u in units.items():
         assert market.epoch_work(epoch, w) == u
 
+    # Claimable once the epoch has ended and both batches are past their challenge window.
     chain.pending_timestamp = max(
-        chain.pending_timestamp, market.GENESIS() + (epoch + 1) * EPOCH_LENGTH
+        chain.pending_timestamp,
+        market.GENESIS() + (epoch + 1) * EPOCH_LENGTH,
+        market.epoch_final_at(epoch),
     )
     emission = market.epoch_emission(epoch)
     assert emission == 1_000 * ETHER
@@ -242,3 +280,47 @@ def test_two_batches_in_one_epoch__total_work_adds_up_shares_within_emission(
     assert minted == {w: emission * u // (7 * UNIT) for w, u in units.items()}
     assert sum(minted.values()) == emission - 2
     assert token.totalSupply() == supply_before + emission - 2
+
+
+# ---------------------------------------------------------------------------
+# A challenge window shortened between two batches: the latest final_at stays (M5, M6)
+# ---------------------------------------------------------------------------
+
+
+def test_shorter_window__epoch_and_market_stay_final_at_the_latest_batch(
+    chain, market, deployer, workers, create_job, bond, submit, attest, settle
+):
+    """The owner shortens the challenge window between two batches settled late in one epoch:
+    the second batch is final long before the first, but the epoch (`epoch_final_at`) and the
+    market (`last_final_at`) stay final at the first batch's `final_at`, so the epoch's work,
+    which a dispute of the first batch could still change, is not claimable before it."""
+    w1, w2 = workers[:2]
+    epoch = market.current_epoch() + 1
+    end = market.GENESIS() + (epoch + 1) * EPOCH_LENGTH  # the epoch's end
+    jobs = {}
+    for w in (w1, w2):
+        bond(w)
+        jobs[w] = create_job(deadline=end + 3_600)
+        submit(w, jobs[w])
+    chain.pending_timestamp = max(chain.pending_timestamp, end - 120)
+    first = settled_batch(market, settle([attest(jobs[w1], w1)]))
+    params = {name: getattr(market, name)() for name in PARAMETERS} | {"challenge_window": 60}
+    market.set_parameters(tuple(params[name] for name in PARAMETERS), sender=deployer)
+    second = settled_batch(market, settle([attest(jobs[w2], w2)]))
+    assert first.epoch == second.epoch == epoch
+    assert second.final_at < first.final_at
+    assert end < first.final_at
+
+    assert market.epoch_final_at(epoch) == first.final_at
+    assert market.last_final_at() == first.final_at
+
+    # Past the epoch's end and the second batch's window, inside the first's: no claim yet.
+    chain.pending_timestamp = max(end, second.final_at)
+    assert chain.pending_timestamp < first.final_at
+    for w in (w1, w2):
+        with ape.reverts("market: epoch in challenge window"):
+            market.claim([epoch], sender=w)
+    chain.pending_timestamp = first.final_at
+    market.claim([epoch], sender=w1)
+    market.claim([epoch], sender=w2)
+    assert market.epoch_work(epoch, w1) == market.epoch_work(epoch, w2) == 0

@@ -11,7 +11,9 @@ from oracle.protocol.attestation import (
     settlement_digest,
     sign_settlement,
 )
+from tests.conftest import settled_batch
 from tests.utils.constants import (
+    CHALLENGE_WINDOW,
     ETHER,
     INVALID,
     MIN_BOND,
@@ -47,74 +49,111 @@ def counts(tx, market):
 
 
 def test_settle__valid__pays_worker_and_records_work(
-    chain, market, worker, stranger, create_job, bond, submit, attest, settle
+    chain, market, worker, stranger, create_job, bond, submit, attest, settle, finalize
 ):
     job_id = create_job()
     bond(worker)
     submit(worker, job_id)
     a = attest(job_id, worker, VALID)
     escrow = chain.provider.get_balance(market.address)
+    assert escrow == AMOUNT + MIN_BOND
+    assert market.bonds(worker) == 0  # the whole bond is the submission's stake
     epoch = market.current_epoch()
+    batch_id = market.next_batch_id()
 
     tx = settle([a], sender=stranger)
 
     [settled] = tx.decode_logs(market.JobSettled)
-    assert (settled.job_id, settled.worker, settled.transcript_hash) == (
+    assert (settled.job_id, settled.worker, settled.transcript_hash, settled.stake) == (
         job_id,
         worker.address,
         a.transcript_hash,
+        MIN_BOND,
     )
     [work] = tx.decode_logs(market.WorkRecorded)
     assert (work.epoch, work.worker, work.work_units) == (epoch, worker.address, UNITS)
     [batch] = tx.decode_logs(market.BatchSettled)
     assert batch.digest == settlement_digest(chain.chain_id, market.address, [a], VALID_UNTIL)
-    assert (batch.epoch, batch.settled, batch.slashed, batch.skipped) == (epoch, 1, 0, 0)
+    assert (batch.batch_id, batch.epoch, batch.settled, batch.slashed, batch.skipped) == (
+        batch_id,
+        epoch,
+        1,
+        0,
+        0,
+    )
+    assert batch.final_at == tx.timestamp + CHALLENGE_WINDOW
     assert not tx.decode_logs(market.AttestationSkipped)
     assert not tx.decode_logs(market.WorkerSlashed)
 
+    # Settled: the job is paid and the work recorded at once...
     assert market.job(job_id).status == STATUS_PAID
-    assert market.credited(worker, ZERO_ADDRESS) == AMOUNT
+    assert market.submissions(job_id, worker).commitment == EMPTY
     assert market.epoch_work(epoch, worker) == UNITS
     assert market.epoch_total_work(epoch) == UNITS
-    assert market.bonds(worker) == MIN_BOND  # the bond is untouched
+    # ...but no money moved: the escrow and the stake wait in `pending` for the window.
+    assert market.credited(worker, ZERO_ADDRESS) == 0
+    assert market.bonds(worker) == 0
+    assert market.pending(ZERO_ADDRESS) == AMOUNT + MIN_BOND
+    assert market.next_batch_id() == batch_id + 1
+    assert market.batch_record(batch_id) != EMPTY
+    assert market.epoch_final_at(epoch) == batch.final_at
+    assert market.last_final_at() == batch.final_at
+    assert chain.provider.get_balance(market.address) == escrow
+
+    fin = finalize(tx)
+
+    [ev] = fin.decode_logs(market.BatchFinalized)
+    assert (ev.batch_id, ev.paid, ev.slashed) == (batch_id, 1, 0)
+    assert fin.timestamp == batch.final_at
+    assert market.credited(worker, ZERO_ADDRESS) == AMOUNT
+    assert market.bonds(worker) == MIN_BOND  # the stake is back in the free bond
+    assert market.pending(ZERO_ADDRESS) == 0
+    assert market.batch_record(batch_id) == EMPTY
     # Pull payment: nothing leaves the market until the worker withdraws.
     assert chain.provider.get_balance(market.address) == escrow
     before = worker.balance
     w = market.withdraw(ZERO_ADDRESS, sender=worker)
     assert worker.balance == before + AMOUNT - w.total_fees_paid
+    assert chain.provider.get_balance(market.address) == escrow - AMOUNT
 
 
 def test_settle__valid_erc20_job__credits_the_token(
-    market, usd, worker, create_job, bond, submit, attest, settle
+    market, usd, worker, create_job, bond, submit, attest, settle, finalize
 ):
     job_id = create_job(asset=usd, amount=40 * ETHER)
     bond(worker)
     submit(worker, job_id)
-    settle([attest(job_id, worker)])
+    tx = settle([attest(job_id, worker)])
+    assert market.credited(worker, usd) == 0
+    assert market.pending(usd) == 40 * ETHER
+    assert market.pending(ZERO_ADDRESS) == MIN_BOND  # the stake, in ETH
+    finalize(tx)
     assert market.credited(worker, usd) == 40 * ETHER
     assert market.credited(worker, ZERO_ADDRESS) == 0
+    assert market.bonds(worker) == MIN_BOND
+    assert (market.pending(usd), market.pending(ZERO_ADDRESS)) == (0, 0)
     assert usd.balanceOf(market) == 40 * ETHER
 
 
 def test_settle__one_worker_many_jobs__sums_credit_and_work(
-    market, usd, worker, create_job, bond, submit, attest, settle
+    market, usd, worker, create_job, bond, submit, attest, settle_final
 ):
     jobs = [create_job(units=10), create_job(units=20), create_job(asset=usd, units=30)]
     bond(worker, 3 * MIN_BOND)
     for j in jobs:
         submit(worker, j)
     epoch = market.current_epoch()
-    tx = settle([attest(j, worker) for j in jobs])
+    tx = settle_final([attest(j, worker) for j in jobs])
 
     assert counts(tx, market) == (3, 0, 0)
     assert market.credited(worker, ZERO_ADDRESS) == 2 * AMOUNT
     assert market.credited(worker, usd) == AMOUNT
+    assert market.bonds(worker) == 3 * MIN_BOND
     assert market.epoch_work(epoch, worker) == 60
     assert market.epoch_total_work(epoch) == 60
-    # WorkRecorded is logged once per (worker, asset) payout: here one ETH and one token entry.
+    # WorkRecorded is logged once per worker, summed over its items whatever their asset.
     recorded = tx.decode_logs(market.WorkRecorded)
-    assert {ev.worker for ev in recorded} == {worker.address}
-    assert sorted(ev.work_units for ev in recorded) == [30, 30]
+    assert [(ev.worker, ev.work_units) for ev in recorded] == [(worker.address, 60)]
 
 
 def test_settle__several_workers__one_epoch_total(
@@ -194,13 +233,16 @@ def test_settle__unknown_verdict_in_skipped_item__reverts_whole_batch(
 
 
 def test_settle__invalid__slashes_bond_to_requester(
-    chain, market, requester, worker, create_job, bond, submit, attest, settle
+    chain, market, requester, worker, create_job, bond, submit, attest, settle, finalize
 ):
     job_id = create_job()
     bond(worker, 3 * MIN_BOND)
     submit(worker, job_id)
     a = attest(job_id, worker, INVALID)
     epoch = market.current_epoch()
+    held = chain.provider.get_balance(market.address)
+    assert held == AMOUNT + 3 * MIN_BOND
+    batch_id = market.next_batch_id()
 
     tx = settle([a])
 
@@ -213,30 +255,52 @@ def test_settle__invalid__slashes_bond_to_requester(
         a.transcript_hash,
     )
     assert counts(tx, market) == (0, 1, 0)
+    [batch] = tx.decode_logs(market.BatchSettled)
+    assert (batch.batch_id, batch.final_at) == (batch_id, tx.timestamp + CHALLENGE_WINDOW)
     assert not tx.decode_logs(market.JobSettled)
     assert not tx.decode_logs(market.WorkRecorded)
+    # Settled: the bond is taken from the worker and the submission cleared at once...
     assert market.bonds(worker) == 0
-    assert market.credited(requester, ZERO_ADDRESS) == 3 * MIN_BOND
-    assert market.credited(worker, ZERO_ADDRESS) == 0
     assert market.submissions(job_id, worker).commitment == EMPTY
     job = market.job(job_id)
     assert (job.status, job.submissions, job.amount) == (STATUS_OPEN, 0, AMOUNT)
     assert market.epoch_total_work(epoch) == 0
+    # ...but the requester gets nothing until the batch is final: it waits in `pending`.
+    assert market.credited(requester, ZERO_ADDRESS) == 0
+    assert market.credited(worker, ZERO_ADDRESS) == 0
+    assert market.pending(ZERO_ADDRESS) == 3 * MIN_BOND
+    assert market.batch_record(batch_id) != EMPTY
+    assert chain.provider.get_balance(market.address) == held
+
+    fin = finalize(tx)
+
+    [done] = fin.decode_logs(market.BatchFinalized)
+    assert (done.batch_id, done.paid, done.slashed) == (batch_id, 0, 1)
+    assert market.credited(requester, ZERO_ADDRESS) == 3 * MIN_BOND
+    assert market.credited(worker, ZERO_ADDRESS) == 0
+    assert market.bonds(worker) == 0
+    assert market.pending(ZERO_ADDRESS) == 0
+    assert market.batch_record(batch_id) == EMPTY
+    assert chain.provider.get_balance(market.address) == held
+    before = requester.balance
+    w = market.withdraw(ZERO_ADDRESS, sender=requester)
+    assert requester.balance == before + 3 * MIN_BOND - w.total_fees_paid
+    assert chain.provider.get_balance(market.address) == AMOUNT  # only the open escrow
 
 
 def test_settle__invalid__job_can_then_be_won_by_another_worker(
-    market, workers, create_job, bond, submit, attest, settle
+    market, workers, create_job, bond, submit, attest, settle_final
 ):
     cheat, honest = workers[:2]
     job_id = create_job()
     for w in (cheat, honest):
         bond(w)
     submit(cheat, job_id)
-    settle([attest(job_id, cheat, INVALID)])
+    settle_final([attest(job_id, cheat, INVALID)])
 
     submit(honest, job_id)
     assert market.job(job_id).submissions == 1
-    tx = settle([attest(job_id, honest, VALID)])
+    tx = settle_final([attest(job_id, honest, VALID)])
     assert counts(tx, market) == (1, 0, 0)
     assert market.credited(honest, ZERO_ADDRESS) == AMOUNT
     assert market.credited(cheat, ZERO_ADDRESS) == 0
@@ -276,30 +340,33 @@ def test_settle__invalid__slashed_worker_must_rebond(
 
 
 def test_settle__invalid_only_submission__job_refundable_or_cancellable_at_once(
-    chain, market, requester, worker, create_job, bond, submit, attest, settle
+    chain, market, requester, worker, create_job, bond, submit, attest, settle, finalize
 ):
     deadline = chain.pending_timestamp + 600
     j1, j2 = create_job(deadline=deadline), create_job(deadline=deadline)
     bond(worker, 2 * MIN_BOND)
     submit(worker, j1)
     submit(worker, j2)
-    settle([attest(j1, worker, INVALID), attest(j2, worker, INVALID)])
+    tx = settle([attest(j1, worker, INVALID), attest(j2, worker, INVALID)])
     market.cancel(j1, sender=requester)
     assert market.job(j1).status == STATUS_CANCELLED
     chain.pending_timestamp = deadline + 1  # no grace: no live submission is left
+    assert chain.pending_timestamp < settled_batch(market, tx).final_at  # still in the window
     market.refund(j2, sender=requester)
-    # Second INVALID slashed what was left of the bond: nothing.
+    assert market.credited(requester, ZERO_ADDRESS) == 2 * AMOUNT
+    finalize(tx)
+    # Second INVALID slashed what was left of the bond (nothing) and its own stake.
     assert market.credited(requester, ZERO_ADDRESS) == 2 * MIN_BOND + 2 * AMOUNT
 
 
 def test_settle__invalid_twice_in_one_batch__second_skipped(
-    market, requester, worker, create_job, bond, submit, attest, settle
+    market, requester, worker, create_job, bond, submit, attest, settle_final
 ):
     job_id = create_job()
     bond(worker)
     submit(worker, job_id)
     a = attest(job_id, worker, INVALID)
-    tx = settle([a, a])
+    tx = settle_final([a, a])
     assert counts(tx, market) == (0, 1, 1)
     assert skips(tx, market) == [(job_id, worker.address, SKIP_NO_SUCH_SUBMISSION)]
     assert market.credited(requester, ZERO_ADDRESS) == MIN_BOND
@@ -307,18 +374,19 @@ def test_settle__invalid_twice_in_one_batch__second_skipped(
 
 
 def test_settle__slash_on_one_job__other_valid_job_still_pays(
-    market, requester, worker, create_job, bond, submit, attest, settle
+    market, requester, worker, create_job, bond, submit, attest, settle_final
 ):
     bad, good = create_job(), create_job()
     bond(worker, 2 * MIN_BOND)
     submit(worker, bad)
     submit(worker, good)
-    tx = settle([attest(bad, worker, INVALID), attest(good, worker, VALID)])
+    tx = settle_final([attest(bad, worker, INVALID), attest(good, worker, VALID)])
     assert counts(tx, market) == (1, 1, 0)
     assert market.credited(worker, ZERO_ADDRESS) == AMOUNT
     # The INVALID item took the free bond (0) and its stake; the VALID one's stake came back.
     assert market.credited(requester, ZERO_ADDRESS) == MIN_BOND
     assert market.bonds(worker) == MIN_BOND
+    assert market.pending(ZERO_ADDRESS) == 0
 
 
 # ---------------------------------------------------------------------------
@@ -327,7 +395,7 @@ def test_settle__slash_on_one_job__other_valid_job_still_pays(
 
 
 def test_settle__mixed_batch__settles_slashes_and_skips(
-    market, requester, workers, create_job, bond, submit, attest, settle
+    market, requester, workers, create_job, bond, submit, attest, settle, finalize
 ):
     w1, w2, w3 = workers[:3]
     j1, j2, j3 = create_job(), create_job(), create_job()
@@ -346,6 +414,11 @@ def test_settle__mixed_batch__settles_slashes_and_skips(
         (j3, w3.address, SKIP_WORK_UNITS_MISMATCH),
         (j1, w1.address, SKIP_JOB_NOT_OPEN),
     ]
+    # The record holds the two items applied, not the skipped ones.
+    recorded = settled_batch(market, tx)
+    assert [(i.job_id, i.verdict) for i in recorded.items] == [(j1, VALID), (j2, INVALID)]
+    assert bytes(market.batch_record(recorded.batch_id)) == recorded.record_hash()
+    finalize(recorded)
     assert market.credited(w1, ZERO_ADDRESS) == AMOUNT
     assert market.credited(requester, ZERO_ADDRESS) == MIN_BOND
     assert market.job(j3).status == STATUS_OPEN
@@ -434,7 +507,7 @@ def test_settle__work_units_mismatch_on_invalid__not_slashed(
 
 
 def test_settle__valid_before_invalid_on_same_job__cheater_still_slashed(
-    market, requester, workers, create_job, bond, submit, attest, settle
+    market, requester, workers, create_job, bond, submit, attest, settle_final
 ):
     # Order does not matter: an INVALID verdict on a live submission slashes even after the
     # job was paid earlier in the same batch.
@@ -443,7 +516,7 @@ def test_settle__valid_before_invalid_on_same_job__cheater_still_slashed(
     for w in (honest, cheat):
         bond(w)
         submit(w, job_id)
-    tx = settle([attest(job_id, honest, VALID), attest(job_id, cheat, INVALID)])
+    tx = settle_final([attest(job_id, honest, VALID), attest(job_id, cheat, INVALID)])
     assert counts(tx, market) == (1, 1, 0)
     assert market.bonds(cheat) == 0
     assert market.credited(requester, ZERO_ADDRESS) == MIN_BOND
@@ -452,7 +525,7 @@ def test_settle__valid_before_invalid_on_same_job__cheater_still_slashed(
 
 
 def test_settle__invalid_after_refund__still_slashes(
-    chain, market, requester, worker, create_job, bond, submit, attest, settle
+    chain, market, requester, worker, create_job, bond, submit, attest, settle, finalize
 ):
     job_id = create_job()
     bond(worker)
@@ -461,22 +534,25 @@ def test_settle__invalid_after_refund__still_slashes(
     market.refund(job_id, sender=requester)
     tx = settle([attest(job_id, worker, INVALID)])
     assert tx.decode_logs(market.WorkerSlashed)[0].amount == MIN_BOND
+    assert market.credited(requester, ZERO_ADDRESS) == AMOUNT  # the refund only, so far
+    finalize(tx)
     assert market.credited(requester, ZERO_ADDRESS) == MIN_BOND + AMOUNT
 
 
 def test_settle__invalid_before_valid_on_same_job__both_applied(
-    market, requester, workers, create_job, bond, submit, attest, settle
+    market, requester, workers, create_job, bond, submit, attest, settle_final
 ):
     honest, cheat = workers[:2]
     job_id = create_job()
     for w in (honest, cheat):
         bond(w)
         submit(w, job_id)
-    tx = settle([attest(job_id, cheat, INVALID), attest(job_id, honest, VALID)])
+    tx = settle_final([attest(job_id, cheat, INVALID), attest(job_id, honest, VALID)])
     assert counts(tx, market) == (1, 1, 0)
     assert market.bonds(cheat) == 0
     assert market.credited(requester, ZERO_ADDRESS) == MIN_BOND
     assert market.credited(honest, ZERO_ADDRESS) == AMOUNT
+    assert market.bonds(honest) == MIN_BOND
 
 
 # ---------------------------------------------------------------------------
@@ -517,7 +593,7 @@ def test_settlement_digest__binds_chain_and_market(chain, market, deploy_protoco
 
 
 def test_settle__each_oracle_typed_data_signature_verifies(
-    chain, market, oracles, workers, create_job, bond, submit, attest, settle
+    chain, market, oracles, workers, create_job, bond, submit, attest, settle_final
 ):
     # encode_typed_data signatures from every oracle key verify on-chain, one batch each.
     for i, key in enumerate(oracles):
@@ -530,14 +606,15 @@ def test_settle__each_oracle_typed_data_signature_verifies(
         assert (
             recover_signer(chain.chain_id, market.address, batch, VALID_UNTIL, sig) == key.address
         )
-        settle(batch, keys=[key])
+        tx = settle_final(batch, keys=[key])
+        assert tx.decode_logs(market.BatchSettled)[0].signers == [key.address]
         assert market.credited(w, ZERO_ADDRESS) == AMOUNT
 
 
 def test_settle__multi_item_batch_signed_by_quorum(
-    market, deployer, oracles, workers, create_job, bond, submit, attest, settle
+    market, oracle_set, deployer, oracles, workers, create_job, bond, submit, attest, settle
 ):
-    market.set_threshold(3, sender=deployer)
+    oracle_set.set_threshold(3, sender=deployer)
     jobs = []
     for w in workers[:5]:
         job_id = create_job()
@@ -546,13 +623,15 @@ def test_settle__multi_item_batch_signed_by_quorum(
         jobs.append((job_id, w))
     tx = settle([attest(j, w) for j, w in jobs], keys=oracles[:3])
     assert counts(tx, market) == (5, 0, 0)
+    [batch] = tx.decode_logs(market.BatchSettled)
+    assert batch.signers == [o.address for o in oracles[:3]]
 
 
 @pytest.mark.parametrize("signers", [3, 4, 5])
 def test_settle__threshold_met_or_exceeded__settles(
-    market, deployer, oracles, worker, create_job, bond, submit, attest, settle, signers
+    market, oracle_set, deployer, oracles, worker, create_job, bond, submit, attest, settle, signers
 ):
-    market.set_threshold(3, sender=deployer)
+    oracle_set.set_threshold(3, sender=deployer)
     job_id = create_job()
     bond(worker)
     submit(worker, job_id)
@@ -562,34 +641,50 @@ def test_settle__threshold_met_or_exceeded__settles(
 
 @pytest.mark.parametrize("picks", [(0, 2, 4), (1, 3, 4), (0, 1, 4), (2, 3, 4)])
 def test_settle__signers_with_gaps_in_the_set__settles(
-    market, deployer, oracles, worker, create_job, bond, submit, attest, settle, picks
+    market, oracle_set, deployer, oracles, worker, create_job, bond, submit, attest, settle, picks
 ):
     # The contract walks the sorted set once: members who did not sign are stepped over.
-    market.set_threshold(3, sender=deployer)
+    oracle_set.set_threshold(3, sender=deployer)
     job_id = create_job()
     bond(worker)
     submit(worker, job_id)
-    settle([attest(job_id, worker)], keys=[oracles[i] for i in picks])
+    tx = settle([attest(job_id, worker)], keys=[oracles[i] for i in picks])
     assert market.job(job_id).status == STATUS_PAID
+    # The batch records exactly who signed it.
+    assert tx.decode_logs(market.BatchSettled)[0].signers == [oracles[i].address for i in picks]
 
 
 @pytest.mark.parametrize("signers", [0, 2])
 def test_settle__below_threshold__reverts(
-    market, deployer, oracles, worker, create_job, bond, submit, attest, settle, ledger, signers
+    market,
+    oracle_set,
+    deployer,
+    oracles,
+    worker,
+    create_job,
+    bond,
+    submit,
+    attest,
+    settle,
+    ledger,
+    signers,
 ):
-    market.set_threshold(3, sender=deployer)
+    oracle_set.set_threshold(3, sender=deployer)
     job_id = create_job()
     bond(worker)
     submit(worker, job_id)
     state = ledger(jobs=[job_id])
-    with ape.reverts("market: below threshold"):
+    with ape.reverts("oracles: below threshold"):
         settle([attest(job_id, worker)], keys=oracles[:signers])
     state.assert_unchanged()
 
 
-def test_oracles__sorted_initial_set(market, oracles):
+def test_oracles__sorted_initial_set(market, oracle_set, oracles):
     assert market.oracles() == [o.address for o in oracles]
     assert market.threshold() == 1
+    # The market's views are the OracleSet's.
+    assert oracle_set.oracles() == market.oracles()
+    assert oracle_set.threshold() == market.threshold()
 
 
 # ---------------------------------------------------------------------------
@@ -598,12 +693,15 @@ def test_oracles__sorted_initial_set(market, oracles):
 
 
 def test_withdraw__eth__sends_credit_and_logs(
-    chain, market, worker, create_job, bond, submit, attest, settle
+    chain, market, worker, create_job, bond, submit, attest, settle, finalize
 ):
     job_id = create_job()
     bond(worker)
     submit(worker, job_id)
-    settle([attest(job_id, worker)])
+    tx = settle([attest(job_id, worker)])
+    with ape.reverts("market: nothing to withdraw"):  # nothing is credited before finalize
+        market.withdraw(ZERO_ADDRESS, sender=worker)
+    finalize(tx)
     market_before = chain.provider.get_balance(market.address)
     before = worker.balance
 
@@ -618,12 +716,12 @@ def test_withdraw__eth__sends_credit_and_logs(
 
 
 def test_withdraw__erc20__sends_token(
-    market, usd, worker, create_job, bond, submit, attest, settle
+    market, usd, worker, create_job, bond, submit, attest, settle_final
 ):
     job_id = create_job(asset=usd, amount=12 * ETHER)
     bond(worker)
     submit(worker, job_id)
-    settle([attest(job_id, worker)])
+    settle_final([attest(job_id, worker)])
     tx = market.withdraw(usd, sender=worker)
     [ev] = tx.decode_logs(market.Withdrawn)
     assert (ev.account, ev.asset, ev.amount) == (worker.address, usd.address, 12 * ETHER)
@@ -633,13 +731,15 @@ def test_withdraw__erc20__sends_token(
 
 
 def test_withdraw__disallowed_asset__still_withdrawable(
-    market, deployer, usd, worker, create_job, bond, submit, attest, settle
+    market, deployer, usd, worker, create_job, bond, submit, attest, settle, finalize
 ):
     job_id = create_job(asset=usd, amount=ETHER)
     bond(worker)
     submit(worker, job_id)
     market.set_asset_allowed(usd, False, sender=deployer)
-    settle([attest(job_id, worker)])
+    tx = settle([attest(job_id, worker)])
+    assert market.pending(usd) == ETHER
+    finalize(tx)
     market.withdraw(usd, sender=worker)
     assert usd.balanceOf(worker) == ETHER
 
@@ -671,20 +771,42 @@ def test_withdraw__while_paused__works(market, deployer, requester, create_job):
 
 
 def test_settle__full_oracle_set_of_32__every_position_verifies(
-    market, deployer, oracles, workers, create_job, bond, submit, attest, settle
+    market,
+    oracle_set,
+    deployer,
+    stranger,
+    oracles,
+    workers,
+    create_job,
+    bond,
+    submit,
+    attest,
+    settle,
+    finalize,
+    ledger,
 ):
     extra = [Account.from_key(keccak(text=f"extra oracle {i}")) for i in range(32 - len(oracles))]
     for k in extra:
-        market.add_oracle(k.address, sender=deployer)
+        oracle_set.add_oracle(k.address, sender=deployer)
     keys = sorted([*oracles, *extra], key=lambda k: int(k.address, 16))
     assert market.oracles() == [k.address for k in keys]
-    # The highest signer alone (the signer walk goes to the last slot), then all 32 at once.
     j1, j2 = create_job(), create_job()
     bond(workers[0], 2 * MIN_BOND)
     submit(workers[0], j1)
     submit(workers[0], j2)
-    settle([attest(j1, workers[0])], keys=keys[-1:])
-    market.set_threshold(32, sender=deployer)
+    # A member added but not yet bonded does not count.
+    state = ledger(jobs=[j1])
+    with ape.reverts("oracles: signer not bonded"):
+        settle([attest(j1, workers[0])], keys=extra[:1])
+    state.assert_unchanged()
+    for k in extra:  # anyone may bond an oracle
+        oracle_set.bond(k.address, value=oracle_set.oracle_bond(), sender=stranger)
+    # The highest signer alone (the signer walk goes to the last slot), then all 32 at once.
+    first = settle([attest(j1, workers[0])], keys=keys[-1:])
+    oracle_set.set_threshold(32, sender=deployer)
     tx = settle([attest(j2, workers[0])], keys=keys)
     assert counts(tx, market) == (1, 0, 0)
+    assert tx.decode_logs(market.BatchSettled)[0].signers == [k.address for k in keys]
+    finalize(first)
+    finalize(tx)
     assert market.credited(workers[0], ZERO_ADDRESS) == 2 * AMOUNT
