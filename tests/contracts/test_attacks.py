@@ -730,10 +730,10 @@ def test_reentrancy__withdraw_callback_calls_finalize__each_batch_paid_once(
     finalize,
     target,
 ):
-    """Paid by `withdraw`, the worker re-enters `finalize`. Of a batch already finalized: it
-    reverts (no record left). Of another batch past its window: it goes through, but only
-    credits that batch's escrow once, after `withdraw` zeroed the balance it pays; nothing
-    is paid twice and the market still holds every wei it owes."""
+    """Paid by `withdraw`, the worker re-enters `finalize`, of the batch already finalized or
+    of another one past its window: the reentrancy lock refuses both (a bare revert, no
+    reason), nothing is credited inside `withdraw`, and the other batch then pays once as
+    usual; the market still holds every wei it owes."""
     rw = finalize_reentrant_worker_type.deploy(market, sender=deployer)
     rw.register(sender=deployer, value=2 * MIN_BOND)
     jobs = [create_job(), create_job()]
@@ -754,20 +754,16 @@ def test_reentrancy__withdraw_callback_calls_finalize__each_batch_paid_once(
     tx = rw.withdraw_eth(sender=deployer)
 
     assert rw.attempts() == 1
+    assert not rw.reentered()
+    assert bytes(rw.revert_data()) == b""  # the lock, before any check of the batch
+    assert not tx.decode_logs(market.BatchFinalized)
     assert [ev.amount for ev in tx.decode_logs(market.Withdrawn)] == [AMOUNT]
     assert chain.provider.get_balance(rw.address) == AMOUNT
     assert chain.provider.get_balance(market.address) == market_before - AMOUNT
-    if target == "same_batch":
-        assert not rw.reentered()
-        assert NO_BATCH.encode() in bytes(rw.revert_data())
-        assert market.credited(rw, ZERO_ADDRESS) == 0
-        assert market.bonds(rw) == MIN_BOND
-        finalize(second)  # the other batch pays as usual
-    else:
-        assert rw.reentered()
-        [ev] = tx.decode_logs(market.BatchFinalized)
-        assert ev.batch_id == second.batch_id
-        assert bytes(market.batch_record(second.batch_id)) == bytes(32)
+    assert market.credited(rw, ZERO_ADDRESS) == 0
+    assert market.bonds(rw) == MIN_BOND
+    assert bytes(market.batch_record(second.batch_id)) != bytes(32)
+    finalize(second)  # the other batch pays as usual, outside the callback
     # Either way: the second escrow credited once, both stakes back, each batch paid once.
     assert market.credited(rw, ZERO_ADDRESS) == AMOUNT
     assert market.bonds(rw) == 2 * MIN_BOND
