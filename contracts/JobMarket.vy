@@ -1314,10 +1314,7 @@ def batch_record_hash(
     @param items Its items.
     @return bytes32 The record.
     """
-    items_hash: bytes32 = empty(bytes32)
-    for item: SettledItem in items:
-        items_hash = self._chain_item(items_hash, item)
-    return self._record_hash(batch_id, epoch, final_at, signers, items_hash)
+    return self._record_hash(batch_id, epoch, final_at, signers, self._items_hash(items))
 
 
 @internal
@@ -1325,6 +1322,17 @@ def batch_record_hash(
 def _chain_item(acc: bytes32, item: SettledItem) -> bytes32:
     # One step of the items hash chain (see `batch_record_hash`).
     return keccak256(abi_encode(acc, item))
+
+
+@internal
+@pure
+def _items_hash(items: DynArray[SettledItem, MAX_BATCH]) -> bytes32:
+    # The items hash chain of a batch (see `batch_record_hash`); settle builds
+    # the same chain item by item with `_chain_item`.
+    acc: bytes32 = empty(bytes32)
+    for item: SettledItem in items:
+        acc = self._chain_item(acc, item)
+    return acc
 
 
 @internal
@@ -1346,12 +1354,11 @@ def _check_record(
 ):
     # Reverts unless these are the items and context of a batch not yet
     # final (a finalized or unknown batch has no record).
-    items_hash: bytes32 = empty(bytes32)
-    for item: SettledItem in items:
-        items_hash = self._chain_item(items_hash, item)
     record: bytes32 = self.batch_record[batch_id]
     assert record != empty(bytes32), "market: no pending batch"
-    assert record == self._record_hash(batch_id, epoch, final_at, signers, items_hash), "market: not the batch record"
+    assert record == self._record_hash(
+        batch_id, epoch, final_at, signers, self._items_hash(items)
+    ), "market: not the batch record"
 
 
 @external

@@ -24,19 +24,11 @@ from tests.utils.constants import (
     UNBONDING_DELAY,
     ZERO_ADDRESS,
 )
+from tests.utils.parameters import PARAMETERS, as_struct, current_parameters
 
 NOT_OWNER = "ownable: caller is not the owner"
 YEAR = 365 * 86_400
 MAX_CHALLENGE_WINDOW = 30 * 86_400
-#: The fields of JobMarket.Parameters, in struct order.
-FIELDS = (
-    "min_bond",
-    "unbonding_delay",
-    "reveal_window",
-    "refund_grace",
-    "max_horizon",
-    "challenge_window",
-)
 #: The suite's parameters (tests/utils/constants.py), as the fixture market has them.
 DEFAULTS = {
     "min_bond": MIN_BOND,
@@ -50,15 +42,6 @@ DEFAULTS = {
 
 def address(n):
     return to_checksum_address(keccak(text=f"address {n}")[-20:])
-
-
-def parameters(market) -> dict:
-    """The market's current parameters."""
-    return {f: getattr(market, f)() for f in FIELDS}
-
-
-def as_struct(values: dict) -> tuple:
-    return tuple(values[f] for f in FIELDS)
 
 
 @pytest.fixture
@@ -148,9 +131,9 @@ def test_constructor__sets_parameters_and_wires_oracle_set(
     assert m.owner() == deployer.address
     assert m.pending_owner() == ZERO_ADDRESS
     assert not m.paused()
-    assert parameters(m) == DEFAULTS
+    assert current_parameters(m) == DEFAULTS
     [ev] = m.creation_metadata.receipt.decode_logs(m.UpdateParameters)
-    assert {f: getattr(ev, f) for f in FIELDS} == DEFAULTS
+    assert {f: getattr(ev, f) for f in PARAMETERS} == DEFAULTS
     assert (m.next_job_id(), m.asset_count(), m.assets(0)) == (1, 1, ZERO_ADDRESS)
     assert (m.next_batch_id(), m.last_final_at()) == (1, 0)
     assert m.GENESIS() == chain.blocks.head.timestamp
@@ -480,11 +463,11 @@ GOOD_EXTREMES = [
 
 
 def test_set_parameters__sets_every_field_and_logs(market, deployer):
-    assert parameters(market) == DEFAULTS
+    assert current_parameters(market) == DEFAULTS
     tx = market.set_parameters(as_struct(NEW), sender=deployer)
     [ev] = tx.decode_logs(market.UpdateParameters)
-    assert {f: getattr(ev, f) for f in FIELDS} == NEW
-    assert parameters(market) == NEW
+    assert {f: getattr(ev, f) for f in PARAMETERS} == NEW
+    assert current_parameters(market) == NEW
 
 
 @pytest.mark.parametrize("overrides", GOOD_EXTREMES, ids=lambda o: ",".join(map(str, o.items())))
@@ -492,8 +475,8 @@ def test_set_parameters__extreme_valid_values__accepted(market, deployer, overri
     values = {**NEW, **overrides}
     tx = market.set_parameters(as_struct(values), sender=deployer)
     [ev] = tx.decode_logs(market.UpdateParameters)
-    assert {f: getattr(ev, f) for f in FIELDS} == values
-    assert parameters(market) == values
+    assert {f: getattr(ev, f) for f in PARAMETERS} == values
+    assert current_parameters(market) == values
 
 
 @pytest.mark.parametrize(
@@ -504,7 +487,7 @@ def test_set_parameters__out_of_bounds__reverts_and_changes_nothing(
 ):
     with ape.reverts(reason):
         market.set_parameters(as_struct({**NEW, field: value}), sender=deployer)
-    assert parameters(market) == DEFAULTS
+    assert current_parameters(market) == DEFAULTS
 
 
 @pytest.mark.parametrize(("overrides", "reason"), BAD_RELATIONS)
@@ -513,7 +496,7 @@ def test_set_parameters__windows_inconsistent__reverts_and_changes_nothing(
 ):
     with ape.reverts(reason):
         market.set_parameters(as_struct({**NEW, **overrides}), sender=deployer)
-    assert parameters(market) == DEFAULTS
+    assert current_parameters(market) == DEFAULTS
 
 
 def test_set_parameters__non_owner__reverts(market, deployer, stranger, worker):
@@ -521,13 +504,13 @@ def test_set_parameters__non_owner__reverts(market, deployer, stranger, worker):
     for who in (stranger, worker):
         with ape.reverts(NOT_OWNER):
             market.set_parameters(as_struct(NEW), sender=who)
-    assert parameters(market) == DEFAULTS
+    assert current_parameters(market) == DEFAULTS
     market.accept_ownership(sender=stranger)
     with ape.reverts(NOT_OWNER):
         market.set_parameters(as_struct(NEW), sender=deployer)
-    assert parameters(market) == DEFAULTS
+    assert current_parameters(market) == DEFAULTS
     market.set_parameters(as_struct(NEW), sender=stranger)
-    assert parameters(market) == NEW
+    assert current_parameters(market) == NEW
 
 
 def test_set_parameters__unbonding_delay_applies_to_future_requests_only(

@@ -30,6 +30,7 @@ from tests.utils.constants import (
     VALID_UNTIL,
     ZERO_ADDRESS,
 )
+from tests.utils.parameters import set_parameters
 
 AMOUNT = ETHER // 10
 UNITS = 2 * 64**3
@@ -1028,23 +1029,6 @@ def test_risk__one_bond_backs_one_live_submission(
     assert [ev.amount for ev in tx.decode_logs(market.WorkerSlashed)] == [MIN_BOND] * 3
     assert market.credited(requester, ZERO_ADDRESS) == 2 * MIN_BOND
     assert market.credited(other_requester, ZERO_ADDRESS) == MIN_BOND
-
-
-#: `JobMarket.Parameters`, in field order.
-PARAMETERS = (
-    "min_bond",
-    "unbonding_delay",
-    "reveal_window",
-    "refund_grace",
-    "max_horizon",
-    "challenge_window",
-)
-
-
-def set_parameters(market, owner, **changes):
-    """`set_parameters` with the current values, but for `changes`."""
-    params = {name: getattr(market, name)() for name in PARAMETERS} | changes
-    return market.set_parameters(tuple(params[name] for name in PARAMETERS), sender=owner)
 
 
 def test_unbond__commit_then_unbond__stays_slashable_until_verdict(

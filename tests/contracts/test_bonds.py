@@ -6,28 +6,13 @@ from eth_utils import keccak
 
 from tests.conftest import commitment_of
 from tests.utils.constants import INVALID, MIN_BOND, STATUS_OPEN, UNBONDING_DELAY, ZERO_ADDRESS
+from tests.utils.parameters import set_parameters
 
 EMPTY = b"\x00" * 32
-
-#: `JobMarket.Parameters`, in field order.
-PARAMETERS = (
-    "min_bond",
-    "unbonding_delay",
-    "reveal_window",
-    "refund_grace",
-    "max_horizon",
-    "challenge_window",
-)
 
 
 def commit(worker, n=0):
     return commitment_of(worker.address, keccak(text=f"root {n}"))
-
-
-def set_parameters(market, owner, **changes):
-    """`set_parameters` with the current values, but for `changes`."""
-    params = {name: getattr(market, name)() for name in PARAMETERS} | changes
-    return market.set_parameters(tuple(params[name] for name in PARAMETERS), sender=owner)
 
 
 # ---------------------------------------------------------------------------

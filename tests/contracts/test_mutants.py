@@ -48,17 +48,9 @@ from tests.utils.constants import (
     UNBONDING_DELAY,
     ZERO_ADDRESS,
 )
+from tests.utils.parameters import set_parameters
 
 AMOUNT = ETHER // 10
-#: `JobMarket.Parameters`, in field order.
-PARAMETERS = (
-    "min_bond",
-    "unbonding_delay",
-    "reveal_window",
-    "refund_grace",
-    "max_horizon",
-    "challenge_window",
-)
 #: A bond no other amount in these tests equals, so a misrouted payment shows.
 BOND = MIN_BOND + 123_456_789
 UNIT = 2 * 64**3
@@ -304,8 +296,7 @@ def test_shorter_window__epoch_and_market_stay_final_at_the_latest_batch(
         submit(w, jobs[w])
     chain.pending_timestamp = max(chain.pending_timestamp, end - 120)
     first = settled_batch(market, settle([attest(jobs[w1], w1)]))
-    params = {name: getattr(market, name)() for name in PARAMETERS} | {"challenge_window": 60}
-    market.set_parameters(tuple(params[name] for name in PARAMETERS), sender=deployer)
+    set_parameters(market, deployer, challenge_window=60)
     second = settled_batch(market, settle([attest(jobs[w2], w2)]))
     assert first.epoch == second.epoch == epoch
     assert second.final_at < first.final_at
