@@ -113,6 +113,70 @@ def entry_check_gas(project, deployer) -> dict[str, int]:  # type: ignore[no-unt
     return out
 
 
+def dispute_fixtures(seed: int = 20241205, size: int = 4096) -> dict[str, object]:  # type: ignore[type-arg]
+    """The three disputed jobs at m = n = k = 4096, each as (spec object, result rows' tree,
+    the wrong entry's row of C, and for the blob job the openings of A and B): a seeded int8
+    and a seeded fp32 job (spec version 2: the inputs are the keccak stream, so only row i of
+    C is computed, right except at column j) and an int8 job on blobs. The other rows of C
+    are random bytes: a dispute opens one row."""
+    import numpy as np
+
+    from oracle.compute.keccak_inputs import keccak_lines
+    from oracle.compute.merkle import MerkleTree
+
+    rng = np.random.default_rng(1)
+    i, j = 1234, 2345
+    verify = {"mode": "full"}
+    out: dict[str, object] = {"i": i, "j": j}
+    for dtype in ("int8", "fp32"):
+        width = 1 if dtype == "int8" else 4
+        a_i = keccak_lines(seed, 0, i + 1, size * width)[i]
+        cols = keccak_lines(seed, 1, size, size * width)
+        if dtype == "int8":
+            row = cols.view(np.int8).astype(np.int32) @ a_i.view(np.int8).astype(np.int32)
+            row[j] += 1
+            c_row = row.astype("<i4").tobytes()
+        else:
+
+            def grid(raw):  # type: ignore[no-untyped-def]
+                u = raw.view("<u4") >> np.uint32(8)
+                return (u.view(np.int32) - np.int32(1 << 23)).astype(np.float64) * 2.0**-23
+
+            row = (grid(cols.reshape(-1)).reshape(size, size) @ grid(a_i)).astype(np.float32)
+            row[j] += np.float32(1.0)
+            c_row = row.astype("<f4").tobytes()
+        rows = rng.integers(0, 256, (size, 4 * size), dtype=np.uint8)
+        rows[i] = np.frombuffer(c_row, dtype=np.uint8)
+        tree = MerkleTree.from_rows(rows.tobytes(), size)
+        spec = {"dtype": dtype, "inputs": {"seed": seed}, "k": size, "kind": "matmul"}
+        spec |= {"m": size, "n": size, "verify": verify, "version": 2}
+        out[f"{dtype}_seeded"] = (spec, tree, c_row)
+    a = rng.integers(-128, 128, (size, size), dtype=np.int8)
+    cols8 = rng.integers(-128, 128, (size, size), dtype=np.int8)  # B column-major
+    row = cols8.astype(np.int32) @ a[i].astype(np.int32)
+    row[j] -= 1
+    rows = rng.integers(0, 256, (size, 4 * size), dtype=np.uint8)
+    rows[i] = np.frombuffer(row.astype("<i4").tobytes(), dtype=np.uint8)
+    tree = MerkleTree.from_rows(rows.tobytes(), size)
+    a_tree, b_tree = (
+        MerkleTree.from_rows(a.tobytes(), size),
+        MerkleTree.from_rows(cols8.tobytes(), size),
+    )
+    inputs = {
+        "a": {"blob": "0x" + keccak(a.tobytes()).hex(), "root": "0x" + a_tree.root.hex()},
+        "b": {"blob": "0x" + keccak(cols8.tobytes()).hex(), "root": "0x" + b_tree.root.hex()},
+    }
+    spec = {"dtype": "int8", "inputs": inputs, "k": size, "kind": "matmul", "m": size}
+    spec |= {"n": size, "verify": verify, "version": 1}
+    out["int8_blob"] = (
+        spec,
+        tree,
+        row.astype("<i4").tobytes(),
+        (a[i].tobytes(), a_tree.proof(i), cols8[j].tobytes(), b_tree.proof(j)),
+    )
+    return out
+
+
 def main() -> dict[str, float]:
     from ape import accounts, chain, networks, project
 
@@ -315,6 +379,53 @@ def main() -> dict[str, float]:
         g = gas(market.withdraw(ZERO, sender=w))
         rows.append(("withdraw (ETH)", g, "per call"))
         out["gas_withdraw_eth"] = g
+
+        # Disputes: a VALID verdict on a wrong 4096³ result, refuted by one entry, the job
+        # settled alone (b1) and as one item of a batch of 64 (the batch's items travel in
+        # the dispute's calldata, 256 bytes each).
+        from oracle.protocol.dispute_terms import spec_hash_of, terms_of
+
+        disputes = project.Disputes.at(market.DISPUTES())
+        fx = dispute_fixtures()
+        di, dj = fx["i"], fx["j"]
+        for name in ("int8_seeded", "fp32_seeded", "int8_blob"):
+            spec_obj, tree, c_row = fx[name][:3]  # type: ignore[index]
+            for n in (1, 64):
+                w = workers[0]
+                ctx = market.create_job(
+                    spec_hash_of(spec_obj), 1_000, ZERO, 10**15, deadline(),
+                    sender=requester, value=10**15,
+                )  # fmt: skip
+                job_id = ctx.decode_logs(market.JobCreated)[0].job_id
+                salt = bytes(chain.blocks[ctx.block_number].parent_hash)
+                c = keccak(bytes.fromhex(w.address[2:]) + tree.root)
+                stx = market.submit_result(job_id, c, sender=w)
+                atts = [
+                    Attestation(job_id, w.address, c, stx.block_number, 1_000, 1, keccak(text="t")),
+                    *(prepared_batch(n - 1) if n > 1 else []),
+                ]
+                tx = market.settle(
+                    [a.as_tuple() for a in atts], VALID_UNTIL, signed(atts, 1), sender=deployer
+                )
+                batch = settled_batch(market, tx)
+                assert batch is not None
+                common = (
+                    batch.args(), 0, terms_of(spec_obj), salt, tree.root, di, dj, c_row,
+                    tree.proof(di),
+                )  # fmt: skip
+                if name == "int8_blob":
+                    dtx = disputes.dispute_blob(*common, *fx[name][3], sender=requester)  # type: ignore[index]
+                else:
+                    dtx = disputes.dispute_seeded(*common, sender=requester)
+                assert len(dtx.decode_logs(market.Refuted)) == 1
+                key = f"gas_dispute_{name.replace('_', '_4096_')}" + ("" if n == 1 else "_b64")
+                out[key] = gas(dtx)
+                rows.append(
+                    (f"dispute {name.replace('_', ' ')} 4096³, batch of {n}", gas(dtx), "per tx")
+                )
+                # the refuted worker and the slashed oracle bond again
+                market.register(sender=w, value=1_000 * ETHER)
+                oracle_set.bond(keys[0].address, sender=deployer, value=params.oracle_bond)
 
         e = entry_check_gas(project, deployer)
         rows.append(("entry check, int8 4096³ blob job (not yet a dispute)", e["gas"], "per tx"))

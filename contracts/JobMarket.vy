@@ -1,5 +1,6 @@
 # pragma version ~=0.4.3
 # pragma nonreentrancy off
+# pragma optimize codesize
 """
 @title pouw JobMarket
 @custom:contract-name JobMarket
@@ -48,11 +49,12 @@
         workers of that epoch strictly in proportion to verified work units,
         rounded down. Bonds and token balances never enter the formula.
 @custom:security `threshold` colluding oracles can settle anything: pay any
-                 submitted commitment or slash any submitter. Honest oracles'
-                 verdicts are re-derivable by anyone from public data
-                 (`pouw audit`), which makes such collusion visible, not
-                 impossible (until disputes land: then one honest watcher
-                 within the challenge window suffices for a matmul verdict).
+                 submitted commitment or slash any submitter, except that a
+                 VALID verdict on a wrong matmul result the dispute contract
+                 can refute (`DISPUTES`, `refute`) is undone, and their bonds
+                 taken, if anyone disputes it within the challenge window.
+                 Every verdict is re-derivable by anyone from public data
+                 (`pouw audit`), which makes collusion visible.
                  The owner can rotate oracles and pause new jobs
                  and submissions; it can never move escrow, bonds or credited
                  balances, and pause never blocks refunds, withdrawals,
@@ -65,6 +67,10 @@ from ethereum.ercs import IERC20
 from interfaces import IWorkToken
 
 from interfaces import IOracleSet
+
+from interfaces import IDisputes
+
+from modules import batch_record as records
 
 from snekmate.auth import ownable
 initializes: ownable
@@ -162,21 +168,6 @@ struct SubmissionSlot:
     info: uint256
 
 
-# @dev One verdict of a settled batch as the batch's record holds it until the
-# batch is final. VALID: `amount` of `asset` (the escrow) and `stake` go to the
-# worker at `finalize`. INVALID: `amount` wei (the worker's bond and stake) go
-# to the requester. REFUTED (a disputed VALID): nothing is left to pay.
-struct SettledItem:
-    job_id: uint256
-    worker: address
-    commitment: bytes32
-    verdict: uint8
-    asset: address
-    amount: uint256
-    work_units: uint64
-    stake: uint256
-
-
 # @dev Escrow owed to a worker in one asset, summed over a settle batch, with
 # the stakes its VALID submissions return to its bond.
 struct Payout:
@@ -201,7 +192,7 @@ STATUS_CANCELLED: constant(uint256) = 4
 VERDICT_VALID: constant(uint8) = 1
 VERDICT_INVALID: constant(uint8) = 2
 # @dev A VALID verdict a dispute refuted (only in a batch record).
-VERDICT_REFUTED: constant(uint8) = 3
+VERDICT_REFUTED: constant(uint8) = records.VERDICT_REFUTED
 
 # @dev Reasons given in `AttestationSkipped`.
 SKIP_JOB_NOT_OPEN: constant(uint8) = 1
@@ -261,6 +252,8 @@ SETTLEMENT_TYPEHASH: constant(bytes32) = keccak256(
 
 # @dev The oracle set: who signs, how many, their bonds.
 ORACLES: public(immutable(IOracleSet))
+# @dev The dispute contract: the only caller of `refute`.
+DISPUTES: public(immutable(address))
 # @dev The reward token, minted only here.
 TOKEN: public(immutable(IWorkToken))
 # @dev Timestamp at which epoch 0 starts.
@@ -329,7 +322,7 @@ challenge_window: public(uint256)
 # @dev The id the next settled batch gets; ids start at 1.
 next_batch_id: public(uint256)
 # @dev The record of each settled batch not yet final: keccak256 of its
-# `SettledItem`s and context (see `batch_record_hash`); zero once finalized.
+# `SettledItem`s and context (`records._record_hash`); zero once finalized.
 batch_record: public(HashMap[uint256, bytes32])
 # @dev Escrow, stakes and slashed bonds held by pending batches, per asset (the
 # zero address for ETH).
@@ -429,6 +422,20 @@ event BatchFinalized:
     paid: uint256
     slashed: uint256
 
+# @dev A dispute proved a VALID verdict of batch `batch_id` wrong within its
+# challenge window: the job is open again with its escrow, the epoch lost the
+# work, and the worker's bond and stake (`worker_slashed`) and the signers'
+# oracle bonds (`oracles_slashed`) are credited in ETH, half (rounded down) to
+# `disputer`, the rest to `requester`.
+event Refuted:
+    batch_id: indexed(uint256)
+    job_id: indexed(uint256)
+    worker: indexed(address)
+    disputer: address
+    requester: address
+    worker_slashed: uint256
+    oracles_slashed: uint256
+
 # @dev `settle` added a worker's verified work units to `epoch`, summed over
 # the batch's VALID items (one event per worker).
 event WorkRecorded:
@@ -510,6 +517,7 @@ def __init__(
     initial_emission: uint256,
     halving_epochs: uint256,
     oracle_set: IOracleSet,
+    disputes: address,
     min_bond: uint256,
     unbonding_delay: uint256,
     reveal_window: uint256,
@@ -526,6 +534,7 @@ def __init__(
            non-zero and below 2**128.
     @param halving_epochs Epochs between halvings, in [1, 2**32].
     @param oracle_set The OracleSet, deployed for this market's address.
+    @param disputes The dispute contract, deployed for this market's address.
     @param min_bond Smallest worker bond in wei, in (0, 10**24].
     @param unbonding_delay Seconds from `request_unbond` to `withdraw_bond`.
     @param reveal_window Seconds a worker has to serve a committed result.
@@ -554,6 +563,8 @@ def __init__(
     self.asset_count = 1
     assert staticcall oracle_set.MARKET() == self, "market: oracle set is for another market"
     ORACLES = oracle_set
+    assert staticcall IDisputes(disputes).MARKET() == self, "market: disputes are for another market"
+    DISPUTES = disputes
     self._set_parameters(
         Parameters(
             min_bond=min_bond,
@@ -1179,9 +1190,9 @@ def settle(
                 amount=amount,
                 transcript_hash=a.transcript_hash,
             )
-        items = self._chain_item(
+        items = records._chain_item(
             items,
-            SettledItem(
+            records.SettledItem(
                 job_id=a.job_id,
                 worker=a.worker,
                 commitment=a.commitment,
@@ -1197,7 +1208,7 @@ def settle(
     if settled != 0 or slashed != 0:
         batch_id = self.next_batch_id
         self.next_batch_id = batch_id + 1
-        self.batch_record[batch_id] = self._record_hash(batch_id, epoch, final_at, signers, items)
+        self.batch_record[batch_id] = records._record_hash(batch_id, epoch, final_at, signers, items)
         # Only work a dispute could remove holds the epoch's claims back.
         if settled != 0 and final_at > self.epoch_final_at[epoch]:
             self.epoch_final_at[epoch] = final_at
@@ -1234,7 +1245,7 @@ def finalize(
     epoch: uint256,
     final_at: uint256,
     signers: DynArray[address, MAX_ORACLES],
-    items: DynArray[SettledItem, MAX_BATCH],
+    items: DynArray[records.SettledItem, MAX_BATCH],
 ):
     """
     @notice Pays a settled batch once its challenge window has ended: each
@@ -1261,7 +1272,7 @@ def finalize(
     released_eth: uint256 = 0
     paid: uint256 = 0
     slashed: uint256 = 0
-    for item: SettledItem in items:
+    for item: records.SettledItem in items:
         if item.verdict == VERDICT_VALID:
             found: bool = False
             for k: uint256 in range(len(payouts), bound=MAX_BATCH):
@@ -1294,53 +1305,71 @@ def finalize(
 
 
 @external
-@pure
-def batch_record_hash(
+@nonreentrant
+def refute(
     batch_id: uint256,
+    record: bytes32,
     epoch: uint256,
-    final_at: uint256,
     signers: DynArray[address, MAX_ORACLES],
-    items: DynArray[SettledItem, MAX_BATCH],
-) -> bytes32:
+    item: records.SettledItem,
+    disputer: address,
+):
     """
-    @notice The record a batch is kept under in `batch_record`:
-            keccak256(abi.encode(batch_id, epoch, final_at,
-            keccak256(abi.encode(signers)), h_n)) where h_0 = 0 and
-            h_i = keccak256(abi.encode(h_{i-1}, items[i-1])).
+    @notice Undoes a VALID verdict that a dispute proved wrong. `DISPUTES`
+            only: it has checked the batch against its record, the challenge
+            window and the proof, and hands over the batch's new record (the
+            item marked REFUTED: `finalize` pays it nothing). The job is open
+            again with its escrow (a new worker can take it, or the requester
+            refunds it after the deadline); the epoch loses the item's work
+            units; the worker's free bond and the item's stake, and the bonds
+            of the oracles that signed the batch, are credited in ETH, half
+            (rounded down) to `disputer` and the rest to the job's requester
+            (`Refuted`).
     @param batch_id The batch.
+    @param record Its record with the item refuted.
     @param epoch The epoch it recorded work in.
-    @param final_at When its challenge window ends.
-    @param signers The oracles whose signatures counted.
-    @param items Its items.
-    @return bytes32 The record.
+    @param signers The oracles whose signatures settled it.
+    @param item The refuted item, as it was settled.
+    @param disputer Who proved it wrong.
     """
-    return self._record_hash(batch_id, epoch, final_at, signers, self._items_hash(items))
+    assert msg.sender == DISPUTES, "market: not the dispute contract"
+    self.batch_record[batch_id] = record
+    # The job takes submissions again; the paid one no longer counts.
+    terms: uint256 = self._terms[item.job_id]
+    self._terms[item.job_id] = self._with_submission_removed(self._with_status(terms, STATUS_OPEN))
+    self.pending[item.asset] -= item.amount
+    units: uint256 = convert(item.work_units, uint256)
+    self.epoch_work[epoch][item.worker] -= units
+    self.epoch_total_work[epoch] -= units
+    worker_slashed: uint256 = self.bonds[item.worker] + item.stake
+    self.bonds[item.worker] = 0
+    self.pending[empty(address)] -= item.stake
+    # The oracle set sends the signers' bonds here (`__default__`).
+    oracles_slashed: uint256 = extcall ORACLES.slash(signers)
+    total: uint256 = worker_slashed + oracles_slashed
+    requester: address = self._job_requester(item.job_id)
+    self.credited[disputer][empty(address)] += total // 2
+    self.credited[requester][empty(address)] += total - total // 2
+    log Refuted(
+        batch_id=batch_id,
+        job_id=item.job_id,
+        worker=item.worker,
+        disputer=disputer,
+        requester=requester,
+        worker_slashed=worker_slashed,
+        oracles_slashed=oracles_slashed,
+    )
 
 
-@internal
-@pure
-def _chain_item(acc: bytes32, item: SettledItem) -> bytes32:
-    # One step of the items hash chain (see `batch_record_hash`).
-    return keccak256(abi_encode(acc, item))
-
-
-@internal
-@pure
-def _items_hash(items: DynArray[SettledItem, MAX_BATCH]) -> bytes32:
-    # The items hash chain of a batch (see `batch_record_hash`); settle builds
-    # the same chain item by item with `_chain_item`.
-    acc: bytes32 = empty(bytes32)
-    for item: SettledItem in items:
-        acc = self._chain_item(acc, item)
-    return acc
-
-
-@internal
-@pure
-def _record_hash(
-    batch_id: uint256, epoch: uint256, final_at: uint256, signers: DynArray[address, MAX_ORACLES], items: bytes32
-) -> bytes32:
-    return keccak256(abi_encode(batch_id, epoch, final_at, keccak256(abi_encode(signers)), items))
+@external
+@payable
+def __default__():
+    """
+    @notice Receives slashed oracle bonds from the oracle set; refuses ETH
+            from anyone else (escrow comes in with `create_job`, bonds with
+            `register`).
+    """
+    assert msg.sender == ORACLES.address, "market: unexpected ETH"
 
 
 @internal
@@ -1350,14 +1379,14 @@ def _check_record(
     epoch: uint256,
     final_at: uint256,
     signers: DynArray[address, MAX_ORACLES],
-    items: DynArray[SettledItem, MAX_BATCH],
+    items: DynArray[records.SettledItem, MAX_BATCH],
 ):
     # Reverts unless these are the items and context of a batch not yet
     # final (a finalized or unknown batch has no record).
     record: bytes32 = self.batch_record[batch_id]
     assert record != empty(bytes32), "market: no pending batch"
-    assert record == self._record_hash(
-        batch_id, epoch, final_at, signers, self._items_hash(items)
+    assert record == records._record_hash(
+        batch_id, epoch, final_at, signers, records._items_hash(items, records.NO_ITEM)
     ), "market: not the batch record"
 
 
@@ -1374,26 +1403,6 @@ def settlement_digest(attestations: DynArray[Attestation, MAX_BATCH], valid_unti
     @return bytes32 The digest.
     """
     return self._settlement_digest(attestations, valid_until)
-
-
-@external
-@view
-def oracles() -> DynArray[address, MAX_ORACLES]:
-    """
-    @notice The current oracle set, sorted ascending (`ORACLES.oracles()`).
-    @return DynArray The oracle addresses.
-    """
-    return staticcall ORACLES.oracles()
-
-
-@external
-@view
-def threshold() -> uint256:
-    """
-    @notice Distinct oracle signatures a batch needs (`ORACLES.threshold()`).
-    @return uint256 The threshold.
-    """
-    return staticcall ORACLES.threshold()
 
 
 @external

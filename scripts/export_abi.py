@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-CONTRACTS = ("JobMarket", "OracleSet", "WorkToken")
+CONTRACTS = ("Disputes", "JobMarket", "OracleSet", "WorkToken")
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "oracle" / "abi"
 

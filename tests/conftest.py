@@ -140,6 +140,12 @@ def oracle_set(project, market):
 
 
 @pytest.fixture(scope="session")
+def disputes(project, market):
+    """The market's dispute contract: refutes VALID matmul verdicts by one entry."""
+    return project.Disputes.at(market.DISPUTES())
+
+
+@pytest.fixture(scope="session")
 def market(protocol):
     return protocol[1]
 

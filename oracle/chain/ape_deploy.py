@@ -19,8 +19,8 @@ def deploy_protocol(
     network: str,
     chain_id: int,
 ) -> tuple[Any, Any, Deployment]:
-    """Deploy WorkToken, OracleSet and JobMarket, make the market the only minter, renounce
-    the token, and bond each oracle with ``params.oracle_bond`` (paid by the deployer).
+    """Deploy WorkToken, OracleSet, Disputes and JobMarket, make the market the only minter,
+    renounce the token, and bond each oracle with ``params.oracle_bond`` (paid by the deployer).
 
     After this the token has no owner and exactly one minter (the market), so no one can
     ever mint outside the emission schedule. Returns (token, market, record).
@@ -35,20 +35,24 @@ def deploy_protocol(
         schedule_total(params.initial_emission, params.halving_epochs),
         sender=sender,
     )
-    # The set is made for the market the next transaction creates; the market checks it.
+    # The set and the dispute contract are made for the market the third transaction from
+    # here creates; the market checks both.
+    market_address = create_address(str(sender.address), sender.nonce + 2)
     oracle_set = project.OracleSet.deploy(
-        create_address(str(sender.address), sender.nonce + 1),
+        market_address,
         list(oracles),
         threshold,
         params.oracle_bond,
         sender=sender,
     )
+    disputes = project.Disputes.deploy(market_address, sender=sender)
     market = project.JobMarket.deploy(
         token,
         params.epoch_length,
         params.initial_emission,
         params.halving_epochs,
         oracle_set,
+        disputes,
         params.min_bond,
         params.unbonding_delay,
         params.reveal_window,
@@ -68,9 +72,10 @@ def deploy_protocol(
         market=str(market.address),
         block=int(market.creation_metadata.block) if market.creation_metadata else 0,
         deployer=str(sender.address),
-        oracles=[str(o) for o in market.oracles()],
+        oracles=[str(o) for o in oracle_set.oracles()],
         threshold=threshold,
         params=params.as_dict(),
         oracle_set=str(oracle_set.address),
+        disputes=str(disputes.address),
     )
     return token, market, record

@@ -74,7 +74,14 @@ JOB_EVENTS = (
     "StakeReleased",
 )
 #: Every market event :meth:`Chain.events` can decode (``MARKET_EVENTS`` is its default).
-ALL_EVENTS = (*MARKET_EVENTS, "StakeReleased", "RewardClaimed", "Withdrawn", "Bonded")
+ALL_EVENTS = (
+    *MARKET_EVENTS,
+    "StakeReleased",
+    "RewardClaimed",
+    "Withdrawn",
+    "Bonded",
+    "Refuted",
+)
 #: Job status codes of ``JobMarket.job(id).status``.
 STATUS_OPEN, STATUS_PAID, STATUS_REFUNDED, STATUS_CANCELLED = 1, 2, 3, 4
 
@@ -228,6 +235,7 @@ class Chain:
         self.token = self.w3.eth.contract(
             address=to_checksum_address(deployment.token), abi=artifact("WorkToken")["abi"]
         )
+        self._oracle_set: Any = None
         self._by_topic = {bytes.fromhex(self.market.events[n]().topic[2:]): n for n in ALL_EVENTS}
         events_abi = {e["name"]: e for e in self.market.abi if e["type"] == "event"}
         self._codecs = {n: _EventCodec(events_abi[n]) for n in ALL_EVENTS}
@@ -359,6 +367,16 @@ class Chain:
     def call(self, fn: str, *args: Any) -> Any:
         """A read-only call to the market."""
         return _wrap(f"call {fn}", lambda: getattr(self.market.functions, fn)(*args).call())
+
+    def oracle_set_call(self, fn: str, *args: Any) -> Any:
+        """A read-only call to the market's OracleSet (membership, threshold, oracle bonds)."""
+        if self._oracle_set is None:
+            address = self.deployment.oracle_set or self.call("ORACLES")
+            self._oracle_set = self.w3.eth.contract(
+                address=to_checksum_address(address), abi=artifact("OracleSet")["abi"]
+            )
+        oracle_set = self._oracle_set
+        return _wrap(f"call {fn}", lambda: getattr(oracle_set.functions, fn)(*args).call())
 
     def submission(self, job_id: int, worker: str) -> tuple[bytes, int]:
         """(commitment, block number) of ``worker``'s live submission to ``job_id``."""

@@ -56,7 +56,8 @@ def deploy_with_web3(
     if not 1 <= threshold <= len(oracles):
         raise ValueError(f"threshold must be in [1, {len(oracles)}], got {threshold}")
     oracles = sorted((to_checksum_address(o) for o in oracles), key=lambda a: int(a, 16))
-    tok_art, mkt_art, set_art = artifact("WorkToken"), artifact("JobMarket"), artifact("OracleSet")
+    tok_art, mkt_art = artifact("WorkToken"), artifact("JobMarket")
+    set_art, dis_art = artifact("OracleSet"), artifact("Disputes")
     token_f = w3.eth.contract(abi=tok_art["abi"], bytecode=tok_art["bytecode"])
     cap = schedule_total(params.initial_emission, params.halving_epochs)
     rcpt = _send(
@@ -67,17 +68,28 @@ def deploy_with_web3(
         ),
     )
     token_addr = rcpt["contractAddress"]
-    # The set is made for the market the next transaction creates; the market checks it.
+    # The set and the dispute contract are made for the market the third transaction from
+    # here creates; the market checks both.
     nonce = w3.eth.get_transaction_count(account.address, "pending")
+    market_address = create_address(account.address, nonce + 2)
     set_f = w3.eth.contract(abi=set_art["abi"], bytecode=set_art["bytecode"])
     rcpt = _send(
         w3,
         account,
         set_f.constructor(
-            create_address(account.address, nonce + 1), list(oracles), threshold, params.oracle_bond
+            market_address, list(oracles), threshold, params.oracle_bond
         ).build_transaction({"from": account.address, "gas": 5_000_000}),
     )
     set_addr = rcpt["contractAddress"]
+    dis_f = w3.eth.contract(abi=dis_art["abi"], bytecode=dis_art["bytecode"])
+    rcpt = _send(
+        w3,
+        account,
+        dis_f.constructor(market_address).build_transaction(
+            {"from": account.address, "gas": 8_000_000}
+        ),
+    )
+    disputes_addr = rcpt["contractAddress"]
     market_f = w3.eth.contract(abi=mkt_art["abi"], bytecode=mkt_art["bytecode"])
     rcpt = _send(
         w3,
@@ -88,6 +100,7 @@ def deploy_with_web3(
             params.initial_emission,
             params.halving_epochs,
             set_addr,
+            disputes_addr,
             params.min_bond,
             params.unbonding_delay,
             params.reveal_window,
@@ -128,4 +141,5 @@ def deploy_with_web3(
         threshold=threshold,
         params=params.as_dict(),
         oracle_set=str(set_addr),
+        disputes=str(disputes_addr),
     )

@@ -36,6 +36,8 @@ class Deployment:
     assets: dict[str, str] = field(default_factory=dict)
     #: The OracleSet (membership, threshold, oracle bonds); empty in records from before it.
     oracle_set: str = ""
+    #: The dispute contract (refutes VALID matmul verdicts); empty in records from before it.
+    disputes: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -47,7 +49,7 @@ class Deployment:
 
 def create_address(sender: str, nonce: int) -> str:
     """The address of the contract ``sender`` creates with transaction ``nonce`` (CREATE):
-    the OracleSet is deployed for the market that the next transaction creates."""
+    the OracleSet and the Disputes contract are deployed for the market's address."""
     raw = keccak(rlp.encode([bytes.fromhex(sender.removeprefix("0x")), nonce]))[12:]
     return to_checksum_address(raw)
 

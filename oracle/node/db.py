@@ -39,6 +39,7 @@ from typing import Any
 
 from oracle.exceptions import VerdictConflict
 from oracle.infra.sqlite import SqliteFile
+from oracle.protocol.settled import SettledBatch
 from oracle.protocol.verdict import VerdictKey
 
 __all__ = ["KEEP_BLOCKS", "OracleDB", "StoredVerdict", "Unsettled"]
@@ -217,6 +218,22 @@ class OracleDB(SqliteFile):
                         "UPDATE settled_batches SET state='final' WHERE batch_id=?",
                         (a["batch_id"],),
                     )
+                elif name == "Refuted":
+                    # A dispute refuted the batch's VALID item for this job (there is one:
+                    # a job is paid at most once per batch): finalize now passes it REFUTED.
+                    row = c.execute(
+                        "SELECT batch FROM settled_batches WHERE batch_id=?", (a["batch_id"],)
+                    ).fetchone()
+                    if row is not None:
+                        c.execute(
+                            "UPDATE settled_batches SET batch=? WHERE batch_id=?",
+                            (
+                                SettledBatch.from_json(row[0])
+                                .refuted_job(int(a["job_id"]))
+                                .to_json(),
+                                a["batch_id"],
+                            ),
+                        )
                 elif name in ("JobRefunded", "JobCancelled"):
                     c.execute(
                         "UPDATE verdicts SET onchain='moot' WHERE job_id=? AND verdict=1 "

@@ -30,6 +30,7 @@ FOLLOWED = (
     "JobCancelled",
     "BatchSettled",
     "BatchFinalized",
+    "Refuted",
 )
 
 

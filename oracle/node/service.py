@@ -170,9 +170,10 @@ class OracleNode:
         self.metrics.read_from("checkpoint_block", lambda: self.db.checkpoint() or 0)
         self.metrics.add_rows("db", "rows in the node's SQLite state", self.db.counts)
         oracles: list[str] = sorted(
-            (to_checksum_address(o) for o in chain.call("oracles")), key=lambda a: int(a, 16)
+            (to_checksum_address(o) for o in chain.oracle_set_call("oracles")),
+            key=lambda a: int(a, 16),
         )
-        threshold = int(chain.call("threshold"))
+        threshold = int(chain.oracle_set_call("threshold"))
         reveal_window = int(chain.call("reveal_window"))
         refund_grace = int(chain.call("refund_grace"))
         if account.address not in oracles:

@@ -17,7 +17,7 @@ from oracle.protocol.canonical import canonical_json
 from oracle.protocol.hashing import keccak256
 from oracle.protocol.spec import MatmulSpec, Spec, parse_spec
 
-__all__ = ["matmul_terms", "spec_tag"]
+__all__ = ["matmul_terms", "spec_hash_of", "spec_tag", "terms_of"]
 
 _ZERO = bytes(32)
 
@@ -30,26 +30,41 @@ def matmul_terms(spec: Spec | bytes | str) -> tuple[Any, ...]:
     """``(version, fp32, m, n, k, blobs, seed, a_blob, a_root, b_blob, b_root, verify)`` of a
     matmul spec; :class:`SpecError` for any other kind."""
     parsed = parse_spec(spec)
-    p = parsed.params
-    if not isinstance(p, MatmulSpec):
-        raise SpecError(f"spec.kind: only matmul jobs are disputed on-chain, got {p.kind!r}")
-    data = json.loads(parsed.canonical)
-    verify = canonical_json(data["verify"])
-    blobs = p.a is not None and p.b is not None
+    if not isinstance(parsed.params, MatmulSpec):
+        raise SpecError(
+            f"spec.kind: only matmul jobs are disputed on-chain, got {parsed.params.kind!r}"
+        )
+    return terms_of(json.loads(parsed.canonical))
+
+
+def terms_of(data: dict[str, Any]) -> tuple[Any, ...]:
+    """The terms of a matmul spec given as its JSON object, of any version (the contract
+    writes back whatever version it is given; this parses nothing)."""
+    inputs = data["inputs"]
+    blobs = "a" in inputs
+
+    def hashes(name: str) -> tuple[bytes, bytes]:
+        if not blobs:
+            return _ZERO, _ZERO
+        return _hash_bytes(inputs[name]["blob"]), _hash_bytes(inputs[name]["root"])
+
     return (
         int(data["version"]),
-        p.dtype == "fp32",
-        p.m,
-        p.n,
-        p.k,
+        data["dtype"] == "fp32",
+        int(data["m"]),
+        int(data["n"]),
+        int(data["k"]),
         blobs,
-        0 if blobs else int(p.seed or 0),
-        _hash_bytes(p.a.blob) if p.a is not None else _ZERO,
-        _hash_bytes(p.a.root) if p.a is not None else _ZERO,
-        _hash_bytes(p.b.blob) if p.b is not None else _ZERO,
-        _hash_bytes(p.b.root) if p.b is not None else _ZERO,
-        verify,
+        0 if blobs else int(inputs["seed"]),
+        *hashes("a"),
+        *hashes("b"),
+        canonical_json(data["verify"]),
     )
+
+
+def spec_hash_of(data: dict[str, Any]) -> bytes:
+    """keccak256 of the canonical JSON of a spec object: the spec hash a job is created with."""
+    return keccak256(canonical_json(data))
 
 
 def spec_tag(spec_hash: bytes, salt: bytes) -> int:

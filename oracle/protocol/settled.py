@@ -5,7 +5,7 @@
 (VALID) or ``WorkerSlashed`` (INVALID) per item. ``finalize`` and disputes pass the batch back
 in full; :class:`SettledBatch` rebuilds it from those logs (the VALID items' escrow and work
 units are the job's, read with ``JobMarket.job``) and computes the same record hash as
-``JobMarket.batch_record_hash``.
+``Disputes.batch_record_hash``.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class SettledBatch:
         )
 
     def record_hash(self) -> bytes:
-        """``JobMarket.batch_record_hash`` of this batch."""
+        """``Disputes.batch_record_hash`` of this batch."""
         acc = bytes(32)
         for item in self.items:
             acc = keccak256(encode(("bytes32", *_ITEM_TYPES), (acc, *item.as_tuple())))
@@ -119,6 +119,14 @@ class SettledBatch:
         items = list(self.items)
         items[index] = replace(items[index], verdict=VERDICT_REFUTED)
         return replace(self, items=tuple(items))
+
+    def refuted_job(self, job_id: int) -> SettledBatch:
+        """The batch after a dispute refuted its VALID item for ``job_id`` (``Refuted`` names
+        the job; a batch pays a job at most once); unchanged if it holds none."""
+        for index, item in enumerate(self.items):
+            if item.job_id == job_id and item.verdict == 1:
+                return self.refuted(index)
+        return self
 
     @classmethod
     def from_logs(

@@ -47,7 +47,8 @@ def address(n):
 @pytest.fixture
 def make_set(chain, project, deployer, oracles):
     """Deploy an OracleSet of the suite's oracles for `market`; by default for the address the
-    deployer's next transaction creates, as oracle/chain/ape_deploy.py does."""
+    deployer's transaction after next creates (the Disputes contract comes between), as
+    oracle/chain/ape_deploy.py does."""
 
     def make(market: str | None = None):
         # Ape's contract cache outlives the per-test chain snapshots: the address this
@@ -56,7 +57,7 @@ def make_set(chain, project, deployer, oracles):
         # and fails (eth_abi InvalidPointer) instead of raising the revert; forget it first.
         del chain.contracts[deployer.get_deployment_address()]
         return project.OracleSet.deploy(
-            market or create_address(deployer.address, deployer.nonce + 1),
+            market or create_address(deployer.address, deployer.nonce + 2),
             [o.address for o in oracles],
             1,
             ORACLE_BOND,
@@ -67,13 +68,29 @@ def make_set(chain, project, deployer, oracles):
 
 
 @pytest.fixture
-def deploy_market(chain, project, deployer, token, make_set):
+def make_disputes(chain, project, deployer):
+    """Deploy a Disputes contract for `market`, by default for the address the deployer's
+    next transaction creates."""
+
+    def make(market: str | None = None):
+        del chain.contracts[deployer.get_deployment_address()]
+        return project.Disputes.deploy(
+            market or create_address(deployer.address, deployer.nonce + 1), sender=deployer
+        )
+
+    return make
+
+
+@pytest.fixture
+def deploy_market(chain, project, deployer, token, make_set, make_disputes):
     """Deploy a JobMarket with the suite's parameters, any of them overridden, for a new
-    OracleSet (`make_set()`) unless `oracle_set=` is given. `dry_run=True` runs the
-    deployment as an eth_call instead (see `deploy_reverts`)."""
+    OracleSet (`make_set()`) and Disputes contract (`make_disputes()`) unless `oracle_set=` or
+    `disputes=` is given. `dry_run=True` runs the deployment as an eth_call instead (see
+    `deploy_reverts`)."""
 
     def deploy(dry_run: bool = False, **kw):
         oracle_set = kw.pop("oracle_set", None) or make_set()
+        disputes = kw.pop("disputes", None) or make_disputes()
         del chain.contracts[deployer.get_deployment_address()]
         args = {
             "token": token,
@@ -81,6 +98,7 @@ def deploy_market(chain, project, deployer, token, make_set):
             "initial_emission": INITIAL_EMISSION,
             "halving_epochs": HALVING_EPOCHS,
             "oracle_set": oracle_set,
+            "disputes": disputes,
             **DEFAULTS,
         }
         args.update(kw)
@@ -94,7 +112,7 @@ def deploy_market(chain, project, deployer, token, make_set):
 
 
 @pytest.fixture
-def deploy_reverts(chain, deployer, deploy_market, make_set):
+def deploy_reverts(chain, deployer, deploy_market, make_set, make_disputes):
     """deploy_reverts(reason, **kw): the market's deployment with these arguments reverts
     with `reason`, and sending it creates nothing.
 
@@ -105,11 +123,12 @@ def deploy_reverts(chain, deployer, deploy_market, make_set):
 
     def check(reason: str, **kw):
         oracle_set = kw.pop("oracle_set", None) or make_set()
+        disputes = kw.pop("disputes", None) or make_disputes()
         target = deployer.get_deployment_address()
         with ape.reverts(reason):
-            deploy_market(dry_run=True, oracle_set=oracle_set, **kw)
+            deploy_market(dry_run=True, oracle_set=oracle_set, disputes=disputes, **kw)
         with ape.reverts():
-            deploy_market(oracle_set=oracle_set, **kw)
+            deploy_market(oracle_set=oracle_set, disputes=disputes, **kw)
         assert not chain.provider.get_code(target)
 
     return check
@@ -126,8 +145,9 @@ def test_constructor__sets_parameters_and_wires_oracle_set(
     m = deploy_market()
     s = project.OracleSet.at(m.ORACLES())
     assert s.MARKET() == m.address
-    assert m.oracles() == s.oracles() == [o.address for o in oracles]
-    assert m.threshold() == s.threshold() == 1
+    assert project.Disputes.at(m.DISPUTES()).MARKET() == m.address
+    assert s.oracles() == [o.address for o in oracles]
+    assert s.threshold() == 1
     assert m.owner() == deployer.address
     assert m.pending_owner() == ZERO_ADDRESS
     assert not m.paused()
@@ -230,7 +250,7 @@ def test_constructor__oracle_set_for_another_market__reverts(
         "elsewhere": address("another market"),
         # Made for the market's address, but a transaction slipped in between: the market
         # lands one nonce later.
-        "next_nonce": create_address(deployer.address, deployer.nonce + 1),
+        "next_nonce": create_address(deployer.address, deployer.nonce + 2),
         "deployer": deployer.address,
     }[made_for]
     s = make_set(market_at)
@@ -239,12 +259,32 @@ def test_constructor__oracle_set_for_another_market__reverts(
     deploy_reverts("market: oracle set is for another market", oracle_set=s)
 
 
-def test_constructor__oracle_set_for_this_market__accepted(make_set, deploy_market):
-    # The same path without the mistake: the set is made for the next nonce's address.
+@pytest.mark.parametrize("made_for", ["elsewhere", "next_nonce", "deployer"])
+def test_constructor__disputes_for_another_market__reverts(
+    deployer, make_set, make_disputes, deploy_reverts, made_for
+):
+    # The set is made for the right address; the dispute contract is not.
+    s = make_set(create_address(deployer.address, deployer.nonce + 2 + (made_for == "next_nonce")))
+    market_at = {
+        "elsewhere": address("another market"),
+        # made for where the market would land next, but a transaction slips in between
+        "next_nonce": create_address(deployer.address, deployer.nonce + 1),
+        "deployer": deployer.address,
+    }[made_for]
+    d = make_disputes(market_at)
+    if made_for == "next_nonce":
+        deployer.transfer(deployer, 0)
+    deploy_reverts("market: disputes are for another market", oracle_set=s, disputes=d)
+
+
+def test_constructor__oracle_set_for_this_market__accepted(make_set, make_disputes, deploy_market):
+    # The same path without the mistake: set and disputes are made for the market's address.
     s = make_set()
-    assert deploy_market(dry_run=True, oracle_set=s)  # the dry run returns the market's code
-    m = deploy_market(oracle_set=s)
+    d = make_disputes()
+    assert deploy_market(dry_run=True, oracle_set=s, disputes=d)  # the dry run returns code
+    m = deploy_market(oracle_set=s, disputes=d)
     assert (m.ORACLES(), s.MARKET()) == (s.address, m.address)
+    assert (m.DISPUTES(), d.MARKET()) == (d.address, m.address)
 
 
 # ---------------------------------------------------------------------------

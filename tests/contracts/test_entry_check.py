@@ -208,16 +208,10 @@ def test_refutes_int8_seeded__wrong_entry_only(harness) -> None:
 
 
 def _fp32_rule(bits: int, exact: int, mag: int, k: int) -> bool:
-    """The on-chain rule in exact rationals: c is NaN/Inf, or |c − exact·2^-46| >
-    γ_k·mag·2^-46 with γ_k = k·u/(1 − k·u), u = 2^-24."""
-    from fractions import Fraction
+    """The rule the watcher applies off-chain (oracle/compute/refute.py), on float32 bits."""
+    from oracle.compute.refute import fp32_outside
 
-    c = np.array([bits], dtype="<u4").view(np.float32)[0]
-    if not np.isfinite(c):
-        return True
-    u = Fraction(1, 2**24)
-    gamma = k * u / (1 - k * u)
-    return abs(Fraction(float(c)) - Fraction(exact, 2**46)) > gamma * Fraction(mag, 2**46)
+    return fp32_outside(float(np.array([bits], dtype="<u4").view(np.float32)[0]), exact, mag, k)
 
 
 def test_fp32_outside__equals_the_exact_rule(harness) -> None:

@@ -149,8 +149,9 @@ def test_constructor__extreme_valid_bounds__accepted(deploy_set):
 def test_deployment__market_set_and_bonds_wired(chain, market, oracle_set, oracles):
     assert market.ORACLES() == oracle_set.address
     assert oracle_set.MARKET() == market.address
-    assert market.oracles() == oracle_set.oracles() == [o.address for o in oracles]
-    assert market.threshold() == oracle_set.threshold() == 1
+    assert market.ORACLES() == oracle_set.address
+    assert oracle_set.oracles() == [o.address for o in oracles]
+    assert oracle_set.threshold() == 1
     assert oracle_set.oracle_bond() == ORACLE_BOND
     # The deployer bonded every initial oracle with exactly the minimum.
     assert [oracle_set.bonds(o.address) for o in oracles] == [ORACLE_BOND] * N_ORACLES
@@ -174,7 +175,6 @@ def test_add_oracle__inserts_sorted_and_logs(market, oracle_set, deployer, oracl
     assert [ev.oracle for ev in tx.decode_logs(oracle_set.OracleAdded)] == [outsider_key.address]
     expected = by_value([o.address for o in oracles] + [outsider_key.address])
     assert oracle_set.oracles() == expected
-    assert market.oracles() == expected  # the market forwards the set
     low = "0x0000000000000000000000000000000000000001"
     high = "0xFFfFfFffFFfffFFfFFfFFFFFffFFFffffFfFFFfF"
     oracle_set.add_oracle(high, sender=deployer)
@@ -227,7 +227,7 @@ def test_remove_oracle__removes_and_logs(market, oracle_set, deployer, oracles):
     tx = oracle_set.remove_oracle(oracles[2].address, sender=deployer)
     assert [ev.oracle for ev in tx.decode_logs(oracle_set.OracleRemoved)] == [oracles[2].address]
     expected = [o.address for i, o in enumerate(oracles) if i != 2]
-    assert oracle_set.oracles() == market.oracles() == expected
+    assert oracle_set.oracles() == expected
 
 
 def test_remove_oracle__signatures_stop_counting_bond_stays(
@@ -277,7 +277,7 @@ def test_set_threshold__bounds_and_event(market, oracle_set, deployer, oracles):
     for t in (len(oracles), 1):
         tx = oracle_set.set_threshold(t, sender=deployer)
         assert [ev.threshold for ev in tx.decode_logs(oracle_set.UpdateThreshold)] == [t]
-        assert oracle_set.threshold() == market.threshold() == t
+        assert oracle_set.threshold() == t
     for t in (0, len(oracles) + 1):
         with ape.reverts("oracles: bad threshold"):
             oracle_set.set_threshold(t, sender=deployer)

@@ -223,3 +223,35 @@ def test_worker_jobs__limit__oldest_first_window(tmp_path):
     window = wdb.jobs("new", limit=2)
     assert [j["job_id"] for j in window] == [2, 3]
     assert window[0]["spec_hash"] == b"\x02" * 32 and window[0]["amount"] == 10**12
+
+
+def test_refuted__marks_the_jobs_valid_item_in_the_stored_batch(tmp_path):
+    """A dispute's `Refuted` names (batch, job): the stored batch's VALID item for that job
+    becomes REFUTED, so the record the node passes to `finalize` is the market's new one; the
+    same job's INVALID item in that batch and other batches stay as they were."""
+    from oracle.protocol.settled import VERDICT_REFUTED, SettledBatch, SettledItem
+
+    zero = "0x" + "00" * 20
+
+    def item(job_id: int, verdict: int) -> SettledItem:
+        return SettledItem(job_id, W, C, verdict, zero, 10**16, 64, 10**18)
+
+    batch = SettledBatch(7, 0, 500, (W,), (item(1, 2), item(1, 1), item(2, 1)))
+    other = SettledBatch(8, 0, 500, (W,), (item(1, 1),))
+    db = OracleDB(tmp_path / "o.db")
+    db.record_range(
+        5,
+        b"\x05" * 32,
+        [
+            ("BatchSettled", {"batch_id": 7, "final_at": 500, "_batch": batch.to_json()}),
+            ("BatchSettled", {"batch_id": 8, "final_at": 500, "_batch": other.to_json()}),
+        ],
+    )
+    db.record_range(6, b"\x06" * 32, [("Refuted", {"batch_id": 7, "job_id": 1})])
+    stored = {bid: SettledBatch.from_json(text) for bid, text in db.pending_batches(500)}
+    assert [i.verdict for i in stored[7].items] == [2, VERDICT_REFUTED, 1]
+    assert stored[7].record_hash() == batch.refuted(1).record_hash()
+    assert stored[8] == other
+    # a Refuted for a batch the node never saw changes nothing
+    db.record_range(7, b"\x07" * 32, [("Refuted", {"batch_id": 9, "job_id": 1})])
+    assert {bid for bid, _ in db.pending_batches(500)} == {7, 8}

@@ -1,0 +1,243 @@
+# pragma version ~=0.4.3
+"""
+@title pouw Disputes
+@custom:contract-name Disputes
+@license GNU Affero General Public License v3.0 only
+@notice Refutes a VALID verdict on a matrix product by one entry, in one
+        transaction, while its batch is still in the challenge window.
+
+        A matrix product's entries are independent dot products: to show that
+        a committed result C is wrong it is enough to open one row i of C
+        against the worker's commitment and recompute one entry C[i][j] from
+        row i of A and column j of B. Anyone may call `dispute_seeded` (inputs
+        regenerated on-chain from the job's seed) or `dispute_blob` (rows of
+        the requester's inputs opened against the input roots) with:
+
+        - the batch as `JobMarket.settle` logged it, checked against the
+          market's `batch_record` (`batch_record_hash`), and the index of the
+          VALID item in it;
+        - the job's terms (`spec_terms.MatmulTerms`) and the hash of the block
+          before the one that created the job: their spec hash must give the
+          128-bit tag the market stored (`JobMarket.spec_tag`), so the terms
+          are the job's;
+        - the result's row Merkle root, which with the worker's address must
+          hash to the settled commitment, and row i of C with its proof.
+
+        The entry rule (`entry_check`): int8, C[i][j] != the exact dot
+        product; fp32, C[i][j] outside the error bound of every fp32 summation
+        order (decided in integers). A proof that shows a right entry, a bad
+        opening or anything not matching the record reverts and moves
+        nothing. On success the market undoes the verdict (`JobMarket.refute`):
+        the job is open again with its escrow, the epoch loses the work, and
+        the worker's bond and the signers' oracle bonds go half to the
+        disputer and half to the requester.
+
+        Seeded inputs are the keccak counter-mode stream of spec version 2
+        and later (oracle/compute/keccak_inputs.py); a seeded job of an
+        earlier version is not disputable here. Blob jobs of any version
+        are: the B blob's rows are B's columns (column-major). fp32 blob jobs,
+        MLP and LLM verdicts are not disputable on-chain.
+@custom:security This contract holds no funds and no state; the market trusts
+                 it (and only it) to have checked a refutation, so it is
+                 deployed once with the market and cannot be changed.
+"""
+
+from modules import batch_record as records
+from modules import entry_check
+from modules import spec_terms
+
+
+interface JobMarket:
+    def batch_record(batch_id: uint256) -> bytes32: view
+    def spec_tag(job_id: uint256) -> uint256: view
+    def refute(
+        batch_id: uint256,
+        record: bytes32,
+        epoch: uint256,
+        signers: DynArray[address, records.MAX_ORACLES],
+        item: records.SettledItem,
+        disputer: address,
+    ): nonpayable
+
+
+# @dev A settled batch as `JobMarket.settle` logged it (`BatchSettled` and
+# its items in log order, earlier refutations marked).
+struct Batch:
+    batch_id: uint256
+    epoch: uint256
+    final_at: uint256
+    signers: DynArray[address, records.MAX_ORACLES]
+    items: DynArray[records.SettledItem, records.MAX_BATCH]
+
+
+# @dev The verdict a dispute can refute.
+VERDICT_VALID: constant(uint8) = 1
+# @dev The first spec version whose seeded inputs are the keccak stream.
+KECCAK_INPUTS_VERSION: constant(uint256) = 2
+
+# @dev The market whose verdicts this contract refutes.
+MARKET: public(immutable(JobMarket))
+
+
+# @dev A dispute proved entry (`row`, `col`) of the result settled as item
+# `index` of batch `batch_id` wrong; the market logged `Refuted` with the
+# money it moved.
+event EntryRefuted:
+    batch_id: indexed(uint256)
+    job_id: indexed(uint256)
+    disputer: indexed(address)
+    index: uint256
+    row: uint256
+    col: uint256
+
+
+@deploy
+def __init__(market: address):
+    """
+    @notice Deploys the dispute contract for the market that will be
+            deployed at `market` (the market checks it).
+    @param market The market's address.
+    """
+    MARKET = JobMarket(market)
+
+
+@external
+def dispute_seeded(
+    batch: Batch,
+    index: uint256,
+    terms: spec_terms.MatmulTerms,
+    salt: bytes32,
+    c_root: bytes32,
+    i: uint256,
+    j: uint256,
+    c_row: Bytes[16384],
+    c_proof: DynArray[bytes32, 64],
+):
+    """
+    @notice Refutes item `index` of `batch`, a VALID verdict on a seeded
+            matmul job, by entry C[i][j]: rows of A and columns of B are
+            regenerated from the seed. Reverts, moving nothing, unless the
+            batch is in its challenge window, the item is VALID, the terms
+            are the job's, `c_root` is the worker's committed root, `c_row`
+            opens it as row i, and C[i][j] breaks the entry rule.
+    @param batch The batch, as settled (earlier refutations marked).
+    @param index The item.
+    @param terms The job's terms (seeded, spec version 2 or later).
+    @param salt The hash of the block before the one that created the job.
+    @param c_root The Merkle root of the worker's result rows.
+    @param i The entry's row.
+    @param j The entry's column.
+    @param c_row Row i of C as stored (n little-endian int32 or float32).
+    @param c_proof Its Merkle proof.
+    """
+    item: records.SettledItem = self._check(batch, index, terms, salt, c_root)
+    assert not terms.blobs, "disputes: blob inputs (dispute_blob)"
+    assert terms.version >= KECCAK_INPUTS_VERSION, "disputes: seeded inputs of this version are not regenerable"
+    refuted: bool = False
+    if terms.fp32:
+        refuted = entry_check._refutes_fp32_seeded(
+            c_root, terms.seed, terms.m, terms.n, terms.k, i, j, c_row, c_proof
+        )
+    else:
+        refuted = entry_check._refutes_int8_seeded(
+            c_root, terms.seed, terms.m, terms.n, terms.k, i, j, c_row, c_proof
+        )
+    assert refuted, "disputes: the entry is right"
+    self._refute(batch, index, item, i, j)
+
+
+@external
+def dispute_blob(
+    batch: Batch,
+    index: uint256,
+    terms: spec_terms.MatmulTerms,
+    salt: bytes32,
+    c_root: bytes32,
+    i: uint256,
+    j: uint256,
+    c_row: Bytes[16384],
+    c_proof: DynArray[bytes32, 64],
+    a_row: Bytes[4096],
+    a_proof: DynArray[bytes32, 64],
+    b_col: Bytes[4096],
+    b_proof: DynArray[bytes32, 64],
+):
+    """
+    @notice Refutes item `index` of `batch`, a VALID verdict on an int8
+            matmul job with blob inputs, by entry C[i][j]: row i of A and
+            column j of B (row j of the column-major B blob) are opened
+            against the input roots of the job's spec. Reverts, moving
+            nothing, on the same conditions as `dispute_seeded`, or if an
+            input row does not open its root.
+    @param batch The batch, as settled (earlier refutations marked).
+    @param index The item.
+    @param terms The job's terms (int8, blob inputs).
+    @param salt The hash of the block before the one that created the job.
+    @param c_root The Merkle root of the worker's result rows.
+    @param i The entry's row.
+    @param j The entry's column.
+    @param c_row Row i of C as stored (n little-endian int32).
+    @param c_proof Its Merkle proof.
+    @param a_row Row i of A (k signed bytes).
+    @param a_proof Its proof against A's root.
+    @param b_col Column j of B (k signed bytes).
+    @param b_proof Its proof against B's root.
+    """
+    item: records.SettledItem = self._check(batch, index, terms, salt, c_root)
+    assert terms.blobs, "disputes: seeded inputs (dispute_seeded)"
+    assert not terms.fp32, "disputes: fp32 blob jobs are not disputable on-chain"
+    assert len(a_row) == terms.k and len(b_col) == terms.k, "disputes: input rows are not k long"
+    assert entry_check._refutes_int8(
+        c_root, terms.a_root, terms.b_root, terms.m, terms.n, i, j, c_row, c_proof, a_row, a_proof, b_col, b_proof
+    ), "disputes: the entry is right"
+    self._refute(batch, index, item, i, j)
+
+
+@external
+@pure
+def batch_record_hash(batch: Batch) -> bytes32:
+    """
+    @notice The record the market keeps of a batch (`JobMarket.batch_record`):
+            keccak256(abi.encode(batch_id, epoch, final_at,
+            keccak256(abi.encode(signers)), h_n)) where h_0 = 0 and
+            h_i = keccak256(abi.encode(h_{i-1}, items[i-1])).
+    @param batch The batch.
+    @return bytes32 The record.
+    """
+    return records._record_hash(
+        batch.batch_id, batch.epoch, batch.final_at, batch.signers, records._items_hash(batch.items, records.NO_ITEM)
+    )
+
+
+@internal
+@view
+def _check(
+    batch: Batch, index: uint256, terms: spec_terms.MatmulTerms, salt: bytes32, c_root: bytes32
+) -> records.SettledItem:
+    # The checks every dispute shares: the batch is the market's record and in
+    # its window, the item is VALID, the terms are the job's and `c_root` is
+    # what the worker committed to. Returns the item.
+    record: bytes32 = staticcall MARKET.batch_record(batch.batch_id)
+    assert record != empty(bytes32), "disputes: no pending batch"
+    assert record == records._record_hash(
+        batch.batch_id, batch.epoch, batch.final_at, batch.signers, records._items_hash(batch.items, records.NO_ITEM)
+    ), "disputes: not the batch record"
+    assert block.timestamp < batch.final_at, "disputes: challenge window over"
+    assert index < len(batch.items), "disputes: no such item"
+    item: records.SettledItem = batch.items[index]
+    assert item.verdict == VERDICT_VALID, "disputes: not a VALID verdict"
+    spec_hash: bytes32 = spec_terms._matmul_spec_hash(terms)
+    tag: uint256 = convert(keccak256(concat(spec_hash, salt)), uint256) >> 128
+    assert tag == staticcall MARKET.spec_tag(item.job_id), "disputes: not the job's terms"
+    assert keccak256(concat(convert(item.worker, bytes20), c_root)) == item.commitment, "disputes: not the committed root"
+    return item
+
+
+@internal
+def _refute(batch: Batch, index: uint256, item: records.SettledItem, i: uint256, j: uint256):
+    # The market undoes the verdict; its record gets the item marked REFUTED.
+    record: bytes32 = records._record_hash(
+        batch.batch_id, batch.epoch, batch.final_at, batch.signers, records._items_hash(batch.items, index)
+    )
+    log EntryRefuted(batch_id=batch.batch_id, job_id=item.job_id, disputer=msg.sender, index=index, row=i, col=j)
+    extcall MARKET.refute(batch.batch_id, record, batch.epoch, batch.signers, item, msg.sender)

@@ -1,0 +1,466 @@
+"""Disputes.vy with the JobMarket's `refute` (issue 15): a VALID verdict on a wrong matrix
+product is refuted by one entry in one transaction while its batch is in the challenge window.
+
+Every dispute here is a real one: the inputs are the job's (the keccak stream of spec version 2
+for seeded jobs, Merkle-committed blobs otherwise), the worker's result is their product with one
+entry changed (or not, for a frivolous dispute), and the proof opens the worker's committed
+root. A refutation is checked to the wei: the worker's bond and stake and the signers' oracle
+bonds, half to the disputer and half to the requester; the escrow back in the open job; the
+epoch's work gone; the books of the market balanced. A dispute that fails moves nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import ape
+import numpy as np
+import pytest
+from eth_utils import keccak
+
+from oracle.compute.keccak_inputs import keccak_matmul_inputs
+from oracle.compute.merkle import MerkleTree, leaf_hash
+from oracle.protocol.dispute_terms import spec_hash_of, terms_of
+from tests.conftest import commitment_of, settled_batch
+from tests.utils.constants import (
+    ETHER,
+    MIN_BOND,
+    ORACLE_BOND,
+    STATUS_OPEN,
+    STATUS_PAID,
+    STATUS_REFUNDED,
+    ZERO_ADDRESS,
+)
+
+AMOUNT = ETHER // 10
+UNITS = 2 * 8 * 16 * 40
+VERIFY = {"mode": "full"}
+ZERO32 = bytes(32)
+
+
+@dataclass
+class Job:
+    """A matmul job as a dispute sees it: terms, salt, inputs and the worker's result rows."""
+
+    job_id: int
+    terms: tuple[Any, ...]
+    salt: bytes
+    a: np.ndarray
+    b: np.ndarray  # k×n
+    rows: list[bytes]  # the worker's C, row by row, as stored
+
+    @property
+    def tree(self) -> MerkleTree:
+        return MerkleTree.from_leaves([leaf_hash(i, r) for i, r in enumerate(self.rows)])
+
+    @property
+    def root(self) -> bytes:
+        return self.tree.root
+
+    def opening(self, i: int) -> tuple[bytes, list[bytes]]:
+        return self.rows[i], self.tree.proof(i)
+
+    def a_opening(self, i: int) -> tuple[bytes, list[bytes]]:
+        rows = [r.tobytes() for r in self.a]
+        return rows[i], MerkleTree.from_leaves([leaf_hash(t, r) for t, r in enumerate(rows)]).proof(
+            i
+        )
+
+    def b_opening(self, j: int) -> tuple[bytes, list[bytes]]:
+        cols = [c.tobytes() for c in np.ascontiguousarray(self.b.T)]
+        return cols[j], MerkleTree.from_leaves([leaf_hash(t, c) for t, c in enumerate(cols)]).proof(
+            j
+        )
+
+
+def _root(lines: list[Any]) -> bytes:
+    return MerkleTree.from_leaves([leaf_hash(i, bytes(r)) for i, r in enumerate(lines)]).root
+
+
+def seeded_terms(m, n, k, seed, dtype="int8", version=2) -> tuple[bytes, tuple[Any, ...]]:
+    """(spec hash, MatmulTerms) of a seeded matmul spec."""
+    body = {"dtype": dtype, "inputs": {"seed": seed}, "k": k, "kind": "matmul", "m": m, "n": n}
+    spec = {**body, "verify": VERIFY, "version": version}
+    return spec_hash_of(spec), terms_of(spec)
+
+
+def blob_terms(a: np.ndarray, b: np.ndarray) -> tuple[bytes, tuple[Any, ...]]:
+    """(spec hash, MatmulTerms) of an int8 matmul on blobs: A by rows, B by columns."""
+    (m, k), n = a.shape, b.shape[1]
+    cols = np.ascontiguousarray(b.T)
+    inputs = {
+        name: {"blob": "0x" + keccak(x.tobytes()).hex(), "root": "0x" + _root(list(x)).hex()}
+        for name, x in (("a", a), ("b", cols))
+    }
+    spec = {"dtype": "int8", "inputs": inputs, "k": k, "kind": "matmul", "m": m, "n": n}
+    spec |= {"verify": VERIFY, "version": 1}
+    return spec_hash_of(spec), terms_of(spec)
+
+
+def result_rows(c: np.ndarray) -> list[bytes]:
+    dtype = "<f4" if c.dtype == np.float32 else "<i4"
+    return [r.astype(dtype).tobytes() for r in c]
+
+
+@pytest.fixture
+def post(chain, market, requester):
+    """post(spec_hash) -> (job id, salt): an ETH job, and the hash its spec tag is salted with."""
+
+    def post_(spec_hash: bytes) -> tuple[int, bytes]:
+        tx = market.create_job(
+            spec_hash,
+            UNITS,
+            ZERO_ADDRESS,
+            AMOUNT,
+            chain.pending_timestamp + 3_600,
+            sender=requester,
+            value=AMOUNT,
+        )
+        salt = bytes(chain.blocks[tx.block_number].parent_hash)
+        return tx.decode_logs(market.JobCreated)[0].job_id, salt
+
+    return post_
+
+
+@pytest.fixture
+def settled(market, oracles, worker, bond, post, attest, settle):
+    """settled(spec_hash, terms, a, b, c) -> (Job, batch): posted, committed by `worker` (bond
+    2 * MIN_BOND: one stake, one free) and settled VALID by the first two oracles."""
+
+    def settled_(spec_hash, terms, a, b, c):
+        job_id, salt = post(spec_hash)
+        job = Job(job_id, terms, salt, a, b, result_rows(c))
+        bond(worker, 2 * MIN_BOND)
+        market.submit_result(job_id, commitment_of(worker, job.root), sender=worker)
+        tx = settle([attest(job_id, worker)], keys=oracles[:2])
+        return job, settled_batch(market, tx)
+
+    return settled_
+
+
+def seeded_job(m=8, n=16, k=40, seed=7, dtype="int8", wrong=(3, 5)):
+    spec_hash, terms = seeded_terms(m, n, k, seed, dtype)
+    a, b = keccak_matmul_inputs(seed, m, n, k, dtype)
+    exact = dtype == "int8"
+    c = a.astype(np.int32) @ b.astype(np.int32) if exact else (a @ b).astype(np.float32)
+    if wrong is not None:
+        c[wrong] += 1 if dtype == "int8" else np.float32(0.5)
+    return spec_hash, terms, a, b, c
+
+
+def dispute(disputes, job, batch, i, j, sender, index=0, **over):
+    c_row, c_proof = job.opening(i)
+    args = {
+        "terms": job.terms,
+        "salt": job.salt,
+        "c_root": job.root,
+        "c_row": c_row,
+        "c_proof": c_proof,
+    } | over
+    return disputes.dispute_seeded(
+        batch.args(),
+        index,
+        args["terms"],
+        args["salt"],
+        args["c_root"],
+        i,
+        j,
+        args["c_row"],
+        args["c_proof"],
+        sender=sender,
+    )
+
+
+def books_balance(chain, market, oracle_set, jobs, people) -> None:
+    """The market's ETH is open escrow + free bonds + credited + pending, to the wei."""
+    held = market.pending(ZERO_ADDRESS)
+    for j in jobs:
+        job = market.job(j)
+        if job.status == STATUS_OPEN:
+            held += job.amount
+    for p in people:
+        held += market.bonds(p) + market.credited(p, ZERO_ADDRESS)
+    assert chain.provider.get_balance(market.address) == held
+
+
+# ---------------------------------------------------------------------------
+# refuting a VALID verdict
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["int8", "fp32"])
+def test_dispute_seeded__wrong_entry__refutes_to_the_wei(
+    chain, market, oracle_set, disputes, oracles, worker, requester, stranger, settled, dtype
+):
+    job, batch = settled(*seeded_job(dtype=dtype))
+    epoch = batch.epoch
+    signers = [o.address for o in oracles[:2]]
+    assert list(batch.signers) == signers
+    assert market.epoch_work(epoch, worker) == UNITS
+    assert market.pending(ZERO_ADDRESS) == AMOUNT + MIN_BOND
+    set_balance = chain.provider.get_balance(oracle_set.address)
+
+    tx = dispute(disputes, job, batch, 3, 5, stranger)
+
+    worker_slashed, oracles_slashed = 2 * MIN_BOND, 2 * ORACLE_BOND
+    [ev] = tx.decode_logs(market.Refuted)
+    assert (ev.batch_id, ev.job_id, ev.worker, ev.disputer, ev.requester) == (
+        batch.batch_id,
+        job.job_id,
+        worker.address,
+        stranger.address,
+        requester.address,
+    )
+    assert (ev.worker_slashed, ev.oracles_slashed) == (worker_slashed, oracles_slashed)
+    [entry] = tx.decode_logs(disputes.EntryRefuted)
+    assert (entry.job_id, entry.index, entry.row, entry.col) == (job.job_id, 0, 3, 5)
+    total = worker_slashed + oracles_slashed
+    assert market.credited(stranger, ZERO_ADDRESS) == total // 2
+    assert market.credited(requester, ZERO_ADDRESS) == total - total // 2
+    assert market.bonds(worker) == 0
+    assert [oracle_set.bonds(s) for s in signers] == [0, 0]
+    assert oracle_set.bonds(oracles[2].address) == ORACLE_BOND  # did not sign: untouched
+    assert chain.provider.get_balance(oracle_set.address) == set_balance - oracles_slashed
+    # The escrow is back in the open job; the epoch lost the work; nothing pending is left.
+    j = market.job(job.job_id)
+    assert (j.status, j.amount, j.submissions) == (STATUS_OPEN, AMOUNT, 0)
+    assert market.epoch_work(epoch, worker) == market.epoch_total_work(epoch) == 0
+    assert market.pending(ZERO_ADDRESS) == 0
+    assert bytes(market.batch_record(batch.batch_id)) == batch.refuted(0).record_hash()
+    books_balance(chain, market, oracle_set, [job.job_id], [worker, stranger, requester])
+
+
+def test_dispute_blob__wrong_entry__refutes(
+    chain, market, oracle_set, disputes, worker, requester, stranger, settled
+):
+    rng = np.random.default_rng(5)
+    a = rng.integers(-128, 128, (6, 33), dtype=np.int8)
+    b = rng.integers(-128, 128, (33, 4), dtype=np.int8)
+    c = a.astype(np.int32) @ b.astype(np.int32)
+    c[4, 2] -= 7
+    spec_hash, terms = blob_terms(a, b)
+    job, batch = settled(spec_hash, terms, a, b, c)
+    c_row, c_proof = job.opening(4)
+    a_row, a_proof = job.a_opening(4)
+    b_col, b_proof = job.b_opening(2)
+    args = (batch.args(), 0, terms, job.salt, job.root, 4, 2, c_row, c_proof)
+    # the right entry next to it is no refutation
+    with ape.reverts("disputes: the entry is right"):
+        disputes.dispute_blob(
+            *args[:5], 4, 1, c_row, c_proof, a_row, a_proof, *job.b_opening(1), sender=stranger
+        )
+    with ape.reverts("entry: bad proof of A"):
+        disputes.dispute_blob(*args, *job.a_opening(3), b_col, b_proof, sender=stranger)
+    with ape.reverts("disputes: blob inputs (dispute_blob)"):
+        disputes.dispute_seeded(*args, sender=stranger)
+    tx = disputes.dispute_blob(*args, a_row, a_proof, b_col, b_proof, sender=stranger)
+    [ev] = tx.decode_logs(market.Refuted)
+    assert ev.worker_slashed == 2 * MIN_BOND
+    assert market.job(job.job_id).status == STATUS_OPEN
+    books_balance(chain, market, oracle_set, [job.job_id], [worker, stranger, requester])
+
+
+def test_refuted_job__reopens_for_an_honest_worker_and_finalize_pays_nothing_refuted(
+    chain, market, disputes, oracles, workers, stranger, settled, attest, settle, finalize
+):
+    spec_hash, terms, a, b, c = seeded_job()
+    job, batch = settled(spec_hash, terms, a, b, c)
+    dispute(disputes, job, batch, 3, 5, stranger)
+    # The refuted batch still finalizes (once, after its window), paying no one.
+    tx = finalize(batch.refuted(0))
+    [ev] = tx.decode_logs(market.BatchFinalized)
+    assert (ev.paid, ev.slashed) == (0, 0)
+    assert market.credited(workers[0], ZERO_ADDRESS) == 0
+    # An honest worker takes the reopened job and is paid its escrow.
+    honest = workers[1]
+    c[3, 5] -= 1
+    right = Job(job.job_id, terms, job.salt, a, b, result_rows(c))
+    market.register(sender=honest, value=MIN_BOND)
+    market.submit_result(job.job_id, commitment_of(honest, right.root), sender=honest)
+    tx = settle([attest(job.job_id, honest)], keys=oracles[2:3])
+    finalize(tx)
+    assert market.job(job.job_id).status == STATUS_PAID
+    assert market.credited(honest, ZERO_ADDRESS) == AMOUNT
+
+
+def test_refuted_job__requester_refunds_after_the_deadline(
+    chain, market, disputes, requester, stranger, settled
+):
+    job, batch = settled(*seeded_job())
+    dispute(disputes, job, batch, 3, 5, stranger)
+    before = market.credited(requester, ZERO_ADDRESS)
+    chain.pending_timestamp = market.job(job.job_id).deadline + 1
+    market.refund(job.job_id, sender=stranger)
+    assert market.job(job.job_id).status == STATUS_REFUNDED
+    assert market.credited(requester, ZERO_ADDRESS) == before + AMOUNT
+
+
+# ---------------------------------------------------------------------------
+# disputes that fail move nothing
+# ---------------------------------------------------------------------------
+
+
+def test_dispute__right_entry__reverts_and_moves_nothing(
+    market, disputes, stranger, settled, ledger
+):
+    job, batch = settled(*seeded_job())
+    state = ledger(jobs=[job.job_id])
+    for i, j in ((3, 4), (2, 5), (0, 0)):
+        with ape.reverts("disputes: the entry is right"):
+            dispute(disputes, job, batch, i, j, stranger)
+    state.assert_unchanged()
+
+
+def test_dispute__correct_result__every_entry_is_right(disputes, stranger, settled):
+    job, batch = settled(*seeded_job(m=3, n=4, k=70, wrong=None))
+    for i in range(3):
+        for j in range(4):
+            with ape.reverts("disputes: the entry is right"):
+                dispute(disputes, job, batch, i, j, stranger)
+
+
+def test_dispute__after_the_window__reverts(chain, disputes, stranger, settled, ledger, finalize):
+    job, batch = settled(*seeded_job())
+    state = ledger(jobs=[job.job_id])
+    chain.pending_timestamp = batch.final_at
+    with ape.reverts("disputes: challenge window over"):
+        dispute(disputes, job, batch, 3, 5, stranger)
+    state.assert_unchanged()
+    finalize(batch)
+    with ape.reverts("disputes: no pending batch"):
+        dispute(disputes, job, batch, 3, 5, stranger)
+
+
+def test_dispute__second_dispute_of_the_same_job__reverts(disputes, stranger, settled, ledger):
+    job, batch = settled(*seeded_job())
+    dispute(disputes, job, batch, 3, 5, stranger)
+    state = ledger(jobs=[job.job_id])
+    with ape.reverts("disputes: not a VALID verdict"):
+        dispute(disputes, job, batch.refuted(0), 3, 5, stranger)
+    with ape.reverts("disputes: not the batch record"):
+        dispute(disputes, job, batch, 3, 5, stranger)
+    state.assert_unchanged()
+
+
+def test_dispute__malformed_or_foreign_proofs__revert(
+    market, disputes, worker, stranger, settled, post, ledger
+):
+    job, batch = settled(*seeded_job())
+    state = ledger(jobs=[job.job_id])
+    c_row, c_proof = job.opening(3)
+    bad_proof = [bytes(32), *c_proof[1:]]
+    _, other_terms = seeded_terms(8, 16, 40, seed=8)
+    cases = [
+        ("entry: bad proof of C", {"c_proof": bad_proof}),
+        ("entry: bad proof of C", {"c_row": job.rows[2]}),
+        ("entry: row of C is not n int32", {"c_row": c_row[:-4]}),
+        ("disputes: not the committed root", {"c_root": keccak(b"another root")}),
+        ("disputes: not the job's terms", {"terms": other_terms}),
+        ("disputes: not the job's terms", {"salt": keccak(b"another block")}),
+    ]
+    for reason, over in cases:
+        with ape.reverts(reason):
+            dispute(disputes, job, batch, 3, 5, stranger, **over)
+    with ape.reverts("entry: outside the matrix"):
+        dispute(disputes, job, batch, 3, 16, stranger)
+    with ape.reverts("disputes: seeded inputs (dispute_seeded)"):
+        disputes.dispute_blob(
+            batch.args(),
+            0,
+            job.terms,
+            job.salt,
+            job.root,
+            3,
+            5,
+            c_row,
+            c_proof,
+            *job.a_opening(3),
+            *job.b_opening(5),
+            sender=stranger,
+        )
+    with ape.reverts("disputes: no such item"):
+        dispute(disputes, job, batch, 3, 5, stranger, index=1)
+    with ape.reverts("disputes: not the batch record"):
+        dispute(disputes, job, replace(batch, final_at=batch.final_at + 1), 3, 5, stranger)
+    state.assert_unchanged()
+
+
+def test_dispute__seeded_job_of_version_1__not_regenerable(disputes, stranger, settled, ledger):
+    spec_hash, terms = seeded_terms(8, 16, 40, 7, version=1)
+    _, _, a, b, c = seeded_job()
+    job, batch = settled(spec_hash, terms, a, b, c)
+    state = ledger(jobs=[job.job_id])
+    with ape.reverts("disputes: seeded inputs of this version are not regenerable"):
+        dispute(disputes, job, batch, 3, 5, stranger)
+    state.assert_unchanged()
+
+
+def test_dispute__job_settled_in_another_batch__reverts(
+    market, disputes, oracles, workers, stranger, post, attest, settle, bond, ledger
+):
+    """Batch 1 holds job 1, batch 2 holds job 2: job 2's item cannot be disputed as batch 1's."""
+    spec_hash, terms, a, b, c = seeded_job()
+    jobs, batches = [], []
+    for w in workers[:2]:
+        job_id, salt = post(spec_hash)
+        job = Job(job_id, terms, salt, a, b, result_rows(c))
+        bond(w, 2 * MIN_BOND)
+        market.submit_result(job_id, commitment_of(w, job.root), sender=w)
+        batches.append(settled_batch(market, settle([attest(job_id, w)], keys=oracles[:1])))
+        jobs.append(job)
+    state = ledger(jobs=[j.job_id for j in jobs])
+    mixed = replace(batches[0], items=batches[1].items)
+    with ape.reverts("disputes: not the batch record"):
+        dispute(disputes, jobs[1], mixed, 3, 5, stranger)
+    state.assert_unchanged()
+    # Each is refutable in its own batch only once.
+    dispute(disputes, jobs[1], batches[1], 3, 5, stranger)
+    assert market.job(jobs[0].job_id).status == STATUS_PAID
+
+
+def test_refute__only_the_dispute_contract(market, stranger, settled):
+    job, batch = settled(*seeded_job())
+    with ape.reverts("market: not the dispute contract"):
+        market.refute(
+            batch.batch_id,
+            ZERO32,
+            batch.epoch,
+            list(batch.signers),
+            batch.items[0].as_tuple(),
+            stranger,
+            sender=stranger,
+        )
+    assert market.job(job.job_id).status == STATUS_PAID
+
+
+def test_market__refuses_plain_eth(market, stranger):
+    with ape.reverts("market: unexpected ETH"):
+        stranger.transfer(market, 1)
+
+
+def test_refuted_epoch__claims_wait_for_the_window_and_pay_no_refuted_work(
+    chain, market, disputes, workers, stranger, settled, post, attest, settle, oracles
+):
+    """One epoch, two workers: one honest, one refuted. The epoch's claims wait for the window;
+    then the honest worker's claim takes the whole emission and the refuted one has none."""
+    honest = workers[1]
+    job, batch = settled(*seeded_job())
+    spec_hash, *_, c = seeded_job(wrong=None)
+    other, _ = post(spec_hash)
+    market.register(sender=honest, value=MIN_BOND)
+    market.submit_result(other, commitment_of(honest, _root(result_rows(c))), sender=honest)
+    settle([attest(other, honest)], keys=oracles[:1])
+    dispute(disputes, job, batch, 3, 5, stranger)
+    epoch = batch.epoch
+    assert market.epoch_total_work(epoch) == market.epoch_work(epoch, honest) == UNITS
+    chain.pending_timestamp = market.GENESIS() + (epoch + 1) * market.EPOCH_LENGTH()
+    if chain.pending_timestamp < market.epoch_final_at(epoch):
+        with ape.reverts("market: epoch in challenge window"):
+            market.claim([epoch], sender=honest)
+        chain.pending_timestamp = market.epoch_final_at(epoch)
+    with ape.reverts("market: nothing to claim"):
+        market.claim([epoch], sender=workers[0])
+    tx = market.claim([epoch], sender=honest)
+    [ev] = tx.decode_logs(market.RewardClaimed)
+    assert ev.amount == market.epoch_emission(epoch)
