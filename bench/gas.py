@@ -177,6 +177,92 @@ def dispute_fixtures(seed: int = 20241205, size: int = 4096) -> dict[str, object
     return out
 
 
+def dispute_gas() -> dict[str, int]:
+    """Gas of a whole dispute (``Disputes.dispute_seeded`` / ``dispute_blob`` refuting a VALID
+    verdict on a wrong 4096³ result, and the market's ``refute``), measured on a plain anvil
+    through web3: the job settled alone, and as the first item of a batch of 64 (the batch's
+    items travel in the dispute's calldata, 256 bytes each). Ape's anvil traces every step, which
+    for a transaction of a million gas took longer than its receipt timeout."""
+    from web3 import Web3
+
+    from oracle.chain.anvil import start_anvil, stop_anvil, test_accounts
+    from oracle.chain.client import ALL_EVENTS, Chain, TxSender
+    from oracle.chain.deploy import deploy_with_web3
+    from oracle.protocol.dispute_terms import spec_hash_of, terms_of
+    from oracle.protocol.params import LOCAL
+
+    fx = dispute_fixtures()
+    i, j = int(fx["i"]), int(fx["j"])  # type: ignore[call-overload]
+    out: dict[str, int] = {}
+    proc, url = start_anvil()
+    try:
+        deployer, requester, worker, filler, disputer = test_accounts(5)
+        oracle = Account.from_key(keccak(text="bench dispute oracle"))
+        w3 = Web3(Web3.HTTPProvider(url))
+        rec = deploy_with_web3(w3, deployer, [oracle.address], 1, LOCAL, "bench")
+        chain = Chain(url, rec, timeout=120)
+        m = chain.market.functions
+        tx = {
+            a.address: TxSender(chain, a, receipt_timeout=120)
+            for a in (requester, worker, filler, disputer)
+        }
+        price = 10**15
+        tx[filler.address].send(m.register(), "register", value=3 * 64 * LOCAL.min_bond)
+
+        def post(spec_hash: bytes, count: int) -> tuple[list[int], int]:
+            first = int(chain.call("next_job_id"))
+            reqs = [(spec_hash, 1_000, ZERO, price, chain.now() + 86_400) for _ in range(count)]
+            r = tx[requester.address].send(m.create_jobs(reqs), "post", value=count * price)
+            return list(range(first, first + count)), int(r["blockNumber"])
+
+        def attest(job: int, who: str, com: bytes, block: int) -> Attestation:
+            return Attestation(job, who, com, block, 1_000, 1, keccak(text="t"))
+
+        for name in ("int8_seeded", "fp32_seeded", "int8_blob"):
+            spec_obj, tree, c_row = fx[name][:3]  # type: ignore[index]
+            for n in (1, 64):
+                (job_id,), created = post(spec_hash_of(spec_obj), 1)
+                salt = chain.block_hash(created - 1)
+                com = keccak(bytes.fromhex(worker.address[2:]) + tree.root)
+                tx[worker.address].send(m.register(), "register", value=LOCAL.min_bond)
+                r = tx[worker.address].send(m.submit_result(job_id, com), "submit")
+                atts = [attest(job_id, worker.address, com, int(r["blockNumber"]))]
+                if n > 1:
+                    others, _ = post(keccak(text=f"filler {name}"), n - 1)
+                    coms = [(o, keccak(text=f"filler {o}")) for o in others]
+                    r = tx[filler.address].send(m.submit_results(coms), "submit")
+                    atts += [attest(o, filler.address, c, int(r["blockNumber"])) for o, c in coms]
+                sig = sign_settlement(
+                    oracle, chain.chain_id, chain.market.address, atts, VALID_UNTIL
+                )
+                settle = m.settle([a.as_tuple() for a in atts], VALID_UNTIL, [sig.as_tuple()])
+                r = tx[requester.address].send(settle, "settle", gas=12_000_000)
+                logs = chain.receipt_events(r)
+                head = next(e.args for e in logs if e.name == "BatchSettled")
+                items = [
+                    (e.name, e.args) for e in logs if e.name in ("JobSettled", "WorkerSlashed")
+                ]
+                terms = {int(a["job_id"]): (ZERO, price, 1_000) for _, a in items}  # type: ignore[call-overload]
+                batch = SettledBatch.from_logs(head, items, terms)
+                common = (batch.args(), 0, terms_of(spec_obj), salt, tree.root, i, j, c_row)
+                d = chain.disputes.functions
+                fn = (
+                    d.dispute_blob(*common, tree.proof(i), *fx[name][3])  # type: ignore[index]
+                    if name == "int8_blob"
+                    else d.dispute_seeded(*common, tree.proof(i))
+                )
+                r = tx[disputer.address].send(fn, "dispute", gas=3_000_000)
+                assert [e.name for e in chain.receipt_events(r, ALL_EVENTS)] == ["Refuted"]
+                key = f"gas_dispute_{name.replace('_', '_4096_')}" + ("" if n == 1 else "_b64")
+                out[key] = int(r["gasUsed"])
+                # the slashed oracle bonds again for the next batch
+                bond = chain.oracle_set.functions.bond(oracle.address)
+                tx[requester.address].send(bond, "bond", value=LOCAL.oracle_bond)
+    finally:
+        stop_anvil(proc)
+    return out
+
+
 def main() -> dict[str, float]:
     from ape import accounts, chain, networks, project
 
@@ -380,52 +466,13 @@ def main() -> dict[str, float]:
         rows.append(("withdraw (ETH)", g, "per call"))
         out["gas_withdraw_eth"] = g
 
-        # Disputes: a VALID verdict on a wrong 4096³ result, refuted by one entry, the job
-        # settled alone (b1) and as one item of a batch of 64 (the batch's items travel in
-        # the dispute's calldata, 256 bytes each).
-        from oracle.protocol.dispute_terms import spec_hash_of, terms_of
-
-        disputes = project.Disputes.at(market.DISPUTES())
-        fx = dispute_fixtures()
-        di, dj = fx["i"], fx["j"]
+        d = dispute_gas()
         for name in ("int8_seeded", "fp32_seeded", "int8_blob"):
-            spec_obj, tree, c_row = fx[name][:3]  # type: ignore[index]
             for n in (1, 64):
-                w = workers[0]
-                ctx = market.create_job(
-                    spec_hash_of(spec_obj), 1_000, ZERO, 10**15, deadline(),
-                    sender=requester, value=10**15,
-                )  # fmt: skip
-                job_id = ctx.decode_logs(market.JobCreated)[0].job_id
-                salt = bytes(chain.blocks[ctx.block_number].parent_hash)
-                c = keccak(bytes.fromhex(w.address[2:]) + tree.root)
-                stx = market.submit_result(job_id, c, sender=w)
-                atts = [
-                    Attestation(job_id, w.address, c, stx.block_number, 1_000, 1, keccak(text="t")),
-                    *(prepared_batch(n - 1) if n > 1 else []),
-                ]
-                tx = market.settle(
-                    [a.as_tuple() for a in atts], VALID_UNTIL, signed(atts, 1), sender=deployer
-                )
-                batch = settled_batch(market, tx)
-                assert batch is not None
-                common = (
-                    batch.args(), 0, terms_of(spec_obj), salt, tree.root, di, dj, c_row,
-                    tree.proof(di),
-                )  # fmt: skip
-                if name == "int8_blob":
-                    dtx = disputes.dispute_blob(*common, *fx[name][3], sender=requester)  # type: ignore[index]
-                else:
-                    dtx = disputes.dispute_seeded(*common, sender=requester)
-                assert len(dtx.decode_logs(market.Refuted)) == 1
                 key = f"gas_dispute_{name.replace('_', '_4096_')}" + ("" if n == 1 else "_b64")
-                out[key] = gas(dtx)
-                rows.append(
-                    (f"dispute {name.replace('_', ' ')} 4096³, batch of {n}", gas(dtx), "per tx")
-                )
-                # the refuted worker and the slashed oracle bond again
-                market.register(sender=w, value=1_000 * ETHER)
-                oracle_set.bond(keys[0].address, sender=deployer, value=params.oracle_bond)
+                out[key] = d[key]
+                label = f"dispute, {name.replace('_', ' ')} 4096³, batch of {n}"
+                rows.append((label, d[key], "per tx"))
 
         e = entry_check_gas(project, deployer)
         rows.append(("entry check, int8 4096³ blob job (not yet a dispute)", e["gas"], "per tx"))

@@ -236,6 +236,7 @@ class Chain:
             address=to_checksum_address(deployment.token), abi=artifact("WorkToken")["abi"]
         )
         self._oracle_set: Any = None
+        self._disputes: Any = None
         self._by_topic = {bytes.fromhex(self.market.events[n]().topic[2:]): n for n in ALL_EVENTS}
         events_abi = {e["name"]: e for e in self.market.abi if e["type"] == "event"}
         self._codecs = {n: _EventCodec(events_abi[n]) for n in ALL_EVENTS}
@@ -368,14 +369,29 @@ class Chain:
         """A read-only call to the market."""
         return _wrap(f"call {fn}", lambda: getattr(self.market.functions, fn)(*args).call())
 
-    def oracle_set_call(self, fn: str, *args: Any) -> Any:
-        """A read-only call to the market's OracleSet (membership, threshold, oracle bonds)."""
+    @property
+    def disputes(self) -> Any:
+        """The market's dispute contract (web3), which refutes VALID matmul verdicts."""
+        if self._disputes is None:
+            address = self.deployment.disputes or self.call("DISPUTES")
+            self._disputes = self.w3.eth.contract(
+                address=to_checksum_address(address), abi=artifact("Disputes")["abi"]
+            )
+        return self._disputes
+
+    @property
+    def oracle_set(self) -> Any:
+        """The market's OracleSet (web3): membership, threshold, oracle bonds."""
         if self._oracle_set is None:
             address = self.deployment.oracle_set or self.call("ORACLES")
             self._oracle_set = self.w3.eth.contract(
                 address=to_checksum_address(address), abi=artifact("OracleSet")["abi"]
             )
-        oracle_set = self._oracle_set
+        return self._oracle_set
+
+    def oracle_set_call(self, fn: str, *args: Any) -> Any:
+        """A read-only call to the market's OracleSet (membership, threshold, oracle bonds)."""
+        oracle_set = self.oracle_set
         return _wrap(f"call {fn}", lambda: getattr(oracle_set.functions, fn)(*args).call())
 
     def submission(self, job_id: int, worker: str) -> tuple[bytes, int]:

@@ -11,7 +11,8 @@ The commands live in modules named after who runs them:
 * :mod:`oracle.cli.requester` — ``job create`` / ``job show`` / ``job refund`` and
   ``withdraw``, the requester's and the earner's commands;
 * :mod:`oracle.cli.watcher` — ``status`` (emission and leaderboard), ``audit`` (re-derive a
-  posted verdict from public data) and ``report``.
+  posted verdict from public data), ``report`` and ``dispute`` (refute a wrong VALID matmul
+  verdict on-chain).
 
 Their shared options and parsing are in :mod:`oracle.cli.options`. Every chain command reads
 the deployment record of ``--network`` from ``--deployments`` and turns bad input into a
@@ -29,7 +30,7 @@ from oracle.cli.deployer import deploy, node, store
 from oracle.cli.errors import PouwGroup
 from oracle.cli.oracle import oracle
 from oracle.cli.requester import job, withdraw
-from oracle.cli.watcher import audit, report, status
+from oracle.cli.watcher import audit, dispute, report, status
 from oracle.cli.worker import worker
 from oracle.exceptions import PouwError
 
@@ -42,7 +43,20 @@ def cli() -> None:
     the work, and a halving token emission shared by verified work alone."""
 
 
-for _command in (demo, node, store, oracle, worker, report, deploy, job, withdraw, status, audit):
+for _command in (
+    demo,
+    node,
+    store,
+    oracle,
+    worker,
+    report,
+    deploy,
+    job,
+    withdraw,
+    status,
+    audit,
+    dispute,
+):
     cli.add_command(_command)
 
 

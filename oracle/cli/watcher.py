@@ -1,5 +1,6 @@
-"""Anyone's commands, reading public chain state only: ``status`` (emission and leaderboard),
-``audit`` (re-derive a posted verdict) and ``report`` (the charts, as a PNG)."""
+"""Anyone's commands, on public chain state: ``status`` (emission and leaderboard), ``audit``
+(re-derive a posted verdict), ``report`` (the charts, as a PNG) and ``dispute`` (refute a wrong
+VALID matmul verdict on-chain, the one of them that signs)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from oracle.cli.options import (
     SPEC_STORES,
     connect,
     console,
+    load_signer,
     on_chain,
     parse_address,
     print_json,
+    signer_on_chain,
 )
 
 
@@ -181,3 +184,60 @@ def report(network: str, deployments_dir: str, rpc: str, out: str) -> None:
 
     draw_report(from_chain(connect(network, deployments_dir, rpc)), out)
     click.echo(f"report written to {out}")
+
+
+@click.command()
+@click.argument("job_id", type=click.IntRange(0))
+@signer_on_chain(key_required=False)
+@SPEC_STORES
+@click.option(
+    "--result-file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="The raw result bytes, if you hold them (default: the job stores, by commitment).",
+)
+@JSON
+def dispute(
+    job_id: int,
+    network: str,
+    deployments_dir: str,
+    rpc: str,
+    keyfile: str | None,
+    password_file: str | None,
+    password_env: str | None,
+    spec_stores: tuple[str, ...],
+    result_file: str | None,
+    as_json: bool,
+) -> None:
+    """Refute a job's VALID verdict on-chain if its result has a wrong entry.
+
+    Finds the job's VALID verdict in a batch still in its challenge window, fetches the spec,
+    the inputs and the result from the job stores (hash- and commitment-checked), and looks
+    for an entry C[i][j] the dispute contract refutes (int8: not the exact dot product; fp32:
+    outside the bound of every fp32 summation). With --keyfile it sends the dispute: the job
+    is reopened with its escrow, and the worker's and the signing oracles' bonds go half to
+    you, half to the requester. Without it, it only says what it found. Exit status: 0 refuted
+    (or refutable, without a key), 1 the result is right, 2 nothing to dispute here (no
+    verdict in a window, a kind or job that is committee-only) or bad input.
+
+      pouw dispute 7 --spec-store http://127.0.0.1:8000 --keyfile me.key
+    """
+    from oracle.client.dispute import dispute_job
+
+    account = load_signer(keyfile, password_file, password_env) if keyfile else None
+    outcome = dispute_job(
+        connect(network, deployments_dir, rpc),
+        job_id,
+        spec_stores,
+        account,
+        result_file=result_file,
+    )
+    if as_json:
+        print_json(outcome.as_dict())
+    else:
+        text = {
+            "refuted": f"REFUTED job {job_id}: {outcome.reason} (tx {outcome.tx_hash})",
+            "refutable": f"REFUTABLE job {job_id}: {outcome.reason} (give --keyfile to send)",
+            "right": f"RIGHT job {job_id}: {outcome.reason}",
+        }.get(outcome.status, f"NOT DISPUTED job {job_id}: {outcome.reason}")
+        click.echo(text)
+    sys.exit({"refuted": 0, "refutable": 0, "right": 1}.get(outcome.status, 2))

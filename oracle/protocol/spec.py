@@ -225,6 +225,11 @@ class Spec:
         """The verification mode."""
         return self.params.mode
 
+    @property
+    def version(self) -> int:
+        """The spec's ``version`` field."""
+        return int(self.as_dict()["version"])
+
     def as_dict(self) -> dict[str, Any]:
         """The normalized spec as a plain dict (a fresh copy)."""
         data: dict[str, Any] = json.loads(self.canonical)

@@ -25,6 +25,7 @@ COMMANDS = [
     ["withdraw"],
     ["status"],
     ["audit"],
+    ["dispute"],
     ["node"],
     ["store", "put"],
     ["oracle", "run"],
@@ -370,6 +371,7 @@ def test_keyfile__one_option_required_where_the_command_always_signs():
     }
     assert set(keyfiles) == {
         "deploy",
+        "dispute",
         "job create",
         "job refund",
         "job cancel",
@@ -377,7 +379,8 @@ def test_keyfile__one_option_required_where_the_command_always_signs():
         "withdraw",
         "worker run",
     }
-    assert {k for k, p in keyfiles.items() if not p.required} == {"deploy"}
+    # deploy can sign with --dev; dispute without a key only says what it found
+    assert {k for k, p in keyfiles.items() if not p.required} == {"deploy", "dispute"}
     assert len({p.help for p in keyfiles.values()}) == 1
     code, out = _run(["job", "refund", "1"])
     assert code == 2 and "Missing option '--keyfile'" in out

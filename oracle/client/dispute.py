@@ -1,0 +1,259 @@
+"""`pouw dispute JOB`: refute a settled VALID matmul verdict on-chain by one wrong entry.
+
+While the batch that settled a job VALID is in its challenge window, anyone who holds the
+worker's result can show that it is wrong (``contracts/Disputes.vy``). This module does what
+such a disputer does, from public data:
+
+1. finds the job's VALID item: the ``JobSettled`` of the job, the other items and the
+   ``BatchSettled`` of the same settle transaction (the batch as the market recorded it), with
+   any ``Refuted`` of that batch applied; the batch must still be pending (``batch_record``);
+2. fetches the spec (hash-checked) and loads the inputs (blobs from the job stores, or the
+   keccak stream of a seeded spec of version 2 or later);
+3. fetches the result the worker delivered to the job stores under its commitment (or reads
+   a file the disputer holds) and checks that its root opens the settled commitment;
+4. looks for an entry the contract refutes (:func:`oracle.compute.refute.refutable_entry`:
+   one Freivalds pass, then one exact row); a right result is no dispute;
+5. sends ``dispute_blob`` / ``dispute_seeded`` with the openings (dry-run first, so a refusal
+   is the contract's reason, before anything is signed).
+
+What cannot be disputed on-chain is said plainly (:class:`DisputeOutcome` ``status``
+``not_disputable``): other kinds (MLP, LLM), fp32 blob jobs, seeded jobs of spec version 1
+(their inputs are SFC64, which a contract cannot regenerate), and k above 4096 or a row of C
+above 16 KiB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from eth_account.signers.local import LocalAccount
+
+from oracle.chain.client import Chain, TxSender
+from oracle.compute.kinds import get_kind
+from oracle.compute.merkle import MerkleTree
+from oracle.compute.refute import refutable_entry
+from oracle.compute.work import result_tree
+from oracle.exceptions import AuditInputError, ChainError
+from oracle.protocol.commitment import commitment as make_commitment
+from oracle.protocol.dispute_terms import matmul_terms
+from oracle.protocol.results import decode_result, result_layout
+from oracle.protocol.settled import SettledBatch
+from oracle.protocol.spec import MatmulSpec, Spec
+from oracle.store.results import ResultStores
+from oracle.store.specs import InputStore, SpecStore
+
+__all__ = [
+    "DisputeOutcome",
+    "SettledVerdict",
+    "disputable",
+    "dispute_job",
+    "pending_valid_verdict",
+]
+
+#: The first spec version whose seeded inputs the contract regenerates (the keccak stream).
+KECCAK_INPUTS_VERSION = 2
+#: ``entry_check.MAX_K`` and the largest row of C it opens (16 KiB).
+MAX_K = 4096
+MAX_ROW_BYTES = 16384
+
+
+@dataclass(frozen=True)
+class SettledVerdict:
+    """A job's VALID item in a settled batch that is not final yet."""
+
+    batch: SettledBatch
+    index: int
+    job_id: int
+    worker: str
+    commitment: bytes
+    #: The block whose hash salts the job's spec tag (the one before the job's creation).
+    salt: bytes
+    spec_hash: bytes
+
+
+@dataclass
+class DisputeOutcome:
+    """What a dispute attempt found and did."""
+
+    job_id: int
+    #: ``refuted`` (sent and mined), ``right`` (no entry to refute), ``not_disputable``,
+    #: ``no_pending_verdict`` (no VALID verdict in a batch still in its window).
+    status: str
+    reason: str = ""
+    worker: str = ""
+    batch_id: int = 0
+    entry: list[int] = field(default_factory=list)
+    tx_hash: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def pending_valid_verdict(chain: Chain, job_id: int) -> SettledVerdict | None:
+    """The job's VALID item in a batch whose record is still pending, or None."""
+    head = chain.head()
+    evs = chain.events(
+        chain.deployment.block, head, job_id=job_id, names=("JobCreated", "JobSettled")
+    )
+    created = next((e for e in evs if e.name == "JobCreated"), None)
+    if created is None:
+        return None
+    for settled in reversed([e for e in evs if e.name == "JobSettled"]):
+        block = settled.block_number
+        same_tx = [
+            e
+            for e in chain.events(
+                block, block, names=("JobSettled", "WorkerSlashed", "BatchSettled")
+            )
+            if e.tx_hash == settled.tx_hash
+        ]
+        head_ev = next((e for e in same_tx if e.name == "BatchSettled"), None)
+        if head_ev is None or int(head_ev.args["batch_id"]) == 0:
+            continue
+        batch_id = int(head_ev.args["batch_id"])
+        if bytes(chain.call("batch_record", batch_id)) == bytes(32):
+            continue  # final (or unknown): no dispute can touch it
+        items = [(e.name, e.args) for e in same_tx if e.name != "BatchSettled"]
+        terms = {}
+        for _, a in items:
+            job = chain.job(int(a["job_id"]))
+            terms[int(a["job_id"])] = (
+                str(job["asset"]),
+                int(job["amount"]),
+                int(job["work_units"]),
+            )
+        batch = SettledBatch.from_logs(head_ev.args, items, terms)
+        for ref in chain.events(block, head, names=("Refuted",)):
+            if int(ref.args["batch_id"]) == batch_id:
+                batch = batch.refuted_job(int(ref.args["job_id"]))
+        index = next(
+            (i for i, it in enumerate(batch.items) if it.job_id == job_id and it.verdict == 1),
+            None,
+        )
+        if index is None:
+            continue  # refuted already
+        item = batch.items[index]
+        return SettledVerdict(
+            batch=batch,
+            index=index,
+            job_id=job_id,
+            worker=item.worker,
+            commitment=item.commitment,
+            salt=chain.block_hash(created.block_number - 1),
+            spec_hash=bytes(created.args["spec_hash"]),
+        )
+    return None
+
+
+def disputable(spec: Spec) -> str:
+    """Why a verdict on this spec cannot be disputed on-chain ("" if it can)."""
+    p = spec.params
+    if not isinstance(p, MatmulSpec):
+        return f"{p.kind} verdicts are committee-only (no single-entry rule on-chain)"
+    blobs = p.a is not None
+    if blobs and p.dtype == "fp32":
+        return "fp32 blob jobs are committee-only (the fp32 rule needs inputs on the 2^-23 grid)"
+    if not blobs and spec.version < KECCAK_INPUTS_VERSION:
+        return (
+            f"seeded inputs of spec version {spec.version} (SFC64) cannot be regenerated "
+            f"on-chain; version {KECCAK_INPUTS_VERSION} jobs can be disputed"
+        )
+    if p.k > MAX_K or 4 * p.n > MAX_ROW_BYTES:
+        return f"k = {p.k}, n = {p.n}: the contract opens k <= {MAX_K} and rows of n <= 4096"
+    return ""
+
+
+def _result(
+    spec: Spec, commitment: bytes, result_stores: Sequence[str], result_file: str | None
+) -> bytes:
+    shape, dtype = result_layout(spec)
+    size = shape[0] * shape[1] * dtype.itemsize
+    if result_file is not None:
+        try:
+            with open(result_file, "rb") as fh:
+                return fh.read(size + 1)
+        except OSError as exc:
+            raise AuditInputError(f"cannot read {result_file}: {exc.strerror}") from None
+    try:
+        return bytes(ResultStores(result_stores).fetch(commitment, size).data)
+    except Exception as exc:
+        raise AuditInputError(f"result 0x{commitment.hex()} not available: {exc}") from None
+
+
+def _lines_tree(lines: np.ndarray) -> MerkleTree:
+    return MerkleTree.from_rows(np.ascontiguousarray(lines).tobytes(), lines.shape[0])
+
+
+def dispute_job(
+    chain: Chain,
+    job_id: int,
+    spec_stores: Sequence[str],
+    account: LocalAccount | None,
+    *,
+    result_file: str | None = None,
+) -> DisputeOutcome:
+    """Look for a refutable entry in the job's VALID result and, with ``account``, send the
+    dispute (without one, only say what would be disputed: status ``refutable``)."""
+    verdict = pending_valid_verdict(chain, job_id)
+    if verdict is None:
+        return DisputeOutcome(
+            job_id, "no_pending_verdict", "no VALID verdict of this job is in a challenge window"
+        )
+    worker, batch_id = verdict.worker, verdict.batch.batch_id
+    spec = SpecStore(spec_stores).get(verdict.spec_hash)
+    why = disputable(spec)
+    if why:
+        return DisputeOutcome(job_id, "not_disputable", why, worker, batch_id)
+    data = _result(spec, verdict.commitment, spec_stores, result_file)
+    c = decode_result(spec, data)
+    tree = result_tree(spec, c)
+    if make_commitment(verdict.worker, tree.root) != verdict.commitment:
+        raise AuditInputError("the result's root does not open the settled commitment")
+    inputs = get_kind("matmul").load_inputs(spec, InputStore(spec_stores))
+    a, b = inputs.a, inputs.b
+    entry = refutable_entry(a, b, c)
+    if entry is None:
+        return DisputeOutcome(
+            job_id, "right", "no entry of the result breaks the rule", worker, batch_id
+        )
+    i, j = entry
+    row_bytes = c.shape[1] * c.dtype.itemsize
+    common = (
+        verdict.batch.args(),
+        verdict.index,
+        matmul_terms(spec),
+        verdict.salt,
+        tree.root,
+        i,
+        j,
+        bytes(data[i * row_bytes : (i + 1) * row_bytes]),
+        tree.proof(i),
+    )
+    disputes = chain.disputes
+    if spec.params.a is not None:  # type: ignore[union-attr]
+        a_tree, b_tree = _lines_tree(a), _lines_tree(b.T)
+        fn = disputes.functions.dispute_blob(
+            *common,
+            a[i].tobytes(),
+            a_tree.proof(i),
+            np.ascontiguousarray(b[:, j]).tobytes(),
+            b_tree.proof(j),
+        )
+    else:
+        fn = disputes.functions.dispute_seeded(*common)
+    outcome = DisputeOutcome(
+        job_id, "refutable", f"C[{i}][{j}] is wrong", worker, batch_id, entry=[i, j]
+    )
+    if account is None:
+        return outcome
+    try:
+        fn.call({"from": account.address})
+    except Exception as exc:  # the contract's reason, before anything is signed
+        raise ChainError(f"the dispute contract refuses: {getattr(exc, 'message', exc)}") from None
+    rcpt = TxSender(chain, account).send(fn, "dispute", gas=3_000_000)
+    outcome.status = "refuted"
+    outcome.tx_hash = "0x" + bytes(rcpt["transactionHash"]).hex()
+    return outcome

@@ -1,0 +1,140 @@
+"""Collusion refuted on a real anvil: 3 oracles at threshold 2, two of which sign a wrong int8
+result VALID; `pouw dispute` refutes it by one entry within the challenge window.
+
+The requester posts an int8 matmul on its own `.npy` files through the CLI. A cheating worker
+delivers a result with one wrong entry to the job store and commits to it; the two colluding
+oracles sign the VALID attestation and relay it. Anyone holding the public data then runs
+`pouw dispute`: it finds the entry, proves it on-chain, and the market reopens the job with
+its escrow, takes the cheater's bond and both colluders' oracle bonds (half to the disputer,
+half to the requester) and leaves the honest oracle's bond alone. A right result is reported
+RIGHT (exit 1) and nothing is sent; a second dispute finds nothing left to dispute (exit 2).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from eth_utils import keccak
+
+from oracle.chain.anvil import test_accounts as dev_accounts
+from oracle.chain.client import STATUS_OPEN, STATUS_PAID, ZERO_ADDRESS, Chain, TxSender
+from oracle.compute.work import result_tree
+from oracle.protocol.attestation import Attestation, order_signatures, sign_settlement
+from oracle.protocol.commitment import commitment
+from oracle.protocol.params import LOCAL
+from oracle.protocol.spec import parse_spec
+from oracle.store.blobs import LocalBlobStore
+from oracle.store.results import LocalResultStore, StoredResult
+from tests.e2e.conftest import key_file
+from tests.e2e.test_requester_inputs_live import create_args, pouw
+
+VALID_UNTIL = 2**40
+
+
+def _post(anvil: Any, keys: dict[str, Any], tmp_path: Path, a: np.ndarray, b: np.ndarray) -> int:
+    np.save(tmp_path / "A.npy", a)
+    np.save(tmp_path / "B.npy", b)
+    code, out, err = pouw(
+        *create_args(anvil, keys, tmp_path),
+        "--spec-store",
+        tmp_path / "specs",
+        "--a",
+        tmp_path / "A.npy",
+        "--b",
+        tmp_path / "B.npy",
+        "--json",
+    )
+    assert code == 0, err
+    return int(json.loads(out)[0]["job_id"])
+
+
+def _commit_and_settle(
+    chain: Chain, store: Path, job_id: int, worker: Any, c: np.ndarray, signers: list[Any]
+) -> None:
+    """`worker` delivers `c` to the job store and commits to it; `signers` sign it VALID."""
+    spec = parse_spec(LocalBlobStore(store).get(_spec_hash(chain, job_id)))
+    root = result_tree(spec, c).root
+    com = commitment(worker.address, root)
+    data = c.astype("<i4").tobytes()
+    LocalResultStore(store).put(StoredResult(com, worker.address, 4 * c.shape[1], data))
+    tx = TxSender(chain, worker)
+    tx.send(chain.market.functions.register(), "register", value=int(chain.call("min_bond")))
+    rcpt = tx.send(chain.market.functions.submit_result(job_id, com), "submit")
+    att = Attestation(
+        job_id,
+        worker.address,
+        com,
+        int(rcpt["blockNumber"]),
+        int(chain.job(job_id)["work_units"]),
+        1,
+        keccak(text="whatever the colluders say"),
+    )
+    sigs = order_signatures(
+        sign_settlement(k, chain.chain_id, chain.market.address, [att], VALID_UNTIL)
+        for k in signers
+    )
+    fn = chain.market.functions.settle([att.as_tuple()], VALID_UNTIL, [s.as_tuple() for s in sigs])
+    tx.send(fn, "settle")
+
+
+def _spec_hash(chain: Chain, job_id: int) -> str:
+    [ev] = chain.events(chain.deployment.block, chain.head(), job_id=job_id, names=("JobCreated",))
+    return "0x" + bytes(ev.args["spec_hash"]).hex()
+
+
+def test_collusion__two_of_three_sign_a_wrong_result__pouw_dispute_refutes_it(
+    anvil, deploy, keys, tmp_path
+):
+    rec = deploy(2)
+    chain = Chain(anvil.url, rec)
+    store = tmp_path / "specs"
+    rng = np.random.default_rng(15)
+    a = rng.integers(-128, 128, (12, 40), dtype=np.int8)
+    b = rng.integers(-128, 128, (40, 9), dtype=np.int8)
+    right = a.astype(np.int32) @ b.astype(np.int32)
+    oracles = keys["oracles"]
+    colluders, honest_oracle = oracles[:2], oracles[2]
+    watcher = dev_accounts(10)[8]
+    watcher_key = key_file(tmp_path, "watcher", watcher)
+    common = ["--rpc", anvil.url, "--deployments", tmp_path / "deployments"]
+    common += ["--spec-store", store]
+
+    # An honest result settled VALID: nothing to dispute, nothing sent.
+    honest_job = _post(anvil, keys, tmp_path, a, b)
+    _commit_and_settle(chain, store, honest_job, keys["honest"], right, colluders)
+    code, out, err = pouw("dispute", honest_job, *common, "--json")
+    assert code == 1, err
+    assert json.loads(out)["status"] == "right"
+
+    # The colluders settle a wrong result VALID.
+    job_id = _post(anvil, keys, tmp_path, a, b)
+    wrong = right.copy()
+    wrong[7, 4] += 1
+    cheater = keys["cheater"]
+    _commit_and_settle(chain, store, job_id, cheater, wrong, colluders)
+    assert chain.job(job_id)["status"] == STATUS_PAID
+    requester = keys["requester"].address
+    credited_before = chain.call("credited", requester, ZERO_ADDRESS)
+
+    code, out, err = pouw("dispute", job_id, *common, "--keyfile", watcher_key)
+    assert code == 0, err
+    assert out.startswith(f"REFUTED job {job_id}: C[7][4] is wrong"), out
+
+    # The requester is made whole; the cheater and the colluders lose their bonds.
+    assert chain.job(job_id)["status"] == STATUS_OPEN
+    slashed = int(chain.call("min_bond")) + 2 * LOCAL.oracle_bond
+    assert chain.call("credited", watcher.address, ZERO_ADDRESS) == slashed // 2
+    assert (
+        chain.call("credited", requester, ZERO_ADDRESS) == credited_before + slashed - slashed // 2
+    )
+    assert chain.call("bonds", cheater.address) == 0
+    assert [chain.oracle_set_call("bonds", o.address) for o in colluders] == [0, 0]
+    assert chain.oracle_set_call("bonds", honest_oracle.address) == LOCAL.oracle_bond
+
+    # Nothing is left to dispute.
+    code, out, err = pouw("dispute", job_id, *common, "--keyfile", watcher_key)
+    assert code == 2, err
+    assert out.startswith(f"NOT DISPUTED job {job_id}: no VALID verdict"), out
