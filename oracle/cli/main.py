@@ -11,8 +11,8 @@ The commands live in modules named after who runs them:
 * :mod:`oracle.cli.requester` — ``job create`` / ``job show`` / ``job refund`` and
   ``withdraw``, the requester's and the earner's commands;
 * :mod:`oracle.cli.watcher` — ``status`` (emission and leaderboard), ``audit`` (re-derive a
-  posted verdict from public data), ``report`` and ``dispute`` (refute a wrong VALID matmul
-  verdict on-chain).
+  posted verdict from public data), ``report``, ``dispute`` (refute a wrong VALID matmul
+  verdict on-chain) and ``watch`` (a daemon that disputes wrong verdicts itself).
 
 Their shared options and parsing are in :mod:`oracle.cli.options`. Every chain command reads
 the deployment record of ``--network`` from ``--deployments`` and turns bad input into a
@@ -30,7 +30,7 @@ from oracle.cli.deployer import deploy, node, store
 from oracle.cli.errors import PouwGroup
 from oracle.cli.oracle import oracle
 from oracle.cli.requester import job, withdraw
-from oracle.cli.watcher import audit, dispute, report, status
+from oracle.cli.watcher import audit, dispute, report, status, watch
 from oracle.cli.worker import worker
 from oracle.exceptions import PouwError
 
@@ -56,6 +56,7 @@ for _command in (
     status,
     audit,
     dispute,
+    watch,
 ):
     cli.add_command(_command)
 

@@ -1,6 +1,7 @@
 """Anyone's commands, on public chain state: ``status`` (emission and leaderboard), ``audit``
-(re-derive a posted verdict), ``report`` (the charts, as a PNG) and ``dispute`` (refute a wrong
-VALID matmul verdict on-chain, the one of them that signs)."""
+(re-derive a posted verdict), ``report`` (the charts, as a PNG), ``dispute`` (refute a wrong
+VALID matmul verdict on-chain) and ``watch`` (a daemon that re-derives every verdict in its
+challenge window and disputes a wrong one itself)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from oracle.cli.options import (
     on_chain,
     parse_address,
     print_json,
+    serve_forever,
     signer_on_chain,
 )
 
@@ -219,6 +221,7 @@ def dispute(
     (or refutable, without a key), 1 the result is right, 2 nothing to dispute here (no
     verdict in a window, a kind or job that is committee-only) or bad input.
 
+    \b
       pouw dispute 7 --spec-store http://127.0.0.1:8000 --keyfile me.key
     """
     from oracle.client.dispute import dispute_job
@@ -241,3 +244,110 @@ def dispute(
         }.get(outcome.status, f"NOT DISPUTED job {job_id}: {outcome.reason}")
         click.echo(text)
     sys.exit({"refuted": 0, "refutable": 0, "right": 1}.get(outcome.status, 2))
+
+
+@click.command()
+@signer_on_chain(key_required=False)
+@SPEC_STORES
+@click.option(
+    "--db",
+    "db_path",
+    default=".pouw/watch.db",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The watcher's SQLite state (the block followed up to, each verdict's outcome).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Where /metrics listens.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True)
+@click.option(
+    "--confirmations",
+    type=click.IntRange(0, 1000),
+    default=0,
+    show_default=True,
+    help="Blocks on top of an event before it is followed.",
+)
+@click.option(
+    "--poll",
+    type=click.FloatRange(0.01),
+    default=2.0,
+    show_default=True,
+    help="Seconds between loop iterations.",
+)
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Follow and check once, print every verdict followed so far, and exit.",
+)
+@JSON
+def watch(
+    network: str,
+    deployments_dir: str,
+    rpc: str,
+    keyfile: str | None,
+    password_file: str | None,
+    password_env: str | None,
+    spec_stores: tuple[str, ...],
+    db_path: str,
+    host: str,
+    port: int,
+    confirmations: int,
+    poll: float,
+    once: bool,
+    as_json: bool,
+) -> None:
+    """Watch every VALID verdict while its batch is in the challenge window; dispute a wrong one.
+
+    Follows the market's settlements, re-derives each VALID matmul verdict from public data
+    (as `pouw dispute` does: the spec and inputs from the job stores, the result the worker
+    delivered under its commitment) and, with --keyfile, sends the dispute itself when an
+    entry is wrong: the job is reopened with its escrow, and the worker's and the signing
+    oracles' bonds go half to you, half to the requester. Without a key it only reports.
+    Safety of settled verdicts needs one honest watcher online within each window. The state
+    (--db) survives restarts; GET /metrics and /health on --host/--port.
+
+    \b
+      pouw watch --spec-store http://127.0.0.1:8000 --keyfile watcher.key --port 9108
+    """
+    from oracle.client.watch import WatchConfig, Watcher
+    from oracle.infra.logs import setup_logging
+
+    account = load_signer(keyfile, password_file, password_env) if keyfile else None
+    cfg = WatchConfig(
+        db_path=db_path,
+        spec_stores=spec_stores,
+        confirmations=confirmations,
+        poll_interval=poll,
+        host=host,
+        port=port,
+    )
+    w = Watcher(cfg, connect(network, deployments_dir, rpc), account)
+    if once:
+        try:
+            w.step()
+            items = w.db.items()
+        finally:
+            w.close()
+        if as_json:
+            print_json(items)
+            return
+        from rich.table import Table
+
+        t = Table(title=f"verdicts followed ({len(items)})")
+        for col in ("job", "batch", "worker", "status", "entry", "reason"):
+            t.add_column(col)
+        for it in items:
+            t.add_row(
+                str(it["job_id"]),
+                str(it["batch_id"]),
+                it["worker"],
+                it["status"],
+                it["entry"],
+                it["reason"],
+            )
+        console().print(t)
+        return
+    setup_logging()
+    url = w.start_server()
+    mode = "disputing as " + account.address if account else "reporting only (no --keyfile)"
+    click.echo(f"watcher {mode}; metrics at {url}/metrics", err=True)
+    serve_forever(w)

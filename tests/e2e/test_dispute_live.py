@@ -13,12 +13,16 @@ RIGHT (exit 1) and nothing is sent; a second dispute finds nothing left to dispu
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import requests
 from eth_utils import keccak
 
+from oracle.chain.anvil import free_port
 from oracle.chain.anvil import test_accounts as dev_accounts
 from oracle.chain.client import STATUS_OPEN, STATUS_PAID, ZERO_ADDRESS, Chain, TxSender
 from oracle.compute.work import result_tree
@@ -28,7 +32,7 @@ from oracle.protocol.params import LOCAL
 from oracle.protocol.spec import parse_spec
 from oracle.store.blobs import LocalBlobStore
 from oracle.store.results import LocalResultStore, StoredResult
-from tests.e2e.conftest import key_file
+from tests.e2e.conftest import key_file, wait_until
 from tests.e2e.test_requester_inputs_live import create_args, pouw
 
 VALID_UNTIL = 2**40
@@ -138,3 +142,80 @@ def test_collusion__two_of_three_sign_a_wrong_result__pouw_dispute_refutes_it(
     code, out, err = pouw("dispute", job_id, *common, "--keyfile", watcher_key)
     assert code == 2, err
     assert out.startswith(f"NOT DISPUTED job {job_id}: no VALID verdict"), out
+
+
+def _up(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/health", timeout=1).ok
+    except requests.RequestException:
+        return False
+
+
+def _metric(url: str, name: str) -> float:
+    for line in requests.get(f"{url}/metrics", timeout=5).text.splitlines():
+        if line.startswith(f"pouw_watch_{name} "):
+            return float(line.split()[1])
+    raise AssertionError(f"no metric pouw_watch_{name}")
+
+
+def test_pouw_watch__refutes_the_colluders_verdict_itself__and_not_again_after_a_restart(
+    anvil, deploy, keys, tmp_path
+):
+    rec = deploy(2)
+    chain = Chain(anvil.url, rec)
+    store = tmp_path / "specs"
+    rng = np.random.default_rng(16)
+    a = rng.integers(-128, 128, (10, 33), dtype=np.int8)
+    b = rng.integers(-128, 128, (33, 7), dtype=np.int8)
+    right = a.astype(np.int32) @ b.astype(np.int32)
+    colluders = keys["oracles"][:2]
+    watcher = dev_accounts(10)[9]
+    watcher_key = key_file(tmp_path, "watcher", watcher)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    common = ["--rpc", anvil.url, "--deployments", tmp_path / "deployments"]
+    common += ["--spec-store", store, "--db", tmp_path / "watch.db"]
+    cmd = [sys.executable, "-m", "oracle.cli", "watch", *map(str, common)]
+    daemon = subprocess.Popen(
+        [*cmd, "--keyfile", str(watcher_key), "--port", str(port), "--poll", "0.2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until(lambda: _up(url), 30)
+        honest_job = _post(anvil, keys, tmp_path, a, b)
+        _commit_and_settle(chain, store, honest_job, keys["honest"], right, colluders)
+        wrong = right.copy()
+        wrong[3, 6] -= 5
+        job_id = _post(anvil, keys, tmp_path, a, b)
+        _commit_and_settle(chain, store, job_id, keys["cheater"], wrong, colluders)
+        requester = keys["requester"].address
+        credited_before = chain.call("credited", requester, ZERO_ADDRESS)
+
+        # Within the window, the watcher refutes the wrong verdict and leaves the right one.
+        wait_until(lambda: chain.job(job_id)["status"] == STATUS_OPEN, 60)
+        wait_until(lambda: _metric(url, "verdicts_right_total") == 1, 30)
+        assert chain.job(honest_job)["status"] == STATUS_PAID
+        assert _metric(url, "disputes_sent_total") == 1
+        assert _metric(url, "verdicts_seen_total") == 2
+        assert _metric(url, "verdicts_refuted") == 1
+        slashed = int(chain.call("min_bond")) + 2 * LOCAL.oracle_bond
+        assert chain.call("credited", watcher.address, ZERO_ADDRESS) == slashed // 2
+        assert chain.call("credited", requester, ZERO_ADDRESS) == (
+            credited_before + slashed - slashed // 2
+        )
+        assert [chain.oracle_set_call("bonds", o.address) for o in colluders] == [0, 0]
+    finally:
+        daemon.terminate()
+        _, err = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, err.decode()
+
+    # A restart reads its state: both verdicts decided, nothing checked or sent again.
+    nonce = chain.w3.eth.get_transaction_count(watcher.address)
+    code, out, err = pouw("watch", *common, "--keyfile", watcher_key, "--once", "--json")
+    assert code == 0, err
+    by_job = {it["job_id"]: it for it in json.loads(out)}
+    assert by_job[job_id]["status"] == "refuted"
+    assert by_job[job_id]["entry"] == "3,6"
+    assert by_job[honest_job]["status"] == "right"
+    assert chain.w3.eth.get_transaction_count(watcher.address) == nonce

@@ -26,6 +26,7 @@ COMMANDS = [
     ["status"],
     ["audit"],
     ["dispute"],
+    ["watch"],
     ["node"],
     ["store", "put"],
     ["oracle", "run"],
@@ -378,9 +379,10 @@ def test_keyfile__one_option_required_where_the_command_always_signs():
         "oracle run",
         "withdraw",
         "worker run",
+        "watch",
     }
-    # deploy can sign with --dev; dispute without a key only says what it found
-    assert {k for k, p in keyfiles.items() if not p.required} == {"deploy", "dispute"}
+    # deploy can sign with --dev; dispute and watch without a key only say what they found
+    assert {k for k, p in keyfiles.items() if not p.required} == {"deploy", "dispute", "watch"}
     assert len({p.help for p in keyfiles.values()}) == 1
     code, out = _run(["job", "refund", "1"])
     assert code == 2 and "Missing option '--keyfile'" in out
