@@ -527,10 +527,17 @@ def verify_openings(
     tops = np.empty((lanes, 4), dtype=np.uint64)
     bad = np.zeros(lanes, dtype=np.bool_)
     msgs = buf.view("<u8")
+    # groups of 8 lanes in a few ranges per thread (one kernel call per range: many short
+    # messages, such as the chunks of opened rows, would otherwise pay a call per group)
+    groups = lanes // GROUP
+    step = -(-groups // min(groups, 4 * workers()))
     parallel_for(
-        lambda g: kernel(msgs, index, plen, sibs, rows, g, g + 1, RC_ARRAY, leaves_out, tops, bad),
-        lanes // GROUP,
-    )
+        lambda s: kernel(
+            msgs, index, plen, sibs, rows, s * step, min(groups, (s + 1) * step), RC_ARRAY,
+            leaves_out, tops, bad,
+        ),
+        -(-groups // step),
+    )  # fmt: skip
     leaf_bytes = leaves_out[:count].astype("<u8").tobytes()
     leaves = [leaf_bytes[32 * i : 32 * (i + 1)] for i in range(count)]
     expected = np.frombuffer(bytes(root), dtype="<u8") if len(root) == 32 else None
@@ -562,19 +569,58 @@ def _verify_chunked(
         for t in good:
             size = len(views[t]) // chunks
             pieces.extend(views[t][c * size : (c + 1) * size] for c in range(chunks))
+    as_lists = proofs.as_lists() if isinstance(proofs, FlatProofs) else proofs
+    tops = [b""] * count
+    oks = [False] * count
+    if not good:
+        return tops, oks
     # every chunk as a leaf (index i·p + c), by the compiled pass when it applies: proofs of
     # length 0 make each lane's top its leaf (the root given is not used)
     leaf_index = [indices[t] * chunks + c for t in good for c in range(chunks)]
     leaves, _ = verify_openings(
         b"", leaf_index, pieces, [()] * len(leaf_index), rows * chunks, jit=jit
     )
-    as_lists = proofs.as_lists() if isinstance(proofs, FlatProofs) else proofs
-    tops = [b""] * count
-    oks = [False] * count
+    kernel = _tree_kernel() if jit else None
+    if kernel is None:  # one keccak call per node
+        for at, t in enumerate(good):
+            tops[t] = _subtree_top(leaves[at * chunks : (at + 1) * chunks])
+            oks[t] = verify_proof_leaf(root, indices[t], tops[t], as_lists[t], rows)
+        return tops, oks
+    # The subtrees' levels by keccak_tree over the opened chunks' leaves side by side (whole
+    # subtrees, so no pair crosses two rows), then each row's chunk 0 climbs its whole path
+    # (its subtree siblings, then the proof given) by keccak_paths: no Python per node.
+    depth = chunks.bit_length() - 1
+    width = len(leaf_index)
+    starts = [sum(width >> u for u in range(level)) for level in range(depth + 1)]
+    nodes = np.empty((starts[-1] + (width >> depth), 4), dtype=np.uint64)
+    nodes[:width] = np.frombuffer(b"".join(leaves), dtype="<u8").reshape(width, 4)
+    kernel(_NO_DATA, width, 0, width, 1, depth, RC_ARRAY, nodes)
+    top_bytes = nodes[starts[-1] :].astype("<u8").tobytes()
+    first = np.arange(len(good), dtype=np.int64)
+    sib = np.stack(
+        [nodes[starts[level] + first * (chunks >> level) + 1] for level in range(depth)], axis=1
+    ).astype("<u8")
+    sib_raw = sib.tobytes()
+    full = []
     for at, t in enumerate(good):
-        tops[t] = _subtree_top(leaves[at * chunks : (at + 1) * chunks])
-        oks[t] = verify_proof_leaf(root, indices[t], tops[t], as_lists[t], rows)
+        tops[t] = top_bytes[32 * at : 32 * (at + 1)]
+        own = sib_raw[32 * depth * at : 32 * depth * (at + 1)]
+        full.append([own[32 * u : 32 * (u + 1)] for u in range(depth)] + list(as_lists[t]))
+    heads: Any = (
+        np.ascontiguousarray(pieces[::chunks])
+        if isinstance(pieces, np.ndarray)
+        else pieces[::chunks]
+    )
+    _, climbed = verify_openings(
+        root, [indices[t] * chunks for t in good], heads, full, rows * chunks, jit=jit
+    )
+    for at, t in enumerate(good):
+        oks[t] = climbed[at]
     return tops, oks
+
+
+_NO_DATA = np.zeros(8, dtype=np.uint8)  # keccak_tree reads no row above the leaves
+_NO_DATA.flags.writeable = False
 
 
 def _fill_sibs(
