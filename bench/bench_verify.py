@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._results import merge_results  # noqa: E402
-from oracle.compute.merkle import merkle_root  # noqa: E402
+from oracle.compute.merkle import chunks_per_row, merkle_root  # noqa: E402
 from oracle.compute.verify import check_full, check_sampled, prepare  # noqa: E402
 from oracle.compute.work import answer_challenge, compute, load_inputs, result_tree  # noqa: E402
 from oracle.protocol.results import encode_result  # noqa: E402
@@ -147,7 +147,8 @@ def bench_size(dtype: str, n: int, reps: int) -> dict[str, float]:
     raw = encode_result(c)
 
     t_prep, prepared = best(lambda: prepare(full, SEED, inputs=inputs), reps)
-    t_root, root = best(lambda: merkle_root(raw, n), reps)
+    leaves = n * chunks_per_row(n, 4)  # the result tree's leaves: row chunks
+    t_root, root = best(lambda: merkle_root(raw, leaves), reps)
     t_hash, _ = best(lambda: blob_name(raw), reps)
     t_prep_s, prepared_s = best(lambda: prepare(sampled, SEED, inputs=inputs), reps)
     t_tree, tree = best(lambda: result_tree(sampled, c), 1)

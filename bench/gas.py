@@ -37,35 +37,40 @@ EPOCH, EMISSION, HALVING = 3_600, 1_000 * ETHER, 4
 def entry_check_gas(project, deployer) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """Gas of checking one entry of an int8 blob job at m = n = k = 4096 (entry_check.vy's
     `_refutes_int8` through the test harness, as a transaction: calldata included): three
-    Merkle openings (C's row of 16 KiB, A's row and B's column of 4 KiB), the exact dot
-    product, the comparison; and the same for a seeded job (row i of A and column j of B
-    regenerated on-chain from the keccak stream, only C's row in calldata), int8 and fp32
+    Merkle openings (the 512-byte chunk of C's row holding the entry, the result tree having 32
+    leaves per 16 KiB row, A's row and B's column of 4 KiB), the exact dot product, the
+    comparison; and the same for a seeded job (row i of A and column j of B regenerated
+    on-chain from the keccak stream, only C's chunk in calldata), int8 and fp32
     (the exact dot product and the bound no honest summation exceeds). What a dispute
     will add (the job's terms, the commitment, the
     bonds moved) is not in this figure.
 
     Measured on this anvil (its default fork, Prague) and on a second anvil under Cancun's
-    rules: the 26 KB of calldata, nearly all non-zero, put the Prague transaction on EIP-7623's
-    floor of 40 gas per non-zero byte, so there the calldata, not the execution, sets the
-    price. Also the dot product alone (two 4 KiB vectors) under Cancun, and its execution per
-    multiply-add (its gas less the 21,000 base and the standard calldata cost)."""
+    rules: the ~9 KB of calldata (A's row and B's column), nearly all non-zero, can put the
+    Prague transaction on EIP-7623's floor of 40 gas per non-zero byte, where the calldata, not
+    the execution, sets the price. Also the dot product alone (two 4 KiB vectors) under Cancun,
+    and its execution per multiply-add (its gas less the 21,000 base and the standard calldata
+    cost)."""
     import numpy as np
     from web3 import Web3
 
     from oracle.chain.anvil import start_anvil, stop_anvil
-    from oracle.compute.merkle import MerkleTree
+    from oracle.compute.merkle import MerkleTree, chunks_per_row
 
     size = 4096
+    p = chunks_per_row(size, 4)
     rng = np.random.default_rng(0)
     a = rng.integers(-128, 128, (size, size), dtype=np.int8)
     cols = rng.integers(-128, 128, (size, size), dtype=np.int8)  # B column-major
     c = rng.integers(-(2**31), 2**31, (size, size), dtype=np.int64).astype("<i4")
-    trees = [MerkleTree.from_rows(x.tobytes(), size) for x in (c, a, cols)]
+    trees = [MerkleTree.from_rows(x.tobytes(), size * q) for x, q in ((c, p), (a, 1), (cols, 1))]
     i, j = 1234, 2345
+    w = size // p  # entries per chunk; C[i][j] is in chunk j // w of row i
+    leaf = i * p + j // w
     harness = project.EntryCheckHarness.deploy(sender=deployer)
     args = (
         trees[0].root, trees[1].root, trees[2].root, size, size, i, j,
-        c[i].tobytes(), trees[0].proof(i), a[i].tobytes(), trees[1].proof(i),
+        c.reshape(-1, w)[leaf].tobytes(), trees[0].proof(leaf), a[i].tobytes(), trees[1].proof(i),
         cols[j].tobytes(), trees[2].proof(j),
     )  # fmt: skip
     assert harness.refutes_int8(*args)  # a random C: the entry is wrong
@@ -77,12 +82,13 @@ def entry_check_gas(project, deployer) -> dict[str, int]:  # type: ignore[no-unt
         "floor": 21_000 + 10 * (zeros + 4 * (len(data) - zeros)),
     }
     seed = 20241205
-    seeded = (trees[0].root, seed, size, size, size, i, j, c[i].tobytes(), trees[0].proof(i))
+    seeded = (trees[0].root, seed, size, size, size, i, j, *args[7:9])
     assert harness.refutes_int8_seeded(*seeded)
     out["seeded"] = int(harness.refutes_int8_seeded.estimate_gas_cost(*seeded, sender=deployer))
     cf = rng.standard_normal((size, size)).astype("<f4")  # a random fp32 C: entries wrong
-    f_tree = MerkleTree.from_rows(cf.tobytes(), size)
-    fp32 = (f_tree.root, seed, size, size, size, i, j, cf[i].tobytes(), f_tree.proof(i))
+    f_tree = MerkleTree.from_rows(cf.tobytes(), size * p)
+    f_open = (cf.reshape(-1, w)[leaf].tobytes(), f_tree.proof(leaf))
+    fp32 = (f_tree.root, seed, size, size, size, i, j, *f_open)
     assert harness.refutes_fp32_seeded(*fp32)
     out["fp32_seeded"] = int(harness.refutes_fp32_seeded.estimate_gas_cost(*fp32, sender=deployer))
     ct = project.EntryCheckHarness.contract_type
@@ -114,16 +120,18 @@ def entry_check_gas(project, deployer) -> dict[str, int]:  # type: ignore[no-unt
 
 
 def dispute_fixtures(seed: int = 20241205, size: int = 4096) -> dict[str, object]:  # type: ignore[type-arg]
-    """The three disputed jobs at m = n = k = 4096, each as (spec object, result rows' tree,
-    the wrong entry's row of C, and for the blob job the openings of A and B): a seeded int8
+    """The three disputed jobs at m = n = k = 4096, each as (spec object, result tree (32
+    leaves per row, ``chunks_per_row``), the wrong entry's row of C, and for the blob job the
+    openings of A and B): a seeded int8
     and a seeded fp32 job (spec version 2: the inputs are the keccak stream, so only row i of
     C is computed, right except at column j) and an int8 job on blobs. The other rows of C
-    are random bytes: a dispute opens one row."""
+    are random bytes: a dispute opens one chunk of one row."""
     import numpy as np
 
     from oracle.compute.keccak_inputs import keccak_lines
-    from oracle.compute.merkle import MerkleTree
+    from oracle.compute.merkle import MerkleTree, chunks_per_row
 
+    p = chunks_per_row(size, 4)
     rng = np.random.default_rng(1)
     i, j = 1234, 2345
     verify = {"mode": "full"}
@@ -147,7 +155,7 @@ def dispute_fixtures(seed: int = 20241205, size: int = 4096) -> dict[str, object
             c_row = row.astype("<f4").tobytes()
         rows = rng.integers(0, 256, (size, 4 * size), dtype=np.uint8)
         rows[i] = np.frombuffer(c_row, dtype=np.uint8)
-        tree = MerkleTree.from_rows(rows.tobytes(), size)
+        tree = MerkleTree.from_rows(rows.tobytes(), size * p)
         spec = {"dtype": dtype, "inputs": {"seed": seed}, "k": size, "kind": "matmul"}
         spec |= {"m": size, "n": size, "verify": verify, "version": 2}
         out[f"{dtype}_seeded"] = (spec, tree, c_row)
@@ -157,7 +165,7 @@ def dispute_fixtures(seed: int = 20241205, size: int = 4096) -> dict[str, object
     row[j] -= 1
     rows = rng.integers(0, 256, (size, 4 * size), dtype=np.uint8)
     rows[i] = np.frombuffer(row.astype("<i4").tobytes(), dtype=np.uint8)
-    tree = MerkleTree.from_rows(rows.tobytes(), size)
+    tree = MerkleTree.from_rows(rows.tobytes(), size * p)
     a_tree, b_tree = (
         MerkleTree.from_rows(a.tobytes(), size),
         MerkleTree.from_rows(cols8.tobytes(), size),
@@ -188,11 +196,15 @@ def dispute_gas() -> dict[str, int]:
     from oracle.chain.anvil import start_anvil, stop_anvil, test_accounts
     from oracle.chain.client import ALL_EVENTS, Chain, TxSender
     from oracle.chain.deploy import deploy_with_web3
+    from oracle.compute.merkle import chunks_per_row
     from oracle.protocol.dispute_terms import spec_hash_of, terms_of
     from oracle.protocol.params import LOCAL
 
     fx = dispute_fixtures()
     i, j = int(fx["i"]), int(fx["j"])  # type: ignore[call-overload]
+    width = 4096 // chunks_per_row(4096, 4)  # entries per chunk of C
+    leaf = i * (4096 // width) + j // width  # the chunk holding C[i][j]
+    at = 4 * width * (j // width)
     out: dict[str, int] = {}
     proc, url = start_anvil()
     try:
@@ -244,12 +256,13 @@ def dispute_gas() -> dict[str, int]:
                 ]
                 terms = {int(a["job_id"]): (ZERO, price, 1_000) for _, a in items}  # type: ignore[call-overload]
                 batch = SettledBatch.from_logs(head, items, terms)
-                common = (batch.args(), 0, terms_of(spec_obj), salt, tree.root, i, j, c_row)
+                chunk = c_row[at : at + 4 * width]
+                common = (batch.args(), 0, terms_of(spec_obj), salt, tree.root, i, j, chunk)
                 d = chain.disputes.functions
                 fn = (
-                    d.dispute_blob(*common, tree.proof(i), *fx[name][3])  # type: ignore[index]
+                    d.dispute_blob(*common, tree.proof(leaf), *fx[name][3])  # type: ignore[index]
                     if name == "int8_blob"
-                    else d.dispute_seeded(*common, tree.proof(i))
+                    else d.dispute_seeded(*common, tree.proof(leaf))
                 )
                 r = tx[disputer.address].send(fn, "dispute", gas=3_000_000)
                 assert [e.name for e in chain.receipt_events(r, ALL_EVENTS)] == ["Refuted"]

@@ -43,7 +43,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from bench._results import merge_results  # noqa: E402
-from oracle.compute.merkle import jit_warm_up, merkle_root  # noqa: E402
+from oracle.compute.merkle import chunks_per_row, jit_warm_up, merkle_root  # noqa: E402
 from oracle.protocol.commitment import commitment  # noqa: E402
 from oracle.store.blobs import LocalBlobStore  # noqa: E402
 from oracle.store.results import (  # noqa: E402
@@ -90,7 +90,7 @@ def bench(n: int, reps: int) -> dict[str, list[float]]:
     """Per-call seconds of fetch+verify, plain GET and verify only for one n×n result."""
     row_bytes = 4 * n
     data = np.random.default_rng(SEED).integers(-(2**31), 2**31, (n, n), dtype="<i4").tobytes()
-    c = commitment(WORKER, merkle_root(data, n))
+    c = commitment(WORKER, merkle_root(data, n * chunks_per_row(n, 4)))  # result tree
     max_size = len(data)
     with tempfile.TemporaryDirectory(prefix="pouw-bench-") as tmp:
         LocalResultStore(tmp).put(StoredResult(c, WORKER, row_bytes, data))

@@ -7,11 +7,12 @@
         transaction, while its batch is still in the challenge window.
 
         A matrix product's entries are independent dot products: to show that
-        a committed result C is wrong it is enough to open one row i of C
-        against the worker's commitment and recompute one entry C[i][j] from
-        row i of A and column j of B. Anyone may call `dispute_seeded` (inputs
-        regenerated on-chain from the job's seed) or `dispute_blob` (rows of
-        the requester's inputs opened against the input roots) with:
+        a committed result C is wrong it is enough to open the chunk of row i
+        of C holding C[i][j] against the worker's commitment and recompute
+        that entry from row i of A and column j of B. Anyone may call
+        `dispute_seeded` (inputs regenerated on-chain from the job's seed) or
+        `dispute_blob` (rows of the requester's inputs opened against the
+        input roots) with:
 
         - the batch as `JobMarket.settle` logged it, checked against the
           market's `batch_record` (`batch_record_hash`), and the index of the
@@ -20,8 +21,12 @@
           before the one that created the job: their spec hash must give the
           128-bit tag the market stored (`JobMarket.spec_tag`), so the terms
           are the job's;
-        - the result's row Merkle root, which with the worker's address must
-          hash to the settled commitment, and row i of C with its proof.
+        - the result's Merkle root, which with the worker's address must
+          hash to the settled commitment, and the chunk of row i of C that
+          holds C[i][j] with its proof: the result tree's leaves are the rows'
+          chunks (`entry_check._chunks_per_row`: 512 to 1024 bytes where n
+          allows, the whole row, up to 16 KiB, for an odd n or a row under
+          1 KiB), so a dispute sends 512 bytes of C at n = 4096, not 16 KiB.
 
         The entry rule (`entry_check`): int8, C[i][j] != the exact dot
         product; fp32, C[i][j] outside the error bound of every fp32 summation
@@ -110,7 +115,7 @@ def dispute_seeded(
     c_root: bytes32,
     i: uint256,
     j: uint256,
-    c_row: Bytes[16384],
+    c_chunk: Bytes[16384],
     c_proof: DynArray[bytes32, 64],
 ):
     """
@@ -118,17 +123,19 @@ def dispute_seeded(
             matmul job, by entry C[i][j]: rows of A and columns of B are
             regenerated from the seed. Reverts, moving nothing, unless the
             batch is in its challenge window, the item is VALID, the terms
-            are the job's, `c_root` is the worker's committed root, `c_row`
-            opens it as row i, and C[i][j] breaks the entry rule.
+            are the job's, `c_root` is the worker's committed root, `c_chunk`
+            opens it as the chunk of row i holding column j, and C[i][j]
+            breaks the entry rule.
     @param batch The batch, as settled (earlier refutations marked).
     @param index The item.
     @param terms The job's terms (seeded, spec version 2 or later).
     @param salt The hash of the block before the one that created the job.
-    @param c_root The Merkle root of the worker's result rows.
+    @param c_root The Merkle root of the worker's result (leaves: row chunks).
     @param i The entry's row.
     @param j The entry's column.
-    @param c_row Row i of C as stored (n little-endian int32 or float32).
-    @param c_proof Its Merkle proof.
+    @param c_chunk The chunk of row i of C holding column j, as stored (n/p
+           little-endian int32 or float32, `entry_check._chunks_per_row`).
+    @param c_proof Its Merkle proof (leaf i * p + j // (n/p) of m * p).
     """
     item: records.SettledItem = self._check(batch, index, terms, salt, c_root)
     assert not terms.blobs, "disputes: blob inputs (dispute_blob)"
@@ -136,11 +143,11 @@ def dispute_seeded(
     refuted: bool = False
     if terms.fp32:
         refuted = entry_check._refutes_fp32_seeded(
-            c_root, terms.seed, terms.m, terms.n, terms.k, i, j, c_row, c_proof
+            c_root, terms.seed, terms.m, terms.n, terms.k, i, j, c_chunk, c_proof
         )
     else:
         refuted = entry_check._refutes_int8_seeded(
-            c_root, terms.seed, terms.m, terms.n, terms.k, i, j, c_row, c_proof
+            c_root, terms.seed, terms.m, terms.n, terms.k, i, j, c_chunk, c_proof
         )
     assert refuted, "disputes: the entry is right"
     self._refute(batch, index, item, i, j)
@@ -155,7 +162,7 @@ def dispute_blob(
     c_root: bytes32,
     i: uint256,
     j: uint256,
-    c_row: Bytes[16384],
+    c_chunk: Bytes[16384],
     c_proof: DynArray[bytes32, 64],
     a_row: Bytes[4096],
     a_proof: DynArray[bytes32, 64],
@@ -173,11 +180,12 @@ def dispute_blob(
     @param index The item.
     @param terms The job's terms (int8, blob inputs).
     @param salt The hash of the block before the one that created the job.
-    @param c_root The Merkle root of the worker's result rows.
+    @param c_root The Merkle root of the worker's result (leaves: row chunks).
     @param i The entry's row.
     @param j The entry's column.
-    @param c_row Row i of C as stored (n little-endian int32).
-    @param c_proof Its Merkle proof.
+    @param c_chunk The chunk of row i of C holding column j, as stored (n/p
+           little-endian int32, `entry_check._chunks_per_row`).
+    @param c_proof Its Merkle proof (leaf i * p + j // (n/p) of m * p).
     @param a_row Row i of A (k signed bytes).
     @param a_proof Its proof against A's root.
     @param b_col Column j of B (k signed bytes).
@@ -188,7 +196,7 @@ def dispute_blob(
     assert not terms.fp32, "disputes: fp32 blob jobs are not disputable on-chain"
     assert len(a_row) == terms.k and len(b_col) == terms.k, "disputes: input rows are not k long"
     assert entry_check._refutes_int8(
-        c_root, terms.a_root, terms.b_root, terms.m, terms.n, i, j, c_row, c_proof, a_row, a_proof, b_col, b_proof
+        c_root, terms.a_root, terms.b_root, terms.m, terms.n, i, j, c_chunk, c_proof, a_row, a_proof, b_col, b_proof
     ), "disputes: the entry is right"
     self._refute(batch, index, item, i, j)
 

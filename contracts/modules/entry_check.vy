@@ -2,19 +2,26 @@
 """
 @title One entry of a committed matrix product, checked on-chain
 @license MIT
-@notice The building blocks of a single-entry dispute (issue 15): a row of a
-        committed result opened against its Merkle root, and the exact dot
-        product of an int8 row of A with an int8 column of B. A matrix product's
-        entries are independent dot products, so one wrong entry C[i][j] is
-        refuted by opening row i of C, row i of A and column j of B and
-        recomputing C[i][j] here. This module holds no state.
+@notice The building blocks of a single-entry dispute (issue 15): the chunk
+        of a committed result holding one entry, opened against its Merkle
+        root, and the exact dot product of an int8 row of A with an int8
+        column of B. A matrix product's entries are independent dot products,
+        so one wrong entry C[i][j] is refuted by opening the chunk of row i of
+        C that holds it, row i of A and column j of B and recomputing C[i][j]
+        here. This module holds no state.
 
-        The row tree is pouw's (oracle/compute/merkle.py), fixed because the
+        The tree is pouw's (oracle/compute/merkle.py), fixed because the
         on-chain commitment depends on it:
-        leaf_i = keccak256(0x00 ‖ i as 8-byte big-endian ‖ row bytes),
+        leaf_x = keccak256(0x00 ‖ x as 8-byte big-endian ‖ leaf bytes),
         node = keccak256(0x01 ‖ left ‖ right), levels built pairwise left to
         right with the last node of an odd level promoted unchanged (it has no
-        sibling in a proof).
+        sibling in a proof). Input trees have one leaf per row of A / column
+        of B. A result tree (m rows of n 4-byte entries) has p leaves per row
+        (`_chunks_per_row`): p is the largest power of two that divides n and
+        keeps a chunk of n/p entries at least MIN_CHUNK bytes long (p = 1 for
+        an odd n or a row under 2 * MIN_CHUNK bytes), and the m * p leaves are
+        the rows' chunks in row-major order, leaf i * p + c = chunk c of row
+        i. Entry C[i][j] is element j % (n/p) of leaf i * p + j // (n/p).
 
         The dot product packs eight 32-bit lanes in a word: each int8 byte is
         biased to unsigned (xor 0x80, a + 128 in [0, 255]), a 32-byte word is
@@ -33,6 +40,10 @@ MAX_K: constant(uint256) = 4096
 MAX_WORDS: constant(uint256) = 128
 # Levels of a row tree: up to 2**64 rows.
 MAX_DEPTH: constant(uint256) = 64
+# The smallest chunk of a result row that is a leaf of its own (bytes), and
+# the size of a result entry (int32 / float32).
+MIN_CHUNK: constant(uint256) = 512
+ENTRY_BYTES: constant(uint256) = 4
 
 # 1 in the low bit of each 32-bit lane (8 lanes).
 _LANE_ONES: constant(uint256) = (
@@ -109,6 +120,59 @@ def _opens(
         pos //= 2
         width = (width + 1) // 2
     return used == len(proof) and h == root
+
+
+@internal
+@pure
+def _chunks_per_row(n: uint256, item: uint256) -> uint256:
+    """
+    @dev Leaves per row of a result tree (module notice; the same rule as
+         oracle.compute.merkle.chunks_per_row).
+    @param n Entries per row (at least 1).
+    @param item Bytes per entry.
+    @return uint256 p: the largest power of two dividing n with (n / p) * item >= MIN_CHUNK.
+    """
+    p: uint256 = 1
+    for _: uint256 in range(MAX_DEPTH):
+        w: uint256 = n // p
+        if w % 2 != 0 or (w // 2) * item < MIN_CHUNK:
+            break
+        p *= 2
+    return p
+
+
+@internal
+@pure
+def _entry_bits(
+    c_root: bytes32,
+    m: uint256,
+    n: uint256,
+    i: uint256,
+    j: uint256,
+    c_chunk: Bytes[16384],
+    c_proof: DynArray[bytes32, 64],
+) -> uint256:
+    """
+    @dev The 32 bits of entry C[i][j] of an m x n result of 4-byte entries,
+         from the chunk of row i that holds it; reverts unless (i, j) lies in
+         the matrix, the chunk has n / p entries and opens `c_root` as leaf
+         i * p + j // (n / p) of the m * p leaves.
+    @param c_root The result's Merkle root.
+    @param m Rows of C.
+    @param n Columns of C.
+    @param i The row of the entry.
+    @param j The column of the entry.
+    @param c_chunk The chunk (n / p little-endian entries; the whole row if p = 1).
+    @param c_proof Its proof.
+    @return uint256 The entry's bits (little-endian as stored, read as a number).
+    """
+    assert i < m and j < n, "entry: outside the matrix"
+    p: uint256 = self._chunks_per_row(n, ENTRY_BYTES)
+    width: uint256 = n // p
+    assert len(c_chunk) == ENTRY_BYTES * width, "entry: chunk of C is not n/p entries"
+    leaf: uint256 = i * p + j // width
+    assert self._opens(c_root, self._leaf(leaf, c_chunk), leaf, m * p, c_proof), "entry: bad proof of C"
+    return self._u32_at(c_chunk, j % width)
 
 
 @internal
@@ -253,8 +317,8 @@ def _dot_int8_seeded(seed: uint256, i: uint256, j: uint256, k: uint256) -> int25
 @pure
 def _u32_at(row: Bytes[16384], j: uint256) -> uint256:
     """
-    @dev The 32 bits of entry `j` of a result row of 4-byte entries (little-endian,
-         as pouw stores results).
+    @dev The 32 bits of entry `j` of a result row or chunk of 4-byte entries
+         (little-endian, as pouw stores results).
     """
     buf: Bytes[36] = concat(slice(row, 4 * j, 4), empty(bytes32))
     be: uint256 = extract32(buf, 0, output_type=uint256) >> 224
@@ -263,11 +327,10 @@ def _u32_at(row: Bytes[16384], j: uint256) -> uint256:
 
 @internal
 @pure
-def _int32_at(row: Bytes[16384], j: uint256) -> int256:
+def _int32_of(le: uint256) -> int256:
     """
-    @dev Entry `j` of an int32 result row.
+    @dev The int32 whose 32 bits are `le`.
     """
-    le: uint256 = self._u32_at(row, j)
     if le >= 2**31:
         return convert(le, int256) - 2**32
     return convert(le, int256)
@@ -283,7 +346,7 @@ def _refutes_int8(
     n: uint256,
     i: uint256,
     j: uint256,
-    c_row: Bytes[16384],
+    c_chunk: Bytes[16384],
     c_proof: DynArray[bytes32, 64],
     a_row: Bytes[MAX_K],
     a_proof: DynArray[bytes32, 64],
@@ -291,19 +354,19 @@ def _refutes_int8(
     b_proof: DynArray[bytes32, 64],
 ) -> bool:
     """
-    @dev Whether entry (i, j) of an int8 blob job's committed C is wrong: row i
-         of C (n int32) opens the result root, row i of A opens A's root and
-         column j of B (row j of B's column-major blob) opens B's root, and
-         C[i][j] != dot(A[i, :], B[:, j]). Reverts if any opening fails, so a
-         false return means the entry is right.
-    @param c_root The result's row Merkle root (the worker's commitment opens it).
+    @dev Whether entry (i, j) of an int8 blob job's committed C is wrong: the
+         chunk of row i of C holding it opens the result root (`_entry_bits`),
+         row i of A opens A's root and column j of B (row j of B's column-major
+         blob) opens B's root, and C[i][j] != dot(A[i, :], B[:, j]). Reverts if
+         any opening fails, so a false return means the entry is right.
+    @param c_root The result's Merkle root (the worker's commitment opens it).
     @param a_root A's row root (m rows of k bytes), from the job's spec.
     @param b_root B's column root (n columns of k bytes), from the job's spec.
     @param m Rows of A and C.
     @param n Columns of B and C.
     @param i The row of the entry.
     @param j The column of the entry.
-    @param c_row Row i of C, little-endian int32.
+    @param c_chunk The chunk of row i of C holding column j, little-endian int32.
     @param c_proof Its proof.
     @param a_row Row i of A.
     @param a_proof Its proof.
@@ -311,12 +374,10 @@ def _refutes_int8(
     @param b_proof Its proof.
     @return bool True iff C[i][j] is not the dot product.
     """
-    assert i < m and j < n, "entry: outside the matrix"
-    assert len(c_row) == 4 * n, "entry: row of C is not n int32"
-    assert self._opens(c_root, self._leaf(i, c_row), i, m, c_proof), "entry: bad proof of C"
+    c: int256 = self._int32_of(self._entry_bits(c_root, m, n, i, j, c_chunk, c_proof))
     assert self._opens(a_root, self._leaf(i, a_row), i, m, a_proof), "entry: bad proof of A"
     assert self._opens(b_root, self._leaf(j, b_col), j, n, b_proof), "entry: bad proof of B"
-    return self._int32_at(c_row, j) != self._dot_int8(a_row, b_col)
+    return c != self._dot_int8(a_row, b_col)
 
 
 @internal
@@ -329,28 +390,27 @@ def _refutes_int8_seeded(
     k: uint256,
     i: uint256,
     j: uint256,
-    c_row: Bytes[16384],
+    c_chunk: Bytes[16384],
     c_proof: DynArray[bytes32, 64],
 ) -> bool:
     """
-    @dev Whether entry (i, j) of a seeded int8 job's committed C is wrong: row i
-         of C opens the result root and C[i][j] != dot(A[i, :], B[:, j]) with A
-         and B regenerated from the seed. Reverts if the opening fails.
-    @param c_root The result's row Merkle root.
+    @dev Whether entry (i, j) of a seeded int8 job's committed C is wrong: the
+         chunk of row i of C holding it opens the result root (`_entry_bits`)
+         and C[i][j] != dot(A[i, :], B[:, j]) with A and B regenerated from
+         the seed. Reverts if the opening fails.
+    @param c_root The result's Merkle root.
     @param seed The job's input seed.
     @param m Rows of A and C.
     @param n Columns of B and C.
     @param k Columns of A, rows of B.
     @param i The row of the entry.
     @param j The column of the entry.
-    @param c_row Row i of C, little-endian int32.
+    @param c_chunk The chunk of row i of C holding column j, little-endian int32.
     @param c_proof Its proof.
     @return bool True iff C[i][j] is not the dot product.
     """
-    assert i < m and j < n, "entry: outside the matrix"
-    assert len(c_row) == 4 * n, "entry: row of C is not n int32"
-    assert self._opens(c_root, self._leaf(i, c_row), i, m, c_proof), "entry: bad proof of C"
-    return self._int32_at(c_row, j) != self._dot_int8_seeded(seed, i, j, k)
+    c: int256 = self._int32_of(self._entry_bits(c_root, m, n, i, j, c_chunk, c_proof))
+    return c != self._dot_int8_seeded(seed, i, j, k)
 
 
 @internal
@@ -480,29 +540,28 @@ def _refutes_fp32_seeded(
     k: uint256,
     i: uint256,
     j: uint256,
-    c_row: Bytes[16384],
+    c_chunk: Bytes[16384],
     c_proof: DynArray[bytes32, 64],
 ) -> bool:
     """
     @dev Whether entry (i, j) of a seeded fp32 job's committed C is outside the
          bound no honest fp32 summation order exceeds (`_fp32_outside`), with
          row i of A and column j of B regenerated from the seed. Reverts if the
-         row does not open the result root.
-    @param c_root The result's row Merkle root.
+         chunk of row i holding the entry does not open the result root
+         (`_entry_bits`).
+    @param c_root The result's Merkle root.
     @param seed The job's input seed.
     @param m Rows of A and C.
     @param n Columns of B and C.
     @param k Columns of A, rows of B.
     @param i The row of the entry.
     @param j The column of the entry.
-    @param c_row Row i of C, little-endian float32.
+    @param c_chunk The chunk of row i of C holding column j, little-endian float32.
     @param c_proof Its proof.
     @return bool True iff C[i][j] is refuted.
     """
-    assert i < m and j < n, "entry: outside the matrix"
-    assert len(c_row) == 4 * n, "entry: row of C is not n float32"
-    assert self._opens(c_root, self._leaf(i, c_row), i, m, c_proof), "entry: bad proof of C"
+    bits: uint256 = self._entry_bits(c_root, m, n, i, j, c_chunk, c_proof)
     exact: int256 = 0
     mag: uint256 = 0
     exact, mag = self._dot_fp32_seeded(seed, i, j, k)
-    return self._fp32_outside(self._u32_at(c_row, j), exact, mag, k)
+    return self._fp32_outside(bits, exact, mag, k)

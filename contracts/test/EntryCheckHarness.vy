@@ -44,7 +44,33 @@ def int32_at(row: Bytes[16384], j: uint256) -> int256:
     """
     @notice Entry `j` of a little-endian int32 row.
     """
-    return entry_check._int32_at(row, j)
+    return entry_check._int32_of(entry_check._u32_at(row, j))
+
+
+@external
+@pure
+def chunks_per_row(n: uint256, item: uint256) -> uint256:
+    """
+    @notice Leaves per row of a result tree of n entries of `item` bytes.
+    """
+    return entry_check._chunks_per_row(n, item)
+
+
+@external
+@pure
+def entry_bits(
+    c_root: bytes32,
+    m: uint256,
+    n: uint256,
+    i: uint256,
+    j: uint256,
+    c_chunk: Bytes[16384],
+    c_proof: DynArray[bytes32, 64],
+) -> uint256:
+    """
+    @notice The bits of C[i][j] from its opened chunk (reverts if the opening fails).
+    """
+    return entry_check._entry_bits(c_root, m, n, i, j, c_chunk, c_proof)
 
 
 @external
@@ -65,7 +91,7 @@ def refutes(
     """
     assert entry_check._opens(root, entry_check._leaf(i, c_row), i, rows, proof), "entry: bad proof"
     assert 4 * j + 4 <= len(c_row), "entry: no such column"
-    return entry_check._int32_at(c_row, j) != entry_check._dot_int8(a_row, b_col)
+    return entry_check._int32_of(entry_check._u32_at(c_row, j)) != entry_check._dot_int8(a_row, b_col)
 
 
 @external

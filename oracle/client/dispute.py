@@ -14,12 +14,15 @@ such a disputer does, from public data:
 4. looks for an entry the contract refutes (:func:`oracle.compute.refute.refutable_entry`:
    one Freivalds pass, then one exact row); a right result is no dispute;
 5. sends ``dispute_blob`` / ``dispute_seeded`` with the openings (dry-run first, so a refusal
-   is the contract's reason, before anything is signed).
+   is the contract's reason, before anything is signed). Of C only the chunk of row i that
+   holds C[i][j] is sent, with its proof (the result tree's leaves are row chunks of 512 to
+   1024 bytes where the row allows, :func:`oracle.compute.work.entry_opening`), so at n = 4096
+   the calldata carries 512 bytes of C, not the 16 KiB row.
 
 What cannot be disputed on-chain is said plainly (:class:`DisputeOutcome` ``status``
 ``not_disputable``): other kinds (MLP, LLM), fp32 blob jobs, seeded jobs of spec version 1
-(their inputs are SFC64, which a contract cannot regenerate), and k above 4096 or a row of C
-above 16 KiB.
+(their inputs are SFC64, which a contract cannot regenerate), and k above 4096 or a chunk
+of C above 16 KiB (a row of more than 4096 entries that is not split into chunks: an odd n).
 """
 
 from __future__ import annotations
@@ -33,9 +36,9 @@ from eth_account.signers.local import LocalAccount
 
 from oracle.chain.client import Chain, TxSender
 from oracle.compute.kinds import get_kind
-from oracle.compute.merkle import MerkleTree
+from oracle.compute.merkle import MerkleTree, chunks_per_row
 from oracle.compute.refute import refutable_entry
-from oracle.compute.work import result_tree
+from oracle.compute.work import entry_opening, result_tree
 from oracle.exceptions import AuditInputError, ChainError
 from oracle.protocol.commitment import commitment as make_commitment
 from oracle.protocol.dispute_terms import matmul_terms
@@ -55,9 +58,10 @@ __all__ = [
 
 #: The first spec version whose seeded inputs the contract regenerates (the keccak stream).
 KECCAK_INPUTS_VERSION = 2
-#: ``entry_check.MAX_K`` and the largest row of C it opens (16 KiB).
+#: ``entry_check.MAX_K`` and the largest chunk of C it opens (16 KiB: a whole row of up to
+#: 4096 entries where the row is one leaf, chunks_per_row = 1; chunks are 512-1024 bytes).
 MAX_K = 4096
-MAX_ROW_BYTES = 16384
+MAX_CHUNK_BYTES = 16384
 
 
 @dataclass(frozen=True)
@@ -161,8 +165,11 @@ def disputable(spec: Spec) -> str:
             f"seeded inputs of spec version {spec.version} (SFC64) cannot be regenerated "
             f"on-chain; version {KECCAK_INPUTS_VERSION} jobs can be disputed"
         )
-    if p.k > MAX_K or 4 * p.n > MAX_ROW_BYTES:
-        return f"k = {p.k}, n = {p.n}: the contract opens k <= {MAX_K} and rows of n <= 4096"
+    if p.k > MAX_K or 4 * p.n // chunks_per_row(p.n, 4) > MAX_CHUNK_BYTES:
+        return (
+            f"k = {p.k}, n = {p.n}: the contract opens k <= {MAX_K} and chunks of C up to "
+            f"{MAX_CHUNK_BYTES} bytes"
+        )
     return ""
 
 
@@ -220,7 +227,7 @@ def dispute_job(
             job_id, "right", "no entry of the result breaks the rule", worker, batch_id
         )
     i, j = entry
-    row_bytes = c.shape[1] * c.dtype.itemsize
+    c_chunk, c_proof = entry_opening(spec, c, tree, i, j)
     common = (
         verdict.batch.args(),
         verdict.index,
@@ -229,8 +236,8 @@ def dispute_job(
         tree.root,
         i,
         j,
-        bytes(data[i * row_bytes : (i + 1) * row_bytes]),
-        tree.proof(i),
+        c_chunk,
+        c_proof,
     )
     disputes = chain.disputes
     if spec.params.a is not None:  # type: ignore[union-attr]

@@ -1,4 +1,4 @@
-"""keccak256 Merkle tree over the rows of a result matrix.
+"""keccak256 Merkle tree over the rows (or row chunks) of a matrix.
 
 Layout (fixed; the commitment on chain depends on it):
 
@@ -14,6 +14,28 @@ Layout (fixed; the commitment on chain depends on it):
 
 A proof for row i is the list of sibling hashes from the leaf level up, skipping levels where
 the node was promoted. Verifying needs the number of rows (it fixes where promotions happen).
+
+**Result trees have chunked leaves.** A result's tree (the worker's commitment,
+``oracle.compute.work.result_tree``) does not hash whole rows: each row of n elements of
+``itemsize`` bytes is cut into p equal chunks, p = :func:`chunks_per_row` (the largest power of
+two that divides n and keeps a chunk at least :data:`MIN_CHUNK_BYTES` = 512 bytes; p = 1, the
+plain row tree, for a row under 1024 bytes or an odd n), and the tree above is the tree over
+the m·p chunks as rows: literally ``MerkleTree.from_rows(data, m * p)`` over the same
+row-major bytes, leaf i·p + c = keccak256(0x00 || i·p + c || chunk c of row i). As p is a power
+of two and every row starts on a multiple of p, the p chunks of row i form a complete subtree
+(no promotion inside it) whose root sits at position i of level log2(p), and that level and
+those above have exactly the shape of the plain m-row tree. So:
+
+* a whole row is opened by its bytes and the proof above its subtree,
+  ``tree.row_proof(i, p)`` = ``tree.proof(i * p)[log2(p):]`` (as long as a plain row proof):
+  the verifier hashes the p chunks as leaves i·p + c, builds the subtree (:func:`row_root`)
+  and climbs the m-row tree from position i (:func:`verify_row`, :func:`verify_openings` with
+  ``chunks=p``);
+* one entry C[i][j] is opened by its chunk alone (what an on-chain dispute sends,
+  ``contracts/modules/entry_check.vy``): chunk c = j // (n/p) of row i and
+  ``tree.proof(i * p + c)`` against m·p leaves, the entry at element j mod (n/p) of the chunk.
+
+Input trees (rows of A, columns of B) and the llm trace trees are plain row trees.
 
 With numba, a tree is built and opened rows are checked by the compiled keccak kernels of
 :mod:`oracle.compute.keccak` (8 messages side by side):
@@ -65,21 +87,70 @@ except ImportError:  # pragma: no cover - depends on the environment
     _fast_keccak = None
 
 __all__ = [
+    "MIN_CHUNK_BYTES",
     "FlatProofs",
     "MerkleTree",
+    "chunks_per_row",
     "jit_warm_up",
     "leaf_hash",
     "merkle_root",
     "node_hash",
     "proof_length",
     "proof_lengths",
+    "row_root",
     "verify_openings",
     "verify_proof",
     "verify_proof_leaf",
+    "verify_row",
 ]
 
 LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"
+
+#: The smallest chunk of a result row that is a leaf of its own (module docstring; the same
+#: constant is ``entry_check.MIN_CHUNK``).
+MIN_CHUNK_BYTES = 512
+
+
+def chunks_per_row(n_elements: int, itemsize: int) -> int:
+    """p, the number of leaves per row of a result tree (module docstring): the largest power
+    of two that divides ``n_elements`` with chunks of n_elements/p elements still at least
+    :data:`MIN_CHUNK_BYTES` long; 1 for an odd count or a row under 2·MIN_CHUNK_BYTES."""
+    if n_elements <= 0 or itemsize <= 0:
+        raise ValueError(f"a row of {n_elements} elements of {itemsize} bytes")
+    p = 1
+    while (n_elements // p) % 2 == 0 and (n_elements // p // 2) * itemsize >= MIN_CHUNK_BYTES:
+        p *= 2
+    return p
+
+
+def _check_chunks(chunks: int) -> None:
+    if chunks < 1 or chunks & (chunks - 1):
+        raise ValueError(f"chunks per row must be a power of two, got {chunks}")
+
+
+def _subtree_top(level: list[bytes]) -> bytes:
+    """The root above a power-of-two number of hashes (a complete subtree)."""
+    while len(level) > 1:
+        level = [node_hash(level[k], level[k + 1]) for k in range(0, len(level), 2)]
+    return level[0]
+
+
+def row_root(index: int, row: bytes | bytearray | memoryview, chunks: int = 1) -> bytes:
+    """The hash standing for row ``index`` at level log2(``chunks``) of a chunked tree: its
+    ``chunks`` equal chunks hashed as leaves index·chunks + c and the complete subtree above
+    them (the row's leaf hash when chunks = 1)."""
+    _check_chunks(chunks)
+    view = memoryview(row).cast("B")
+    if len(view) % chunks:
+        raise ValueError(f"a row of {len(view)} bytes does not split into {chunks} chunks")
+    if chunks == 1:
+        return leaf_hash(index, view)
+    size = len(view) // chunks
+    base = index * chunks
+    return _subtree_top(
+        [leaf_hash(base + c, view[c * size : (c + 1) * size]) for c in range(chunks)]
+    )
 
 
 def leaf_hash(index: int, row: bytes | bytearray | memoryview) -> bytes:
@@ -177,6 +248,15 @@ class MerkleTree:
         """Number of leaves."""
         return len(self.levels[0])
 
+    def row_proof(self, index: int, chunks: int = 1) -> list[bytes]:
+        """The proof of whole row ``index`` of a tree with ``chunks`` leaves per row: the
+        siblings above the row's subtree, ``proof(index * chunks)[log2(chunks):]`` (module
+        docstring); checked by :func:`verify_row`."""
+        _check_chunks(chunks)
+        if self.rows % chunks:
+            raise ValueError(f"{self.rows} leaves are not rows of {chunks} chunks")
+        return self.proof(index * chunks)[chunks.bit_length() - 1 :]
+
     def proof(self, index: int) -> list[bytes]:
         """Sibling hashes for row ``index``, bottom-up, promoted levels skipped."""
         if not 0 <= index < self.rows:
@@ -264,6 +344,22 @@ def verify_proof(
     if not 0 <= index < rows or len(proof) != proof_length(index, rows):
         return False
     return verify_proof_leaf(root, index, leaf_hash(index, row), proof, rows)
+
+
+def verify_row(
+    root: bytes,
+    index: int,
+    row: bytes | bytearray | memoryview,
+    proof: Sequence[bytes],
+    rows: int,
+    chunks: int = 1,
+) -> bool:
+    """True iff ``row`` is row ``index`` of the ``rows``-row matrix committed to by ``root``
+    in a tree of ``chunks`` leaves per row, ``proof`` being :meth:`MerkleTree.row_proof`."""
+    _check_chunks(chunks)
+    if not 0 <= index < rows or memoryview(row).nbytes % chunks:
+        return False
+    return verify_proof_leaf(root, index, row_root(index, row, chunks), proof, rows)
 
 
 def verify_proof_leaf(
@@ -357,6 +453,7 @@ def verify_openings(
     proofs: Sequence[Sequence[bytes]] | FlatProofs,
     rows: int,
     *,
+    chunks: int = 1,
     jit: bool = True,
 ) -> tuple[list[bytes], list[bool]]:
     """Leaf hashes of opened rows and, for each, whether its proof leads to ``root``
@@ -368,14 +465,23 @@ def verify_openings(
     ``jit`` and the rows have equal lengths: 8 rows are hashed side by side with vector
     operations (5x pysha3's one-message speed here, with AVX-512), then their 8 paths climb the
     tree together, with no Python per node. Otherwise one keccak call per leaf and per node.
+
+    With ``chunks`` = p > 1 (a result tree of p leaves per row, module docstring) each proof
+    is the one above the row's subtree (:meth:`MerkleTree.row_proof`), the hashes returned are
+    the rows' subtree roots (:func:`row_root`) and the outcome is exactly :func:`verify_row`'s:
+    the chunks are hashed as leaves by the same compiled pass (all chunks of all rows side by
+    side), the p − 1 nodes of each subtree and the path above it one keccak call each.
     """
     count = len(indices)
     if len(rows_data) != count or len(proofs) != count:
         raise ValueError("indices, rows and proofs differ in length")
     if any(not 0 <= i < rows for i in indices):
         raise ValueError(f"opened row index out of range [0, {rows})")
+    _check_chunks(chunks)
     if count == 0:
         return [], []
+    if chunks > 1:
+        return _verify_chunked(root, indices, rows_data, proofs, rows, chunks, jit)
     row_len = memoryview(rows_data[0]).nbytes
     kernel = _jit(keccak_paths, paths_signatures, (keccak_f,)) if jit else None
     uneven = not isinstance(rows_data, np.ndarray) and any(
@@ -421,16 +527,100 @@ def verify_openings(
     tops = np.empty((lanes, 4), dtype=np.uint64)
     bad = np.zeros(lanes, dtype=np.bool_)
     msgs = buf.view("<u8")
+    # groups of 8 lanes in a few ranges per thread (one kernel call per range: many short
+    # messages, such as the chunks of opened rows, would otherwise pay a call per group)
+    groups = lanes // GROUP
+    step = -(-groups // min(groups, 4 * workers()))
     parallel_for(
-        lambda g: kernel(msgs, index, plen, sibs, rows, g, g + 1, RC_ARRAY, leaves_out, tops, bad),
-        lanes // GROUP,
-    )
+        lambda s: kernel(
+            msgs, index, plen, sibs, rows, s * step, min(groups, (s + 1) * step), RC_ARRAY,
+            leaves_out, tops, bad,
+        ),
+        -(-groups // step),
+    )  # fmt: skip
     leaf_bytes = leaves_out[:count].astype("<u8").tobytes()
     leaves = [leaf_bytes[32 * i : 32 * (i + 1)] for i in range(count)]
     expected = np.frombuffer(bytes(root), dtype="<u8") if len(root) == 32 else None
     hit = (tops[:count] == expected).all(axis=1) if expected is not None else np.zeros(count, bool)
     oks = [bool(hit[i]) and not bad[i] and well_formed[i] for i in range(count)]
     return leaves, oks
+
+
+def _verify_chunked(
+    root: bytes,
+    indices: Sequence[int],
+    rows_data: Sequence[bytes | bytearray | memoryview] | np.ndarray,
+    proofs: Sequence[Sequence[bytes]] | FlatProofs,
+    rows: int,
+    chunks: int,
+    jit: bool,
+) -> tuple[list[bytes], list[bool]]:
+    """:func:`verify_openings` with ``chunks`` > 1 leaves per row."""
+    count = len(indices)
+    if isinstance(rows_data, np.ndarray):
+        flat = np.ascontiguousarray(rows_data).reshape(count, -1).view(np.uint8)
+        splits = flat.shape[1] % chunks == 0 and flat.shape[1] > 0
+        good = list(range(count)) if splits else []
+        pieces: Any = flat.reshape(count * chunks, -1) if splits else []
+    else:
+        views = [memoryview(r).cast("B") for r in rows_data]
+        good = [t for t, v in enumerate(views) if len(v) and len(v) % chunks == 0]
+        pieces = []
+        for t in good:
+            size = len(views[t]) // chunks
+            pieces.extend(views[t][c * size : (c + 1) * size] for c in range(chunks))
+    as_lists = proofs.as_lists() if isinstance(proofs, FlatProofs) else proofs
+    tops = [b""] * count
+    oks = [False] * count
+    if not good:
+        return tops, oks
+    # every chunk as a leaf (index i·p + c), by the compiled pass when it applies: proofs of
+    # length 0 make each lane's top its leaf (the root given is not used)
+    leaf_index = [indices[t] * chunks + c for t in good for c in range(chunks)]
+    leaves, _ = verify_openings(
+        b"", leaf_index, pieces, [()] * len(leaf_index), rows * chunks, jit=jit
+    )
+    kernel = _tree_kernel() if jit else None
+    if kernel is None:  # one keccak call per node
+        for at, t in enumerate(good):
+            tops[t] = _subtree_top(leaves[at * chunks : (at + 1) * chunks])
+            oks[t] = verify_proof_leaf(root, indices[t], tops[t], as_lists[t], rows)
+        return tops, oks
+    # The subtrees' levels by keccak_tree over the opened chunks' leaves side by side (whole
+    # subtrees, so no pair crosses two rows), then each row's chunk 0 climbs its whole path
+    # (its subtree siblings, then the proof given) by keccak_paths: no Python per node.
+    depth = chunks.bit_length() - 1
+    width = len(leaf_index)
+    starts = [sum(width >> u for u in range(level)) for level in range(depth + 1)]
+    nodes = np.empty((starts[-1] + (width >> depth), 4), dtype=np.uint64)
+    nodes[:width] = np.frombuffer(b"".join(leaves), dtype="<u8").reshape(width, 4)
+    kernel(_NO_DATA, width, 0, width, 1, depth, RC_ARRAY, nodes)
+    top_bytes = nodes[starts[-1] :].astype("<u8").tobytes()
+    first = np.arange(len(good), dtype=np.int64)
+    sib = np.stack(
+        [nodes[starts[level] + first * (chunks >> level) + 1] for level in range(depth)], axis=1
+    ).astype("<u8")
+    sib_raw = sib.tobytes()
+    full = []
+    for at, t in enumerate(good):
+        tops[t] = top_bytes[32 * at : 32 * (at + 1)]
+        own = sib_raw[32 * depth * at : 32 * depth * (at + 1)]
+        full.append([own[32 * u : 32 * (u + 1)] for u in range(depth)] + list(as_lists[t]))
+    heads: Any = (
+        np.ascontiguousarray(pieces[::chunks])
+        if isinstance(pieces, np.ndarray)
+        else pieces[::chunks]
+    )
+    _, climbed = verify_openings(
+        root, [indices[t] * chunks for t in good], heads, full, rows * chunks, jit=jit
+    )
+    for at, t in enumerate(good):
+        oks[t] = climbed[at]
+    return tops, oks
+
+
+_NO_DATA = np.zeros(8, dtype=np.uint8)  # keccak_tree reads no row above the leaves
+_NO_DATA.flags.writeable = False
 
 
 def _fill_sibs(

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from oracle.compute.kinds import get_kind
-from oracle.compute.kinds.base import BlobSource, Prepared, seed_hex
+from oracle.compute.kinds.base import BlobSource, Prepared, result_chunks, seed_hex
 from oracle.compute.llm.answer import max_llm_answer_bytes
 from oracle.compute.merkle import merkle_root
 from oracle.exceptions import ResultFormatError, SpecError
@@ -75,7 +75,7 @@ def check_full(
 ) -> Verdict:
     """Verify a whole result (raw bytes as served, or an array of the exact dtype and shape).
 
-    With ``expected_root`` (the root the worker committed to), the result's row Merkle root must
+    With ``expected_root`` (the root the worker committed to), the result's Merkle root must
     equal it; without it only the arithmetic is checked (the caller checked the commitment).
     """
     try:
@@ -83,7 +83,7 @@ def check_full(
     except ResultFormatError as exc:
         return _format_invalid(prepared, str(exc))
     if expected_root is not None:
-        root = merkle_root(arr.data.cast("B"), arr.shape[0])
+        root = merkle_root(arr.data.cast("B"), arr.shape[0] * result_chunks(prepared.spec))
         if root != bytes(expected_root):
             return _format_invalid(
                 prepared,

@@ -13,6 +13,10 @@ the raw row-major array, little-endian, nothing else. Shape and dtype come from 
   (``oracle.compute.llm.trace``): the requester's completion and the oracles' opened rows
   hang off the same commitment.
 
+Every result element is 4 bytes (:data:`RESULT_ITEMSIZE`). The result's Merkle tree has
+chunked leaves: each row is cut into p equal chunks by its element count and that size
+(``oracle.compute.merkle.chunks_per_row``, p = 1 for rows under 1 KiB).
+
 A result of the wrong length is refused (:class:`ResultFormatError`); every bit pattern of the
 right length decodes (a NaN in an fp32 result is then rejected by the checks).
 
@@ -23,7 +27,8 @@ right length decodes (a NaN in an fp32 result is then rejected by the checks).
 ``header`` is canonical JSON ``{"indices": [...], "proof_lengths": [...], "rounds": R,
 "rows": M}``; ``y`` = C·R as an (M × R) row-major little-endian array of int64 (int8 jobs) or
 float32 (fp32 jobs); then for each opened row in header order: the row's bytes, then its
-proof hashes (32 bytes each). The total length must match exactly.
+proof hashes (32 bytes each): the proof above the row's chunk subtree
+(``oracle.compute.merkle.MerkleTree.row_proof``). The total length must match exactly.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ _AnswerHeader = dict[str, int | list[int] | str | None]
 __all__ = [
     "LLM_ROW_WORDS",
     "MAX_ANSWER_BYTES",
+    "RESULT_ITEMSIZE",
     "Opening",
     "SampledAnswer",
     "decode_answer",
@@ -64,6 +70,9 @@ MAX_HEADER_BYTES = 1 << 16
 
 #: llm results: uint32 words per row.
 LLM_ROW_WORDS = 32
+#: Bytes per result element, every kind (int32, float32, uint32): with a row's length it
+#: fixes the result tree's chunks (a result store knows rows by their length only).
+RESULT_ITEMSIZE = 4
 
 
 def result_layout(spec: Spec) -> tuple[tuple[int, int], np.dtype]:

@@ -2,10 +2,11 @@
 commitment, where the oracles verify it and its requester fetches it after the worker is gone.
 
 A result is addressed by its commitment ``c = keccak256(worker ‖ root)``
-(:mod:`oracle.protocol.commitment`), where ``root`` is the row Merkle root of its bytes
-(:mod:`oracle.compute.merkle`; rows of ``row_bytes`` bytes, the layout of
-:mod:`oracle.protocol.results`). Like a content-addressed blob it is self-certifying: whoever
-holds ``(worker, row_bytes, bytes)`` checks them against ``c`` (:func:`check_result`), so a store
+(:mod:`oracle.protocol.commitment`), where ``root`` is the Merkle root of its bytes
+(:mod:`oracle.compute.merkle`; rows of ``row_bytes`` bytes, each cut into the chunks that
+``chunks_per_row(row_bytes / 4, 4)`` gives, the layout of :mod:`oracle.protocol.results`).
+Like a content-addressed blob it is self-certifying: whoever holds
+``(worker, row_bytes, bytes)`` checks them against ``c`` (:func:`check_result`), so a store
 is never trusted. Every store checks before it keeps anything, and every reader checks what it
 reads (a source whose bytes do not open the commitment is skipped, the next one tried).
 
@@ -41,7 +42,7 @@ import requests
 import urllib3
 from eth_utils import to_checksum_address
 
-from oracle.compute.merkle import merkle_root
+from oracle.compute.merkle import chunks_per_row, merkle_root
 from oracle.exceptions import (
     BlobError,
     BlobHashMismatch,
@@ -53,6 +54,7 @@ from oracle.exceptions import (
 from oracle.infra.sqlite import SqliteFile
 from oracle.protocol.bundle import encode_bundle
 from oracle.protocol.commitment import commitment as commitment_of
+from oracle.protocol.results import RESULT_ITEMSIZE
 from oracle.store.blobs import (
     DEFAULT_MAX_BLOB,
     MAX_MULTI_BYTES,
@@ -123,14 +125,19 @@ class StoredResult:
 def check_result(
     commitment: bytes, worker: str, row_bytes: int, data: bytes | bytearray | memoryview
 ) -> bytes:
-    """The row Merkle root of ``data`` cut into rows of ``row_bytes``; BlobHashMismatch unless
-    it opens ``commitment`` with ``worker``."""
+    """The result Merkle root of ``data`` cut into rows of ``row_bytes`` (and those into
+    chunks of 4-byte elements, :func:`oracle.compute.merkle.chunks_per_row`; one leaf per row
+    when ``row_bytes`` is no multiple of 4, which no result has); BlobHashMismatch unless it
+    opens ``commitment`` with ``worker``."""
     size = len(memoryview(data).cast("B"))
     if row_bytes <= 0 or size == 0 or size % row_bytes:
         raise BlobHashMismatch(
             f"result 0x{commitment.hex()}: {size} bytes do not split into rows of {row_bytes}"
         )
-    root = merkle_root(data, size // row_bytes)
+    chunks = 1
+    if row_bytes % RESULT_ITEMSIZE == 0:
+        chunks = chunks_per_row(row_bytes // RESULT_ITEMSIZE, RESULT_ITEMSIZE)
+    root = merkle_root(data, size // row_bytes * chunks)
     if commitment_of(worker, root) != bytes(commitment):
         raise BlobHashMismatch(
             f"result 0x{commitment.hex()}: bytes do not open the commitment "

@@ -20,7 +20,7 @@ import pytest
 from eth_utils import keccak
 
 from oracle.compute.keccak_inputs import keccak_matmul_inputs
-from oracle.compute.merkle import MerkleTree, leaf_hash
+from oracle.compute.merkle import MerkleTree, chunks_per_row, leaf_hash
 from oracle.protocol.dispute_terms import spec_hash_of, terms_of
 from tests.conftest import commitment_of, settled_batch
 from tests.utils.constants import (
@@ -51,15 +51,24 @@ class Job:
     rows: list[bytes]  # the worker's C, row by row, as stored
 
     @property
+    def chunks(self) -> int:
+        """Leaves per row of the result tree (1 for the small rows of most tests)."""
+        return chunks_per_row(len(self.rows[0]) // 4, 4)
+
+    @property
     def tree(self) -> MerkleTree:
-        return MerkleTree.from_leaves([leaf_hash(i, r) for i, r in enumerate(self.rows)])
+        return MerkleTree.from_rows(b"".join(self.rows), len(self.rows) * self.chunks)
 
     @property
     def root(self) -> bytes:
         return self.tree.root
 
-    def opening(self, i: int) -> tuple[bytes, list[bytes]]:
-        return self.rows[i], self.tree.proof(i)
+    def opening(self, i: int, j: int) -> tuple[bytes, list[bytes]]:
+        """The chunk of row i holding C[i][j], and its proof (leaf i * p + j // (n/p))."""
+        p = self.chunks
+        width = len(self.rows[i]) // 4 // p
+        c = j // width
+        return self.rows[i][4 * width * c : 4 * width * (c + 1)], self.tree.proof(i * p + c)
 
     def a_opening(self, i: int) -> tuple[bytes, list[bytes]]:
         rows = [r.tobytes() for r in self.a]
@@ -150,7 +159,7 @@ def seeded_job(m=8, n=16, k=40, seed=7, dtype="int8", wrong=(3, 5)):
 
 
 def dispute(disputes, job, batch, i, j, sender, index=0, **over):
-    c_row, c_proof = job.opening(i)
+    c_row, c_proof = job.opening(i, j)
     args = {
         "terms": job.terms,
         "salt": job.salt,
@@ -241,7 +250,7 @@ def test_dispute_blob__wrong_entry__refutes(
     c[4, 2] -= 7
     spec_hash, terms = blob_terms(a, b)
     job, batch = settled(spec_hash, terms, a, b, c)
-    c_row, c_proof = job.opening(4)
+    c_row, c_proof = job.opening(4, 2)
     a_row, a_proof = job.a_opening(4)
     b_col, b_proof = job.b_opening(2)
     args = (batch.args(), 0, terms, job.salt, job.root, 4, 2, c_row, c_proof)
@@ -348,13 +357,13 @@ def test_dispute__malformed_or_foreign_proofs__revert(
 ):
     job, batch = settled(*seeded_job())
     state = ledger(jobs=[job.job_id])
-    c_row, c_proof = job.opening(3)
+    c_row, c_proof = job.opening(3, 5)
     bad_proof = [bytes(32), *c_proof[1:]]
     _, other_terms = seeded_terms(8, 16, 40, seed=8)
     cases = [
         ("entry: bad proof of C", {"c_proof": bad_proof}),
         ("entry: bad proof of C", {"c_row": job.rows[2]}),
-        ("entry: row of C is not n int32", {"c_row": c_row[:-4]}),
+        ("entry: chunk of C is not n/p entries", {"c_row": c_row[:-4]}),
         ("disputes: not the committed root", {"c_root": keccak(b"another root")}),
         ("disputes: not the job's terms", {"terms": other_terms}),
         ("disputes: not the job's terms", {"salt": keccak(b"another block")}),
@@ -384,6 +393,44 @@ def test_dispute__malformed_or_foreign_proofs__revert(
     with ape.reverts("disputes: not the batch record"):
         dispute(disputes, job, replace(batch, final_at=batch.final_at + 1), 3, 5, stranger)
     state.assert_unchanged()
+
+
+def test_dispute__chunked_rows__only_the_entry_chunk_refutes_and_failures_move_nothing(
+    chain, market, oracle_set, disputes, worker, requester, stranger, settled, ledger
+):
+    """n = 256 int32 entries (1 KiB rows): the result tree has 2 leaves per row and a dispute
+    sends the 512-byte chunk holding the entry. The wrong entry (1, 200) is in chunk 1."""
+    m, n = 3, 256
+    job, batch = settled(*seeded_job(m=m, n=n, k=24, wrong=(1, 200)))
+    assert job.chunks == 2 and job.tree.rows == m * 2
+    state = ledger(jobs=[job.job_id])
+    chunk0, proof0 = job.opening(1, 0)
+    chunk1, proof1 = job.opening(1, 200)
+    assert len(chunk1) == 512 and chunk1 == job.rows[1][512:]
+    whole = job.rows[1]
+    cases = [
+        ("entry: bad proof of C", {"c_row": chunk0, "c_proof": proof0}),  # the other chunk
+        ("entry: bad proof of C", {"c_proof": proof0}),  # its proof
+        ("entry: bad proof of C", {"c_proof": proof1[:-1]}),
+        ("entry: bad proof of C", {"c_proof": [*proof1, bytes(32)]}),
+        ("entry: bad proof of C", {"c_row": chunk1[:-1] + bytes([chunk1[-1] ^ 1])}),
+        ("entry: bad proof of C", {"c_row": job.opening(2, 200)[0]}),  # row 2's chunk 1
+        ("entry: chunk of C is not n/p entries", {"c_row": whole, "c_proof": job.tree.proof(2)}),
+    ]
+    for reason, over in cases:
+        with ape.reverts(reason):
+            dispute(disputes, job, batch, 1, 200, stranger, **over)
+    for i, j in ((1, 199), (1, 0), (1, 255), (0, 200), (2, 128)):  # right entries, either chunk
+        with ape.reverts("disputes: the entry is right"):
+            dispute(disputes, job, batch, i, j, stranger)
+    state.assert_unchanged()
+    tx = dispute(disputes, job, batch, 1, 200, stranger)
+    [entry] = tx.decode_logs(disputes.EntryRefuted)
+    assert (entry.row, entry.col) == (1, 200)
+    [ev] = tx.decode_logs(market.Refuted)
+    assert ev.worker_slashed == 2 * MIN_BOND
+    assert market.job(job.job_id).status == STATUS_OPEN
+    books_balance(chain, market, oracle_set, [job.job_id], [worker, stranger, requester])
 
 
 def test_dispute__seeded_job_of_version_1__not_regenerable(disputes, stranger, settled, ledger):

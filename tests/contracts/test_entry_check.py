@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from oracle.compute.merkle import MerkleTree, leaf_hash
+from oracle.compute.merkle import MerkleTree, chunks_per_row, leaf_hash
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,39 @@ def test_dot_int8__extremes_at_4096(harness, x: int, y: int) -> None:
 def test_dot_int8__lengths_differ__reverts(harness) -> None:
     with pytest.raises(Exception, match="entry: lengths differ"):
         harness.dot_int8(b"\x01\x02", b"\x01")
+
+
+def test_chunks_per_row__same_rule_as_merkle_py(harness) -> None:
+    cases = [(n, 4) for n in (1, 2, 5, 127, 128, 200, 255, 256, 384, 1024, 3072, 4096, 4097)]
+    cases += [(8194, 4), (2**20, 4), (4096, 1), (4096, 8), (6, 256)]
+    for n, item in cases:
+        assert harness.chunks_per_row(n, item) == chunks_per_row(n, item), (n, item)
+    assert harness.chunks_per_row(4096, 4) == 32
+
+
+def test_entry_bits__only_the_chunk_of_the_entry_opens(harness) -> None:
+    """m = 5 rows of n = 512 int32 (p = 4 chunks of 128 entries, 20 leaves, the last row's
+    subtree promoted): each entry reads from its own chunk; any other chunk, leaf index or
+    proof reverts."""
+    m, n = 5, 512
+    c = np.random.default_rng(11).integers(-(2**31), 2**31, (m, n)).astype("<i4")
+    p = chunks_per_row(n, 4)
+    assert p == 4
+    tree = MerkleTree.from_rows(c.tobytes(), m * p)
+    chunks = c.reshape(m * p, n // p)
+    for i, j in [(0, 0), (0, 127), (0, 128), (2, 300), (4, 511), (4, 0)]:
+        leaf = i * p + j // 128
+        got = harness.entry_bits(tree.root, m, n, i, j, chunks[leaf].tobytes(), tree.proof(leaf))
+        assert got == int(c[i, j]) & 0xFFFFFFFF
+        other = leaf ^ 1  # the neighbouring chunk, with its own valid proof
+        with pytest.raises(Exception, match="entry: bad proof of C"):
+            harness.entry_bits(tree.root, m, n, i, j, chunks[other].tobytes(), tree.proof(other))
+        with pytest.raises(Exception, match="entry: bad proof of C"):
+            harness.entry_bits(tree.root, m, n, i, j, chunks[leaf].tobytes(), tree.proof(other))
+    with pytest.raises(Exception, match="entry: chunk of C is not n/p entries"):
+        harness.entry_bits(tree.root, m, n, 1, 3, c[1].tobytes(), tree.proof(4))
+    with pytest.raises(Exception, match="entry: outside the matrix"):
+        harness.entry_bits(tree.root, m, n, 1, n, chunks[7].tobytes(), tree.proof(7))
 
 
 def test_int32_at__little_endian_signed(harness) -> None:
@@ -140,7 +173,7 @@ def test_refutes_int8__blob_job__against_its_published_roots(harness) -> None:
         ({"a_row": a[5].tobytes()}, "bad proof of A"),
         ({"b_col": cols[1].tobytes()}, "bad proof of B"),
         ({"a_root": b_root}, "bad proof of A"),
-        ({"c_row": c[6].tobytes()[:-4]}, "row of C is not n int32"),
+        ({"c_row": c[6].tobytes()[:-4]}, "chunk of C is not n/p entries"),
         ({"m": m + 1}, "bad proof of C"),
     ):
         with pytest.raises(Exception, match=f"entry: {reason}"):

@@ -50,7 +50,7 @@ from eth_utils import to_checksum_address
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from oracle.compute.merkle import merkle_root
+from oracle.compute.merkle import chunks_per_row, merkle_root
 from oracle.compute.work import answer_challenge, compute, result_root
 from oracle.infra.metrics import Metrics
 from oracle.infra.web import DEFAULT_MAX_BODY, WebServer
@@ -1058,7 +1058,8 @@ def test_blobs__bad_puts__4xx_and_nothing_stored(
 def _result(seed: int, rows: int = 6, cols: int = 5) -> StoredResult:
     data = np.random.default_rng(seed).integers(-9, 9, (rows, cols)).astype("<i4").tobytes()
     worker = WORKER.address
-    return StoredResult(commitment(worker, merkle_root(data, rows)), worker, cols * 4, data)
+    root = merkle_root(data, rows * chunks_per_row(cols, 4))  # the result tree's leaves
+    return StoredResult(commitment(worker, root), worker, cols * 4, data)
 
 
 def test_results__bad_puts__4xx_and_nothing_stored(

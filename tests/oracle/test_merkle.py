@@ -13,14 +13,18 @@ from hypothesis import strategies as st
 from oracle.compute import keccak as keccak_kernels
 from oracle.compute import merkle
 from oracle.compute.merkle import (
+    MIN_CHUNK_BYTES,
     MerkleTree,
+    chunks_per_row,
     leaf_hash,
     merkle_root,
     node_hash,
     proof_length,
+    row_root,
     verify_openings,
     verify_proof,
     verify_proof_leaf,
+    verify_row,
 )
 from oracle.protocol.commitment import commitment
 
@@ -380,3 +384,136 @@ def test_proof_lengths__every_index_of_many_trees() -> None:
     for rows in (1, 2, 3, 7, 8, 9, 100, 1023, 1025):
         idx = np.arange(rows)
         assert proof_lengths(idx, rows).tolist() == [proof_length(i, rows) for i in range(rows)]
+
+
+# --- result trees with chunked leaves (module docstring) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "itemsize", "p"),
+    [
+        (4096, 4, 32),  # 16 KiB rows: 32 chunks of 512 bytes
+        (1024, 4, 8),
+        (3072, 4, 16),  # 3 · 2^10 entries: 16 chunks of 768 bytes (32 would be 384 bytes)
+        (256, 4, 2),  # 1 KiB: two 512-byte chunks
+        (255, 4, 1),  # odd n: one leaf per row
+        (4097, 4, 1),
+        (8194, 4, 2),  # 2 · 4097: halves of an odd count
+        (200, 4, 1),  # 800 bytes: under 1 KiB
+        (5, 4, 1),
+        (4096, 1, 8),
+        (1, 4, 1),
+    ],
+)
+def test_chunks_per_row__the_rule(n: int, itemsize: int, p: int) -> None:
+    assert chunks_per_row(n, itemsize) == p
+    assert n % p == 0 and (p == 1 or (n // p) * itemsize >= MIN_CHUNK_BYTES)
+    assert (n // p) % 2 or (n // p // 2) * itemsize < MIN_CHUNK_BYTES  # no larger p fits
+    for bad in ((0, 4), (4, 0), (-2, 4)):
+        with pytest.raises(ValueError):
+            chunks_per_row(*bad)
+
+
+def _chunked(rows: int, n: int, seed: int) -> tuple[np.ndarray, int, MerkleTree]:
+    c = np.random.default_rng(seed).integers(-(2**31), 2**31, (rows, n)).astype("<i4")
+    p = chunks_per_row(n, 4)
+    return c, p, MerkleTree.from_rows(c.tobytes(), rows * p)
+
+
+@pytest.mark.parametrize(("rows", "n"), [(5, 512), (1, 1024), (7, 256), (6, 3072)])
+def test_chunked_tree__plain_keccak_layout_and_row_subtrees(rows: int, n: int) -> None:
+    c, p, tree = _chunked(rows, n, rows)
+    assert p > 1
+    size = 4 * n // p
+    raw = c.tobytes()
+    chunk_leaves = [
+        keccak(b"\x00" + x.to_bytes(8, "big") + raw[x * size : (x + 1) * size])
+        for x in range(rows * p)
+    ]
+    assert tree.levels[0] == tuple(chunk_leaves)
+    assert tree.root == MerkleTree.from_leaves(chunk_leaves).root
+    # level log2(p) holds each row's subtree root, and above it the plain row tree's shape
+    tops = [row_root(i, c[i].tobytes(), p) for i in range(rows)]
+    assert tree.levels[p.bit_length() - 1] == tuple(tops)
+    assert MerkleTree.from_leaves(tops).root == tree.root
+    assert merkle_root(raw, rows * p) == tree.root
+
+
+def test_chunked_tree__row_opened_through_its_subtree__tampering_any_chunk_fails() -> None:
+    rows, n = 5, 1024  # p = 8, and the odd last row is promoted above its subtree
+    c, p, tree = _chunked(rows, n, 3)
+    size = 4 * n // p
+    for i in range(rows):
+        row = c[i].tobytes()
+        proof = tree.row_proof(i, p)
+        assert len(proof) == proof_length(i, rows)
+        assert verify_row(tree.root, i, row, proof, rows, p)
+        for chunk in range(p):
+            bad = bytearray(row)
+            bad[chunk * size + (7 * chunk) % size] ^= 0x10
+            assert not verify_row(tree.root, i, bytes(bad), proof, rows, p)
+        assert not verify_row(tree.root, (i + 1) % rows, row, proof, rows, p)
+        assert not verify_row(tree.root, i, row, proof, rows, p // 2)  # another chunking
+        assert not verify_row(tree.root, i, row, tree.proof(i), rows)  # the plain layout
+        assert not verify_row(tree.root, i, row[:-4], proof, rows, p)
+    with pytest.raises(ValueError):
+        tree.row_proof(0, 3)
+    with pytest.raises(ValueError):
+        _chunked(3, 256, 0)[2].row_proof(0, 4)  # 6 leaves are not rows of 4 chunks
+
+
+@pytest.mark.parametrize("jit", [True, False])
+def test_verify_openings__chunked__same_as_verify_row_and_only_tampered_rows_fail(
+    jit: bool,
+) -> None:
+    rows, n = 37, 256  # p = 2
+    c, p, tree = _chunked(rows, n, 5)
+    indices = [0, 36, 5, 17, 8, 9, 30, 31, 2, 3]  # more than a group of 8 rows
+    rows_data = [c[i].tobytes() for i in indices]
+    proofs = [tree.row_proof(i, p) for i in indices]
+    tops, oks = verify_openings(tree.root, indices, rows_data, proofs, rows, chunks=p, jit=jit)
+    assert all(oks)
+    assert tops == [row_root(i, r, p) for i, r in zip(indices, rows_data, strict=True)]
+    as_array = verify_openings(tree.root, indices, c[indices], proofs, rows, chunks=p, jit=jit)
+    assert as_array == (tops, oks)
+    bad_rows = list(rows_data)
+    bad_rows[2] = rows_data[2][:-1] + bytes([rows_data[2][-1] ^ 1])  # last chunk
+    bad_rows[4] = bytes([rows_data[4][0] ^ 1]) + rows_data[4][1:]  # first chunk
+    bad_rows[6] = rows_data[6][:-4]  # no longer n entries: not split into p chunks
+    bad_proofs = [list(pr) for pr in proofs]
+    bad_proofs[7][0] = bytes(32)
+    bad_proofs[9] = tree.proof(indices[9] * p)  # the full chunk proof is not the row's
+    _, oks = verify_openings(tree.root, indices, bad_rows, bad_proofs, rows, chunks=p, jit=jit)
+    want = [verify_row(tree.root, i, r, pr, rows, p)
+            for i, r, pr in zip(indices, bad_rows, bad_proofs, strict=True)]  # fmt: skip
+    assert oks == want
+    assert [t for t, ok in enumerate(oks) if not ok] == [2, 4, 6, 7, 9]
+    assert not any(verify_openings(bytes(32), indices, rows_data, proofs, rows, chunks=p)[1])
+
+
+def test_entry_opening__the_chunk_of_the_entry_verifies_and_no_other_index_does() -> None:
+    from oracle.compute.work import entry_opening, result_tree
+    from oracle.protocol.spec import parse_spec
+
+    m, n = 6, 1024
+    spec = parse_spec(
+        {"version": 1, "kind": "matmul", "dtype": "int8", "m": m, "n": n, "k": 8,
+         "inputs": {"seed": 1}, "verify": {"mode": "full"}}
+    )  # fmt: skip
+    c = np.random.default_rng(9).integers(-(2**31), 2**31, (m, n)).astype("<i4")
+    tree = result_tree(spec, c)
+    p = chunks_per_row(n, 4)
+    assert tree.rows == m * p == 48
+    width = n // p
+    for i, j in [(0, 0), (3, 127), (3, 128), (5, 1023), (4, 700)]:
+        chunk, proof = entry_opening(spec, c, tree, i, j)
+        leaf = i * p + j // width
+        assert len(chunk) == 4 * width
+        assert np.frombuffer(chunk, "<i4")[j % width] == c[i, j]
+        assert verify_proof(tree.root, leaf, chunk, proof, m * p)
+        for other in (leaf - 1, leaf + 1, i):
+            if 0 <= other < m * p and other != leaf:
+                assert not verify_proof(tree.root, other, chunk, proof, m * p)
+        assert not verify_proof(tree.root, leaf, chunk, proof, m)  # rows, not chunks
+    with pytest.raises(IndexError):
+        entry_opening(spec, c, tree, m, 0)

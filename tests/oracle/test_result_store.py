@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import requests
 
-from oracle.compute.merkle import merkle_root
+from oracle.compute.merkle import chunks_per_row, merkle_root
 from oracle.exceptions import BlobHashMismatch, BlobNotFound, BlobTooLarge, BlobTransferError
 from oracle.protocol.commitment import commitment
 from oracle.store.blobs import LocalBlobStore
@@ -35,7 +35,8 @@ OTHER = "0x" + "cd" * 20
 
 def result(seed: int, rows: int = 8, cols: int = 5, worker: str = WORKER) -> StoredResult:
     data = np.random.default_rng(seed).integers(-9, 9, (rows, cols)).astype("<i4").tobytes()
-    return StoredResult(commitment(worker, merkle_root(data, rows)), worker, cols * 4, data)
+    root = merkle_root(data, rows * chunks_per_row(cols, 4))  # the result tree's leaves
+    return StoredResult(commitment(worker, root), worker, cols * 4, data)
 
 
 @pytest.fixture

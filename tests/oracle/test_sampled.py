@@ -155,3 +155,41 @@ def test_check_sampled__detection_probability_matches_formula(
     assert p >= 1 - (1 - w / m) ** s
     sd = (p * (1 - p) / trials) ** 0.5
     assert abs(detected / trials - p) < 4 * sd, (detected / trials, p)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_check_sampled__chunked_rows__honest_valid_and_a_byte_in_any_chunk_invalid(
+    matmul_spec: Callable[..., Spec], dtype: str
+) -> None:
+    """n = 512 entries of 4 bytes: 4 chunks per row, so the tree has 4m leaves, an opened row
+    carries the proof above its subtree and a flipped byte in any chunk breaks it."""
+    from oracle.compute.merkle import chunks_per_row
+    from oracle.compute.verify import check_full
+
+    spec = matmul_spec(dtype, m=24, n=512, k=28, mode="sampled")
+    p = chunks_per_row(512, 4)
+    assert p == 4
+    c = compute(spec)
+    tree = result_tree(spec, c)
+    assert tree.rows == 24 * p
+    prepared = prepare(spec, SEED)
+    rounds = prepared.state.challenge.r.shape[1]
+    good = _decode(spec, answer_challenge(spec, c, SEED), rounds)
+    assert all(len(o.proof) == len(MerkleTree.from_rows(c.tobytes(), 24).proof(o.index))
+               for o in good.openings)  # fmt: skip
+    verdict = check_sampled(prepared, good, tree.root)
+    assert verdict.verdict is VerdictCode.VALID, verdict.reason
+    for chunk in range(p):
+        o = good.openings[chunk]
+        row = bytearray(o.row)
+        row[chunk * 512 + 3] ^= 0x01  # the top byte of an entry of chunk `chunk`
+        bad = tuple(type(o)(x.index, bytes(row), x.proof) if x is o else x for x in good.openings)
+        verdict = check_sampled(prepared, SampledAnswer(good.y, bad), tree.root)
+        assert verdict.verdict is VerdictCode.INVALID
+        assert f"Merkle proof of row {o.index}" in verdict.reason
+    # the plain row tree's root is another commitment
+    plain = MerkleTree.from_rows(c.tobytes(), 24).root
+    assert check_sampled(prepared, good, plain).verdict is VerdictCode.INVALID
+    full = prepare(matmul_spec(dtype, m=24, n=512, k=28), SEED)
+    assert check_full(full, c, expected_root=tree.root).verdict is VerdictCode.VALID
+    assert check_full(full, c, expected_root=plain).verdict is VerdictCode.INVALID

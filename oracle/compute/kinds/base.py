@@ -10,14 +10,29 @@ from typing import Any, Protocol
 import numpy as np
 
 from oracle.compute.backend import Backend
-from oracle.compute.merkle import MerkleTree, merkle_root
+from oracle.compute.merkle import MerkleTree, chunks_per_row, merkle_root
 from oracle.compute.rng import seed_to_int
 from oracle.exceptions import InputError
-from oracle.protocol.results import SampledAnswer
+from oracle.protocol.results import SampledAnswer, result_layout
 from oracle.protocol.spec import InputBlob, Spec
 from oracle.protocol.verdict import Verdict
 
-__all__ = ["BlobSource", "JobKind", "Prepared", "load_blob", "log2_ratio", "seed_hex"]
+__all__ = [
+    "BlobSource",
+    "JobKind",
+    "Prepared",
+    "load_blob",
+    "log2_ratio",
+    "result_chunks",
+    "seed_hex",
+]
+
+
+def result_chunks(spec: Spec) -> int:
+    """Leaves per row of the spec's result tree (:func:`oracle.compute.merkle.chunks_per_row`
+    of its row length and element size): the tree is ``MerkleTree.from_rows(data, m * p)``."""
+    (_, cols), dtype = result_layout(spec)
+    return chunks_per_row(cols, dtype.itemsize)
 
 
 class BlobSource(Protocol):

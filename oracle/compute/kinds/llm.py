@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from oracle.compute.backend import Backend
-from oracle.compute.kinds.base import BlobSource, Prepared, seed_hex
+from oracle.compute.kinds.base import BlobSource, Prepared, result_chunks, seed_hex
 from oracle.compute.llm.answer import decode_llm_answer, encode_llm_answer
 from oracle.compute.llm.model_cache import MODELS, LoadedModel
 from oracle.compute.llm.trace import LlmTrace, TraceBuffer, traced_generate
@@ -145,7 +145,7 @@ class LlmKind:
         tree = trace.main_tree()
         data = encode_llm_result(spec, trace.roots(tree), trace.tokens)
         (rows, cols), dtype = result_layout(spec)
-        TRACES.put(merkle_root(data, rows), trace, tree, buffer)
+        TRACES.put(merkle_root(data, rows * result_chunks(spec)), trace, tree, buffer)
         return np.frombuffer(data, dtype=dtype).reshape(rows, cols).copy()
 
     def prepare(self, spec: Spec, seed: bytes | int, inputs: LoadedModel) -> Prepared:
@@ -181,7 +181,7 @@ class LlmKind:
         try:
             got = decode_llm_answer(spec, answer)
             rows = result_layout(spec)[0][0]
-            if merkle_root(got.result, rows) != bytes(root):
+            if merkle_root(got.result, rows * result_chunks(spec)) != bytes(root):
                 return invalid("result does not match the committed root")
             roots, tokens = decode_llm_result(spec, got.result)
         except ResultFormatError as exc:

@@ -8,7 +8,9 @@ Verification (see :mod:`oracle.compute.freivalds` for the math):
 
 * ``full``: y = C·R in one pass over C, compared with z = A·(B·R) from ``prepare``; int8
   exactly modulo 2^64 (false accept ≤ 2^-40), fp32 within τ.
-* ``sampled``: the worker committed to the row Merkle root of C before the seed was known.
+* ``sampled``: the worker committed to the Merkle root of C before the seed was known (its
+  leaves are the rows' chunks, :func:`oracle.compute.kinds.base.result_chunks` per row; an
+  opened row comes with the proof above its chunk subtree, :mod:`oracle.compute.merkle`).
   It answers with y = C·R (all m rows) and the rows I chosen by the seed (``openings``
   distinct rows, uniformly without replacement) with Merkle proofs. The oracle checks
   (1) y against z = A·(B·R) (exactly / within τ), (2) each opened row's proof against the
@@ -16,8 +18,8 @@ Verification (see :mod:`oracle.compute.freivalds` for the math):
   A_I·B computed in ``prepare`` (one small fp32 GEMM, |A_I|·|B| alongside), elementwise
   within ≈ 2γ_k·|A_i|·|B| (:func:`oracle.compute.freivalds.fp32_row_reference`; ``prepare`` turns it
   into float32 intervals equivalent to [ref − τ, ref + τ] for float32 c, so the check is two
-  comparisons without conversion and every |c − ref| ≤ τ passes). (2) hashes the opened rows
-  and climbs their paths 8 at a time in one compiled kernel
+  comparisons without conversion and every |c − ref| ≤ τ passes). (2) hashes the opened rows'
+  chunks 8 at a time in one compiled kernel, then each row's subtree and path above it
   (:func:`oracle.compute.merkle.verify_openings`), with the same outcome as one proof at a time;
   ``prepare`` compiles or loads it (and, for int8, the C·R kernel), so no check compiles.
 
@@ -59,7 +61,14 @@ from oracle.compute.freivalds import (
     jit_warm_up,
     ring_product,
 )
-from oracle.compute.kinds.base import BlobSource, Prepared, load_blob, log2_ratio, seed_hex
+from oracle.compute.kinds.base import (
+    BlobSource,
+    Prepared,
+    load_blob,
+    log2_ratio,
+    result_chunks,
+    seed_hex,
+)
 from oracle.compute.merkle import MerkleTree, verify_openings
 from oracle.compute.merkle import jit_warm_up as merkle_warm_up
 from oracle.compute.rng import (
@@ -283,6 +292,7 @@ class MatmulKind:
             [o.row for o in answer.openings],
             [o.proof for o in answer.openings],
             p.m,
+            chunks=result_chunks(prepared.spec),
         )
         for o, ok in zip(answer.openings, proofs_ok, strict=True):
             if not ok:
@@ -352,8 +362,13 @@ class MatmulKind:
         p = _p(spec)
         ch = challenge(spec, seed)
         y = ring_product(result, ch.r) if p.dtype == "int8" else fp32_matvec(result, ch.rt)
+        chunks = result_chunks(spec)
         openings = tuple(
-            Opening(int(i), np.ascontiguousarray(result[i]).tobytes(), tuple(tree.proof(int(i))))
+            Opening(
+                int(i),
+                np.ascontiguousarray(result[i]).tobytes(),
+                tuple(tree.row_proof(int(i), chunks)),
+            )
             for i in ch.rows
         )
         return SampledAnswer(y, openings)
