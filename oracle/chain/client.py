@@ -82,6 +82,8 @@ ALL_EVENTS = (
     "Bonded",
     "Refuted",
 )
+#: Gas added to an estimate (with a quarter of it) before signing: see :meth:`TxSender.sign`.
+ESTIMATE_MARGIN = 20_000
 #: Job status codes of ``JobMarket.job(id).status``.
 STATUS_OPEN, STATUS_PAID, STATUS_REFUNDED, STATUS_CANCELLED = 1, 2, 3, 4
 
@@ -466,14 +468,15 @@ class TxSender:
         tip = 10**9
         tx["maxPriorityFeePerGas"] = tip
         tx["maxFeePerGas"] = 2 * fee + tip
-        # Given: no eth_estimateGas round trip (a whole dry run).
-        tx["gas"] = (
-            gas
-            if gas is not None
-            else _wrap(
+        # Given: no eth_estimateGas round trip (a whole dry run). Estimated: with a margin, as
+        # the state it is mined in may cost more than the one it was estimated in (a new epoch's
+        # first work written, a slot another transaction cleared); unused gas is not charged.
+        if gas is None:
+            estimate = _wrap(
                 "eth_estimateGas", lambda: self.chain.w3.eth.estimate_gas(cast(TxParams, tx))
             )
-        )
+            gas = int(estimate) * 5 // 4 + ESTIMATE_MARGIN
+        tx["gas"] = gas
         signed = self.account.sign_transaction(tx)
         self.nonce += 1
         return SentTx(

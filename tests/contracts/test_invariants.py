@@ -1,18 +1,22 @@
 """Stateful property test: random sequences of every user action, invariants after each step.
 
-Hypothesis drives create/submit/settle/finalize/refund/cancel/withdraw/claim/bond/unbond/
-release/time-travel across two requesters, four workers and both escrow assets (ETH and an
-ERC-20). After every step:
+Hypothesis drives create/submit/settle/finalize/dispute/refund/cancel/withdraw/claim/bond/
+unbond/release/time-travel across two requesters, four workers and both escrow assets (ETH and
+an ERC-20). Some jobs are a real seeded int8 matmul (the keccak stream of spec version 2) to
+which a worker may commit a result with one wrong entry: a dispute of such a VALID verdict in
+its window refutes it (to the wei: the worker's bond and stake and the signers' oracle bonds,
+half to the disputer, the rest to the requester; the escrow back in the reopened job), while a
+dispute of a right entry, or after the window, reverts and moves nothing. After every step:
 
 - for each asset, the market's balance == open escrow + free bonds and live submissions'
   stakes (ETH) + credited balances + what settled batches hold until they are final
   (`pending`);
 - `pending` of each asset is exactly what the batches not yet finalized hold (VALID: escrow in
-  its asset and the stake in ETH; INVALID: the slashed bond in ETH), and each such batch's
-  `batch_record` is the hash of the batch its logs describe;
+  its asset and the stake in ETH; INVALID: the slashed bond in ETH; REFUTED: nothing), and
+  each such batch's `batch_record` is the hash of the batch its logs describe;
 - every live stake is 0 or min_bond (one bond per live submission);
-- no job is paid twice (at most one JobSettled per job, ever, and its escrow credited by at
-  most one finalize); no batch is finalized twice, nor before its `final_at`;
+- no job is paid twice (at most one JobSettled per job that no dispute refuted, and its
+  escrow credited by at most one finalize); no batch is finalized twice, nor before its `final_at`;
 - finalize credits exactly what its batch holds: escrow to the worker in the job's asset, the
   stake back to its bond, the slashed bond to the requester in ETH; it moves no funds out;
 - minted supply <= the emission of the epochs that have ended;
@@ -42,8 +46,9 @@ from hypothesis.stateful import (
 )
 
 from oracle.protocol.emission import epoch_emission
-from oracle.protocol.settled import SettledBatch
+from oracle.protocol.settled import VERDICT_REFUTED, SettledBatch
 from tests.conftest import commitment_of, settled_batch
+from tests.contracts.test_disputes import Job, dispute, result_rows, seeded_job
 from tests.utils.constants import (
     EPOCH_LENGTH,
     ETHER,
@@ -51,6 +56,7 @@ from tests.utils.constants import (
     INITIAL_EMISSION,
     INVALID,
     MIN_BOND,
+    ORACLE_BOND,
     STATUS_OPEN,
     VALID,
     VALID_UNTIL,
@@ -59,11 +65,26 @@ from tests.utils.constants import (
 
 N_REQUESTERS = 2
 N_WORKERS = 4
+# The disputable jobs: one seeded int8 spec, and a result with C[1][2] wrong.
+SPEC_HASH, TERMS, A, B, WRONG_C = seeded_job(m=4, n=8, k=16, seed=11, wrong=(1, 2))
+WRONG_ROWS = result_rows(WRONG_C)
+WRONG_ROOT = Job(0, TERMS, bytes(32), A, B, WRONG_ROWS).root
 
 
 @pytest.mark.slow
 def test_protocol_invariants(
-    chain, market, token, usd, requester, other_requester, workers, oracles, sign, attest
+    chain,
+    market,
+    token,
+    usd,
+    disputes,
+    oracle_set,
+    requester,
+    other_requester,
+    workers,
+    oracles,
+    sign,
+    attest,
 ):
     requesters = [requester, other_requester]
     crew = workers[:N_WORKERS]
@@ -83,6 +104,7 @@ def test_protocol_invariants(
             self.minted_by_epoch: dict[int, int] = defaultdict(int)
             self.nonce = 0
             self.live: list[tuple[int, int]] = []  # (job, worker) pairs that were submitted
+            self.salts: dict[int, bytes] = {}  # disputable job -> its spec tag's salt
             for w in crew:  # each live submission holds MIN_BOND: room for a few
                 market.register(sender=w, value=3 * MIN_BOND)
 
@@ -105,6 +127,8 @@ def test_protocol_invariants(
             "settle",
             "finalize",
             "finalize",
+            "dispute",
+            "dispute",
             "travel",
             "travel",
             "refund",
@@ -123,7 +147,7 @@ def test_protocol_invariants(
                 return
             if action == "settle" and not self.live:
                 return
-            if action == "finalize" and not self.batches:
+            if action in ("finalize", "dispute") and not self.batches:
                 return
             getattr(self, action)(data)
 
@@ -133,11 +157,12 @@ def test_protocol_invariants(
             amount = data.draw(st.integers(1, 5 * ETHER), label="amount")
             units = data.draw(st.integers(1, 2**40), label="units")
             life = data.draw(st.integers(600, 2 * 3_600), label="life")
+            disputable = data.draw(st.booleans(), label="disputable")
             self.nonce += 1
             sender = requesters[who]
             value = amount if asset == 0 else 0
             tx = market.create_job(
-                keccak(text=f"inv {self.nonce}"),
+                SPEC_HASH if disputable else keccak(text=f"inv {self.nonce}"),
                 units,
                 assets[asset],
                 amount,
@@ -145,7 +170,10 @@ def test_protocol_invariants(
                 sender=sender,
                 value=value,
             )
-            self.jobs.append(tx.decode_logs(market.JobCreated)[0].job_id)
+            job_id = tx.decode_logs(market.JobCreated)[0].job_id
+            self.jobs.append(job_id)
+            if disputable:
+                self.salts[job_id] = bytes(chain.blocks[tx.block_number].parent_hash)
 
         def bond(self, data):
             who = data.draw(st.integers(0, N_WORKERS - 1), label="who")
@@ -165,6 +193,8 @@ def test_protocol_invariants(
             if not open_jobs:
                 return
             job_id = open_jobs[pick % len(open_jobs)]
+            if job_id in self.salts and data.draw(st.booleans(), label="wrong"):
+                root = WRONG_ROOT  # a result with one wrong entry: a dispute refutes it
             # Not bonded, already submitted, too many...: the revert must leave state alone.
             with contextlib.suppress(ContractLogicError):
                 market.submit_result(
@@ -241,7 +271,7 @@ def test_protocol_invariants(
                     credits[item.worker, str(item.asset)] += item.amount
                     bonds[item.worker] += item.stake
                     self.escrow_credited[item.job_id] += 1
-                else:
+                elif item.verdict == INVALID:
                     credits[str(market.job(item.job_id).requester), ZERO_ADDRESS] += item.amount
             before = {k: market.credited(*k) for k in credits}
             bonds_before = {w: market.bonds(w) for w in bonds}
@@ -260,6 +290,62 @@ def test_protocol_invariants(
             # Once is all: the record is gone.
             with pytest.raises(ContractLogicError, match="no pending batch"):
                 market.finalize(*batch.args(), sender=crew[-1])
+
+        def dispute(self, data):
+            # A VALID verdict on the wrong result of a disputable job: refuted within the window
+            # (to the wei), refused after it; a dispute of a right entry refused always.
+            found = [
+                (batch, index, item)
+                for batch in self.batches.values()
+                for index, item in enumerate(batch.items)
+                if item.verdict == VALID
+                and item.job_id in self.salts
+                and item.commitment == commitment_of(item.worker, WRONG_ROOT)
+            ]
+            if not found:
+                return
+            pick = data.draw(st.integers(0, 2**16), label="pick")
+            batch, index, item = found[pick % len(found)]
+            job = Job(item.job_id, TERMS, self.salts[item.job_id], A, B, WRONG_ROWS)
+            disputer = requesters[1]
+            requester_ = str(market.job(item.job_id).requester)
+            people = sorted({disputer.address, requester_, item.worker})
+            before = {p: (market.credited(p, ZERO_ADDRESS), market.bonds(p)) for p in people}
+            oracle_bonds = {o: oracle_set.bonds(o) for o in batch.signers}
+            pending_before = {a: market.pending(a) for a in assets}
+            late = chain.pending_timestamp >= batch.final_at
+            right = data.draw(st.integers(0, 3), label="right") == 0
+            if late or right:
+                with pytest.raises(ContractLogicError):
+                    dispute(disputes, job, batch, 0 if right else 1, 0 if right else 2, disputer,
+                            index=index)  # fmt: skip
+                after = {p: (market.credited(p, ZERO_ADDRESS), market.bonds(p)) for p in people}
+                assert after == before
+                assert {a: market.pending(a) for a in assets} == pending_before
+                seen["dispute_refused"] += 1
+                return
+            tx = dispute(disputes, job, batch, 1, 2, disputer, index=index)
+            [ev] = tx.decode_logs(market.Refuted)
+            assert (ev.batch_id, ev.job_id, ev.worker) == (batch.batch_id, item.job_id, item.worker)
+            slashed = before[item.worker][1] + item.stake + sum(oracle_bonds.values())
+            gained = defaultdict(int)
+            gained[disputer.address] += slashed // 2
+            gained[requester_] += slashed - slashed // 2
+            for p in people:
+                assert market.credited(p, ZERO_ADDRESS) - before[p][0] == gained[p]
+            assert market.bonds(item.worker) == 0
+            assert market.job(item.job_id).status == STATUS_OPEN
+            expected = dict(pending_before)
+            expected[str(item.asset)] -= item.amount
+            expected[ZERO_ADDRESS] -= item.stake
+            assert {a: market.pending(a) for a in assets} == expected
+            assert all(oracle_set.bonds(o) == 0 for o in batch.signers)
+            self.batches[batch.batch_id] = batch.refuted_job(item.job_id)
+            self.paid[item.job_id] -= 1
+            seen["refuted"] += 1
+            # The slashed oracles bond again, so later batches can settle.
+            for o in batch.signers:
+                oracle_set.bond(o, sender=requesters[0], value=ORACLE_BOND)
 
         def refund(self, data):
             # Mostly a job whose deadline has passed (it may still be in its grace period or
@@ -378,8 +464,10 @@ def test_protocol_invariants(
                     if item.verdict == VALID:
                         held[str(item.asset)] += item.amount
                         held[ZERO_ADDRESS] += item.stake
-                    else:
+                    elif item.verdict == INVALID:
                         held[ZERO_ADDRESS] += item.amount
+                    else:
+                        assert item.verdict == VERDICT_REFUTED
             for a in assets:
                 assert market.pending(a) == held[a]
             for batch_id in self.finalized:
@@ -412,5 +500,5 @@ def test_protocol_invariants(
             suppress_health_check=list(HealthCheck),
         ),
     )
-    for what in ("paid", "slashed", "refunded", "claimed", "finalized"):
+    for what in ("paid", "slashed", "refunded", "claimed", "finalized", "refuted"):
         assert seen[what] > 0, f"no example reached a {what} step: {dict(seen)}"
