@@ -498,20 +498,11 @@ def verify_openings(
             for i, leaf, proof in zip(indices, leaves, as_lists, strict=True)
         ]
         return leaves, oks
-    lanes = -(-count // GROUP) * GROUP
-    size = 9 + row_len
-    padded = (size // (8 * RATE_WORDS) + 1) * 8 * RATE_WORDS
-    buf = np.empty((lanes, padded), dtype=np.uint8)
-    buf[count:] = 0  # idle lanes of the last group
-    buf[:, 0] = LEAF_PREFIX[0]
-    buf[:count, 1:9] = np.asarray(indices, dtype=">u8").view(np.uint8).reshape(count, 8)
     if isinstance(rows_data, np.ndarray):  # rows already side by side: no join, one copy
-        buf[:count, 9:size] = rows_data.reshape(count, -1).view(np.uint8)
+        data = rows_data.reshape(count, -1).view(np.uint8)
     else:
-        buf[:count, 9:size] = np.frombuffer(b"".join(rows_data), dtype=np.uint8).reshape(count, -1)
-    buf[:, size:] = 0
-    buf[:, size] = 0x01  # keccak padding: 0x01 … 0x80
-    buf[:, padded - 1] |= 0x80
+        data = np.frombuffer(b"".join(rows_data), dtype=np.uint8).reshape(count, -1)
+    lanes = -(-count // GROUP) * GROUP
     levels = max(1, (rows - 1).bit_length())  # tree levels above the leaves
     sibs = np.zeros((lanes, levels, 4), dtype=np.uint64)
     plen = np.zeros(lanes, dtype=np.int64)
@@ -521,6 +512,41 @@ def verify_openings(
         _fill_sibs(sibs, plen, proofs.hashes, sizes, well_formed)
     else:
         well_formed = _sibs_of_lists(sibs, plen, proofs, levels)
+    leaves_out, tops, bad = _paths_pass(
+        kernel, np.asarray(indices, dtype=np.int64), data, sibs, plen, rows
+    )
+    leaf_bytes = leaves_out[:count].astype("<u8").tobytes()
+    leaves = [leaf_bytes[32 * i : 32 * (i + 1)] for i in range(count)]
+    expected = np.frombuffer(bytes(root), dtype="<u8") if len(root) == 32 else None
+    hit = (tops[:count] == expected).all(axis=1) if expected is not None else np.zeros(count, bool)
+    oks = [bool(hit[i]) and not bad[i] and well_formed[i] for i in range(count)]
+    return leaves, oks
+
+
+def _paths_pass(
+    kernel: Any,
+    indices: np.ndarray,
+    data: np.ndarray,
+    sibs: np.ndarray,
+    plen: np.ndarray,
+    rows: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The compiled pass of :func:`verify_openings`: leaf ``indices[t]`` of row ``data[t]``
+    (uint8, one row per opened leaf) hashed 8 lanes side by side, then each lane's path
+    (``sibs``, ``plen`` siblings; lanes padded to a multiple of 8) climbed. Returns the leaves,
+    the tops reached and which lanes had a malformed path, as (lanes, 4) little-endian words."""
+    count, row_len = data.shape
+    lanes = sibs.shape[0]
+    size = 9 + row_len
+    padded = (size // (8 * RATE_WORDS) + 1) * 8 * RATE_WORDS
+    buf = np.empty((lanes, padded), dtype=np.uint8)
+    buf[count:] = 0  # idle lanes of the last group
+    buf[:, 0] = LEAF_PREFIX[0]
+    buf[:count, 1:9] = indices.astype(">u8").view(np.uint8).reshape(count, 8)
+    buf[:count, 9:size] = data
+    buf[:, size:] = 0
+    buf[:, size] = 0x01  # keccak padding: 0x01 … 0x80
+    buf[:, padded - 1] |= 0x80
     index = np.zeros(lanes, dtype=np.int64)
     index[:count] = indices
     leaves_out = np.empty((lanes, 4), dtype=np.uint64)
@@ -538,12 +564,7 @@ def verify_openings(
         ),
         -(-groups // step),
     )  # fmt: skip
-    leaf_bytes = leaves_out[:count].astype("<u8").tobytes()
-    leaves = [leaf_bytes[32 * i : 32 * (i + 1)] for i in range(count)]
-    expected = np.frombuffer(bytes(root), dtype="<u8") if len(root) == 32 else None
-    hit = (tops[:count] == expected).all(axis=1) if expected is not None else np.zeros(count, bool)
-    oks = [bool(hit[i]) and not bad[i] and well_formed[i] for i in range(count)]
-    return leaves, oks
+    return leaves_out, tops, bad
 
 
 def _verify_chunked(
@@ -565,10 +586,14 @@ def _verify_chunked(
     else:
         views = [memoryview(r).cast("B") for r in rows_data]
         good = [t for t, v in enumerate(views) if len(v) and len(v) % chunks == 0]
-        pieces = []
-        for t in good:
-            size = len(views[t]) // chunks
-            pieces.extend(views[t][c * size : (c + 1) * size] for c in range(chunks))
+        if good and len({len(views[t]) for t in good}) == 1:  # equal rows: one join, no split
+            joined = b"".join(views[t] for t in good)
+            pieces = np.frombuffer(joined, dtype=np.uint8).reshape(len(good) * chunks, -1)
+        else:
+            pieces = []
+            for t in good:
+                size = len(views[t]) // chunks
+                pieces.extend(views[t][c * size : (c + 1) * size] for c in range(chunks))
     as_lists = proofs.as_lists() if isinstance(proofs, FlatProofs) else proofs
     tops = [b""] * count
     oks = [False] * count
@@ -577,15 +602,31 @@ def _verify_chunked(
     # every chunk as a leaf (index i·p + c), by the compiled pass when it applies: proofs of
     # length 0 make each lane's top its leaf (the root given is not used)
     leaf_index = [indices[t] * chunks + c for t in good for c in range(chunks)]
-    leaves, _ = verify_openings(
-        b"", leaf_index, pieces, [()] * len(leaf_index), rows * chunks, jit=jit
-    )
     kernel = _tree_kernel() if jit else None
-    if kernel is None:  # one keccak call per node
+    paths = _jit(keccak_paths, paths_signatures, (keccak_f,)) if kernel is not None else None
+    equal = isinstance(pieces, np.ndarray) or len({len(v) for v in pieces}) == 1
+    if kernel is None or paths is None or not equal:  # one keccak call per node
+        leaves, _ = verify_openings(
+            b"", leaf_index, pieces, [()] * len(leaf_index), rows * chunks, jit=jit
+        )
         for at, t in enumerate(good):
             tops[t] = _subtree_top(leaves[at * chunks : (at + 1) * chunks])
             oks[t] = verify_proof_leaf(root, indices[t], tops[t], as_lists[t], rows)
         return tops, oks
+    # every chunk as a leaf by the compiled pass with empty paths (no Python per chunk); a
+    # tree of one leaf as far as the kernel knows, so it runs no level above the leaves (the
+    # leaf's index is in its message, not taken from the tree)
+    if not isinstance(pieces, np.ndarray):
+        pieces = np.frombuffer(b"".join(pieces), dtype=np.uint8).reshape(len(leaf_index), -1)
+    lanes = -(-len(leaf_index) // GROUP) * GROUP
+    chunk_words, _, _ = _paths_pass(
+        paths,
+        np.asarray(leaf_index, dtype=np.int64),
+        pieces,
+        np.zeros((lanes, 1, 4), dtype=np.uint64),
+        np.zeros(lanes, dtype=np.int64),
+        1,
+    )
     # The subtrees' levels by keccak_tree over the opened chunks' leaves side by side (whole
     # subtrees, so no pair crosses two rows), then each row's chunk 0 climbs its whole path
     # (its subtree siblings, then the proof given) by keccak_paths: no Python per node.
@@ -593,7 +634,7 @@ def _verify_chunked(
     width = len(leaf_index)
     starts = [sum(width >> u for u in range(level)) for level in range(depth + 1)]
     nodes = np.empty((starts[-1] + (width >> depth), 4), dtype=np.uint64)
-    nodes[:width] = np.frombuffer(b"".join(leaves), dtype="<u8").reshape(width, 4)
+    nodes[:width] = chunk_words[:width]
     kernel(_NO_DATA, width, 0, width, 1, depth, RC_ARRAY, nodes)
     top_bytes = nodes[starts[-1] :].astype("<u8").tobytes()
     first = np.arange(len(good), dtype=np.int64)
