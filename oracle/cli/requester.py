@@ -49,6 +49,7 @@ _KIND_FLAGS = (
     "n",
     "k",
     "seed",
+    "keccak_inputs",
     "mode",
     "openings",
     "rounds",
@@ -71,7 +72,7 @@ _KIND_FLAGS = (
 _LLM_FLAGS = ("prompt", "prompt_ids", "max_new_tokens", "model_path", "chat")
 
 #: The flags a requester's own data replaces (the files give the sizes and the dtype).
-_SEEDED_FLAGS = ("dtype", "m", "n", "k", "seed", "count", "batch", "dims")
+_SEEDED_FLAGS = ("dtype", "m", "n", "k", "seed", "count", "batch", "dims", "keccak_inputs")
 
 
 @job.command("create")
@@ -105,6 +106,14 @@ _SEEDED_FLAGS = ("dtype", "m", "n", "k", "seed", "count", "batch", "dims")
     default=0,
     show_default=True,
     help="Seed the inputs are generated from.",
+)
+@click.option(
+    "--keccak-inputs",
+    is_flag=True,
+    help="matmul: generate the seeded inputs from the keccak counter-mode stream (spec "
+    "version 2) instead of SFC64. A contract can regenerate them, so a wrong VALID verdict "
+    "is disputable on-chain by one entry (`pouw dispute`, `pouw watch`); generating them takes "
+    "~2.7x longer (int8, ~4.8x fp32) for workers and oracles.",
 )
 @click.option(
     "--mode",
@@ -222,6 +231,7 @@ def job_create(
     n: int | None,
     k: int | None,
     seed: int,
+    keccak_inputs: bool,
     mode: str,
     openings: int | None,
     rounds: int | None,
@@ -358,6 +368,7 @@ def job_create(
                     mode=mode,
                     openings=openings,
                     rounds=rounds,
+                    keccak_inputs=keccak_inputs,
                 ),
                 flags,
             )
@@ -366,6 +377,8 @@ def job_create(
     else:
         if batch is None or dims is None:
             raise ConfigError("mlp needs --batch and --dims d0,d1,...")
+        if keccak_inputs:
+            raise ConfigError("--keccak-inputs applies to --kind matmul only")
         if mode != "full" or any(x is not None for x in (m, n, k, openings)):
             raise ConfigError("mlp takes --batch, --dims, --activation, --rounds only (full mode)")
         try:
@@ -472,7 +485,9 @@ def _own_data_spec(
         raise ConfigError(f"{f1} and {f2} go together: give both")
     replaced = [*_SEEDED_FLAGS, *(("activation",) if kind == "matmul" else ())]
     given = [
-        f"--{f}" for f in replaced if ctx.get_parameter_source(f) is ParameterSource.COMMANDLINE
+        f"--{f.replace('_', '-')}"
+        for f in replaced
+        if ctx.get_parameter_source(f) is ParameterSource.COMMANDLINE
     ]
     if kind == "mlp" and (mode != "full" or openings is not None):
         raise ConfigError("mlp verifies in full mode only (--mode sampled, --openings: matmul)")

@@ -44,7 +44,7 @@ from oracle.protocol.commitment import commitment as make_commitment
 from oracle.protocol.dispute_terms import matmul_terms
 from oracle.protocol.results import decode_result, result_layout
 from oracle.protocol.settled import SettledBatch
-from oracle.protocol.spec import MatmulSpec, Spec
+from oracle.protocol.spec import KECCAK_INPUTS_VERSION, MatmulSpec, Spec
 from oracle.store.results import ResultStores
 from oracle.store.specs import InputStore, SpecStore
 
@@ -56,8 +56,6 @@ __all__ = [
     "pending_valid_verdict",
 ]
 
-#: The first spec version whose seeded inputs the contract regenerates (the keccak stream).
-KECCAK_INPUTS_VERSION = 2
 #: ``entry_check.MAX_K`` and the largest chunk of C it opens (16 KiB: a whole row of up to
 #: 4096 entries where the row is one leaf, chunks_per_row = 1; chunks are 512-1024 bytes).
 MAX_K = 4096
@@ -160,7 +158,7 @@ def disputable(spec: Spec) -> str:
     blobs = p.a is not None
     if blobs and p.dtype == "fp32":
         return "fp32 blob jobs are committee-only (the fp32 rule needs inputs on the 2^-23 grid)"
-    if not blobs and spec.version < KECCAK_INPUTS_VERSION:
+    if not blobs and not p.keccak_inputs:
         return (
             f"seeded inputs of spec version {spec.version} (SFC64) cannot be regenerated "
             f"on-chain; version {KECCAK_INPUTS_VERSION} jobs can be disputed"

@@ -22,7 +22,13 @@ from web3.exceptions import ContractLogicError
 
 from oracle.chain.client import JOB_EVENTS, ZERO_ADDRESS, Chain, TxSender
 from oracle.exceptions import ChainError, ConfigError
-from oracle.protocol.spec import Spec, parse_spec, work_units
+from oracle.protocol.spec import (
+    KECCAK_INPUTS_VERSION,
+    SPEC_VERSION,
+    Spec,
+    parse_spec,
+    work_units,
+)
 from oracle.store.specs import SpecStore
 
 __all__ = [
@@ -70,9 +76,13 @@ def matmul_spec(
     openings: int | None = None,
     rounds: int | None = None,
     inputs: Mapping[str, Any] | None = None,
+    keccak_inputs: bool = False,
 ) -> dict[str, Any]:
-    """A ``matmul`` spec: seeded (inputs generated from ``seed``: nothing to upload), or on
-    blob ``inputs`` (the spec's ``inputs`` object, :mod:`oracle.client.inputs`)."""
+    """A ``matmul`` spec: seeded (inputs generated from ``seed``: nothing to upload; with
+    ``keccak_inputs`` from the keccak stream, spec version 2, disputable on-chain), or on blob
+    ``inputs`` (the spec's ``inputs`` object, :mod:`oracle.client.inputs`)."""
+    if keccak_inputs and inputs is not None:
+        raise ConfigError("--keccak-inputs applies to seeded inputs only (not --a/--b)")
     verify: dict[str, Any] = {"mode": mode}
     if mode == "sampled":
         verify["openings"] = openings if openings is not None else min(16, m)
@@ -83,7 +93,7 @@ def matmul_spec(
             raise ConfigError(f"--rounds applies to fp32 jobs only (this one is {dtype})")
         verify["rounds"] = rounds
     return {
-        "version": 1,
+        "version": KECCAK_INPUTS_VERSION if keccak_inputs else SPEC_VERSION,
         "kind": "matmul",
         "dtype": dtype,
         "m": m,

@@ -5,7 +5,11 @@ the *normalized* spec, i.e. with every default written out) are what ``spec_hash
 32-byte keccak256 is the ``bytes32`` the JobMarket stores. Two spellings of the same job (key order,
 whitespace, ``4096.0`` for ``4096``, an omitted default) have the same hash.
 
-Schema, version 1 (``A`` is m×k, ``B`` is k×n, ``C = A·B`` is m×n, all row-major)::
+Schema, version 1 (``A`` is m×k, ``B`` is k×n, ``C = A·B`` is m×n, all row-major); a seeded
+matmul may be version 2 instead, the only difference being its inputs: generated from the
+keccak counter-mode stream (:mod:`oracle.compute.keccak_inputs`, B by columns), which a
+contract regenerates, so its VALID verdicts are disputable on-chain, rather than from SFC64
+(:mod:`oracle.compute.rng`, ~2.7x faster to generate)::
 
     {"version": 1, "kind": "matmul", "dtype": "int8" | "fp32",
      "m": M, "n": N, "k": K,
@@ -68,6 +72,7 @@ from oracle.protocol.hashing import keccak256
 
 __all__ = [
     "DEFAULT_FP32_ROUNDS",
+    "KECCAK_INPUTS_VERSION",
     "MAX_DIM",
     "MAX_ELEMENTS",
     "MAX_LAYERS",
@@ -91,6 +96,9 @@ __all__ = [
 ]
 
 SPEC_VERSION = 1
+#: The spec version of a seeded matmul whose inputs come from the keccak counter-mode stream
+#: (:mod:`oracle.compute.keccak_inputs`), which a contract regenerates: disputable on-chain.
+KECCAK_INPUTS_VERSION = 2
 MAX_SPEC_BYTES = 4096
 MAX_DIM = 1 << 16
 MAX_ELEMENTS = 1 << 28
@@ -144,6 +152,8 @@ class MatmulSpec:
     mode: Mode
     openings: int
     rounds: int | None
+    #: Seeded inputs from the keccak counter-mode stream (spec version 2), not SFC64.
+    keccak_inputs: bool = False
 
     kind: Literal["matmul"] = "matmul"
 
@@ -383,6 +393,12 @@ def _parse_matmul(data: Mapping[str, Any]) -> tuple[MatmulSpec, dict[str, Any]]:
     _elements("spec.k*spec.n (B)", k, n)
     _elements("spec.m*spec.n (C)", m, n)
     seed, a_ref, b_ref = _inputs(data, ("a", "b"), (None, None))
+    version = data["version"]
+    if version == KECCAK_INPUTS_VERSION and seed is None:
+        raise SpecError(
+            f"spec.version: version {KECCAK_INPUTS_VERSION} is for seeded inputs (the keccak "
+            f"stream); a job on blob inputs is version {SPEC_VERSION}"
+        )
     verify = _obj(data, "verify", "spec")
     mode = _choice(verify, "mode", "spec.verify", ("full", "sampled"))
     allowed = {"mode"} | ({"openings"} if mode == "sampled" else set())
@@ -409,6 +425,7 @@ def _parse_matmul(data: Mapping[str, Any]) -> tuple[MatmulSpec, dict[str, Any]]:
         mode=mode,  # type: ignore[arg-type]
         openings=openings,
         rounds=rounds,
+        keccak_inputs=version == KECCAK_INPUTS_VERSION,
     )
     norm_verify: dict[str, Any] = {"mode": mode}
     if mode == "sampled":
@@ -417,7 +434,7 @@ def _parse_matmul(data: Mapping[str, Any]) -> tuple[MatmulSpec, dict[str, Any]]:
         norm_verify["rounds"] = rounds
     norm_inputs = _norm_inputs(seed, ("a", "b"), (a_ref, b_ref))
     normalized = {
-        "version": SPEC_VERSION,
+        "version": version,
         "kind": "matmul",
         "dtype": dtype,
         "m": m,
@@ -577,11 +594,19 @@ def parse_spec(raw: Spec | bytes | str | Mapping[str, Any]) -> Spec:
         return raw
     data = _load(raw)
     version = data.get("version")
-    if version != SPEC_VERSION:
-        raise SpecError(f"spec.version: unsupported version {version!r}, expected {SPEC_VERSION}")
+    if version not in (SPEC_VERSION, KECCAK_INPUTS_VERSION) or isinstance(version, bool):
+        raise SpecError(
+            f"spec.version: unsupported version {version!r}, expected {SPEC_VERSION} (or "
+            f"{KECCAK_INPUTS_VERSION}: a seeded matmul on the keccak input stream)"
+        )
     kind = data.get("kind")
     if not isinstance(kind, str) or kind not in _PARSERS:
         raise SpecError(f"spec.kind: unknown kind {kind!r}, expected one of {sorted(_PARSERS)}")
+    if version == KECCAK_INPUTS_VERSION and kind != "matmul":
+        raise SpecError(
+            f"spec.version: version {KECCAK_INPUTS_VERSION} is a seeded matmul's (the keccak "
+            f"input stream); a {kind} spec is version {SPEC_VERSION}"
+        )
     params, normalized = _PARSERS[kind](data)
     canonical = canonical_json(normalized)
     return Spec(params=params, canonical=canonical, hash=keccak256(canonical))

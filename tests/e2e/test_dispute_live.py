@@ -25,6 +25,7 @@ from eth_utils import keccak
 from oracle.chain.anvil import free_port
 from oracle.chain.anvil import test_accounts as dev_accounts
 from oracle.chain.client import STATUS_OPEN, STATUS_PAID, ZERO_ADDRESS, Chain, TxSender
+from oracle.compute.keccak_inputs import keccak_matmul_inputs
 from oracle.compute.work import result_tree
 from oracle.protocol.attestation import Attestation, order_signatures, sign_settlement
 from oracle.protocol.commitment import commitment
@@ -219,3 +220,54 @@ def test_pouw_watch__refutes_the_colluders_verdict_itself__and_not_again_after_a
     assert by_job[job_id]["entry"] == "3,6"
     assert by_job[honest_job]["status"] == "right"
     assert chain.w3.eth.get_transaction_count(watcher.address) == nonce
+
+
+def test_collusion__seeded_job_on_the_keccak_stream__refuted_from_its_seed_alone(
+    anvil, deploy, keys, tmp_path
+):
+    """`job create --keccak-inputs` posts a seeded matmul of spec version 2: nothing uploaded
+    but the spec, and the contract regenerates row i of A and column j of B from the seed. A
+    version-1 seeded job (SFC64) is said to be committee-only."""
+    rec = deploy(2)
+    chain = Chain(anvil.url, rec)
+    store = tmp_path / "specs"
+    colluders = keys["oracles"][:2]
+    watcher = dev_accounts(10)[8]
+    watcher_key = key_file(tmp_path, "watcher", watcher)
+    common = ["--rpc", anvil.url, "--deployments", tmp_path / "deployments"]
+    common += ["--spec-store", store]
+    shape = ["--m", 6, "--n", 11, "--k", 37, "--seed", 42, "--json"]
+    ids = []
+    for extra in (["--keccak-inputs"], []):
+        code, out, err = pouw(
+            *create_args(anvil, keys, tmp_path), "--spec-store", store, *shape, *extra
+        )
+        assert code == 0, err
+        ids.append(int(json.loads(out)[0]["job_id"]))
+    keccak_job, sfc64_job = ids
+    spec = parse_spec(LocalBlobStore(store).get(_spec_hash(chain, keccak_job)))
+    assert (
+        spec.version == 2
+        and parse_spec(LocalBlobStore(store).get(_spec_hash(chain, sfc64_job))).version == 1
+    )
+    a, b = keccak_matmul_inputs(42, 6, 11, 37, "int8")
+    wrong = a.astype(np.int32) @ b.astype(np.int32)
+    wrong[5, 10] ^= 1 << 20
+    _commit_and_settle(chain, store, keccak_job, keys["cheater"], wrong, colluders)
+
+    code, out, err = pouw("dispute", keccak_job, *common, "--keyfile", watcher_key, "--json")
+    assert code == 0, err
+    outcome = json.loads(out)
+    assert (outcome["status"], outcome["entry"]) == ("refuted", [5, 10])
+    assert chain.job(keccak_job)["status"] == STATUS_OPEN
+    assert [chain.oracle_set_call("bonds", o.address) for o in colluders] == [0, 0]
+
+    # The same job on SFC64 inputs: settled VALID on a wrong result, but committee-only.
+    for o in colluders:  # the slashed colluders bond again to settle it
+        TxSender(chain, keys["deployer"]).send(
+            chain.oracle_set.functions.bond(o.address), "bond", value=LOCAL.oracle_bond
+        )
+    _commit_and_settle(chain, store, sfc64_job, keys["honest"], wrong, colluders)
+    code, out, err = pouw("dispute", sfc64_job, *common, "--keyfile", watcher_key)
+    assert code == 2, err
+    assert "SFC64" in out and out.startswith(f"NOT DISPUTED job {sfc64_job}"), out

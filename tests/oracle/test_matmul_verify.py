@@ -9,10 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oracle.compute.verify import check_full, prepare
-from oracle.compute.work import compute, load_inputs, result_root
+from oracle.compute.keccak_inputs import keccak_matmul_inputs
+from oracle.compute.rng import generate_tensor
+from oracle.compute.verify import check_full, check_sampled, prepare
+from oracle.compute.work import answer_challenge, compute, load_inputs, result_root, result_tree
 from oracle.protocol.results import encode_result
-from oracle.protocol.spec import Spec
+from oracle.protocol.spec import Spec, parse_spec
 from oracle.protocol.verdict import VerdictCode
 
 SEED = bytes.fromhex("11" * 32)
@@ -190,3 +192,32 @@ def test_check_full__property__honest_valid_and_any_change_invalid(
         bound = prepared.state.tau[i].max()
         bad[i, j] += np.float32(3 * bound + 1e-30) * data.draw(st.sampled_from([1, -1]))
     assert check_full(prepared, bad).verdict is VerdictCode.INVALID
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_keccak_inputs__version_2__the_keccak_stream__verified_like_version_1(dtype: str) -> None:
+    """A seeded matmul of spec version 2 computes and verifies on the keccak stream's inputs
+    (the ones a dispute contract regenerates), not SFC64's: honest VALID in both modes, one
+    wrong entry INVALID."""
+    body = {"kind": "matmul", "dtype": dtype, "m": 12, "n": 10, "k": 33, "inputs": {"seed": 9}}
+    spec = parse_spec({**body, "version": 2, "verify": {"mode": "full"}})
+    sampled = parse_spec({**body, "version": 2, "verify": {"mode": "sampled", "openings": 12}})
+    inputs = load_inputs(spec)
+    a, b = keccak_matmul_inputs(9, 12, 10, 33, dtype)  # type: ignore[arg-type]
+    assert np.array_equal(inputs.a, a) and np.array_equal(inputs.b, b)
+    assert not np.array_equal(inputs.a, generate_tensor(9, 0, (12, 33), dtype))
+    c = compute(spec, inputs=inputs)
+    good = check_full(prepare(spec, SEED), encode_result(c), expected_root=result_root(spec, c))
+    assert good.verdict is VerdictCode.VALID
+    wrong = c.copy()
+    wrong[4, 7] += 1
+    bad = check_full(
+        prepare(spec, SEED), encode_result(wrong), expected_root=result_root(spec, wrong)
+    )
+    assert bad.verdict is VerdictCode.INVALID
+    tree = result_tree(sampled, c)
+    answer = answer_challenge(sampled, c, SEED, tree=tree)
+    assert check_sampled(prepare(sampled, SEED), answer, tree.root).verdict is VerdictCode.VALID
+    tree = result_tree(sampled, wrong)
+    answer = answer_challenge(sampled, wrong, SEED, tree=tree)
+    assert check_sampled(prepare(sampled, SEED), answer, tree.root).verdict is VerdictCode.INVALID

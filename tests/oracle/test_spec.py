@@ -70,7 +70,8 @@ REF = {"blob": H32, "root": H32}
     ("patch", "field"),
     [
         ({"kind": "conv"}, "spec.kind"),
-        ({"version": 2}, "spec.version"),
+        ({"version": 3}, "spec.version"),
+        ({"version": True}, "spec.version"),
         ({"dtype": "fp16"}, "spec.dtype"),
         ({"m": 0}, "spec.m"),
         ({"n": 1 << 17}, "spec.n"),
@@ -171,3 +172,38 @@ def test_parse_spec__blob_inputs__normalized_and_mlp_needs_a_root_per_layer() ->
     weights["roots"].append("0x" + "2d" * 32)
     parsed = parse_spec({**mlp, "inputs": {"weights": weights, "x": a}})
     assert parsed.params.weights is not None and len(parsed.params.weights.roots) == 2
+
+
+def test_version_2__seeded_matmul__keccak_inputs_and_a_hash_of_its_own() -> None:
+    v1, v2 = parse_spec(BASE), parse_spec({**BASE, "version": 2})
+    assert (v1.params.keccak_inputs, v2.params.keccak_inputs) == (False, True)  # type: ignore[union-attr]
+    assert json.loads(v2.canonical)["version"] == 2 and v2.version == 2
+    assert v1.hash != v2.hash
+    assert work_units(v1) == work_units(v2)
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        (
+            {**BASE, "version": 2, "inputs": {"a": REF, "b": REF}},
+            "spec.version: version 2 is for seeded inputs",
+        ),
+        (
+            {
+                "version": 2,
+                "kind": "mlp",
+                "dtype": "fp32",
+                "batch": 2,
+                "dims": [4, 3],
+                "activation": "relu",
+                "inputs": {"seed": 1},
+                "verify": {"mode": "full"},
+            },
+            "spec.version: version 2 is a seeded matmul's",
+        ),
+    ],
+)
+def test_version_2__blob_matmul_or_another_kind__refused(spec: dict, says: str) -> None:
+    with pytest.raises(SpecError, match=says.replace(".", r"\.")):
+        parse_spec(spec)

@@ -1,6 +1,7 @@
 """``matmul``: C = A·B, int8 → exact int32 or fp32 → fp32.
 
-Inputs: seeded (tensor 0 = A (m×k), tensor 1 = B (k×n), :func:`oracle.compute.rng.generate_tensor`)
+Inputs: seeded (tensor 0 = A (m×k), tensor 1 = B (k×n), :func:`oracle.compute.rng.generate_tensor`;
+spec version 2: the keccak stream, :func:`oracle.compute.keccak_inputs.keccak_matmul_inputs`)
 or blobs (raw little-endian int8 / float32, A row-major and B column-major, each checked against
 its row root in the spec, see :mod:`oracle.protocol.spec`; fp32 blobs must be finite).
 
@@ -61,6 +62,7 @@ from oracle.compute.freivalds import (
     jit_warm_up,
     ring_product,
 )
+from oracle.compute.keccak_inputs import keccak_matmul_inputs
 from oracle.compute.kinds.base import (
     BlobSource,
     Prepared,
@@ -202,6 +204,9 @@ class MatmulKind:
     def load_inputs(self, spec: Spec, store: BlobSource | None) -> MatmulInputs:
         """Generate the seeded inputs or load them from blobs."""
         p = _p(spec)
+        if p.seed is not None and p.keccak_inputs:  # spec version 2
+            a, b = keccak_matmul_inputs(p.seed, p.m, p.n, p.k, p.dtype)
+            return MatmulInputs(a, np.ascontiguousarray(b))
         if p.seed is not None:
             return MatmulInputs(
                 generate_tensor(p.seed, 0, (p.m, p.k), p.dtype),
