@@ -416,7 +416,7 @@ event BatchSettled:
 
 # @dev `finalize` paid a batch whose challenge window had ended: `paid` VALID
 # items credited to their workers, `slashed` INVALID items' bonds credited to
-# their requesters (refuted items pay nothing).
+# their requesters (refuted and overturned items pay nothing).
 event BatchFinalized:
     batch_id: indexed(uint256)
     paid: uint256
@@ -434,6 +434,22 @@ event Refuted:
     disputer: address
     requester: address
     worker_slashed: uint256
+    oracles_slashed: uint256
+
+# @dev A dispute proved the witness entry of an INVALID verdict right (item of
+# `batch_id`) within its challenge window: the worker's slashed bond and stake
+# (`returned`) are back in its bond, the job's escrow (`paid` of `asset`, if the
+# job was still open) is credited to it, and the signers' oracle bonds
+# (`oracles_slashed`) are credited in ETH, half (rounded down) to `disputer`,
+# the rest to the worker.
+event Overturned:
+    batch_id: indexed(uint256)
+    job_id: indexed(uint256)
+    worker: indexed(address)
+    disputer: address
+    returned: uint256
+    asset: address
+    paid: uint256
     oracles_slashed: uint256
 
 # @dev `settle` added a worker's verified work units to `epoch`, summed over
@@ -527,7 +543,7 @@ def __init__(
 ):
     """
     @notice Deploys the market. The token must already exist with
-            `cap() == emission_schedule_total()` for these parameters.
+            `cap()` equal to the whole emission schedule for these parameters.
     @param token The WorkToken; the deployer makes this market its minter.
     @param epoch_length Seconds per epoch, within [60, 365 days].
     @param initial_emission Tokens emitted per epoch before any halving,
@@ -1201,6 +1217,7 @@ def settle(
                 amount=amount,
                 work_units=a.work_units,
                 stake=stake,
+                transcript_hash=a.transcript_hash,
             ),
         )
 
@@ -1252,9 +1269,10 @@ def finalize(
             VALID item's escrow is credited to its worker (then `withdraw`)
             and its stake returns to the worker's bond; each INVALID item's
             slashed bond is credited in ETH to the job's requester; refuted
-            items pay nothing. Anyone may call it, once per batch, with the
-            batch as `settle` logged it (`BatchSettled` and, in log order, its
-            `JobSettled` and `WorkerSlashed` items; a dispute's `Refuted`
+            and overturned items pay nothing (`undo` settled them). Anyone
+            may call it, once per batch, with the batch as `settle` logged it
+            (`BatchSettled` and, in log order, its `JobSettled` and
+            `WorkerSlashed` items; a dispute's `Refuted` or `Overturned`
             marks an item). Works while paused.
     @param batch_id The batch, from `BatchSettled`.
     @param epoch The epoch it recorded work in.
@@ -1306,7 +1324,7 @@ def finalize(
 
 @external
 @nonreentrant
-def refute(
+def undo(
     batch_id: uint256,
     record: bytes32,
     epoch: uint256,
@@ -1315,50 +1333,81 @@ def refute(
     disputer: address,
 ):
     """
-    @notice Undoes a VALID verdict that a dispute proved wrong. `DISPUTES`
-            only: it has checked the batch against its record, the challenge
-            window and the proof, and hands over the batch's new record (the
-            item marked REFUTED: `finalize` pays it nothing). The job is open
-            again with its escrow (a new worker can take it, or the requester
-            refunds it after the deadline); the epoch loses the item's work
-            units; the worker's free bond and the item's stake, and the bonds
-            of the oracles that signed the batch, are credited in ETH, half
-            (rounded down) to `disputer` and the rest to the job's requester
-            (`Refuted`).
+    @notice Undoes a verdict a dispute proved wrong, `DISPUTES` only: it has
+            checked the batch against its record, the challenge window and
+            the proof, and hands over the batch's new record (the item marked
+            REFUTED or OVERTURNED: `finalize` pays it nothing).
+            A VALID item (refuted: an entry of the result is wrong): the job
+            is open again with its escrow (a new worker can take it, or the
+            requester refunds it after the deadline); the epoch loses the
+            item's work units; the worker's free bond and the item's stake
+            are taken (`Refuted`).
+            An INVALID item (overturned: its witness entry is right): the
+            worker's slashed bond and stake return to its bond; if the job is
+            still open it is paid to the worker as if VALID (its escrow
+            credited; no epoch work: rewards follow verdicts that stood)
+            (`Overturned`).
+            Either way the bonds of the oracles that signed the batch, and a
+            refuted worker's, are credited in ETH, half (rounded down) to
+            `disputer` and the rest to the party harmed: the requester of a
+            refuted job, the worker of an overturned one.
     @param batch_id The batch.
-    @param record Its record with the item refuted.
+    @param record Its record with the item marked.
     @param epoch The epoch it recorded work in.
     @param signers The oracles whose signatures settled it.
-    @param item The refuted item, as it was settled.
-    @param disputer Who proved it wrong.
+    @param item The item, as it was settled (VALID or INVALID).
+    @param disputer Who proved the verdict wrong.
     """
     assert msg.sender == DISPUTES, "market: not the dispute contract"
     self.batch_record[batch_id] = record
-    # The job takes submissions again; the paid one no longer counts.
     terms: uint256 = self._terms[item.job_id]
-    self._terms[item.job_id] = self._with_submission_removed(self._with_status(terms, STATUS_OPEN))
-    self.pending[item.asset] -= item.amount
-    units: uint256 = convert(item.work_units, uint256)
-    self.epoch_work[epoch][item.worker] -= units
-    self.epoch_total_work[epoch] -= units
-    worker_slashed: uint256 = self.bonds[item.worker] + item.stake
-    self.bonds[item.worker] = 0
-    self.pending[empty(address)] -= item.stake
     # The oracle set sends the signers' bonds here (`__default__`).
-    oracles_slashed: uint256 = extcall ORACLES.slash(signers)
-    total: uint256 = worker_slashed + oracles_slashed
-    requester: address = self._job_requester(item.job_id)
+    total: uint256 = extcall ORACLES.slash(signers)
+    oracles_slashed: uint256 = total
+    harmed: address = item.worker
+    if item.verdict == VERDICT_VALID:
+        # The job takes submissions again; the paid one no longer counts.
+        self._terms[item.job_id] = self._with_submission_removed(self._with_status(terms, STATUS_OPEN))
+        self.pending[item.asset] -= item.amount
+        units: uint256 = convert(item.work_units, uint256)
+        self.epoch_work[epoch][item.worker] -= units
+        self.epoch_total_work[epoch] -= units
+        worker_slashed: uint256 = self.bonds[item.worker] + item.stake
+        self.bonds[item.worker] = 0
+        self.pending[empty(address)] -= item.stake
+        total += worker_slashed
+        harmed = self._job_requester(item.job_id)
+        log Refuted(
+            batch_id=batch_id,
+            job_id=item.job_id,
+            worker=item.worker,
+            disputer=disputer,
+            requester=harmed,
+            worker_slashed=worker_slashed,
+            oracles_slashed=oracles_slashed,
+        )
+    else:
+        self.pending[empty(address)] -= item.amount
+        self.bonds[item.worker] += item.amount
+        asset: address = empty(address)
+        paid: uint256 = 0
+        if self._job_status(terms) == STATUS_OPEN:
+            self._terms[item.job_id] = self._with_status(terms, STATUS_PAID)
+            asset = self.assets[self._job_asset_id(terms)]
+            paid = self._job_amount(terms)
+            self.credited[item.worker][asset] += paid
+        log Overturned(
+            batch_id=batch_id,
+            job_id=item.job_id,
+            worker=item.worker,
+            disputer=disputer,
+            returned=item.amount,
+            asset=asset,
+            paid=paid,
+            oracles_slashed=oracles_slashed,
+        )
     self.credited[disputer][empty(address)] += total // 2
-    self.credited[requester][empty(address)] += total - total // 2
-    log Refuted(
-        batch_id=batch_id,
-        job_id=item.job_id,
-        worker=item.worker,
-        disputer=disputer,
-        requester=requester,
-        worker_slashed=worker_slashed,
-        oracles_slashed=oracles_slashed,
-    )
+    self.credited[harmed][empty(address)] += total - total // 2
 
 
 @external
@@ -1386,23 +1435,8 @@ def _check_record(
     record: bytes32 = self.batch_record[batch_id]
     assert record != empty(bytes32), "market: no pending batch"
     assert record == records._record_hash(
-        batch_id, epoch, final_at, signers, records._items_hash(items, records.NO_ITEM)
+        batch_id, epoch, final_at, signers, records._items_hash(items, records.NO_ITEM, 0)
     ), "market: not the batch record"
-
-
-@external
-@view
-def settlement_digest(attestations: DynArray[Attestation, MAX_BATCH], valid_until: uint256) -> bytes32:
-    """
-    @notice The EIP-712 digest oracles sign for a batch: the typed-data hash
-            of `Settlement(Attestation[] attestations,uint256 validUntil)`
-            under this contract's domain (name "pouw JobMarket", version "1",
-            chain id, address).
-    @param attestations The batch, in the order it will be settled.
-    @param valid_until The last timestamp at which the signatures count.
-    @return bytes32 The digest.
-    """
-    return self._settlement_digest(attestations, valid_until)
 
 
 @external
@@ -1535,32 +1569,6 @@ def epoch_emission(epoch: uint256) -> uint256:
     @return uint256 INITIAL_EMISSION >> (epoch // HALVING_EPOCHS).
     """
     return self._emission(epoch)
-
-
-@external
-@view
-def emission_schedule_total() -> uint256:
-    """
-    @notice The most tokens the schedule can ever emit; equals the token's cap.
-    @return uint256 Sum over all halvings of HALVING_EPOCHS * emission.
-    """
-    return self._schedule_total()
-
-
-@external
-@view
-def pending_reward(worker: address, epoch: uint256) -> uint256:
-    """
-    @notice What `claim([epoch])` would mint to `worker` once the epoch has
-            ended (0 once claimed).
-    @param worker The worker.
-    @param epoch The epoch.
-    @return uint256 Tokens, rounded down.
-    """
-    total: uint256 = self.epoch_total_work[epoch]
-    if total == 0:
-        return 0
-    return self._emission(epoch) * self.epoch_work[epoch][worker] // total
 
 
 @internal

@@ -16,7 +16,10 @@
 # @dev One verdict of a settled batch as the batch's record holds it until the
 # batch is final. VALID: `amount` of `asset` (the escrow) and `stake` go to the
 # worker at `finalize`. INVALID: `amount` wei (the worker's bond and stake) go
-# to the requester. REFUTED (a disputed VALID): nothing is left to pay.
+# to the requester. REFUTED (a disputed VALID) or OVERTURNED (a disputed
+# INVALID, its bond already returned): nothing is left to pay.
+# `transcript_hash` is the attestation's; for an INVALID matmul verdict it names
+# the witness entry: keccak256(abi.encode(i, j, rest)).
 struct SettledItem:
     job_id: uint256
     worker: address
@@ -26,6 +29,7 @@ struct SettledItem:
     amount: uint256
     work_units: uint64
     stake: uint256
+    transcript_hash: bytes32
 
 
 # @dev The most items in a batch and signers of one (the market's bounds).
@@ -33,6 +37,7 @@ MAX_BATCH: constant(uint256) = 128
 MAX_ORACLES: constant(uint256) = 32
 # @dev The verdict a refuted VALID item is recorded with.
 VERDICT_REFUTED: constant(uint8) = 3
+VERDICT_OVERTURNED: constant(uint8) = 4
 # @dev `_items_hash` with no item to mark.
 NO_ITEM: constant(uint256) = max_value(uint256)
 
@@ -46,14 +51,15 @@ def _chain_item(acc: bytes32, item: SettledItem) -> bytes32:
 
 @internal
 @pure
-def _items_hash(items: DynArray[SettledItem, MAX_BATCH], refuted: uint256) -> bytes32:
-    # The items hash chain of a batch, with item `refuted` (NO_ITEM: none)
-    # marked REFUTED; settle builds the same chain item by item.
+def _items_hash(items: DynArray[SettledItem, MAX_BATCH], marked: uint256, verdict: uint8) -> bytes32:
+    # The items hash chain of a batch, with item `marked` (NO_ITEM: none)
+    # given `verdict` (REFUTED or OVERTURNED by a dispute); settle builds the
+    # same chain item by item.
     acc: bytes32 = empty(bytes32)
     for k: uint256 in range(len(items), bound=MAX_BATCH):
         item: SettledItem = items[k]
-        if k == refuted:
-            item.verdict = VERDICT_REFUTED
+        if k == marked:
+            item.verdict = verdict
         acc = self._chain_item(acc, item)
     return acc
 

@@ -81,6 +81,7 @@ ALL_EVENTS = (
     "Withdrawn",
     "Bonded",
     "Refuted",
+    "Overturned",
 )
 #: Gas added to an estimate (with a quarter of it) before signing: see :meth:`TxSender.sign`.
 ESTIMATE_MARGIN = 20_000

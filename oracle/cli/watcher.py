@@ -197,6 +197,11 @@ def report(network: str, deployments_dir: str, rpc: str, out: str) -> None:
     type=click.Path(dir_okay=False, exists=True),
     help="The raw result bytes, if you hold them (default: the job stores, by commitment).",
 )
+@click.option(
+    "--worker",
+    help="Overturn the INVALID verdict on this worker's result instead: prove the entry the "
+    "verdict names right (a worker defending its result; anyone may).",
+)
 @JSON
 def dispute(
     job_id: int,
@@ -208,9 +213,11 @@ def dispute(
     password_env: str | None,
     spec_stores: tuple[str, ...],
     result_file: str | None,
+    worker: str | None,
     as_json: bool,
 ) -> None:
-    """Refute a job's VALID verdict on-chain if its result has a wrong entry.
+    """Refute a job's VALID verdict on-chain if its result has a wrong entry (or, with
+    --worker, overturn an INVALID verdict whose witness entry is right).
 
     Finds the job's VALID verdict in a batch still in its challenge window, fetches the spec,
     the inputs and the result from the job stores (hash- and commitment-checked), and looks
@@ -221,29 +228,44 @@ def dispute(
     (or refutable, without a key), 1 the result is right, 2 nothing to dispute here (no
     verdict in a window, a kind or job that is committee-only) or bad input.
 
+    An INVALID matmul verdict names the entry C[i][j] it found wrong (in its transcript hash).
+    With --worker, the command reads that entry, checks it in the worker's delivered result and,
+    if it is right, sends the overturn: the worker's bond comes back, the job's escrow is paid
+    to it if the job is still open, and the signing oracles' bonds go half to you, half to the
+    worker. Exit status: 0 overturned (or overturnable, without a key), 1 the entry is wrong
+    (the verdict stands), 2 as above.
+
     \b
       pouw dispute 7 --spec-store http://127.0.0.1:8000 --keyfile me.key
     """
-    from oracle.client.dispute import dispute_job
+    from oracle.client.dispute import dispute_job, overturn_job
 
     account = load_signer(keyfile, password_file, password_env) if keyfile else None
-    outcome = dispute_job(
-        connect(network, deployments_dir, rpc),
-        job_id,
-        spec_stores,
-        account,
-        result_file=result_file,
-    )
+    chain = connect(network, deployments_dir, rpc)
+    if worker is not None:
+        outcome = overturn_job(
+            chain,
+            job_id,
+            parse_address(worker, "--worker"),
+            spec_stores,
+            account,
+            result_file=result_file,
+        )
+    else:
+        outcome = dispute_job(chain, job_id, spec_stores, account, result_file=result_file)
     if as_json:
         print_json(outcome.as_dict())
     else:
         text = {
             "refuted": f"REFUTED job {job_id}: {outcome.reason} (tx {outcome.tx_hash})",
             "refutable": f"REFUTABLE job {job_id}: {outcome.reason} (give --keyfile to send)",
+            "overturned": f"OVERTURNED job {job_id}: {outcome.reason} (tx {outcome.tx_hash})",
+            "overturnable": f"OVERTURNABLE job {job_id}: {outcome.reason} (give --keyfile)",
             "right": f"RIGHT job {job_id}: {outcome.reason}",
         }.get(outcome.status, f"NOT DISPUTED job {job_id}: {outcome.reason}")
         click.echo(text)
-    sys.exit({"refuted": 0, "refutable": 0, "right": 1}.get(outcome.status, 2))
+    codes = {"refuted": 0, "refutable": 0, "overturned": 0, "overturnable": 0, "right": 1}
+    sys.exit(codes.get(outcome.status, 2))
 
 
 @click.command()
@@ -295,13 +317,15 @@ def watch(
     once: bool,
     as_json: bool,
 ) -> None:
-    """Watch every VALID verdict while its batch is in the challenge window; dispute a wrong one.
+    """Watch every matmul verdict while its batch is in the challenge window; dispute a wrong one.
 
-    Follows the market's settlements, re-derives each VALID matmul verdict from public data
-    (as `pouw dispute` does: the spec and inputs from the job stores, the result the worker
-    delivered under its commitment) and, with --keyfile, sends the dispute itself when an
-    entry is wrong: the job is reopened with its escrow, and the worker's and the signing
-    oracles' bonds go half to you, half to the requester. Without a key it only reports.
+    Follows the market's settlements and re-derives each matmul verdict from public data (as
+    `pouw dispute` does: the spec and inputs from the job stores, the result the worker
+    delivered under its commitment). With --keyfile it sends the dispute itself when a VALID
+    verdict's result has a wrong entry (the job is reopened with its escrow; the worker's and
+    the signing oracles' bonds go half to you, half to the requester) or an INVALID verdict's
+    named entry is right (the worker's bond and pay come back; the oracles' bonds go half to
+    you, half to the worker). Without a key it only reports.
     Safety of settled verdicts needs one honest watcher online within each window. The state
     (--db) survives restarts; GET /metrics and /health on --host/--port.
 

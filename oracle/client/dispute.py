@@ -37,7 +37,7 @@ from eth_account.signers.local import LocalAccount
 from oracle.chain.client import Chain, TxSender
 from oracle.compute.kinds import get_kind
 from oracle.compute.merkle import MerkleTree, chunks_per_row
-from oracle.compute.refute import refutable_entry
+from oracle.compute.refute import entry_refutable, refutable_entry
 from oracle.compute.work import entry_opening, result_tree
 from oracle.exceptions import AuditInputError, ChainError
 from oracle.protocol.commitment import commitment as make_commitment
@@ -45,6 +45,7 @@ from oracle.protocol.dispute_terms import matmul_terms
 from oracle.protocol.results import decode_result, result_layout
 from oracle.protocol.settled import SettledBatch
 from oracle.protocol.spec import KECCAK_INPUTS_VERSION, MatmulSpec, Spec
+from oracle.protocol.verdict import witness_of
 from oracle.store.results import ResultStores
 from oracle.store.specs import InputStore, SpecStore
 
@@ -53,7 +54,9 @@ __all__ = [
     "SettledVerdict",
     "disputable",
     "dispute_job",
+    "overturn_job",
     "pending_valid_verdict",
+    "pending_verdict",
 ]
 
 #: ``entry_check.MAX_K`` and the largest chunk of C it opens (16 KiB: a whole row of up to
@@ -74,6 +77,7 @@ class SettledVerdict:
     #: The block whose hash salts the job's spec tag (the one before the job's creation).
     salt: bytes
     spec_hash: bytes
+    transcript_hash: bytes = bytes(32)
 
 
 @dataclass
@@ -94,16 +98,34 @@ class DisputeOutcome:
         return asdict(self)
 
 
-def pending_valid_verdict(chain: Chain, job_id: int) -> SettledVerdict | None:
-    """The job's VALID item in a batch whose record is still pending, or None."""
+def applied_disputes(chain: Chain, batch: SettledBatch, start: int, head: int) -> SettledBatch:
+    """``batch`` with the refutations and overturns of its items since block ``start`` marked,
+    as the market's record has them."""
+    for ev in chain.events(start, head, names=("Refuted", "Overturned")):
+        if int(ev.args["batch_id"]) != batch.batch_id:
+            continue
+        job = int(ev.args["job_id"])
+        if ev.name == "Refuted":
+            batch = batch.refuted_job(job)
+        else:
+            batch = batch.overturned_job(job, str(ev.args["worker"]))
+    return batch
+
+
+def pending_verdict(
+    chain: Chain, job_id: int, verdict: int = 1, worker: str | None = None
+) -> SettledVerdict | None:
+    """The job's latest VALID (``verdict`` 1) or INVALID (2; of ``worker`` if given) item in a
+    batch whose record is still pending, or None."""
     head = chain.head()
-    evs = chain.events(
-        chain.deployment.block, head, job_id=job_id, names=("JobCreated", "JobSettled")
-    )
+    event = "JobSettled" if verdict == 1 else "WorkerSlashed"
+    evs = chain.events(chain.deployment.block, head, job_id=job_id, names=("JobCreated", event))
     created = next((e for e in evs if e.name == "JobCreated"), None)
     if created is None:
         return None
-    for settled in reversed([e for e in evs if e.name == "JobSettled"]):
+    for settled in reversed([e for e in evs if e.name == event]):
+        if worker is not None and str(settled.args["worker"]).lower() != worker.lower():
+            continue
         block = settled.block_number
         same_tx = [
             e
@@ -128,15 +150,18 @@ def pending_valid_verdict(chain: Chain, job_id: int) -> SettledVerdict | None:
                 int(job["work_units"]),
             )
         batch = SettledBatch.from_logs(head_ev.args, items, terms)
-        for ref in chain.events(block, head, names=("Refuted",)):
-            if int(ref.args["batch_id"]) == batch_id:
-                batch = batch.refuted_job(int(ref.args["job_id"]))
+        batch = applied_disputes(chain, batch, block, head)
+        wanted = str(settled.args["worker"]).lower()
         index = next(
-            (i for i, it in enumerate(batch.items) if it.job_id == job_id and it.verdict == 1),
+            (
+                i
+                for i, it in enumerate(batch.items)
+                if it.job_id == job_id and it.verdict == verdict and it.worker.lower() == wanted
+            ),
             None,
         )
         if index is None:
-            continue  # refuted already
+            continue  # disputed already
         item = batch.items[index]
         return SettledVerdict(
             batch=batch,
@@ -146,8 +171,14 @@ def pending_valid_verdict(chain: Chain, job_id: int) -> SettledVerdict | None:
             commitment=item.commitment,
             salt=chain.block_hash(created.block_number - 1),
             spec_hash=bytes(created.args["spec_hash"]),
+            transcript_hash=item.transcript_hash,
         )
     return None
+
+
+def pending_valid_verdict(chain: Chain, job_id: int) -> SettledVerdict | None:
+    """The job's VALID item in a batch whose record is still pending, or None."""
+    return pending_verdict(chain, job_id)
 
 
 def disputable(spec: Spec) -> str:
@@ -192,6 +223,53 @@ def _lines_tree(lines: np.ndarray) -> MerkleTree:
     return MerkleTree.from_rows(np.ascontiguousarray(lines).tobytes(), lines.shape[0])
 
 
+@dataclass(frozen=True)
+class _JobData:
+    """What a dispute of a job's verdict opens: its spec, the worker's result and tree, the
+    inputs."""
+
+    spec: Spec
+    c: np.ndarray
+    tree: MerkleTree
+    a: np.ndarray
+    b: np.ndarray
+
+
+def _job_data(
+    verdict: SettledVerdict,
+    spec: Spec,
+    spec_stores: Sequence[str],
+    result_file: str | None,
+) -> _JobData:
+    data = _result(spec, verdict.commitment, spec_stores, result_file)
+    c = decode_result(spec, data)
+    tree = result_tree(spec, c)
+    if make_commitment(verdict.worker, tree.root) != verdict.commitment:
+        raise AuditInputError("the result's root does not open the settled commitment")
+    inputs = get_kind("matmul").load_inputs(spec, InputStore(spec_stores))
+    return _JobData(spec, c, tree, inputs.a, inputs.b)
+
+
+def _openings(job: _JobData, i: int, j: int) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The chunk of C holding C[i][j] with its proof, and for a blob job row i of A and column
+    j of B with theirs (empty for a seeded job)."""
+    c_chunk, c_proof = entry_opening(job.spec, job.c, job.tree, i, j)
+    if job.spec.params.a is None:  # type: ignore[union-attr]
+        return (c_chunk, c_proof), ()
+    a_tree, b_tree = _lines_tree(job.a), _lines_tree(job.b.T)
+    col = np.ascontiguousarray(job.b[:, j]).tobytes()
+    return (c_chunk, c_proof), (job.a[i].tobytes(), a_tree.proof(i), col, b_tree.proof(j))
+
+
+def _send(chain: Chain, fn: Any, account: LocalAccount, label: str) -> str:
+    try:
+        fn.call({"from": account.address})
+    except Exception as exc:  # the contract's reason, before anything is signed
+        raise ChainError(f"the dispute contract refuses: {getattr(exc, 'message', exc)}") from None
+    rcpt = TxSender(chain, account).send(fn, label, gas=3_000_000)
+    return "0x" + bytes(rcpt["transactionHash"]).hex()
+
+
 def dispute_job(
     chain: Chain,
     job_id: int,
@@ -212,53 +290,92 @@ def dispute_job(
     why = disputable(spec)
     if why:
         return DisputeOutcome(job_id, "not_disputable", why, worker, batch_id)
-    data = _result(spec, verdict.commitment, spec_stores, result_file)
-    c = decode_result(spec, data)
-    tree = result_tree(spec, c)
-    if make_commitment(verdict.worker, tree.root) != verdict.commitment:
-        raise AuditInputError("the result's root does not open the settled commitment")
-    inputs = get_kind("matmul").load_inputs(spec, InputStore(spec_stores))
-    a, b = inputs.a, inputs.b
-    entry = refutable_entry(a, b, c)
+    job = _job_data(verdict, spec, spec_stores, result_file)
+    entry = refutable_entry(job.a, job.b, job.c)
     if entry is None:
         return DisputeOutcome(
             job_id, "right", "no entry of the result breaks the rule", worker, batch_id
         )
     i, j = entry
-    c_chunk, c_proof = entry_opening(spec, c, tree, i, j)
-    common = (
-        verdict.batch.args(),
-        verdict.index,
-        matmul_terms(spec),
-        verdict.salt,
-        tree.root,
-        i,
-        j,
-        c_chunk,
-        c_proof,
+    (c_chunk, c_proof), blob = _openings(job, i, j)
+    head = (verdict.batch.args(), verdict.index, matmul_terms(spec), verdict.salt, job.tree.root)
+    functions = chain.disputes.functions
+    fn = (
+        functions.dispute_blob(*head, i, j, c_chunk, c_proof, *blob)
+        if blob
+        else functions.dispute_seeded(*head, i, j, c_chunk, c_proof)
     )
-    disputes = chain.disputes
-    if spec.params.a is not None:  # type: ignore[union-attr]
-        a_tree, b_tree = _lines_tree(a), _lines_tree(b.T)
-        fn = disputes.functions.dispute_blob(
-            *common,
-            a[i].tobytes(),
-            a_tree.proof(i),
-            np.ascontiguousarray(b[:, j]).tobytes(),
-            b_tree.proof(j),
-        )
-    else:
-        fn = disputes.functions.dispute_seeded(*common)
     outcome = DisputeOutcome(
         job_id, "refutable", f"C[{i}][{j}] is wrong", worker, batch_id, entry=[i, j]
     )
     if account is None:
         return outcome
-    try:
-        fn.call({"from": account.address})
-    except Exception as exc:  # the contract's reason, before anything is signed
-        raise ChainError(f"the dispute contract refuses: {getattr(exc, 'message', exc)}") from None
-    rcpt = TxSender(chain, account).send(fn, "dispute", gas=3_000_000)
+    outcome.tx_hash = _send(chain, fn, account, "dispute")
     outcome.status = "refuted"
-    outcome.tx_hash = "0x" + bytes(rcpt["transactionHash"]).hex()
+    return outcome
+
+
+def overturn_job(
+    chain: Chain,
+    job_id: int,
+    worker: str,
+    spec_stores: Sequence[str],
+    account: LocalAccount | None,
+    *,
+    result_file: str | None = None,
+) -> DisputeOutcome:
+    """Prove right the witness entry of ``worker``'s INVALID verdict on the job and, with
+    ``account``, send the overturn (without one: status ``overturnable``). Statuses:
+    ``overturned``, ``overturnable``, ``right`` (the witness entry is wrong: the verdict
+    stands), ``not_disputable`` (no witness named, or a committee-only job),
+    ``no_pending_verdict``."""
+    verdict = pending_verdict(chain, job_id, 2, worker)
+    if verdict is None:
+        return DisputeOutcome(
+            job_id,
+            "no_pending_verdict",
+            f"no INVALID verdict on {worker}'s result of this job is in a challenge window",
+        )
+    batch_id = verdict.batch.batch_id
+    spec = SpecStore(spec_stores).get(verdict.spec_hash)
+    why = disputable(spec)
+    if why:
+        return DisputeOutcome(job_id, "not_disputable", why, worker, batch_id)
+    p = spec.params
+    assert isinstance(p, MatmulSpec)
+    i, j = witness_of(verdict.transcript_hash)
+    if i >= p.m or j >= p.n:
+        return DisputeOutcome(
+            job_id,
+            "not_disputable",
+            "the verdict names no entry of C (a result not delivered?): the oracles' word",
+            worker,
+            batch_id,
+        )
+    job = _job_data(verdict, spec, spec_stores, result_file)
+    if entry_refutable(job.a, job.b, job.c, i, j):
+        return DisputeOutcome(
+            job_id, "right", f"C[{i}][{j}] is wrong, as the verdict says", worker, batch_id,
+            entry=[i, j],
+        )  # fmt: skip
+    (c_chunk, c_proof), blob = _openings(job, i, j)
+    head = (verdict.batch.args(), verdict.index, matmul_terms(spec), verdict.salt, job.tree.root)
+    functions = chain.disputes.functions
+    fn = (
+        functions.overturn_blob(*head, c_chunk, c_proof, *blob)
+        if blob
+        else functions.overturn_seeded(*head, c_chunk, c_proof)
+    )
+    outcome = DisputeOutcome(
+        job_id,
+        "overturnable",
+        f"C[{i}][{j}], the verdict's witness, is right",
+        worker,
+        batch_id,
+        entry=[i, j],
+    )
+    if account is None:
+        return outcome
+    outcome.tx_hash = _send(chain, fn, account, "overturn")
+    outcome.status = "overturned"
     return outcome

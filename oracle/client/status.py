@@ -15,6 +15,17 @@ from oracle.chain.client import ALL_EVENTS, ZERO_ADDRESS, Chain
 __all__ = ["market_status"]
 
 
+def pending_reward(chain: Chain, worker: str, epoch: int) -> int:
+    """What ``claim([epoch])`` mints to ``worker`` once the epoch has ended and its verdicts
+    are final (the market's rule: emission × work // total work, rounded down; 0 once
+    claimed, as the claim zeroes the worker's work)."""
+    total = int(chain.call("epoch_total_work", epoch))
+    if total == 0:
+        return 0
+    work = int(chain.call("epoch_work", epoch, worker))
+    return int(chain.call("epoch_emission", epoch)) * work // total
+
+
 def market_status(chain: Chain) -> dict[str, Any]:
     """Epoch, emission, halving position, job counts and the per-worker leaderboard."""
     epoch = int(chain.call("current_epoch"))
@@ -70,9 +81,7 @@ def market_status(chain: Chain) -> dict[str, Any]:
     board = []
     for worker, row in rows.items():
         unclaimed = sorted(row["work_epochs"] - row["claimed_epochs"] - {epoch})
-        claimable = sum(
-            int(chain.call("pending_reward", worker, e)) for e in unclaimed if e < epoch
-        )
+        claimable = sum(pending_reward(chain, worker, e) for e in unclaimed if e < epoch)
         board.append(
             {
                 "worker": worker,
@@ -103,7 +112,7 @@ def market_status(chain: Chain) -> dict[str, Any]:
         "halvings": halvings,
         "next_halving_epoch": (halvings + 1) * halving,
         "minted": int(chain.token.functions.totalSupply().call()),
-        "schedule_total": int(chain.call("emission_schedule_total")),
+        "schedule_total": int(chain.token.functions.cap().call()),  # the schedule's total
         "work_epoch": total_epoch,
         "work_all": total_all,
         "jobs": counts,

@@ -20,11 +20,12 @@ the function returns None when no checked row holds an entry outside the bound.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["fp32_outside", "refutable_entry"]
+__all__ = ["entry_refutable", "fp32_outside", "refutable_entry", "witness_entry"]
 
 #: fp32 inputs are multiples of 2^-23 (the keccak grid; blob jobs are not disputed for fp32).
 _GRID = 2**23
@@ -91,3 +92,36 @@ def refutable_entry(
             if fp32_outside(float(c[i, j]), exact[j], mag[j], k):
                 return int(i), j
     return None
+
+
+def witness_entry(
+    a: np.ndarray, b: np.ndarray, c: np.ndarray, rows: Sequence[int], *, fp32_rule: bool
+) -> tuple[int, int] | None:
+    """The first entry of ``c``, in ``rows`` (in the order given) then by column, that the
+    contract's entry rule refutes: the witness an INVALID verdict names
+    (:func:`oracle.protocol.verdict.make_verdict`), so the worker can overturn the verdict if
+    that entry is in fact right. int8: the first entry unequal to the exact product; fp32
+    (``fp32_rule``: inputs on the 2^-23 grid, the keccak stream) the first entry outside the
+    bound; None if no row given holds one (fp32 without the rule: always None)."""
+    k = a.shape[1]
+    for i in rows:
+        if c.dtype == np.int32:
+            wrong = np.flatnonzero(c[i].astype(np.int64) != _int8_row(a[i], b))
+            if wrong.size:
+                return int(i), int(wrong[0])
+        elif fp32_rule:
+            exact, mag = _fp32_row(a[i], b)
+            for j in range(c.shape[1]):
+                if fp32_outside(float(c[i, j]), exact[j], mag[j], k):
+                    return int(i), j
+    return None
+
+
+def entry_refutable(a: np.ndarray, b: np.ndarray, c: np.ndarray, i: int, j: int) -> bool:
+    """Whether the contract's entry rule refutes C[i][j] (int8: unequal to the exact product;
+    fp32: outside the bound, inputs on the 2^-23 grid)."""
+    if c.dtype == np.int32:
+        exact_row = _int8_row(a[i], b[:, j : j + 1])
+        return int(c[i, j]) != int(exact_row[0])
+    exact, mag = _fp32_row(a[i], b[:, j : j + 1])
+    return fp32_outside(float(c[i, j]), exact[0], mag[0], a.shape[1])

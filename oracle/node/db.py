@@ -218,21 +218,23 @@ class OracleDB(SqliteFile):
                         "UPDATE settled_batches SET state='final' WHERE batch_id=?",
                         (a["batch_id"],),
                     )
-                elif name == "Refuted":
+                elif name in ("Refuted", "Overturned"):
                     # A dispute refuted the batch's VALID item for this job (there is one:
-                    # a job is paid at most once per batch): finalize now passes it REFUTED.
+                    # a job is paid at most once per batch) or overturned its INVALID item
+                    # for this job and worker: finalize now passes it REFUTED / OVERTURNED.
                     row = c.execute(
                         "SELECT batch FROM settled_batches WHERE batch_id=?", (a["batch_id"],)
                     ).fetchone()
                     if row is not None:
+                        batch = SettledBatch.from_json(row[0])
+                        batch = (
+                            batch.refuted_job(int(a["job_id"]))
+                            if name == "Refuted"
+                            else batch.overturned_job(int(a["job_id"]), str(a["worker"]))
+                        )
                         c.execute(
                             "UPDATE settled_batches SET batch=? WHERE batch_id=?",
-                            (
-                                SettledBatch.from_json(row[0])
-                                .refuted_job(int(a["job_id"]))
-                                .to_json(),
-                                a["batch_id"],
-                            ),
+                            (batch.to_json(), a["batch_id"]),
                         )
                 elif name in ("JobRefunded", "JobCancelled"):
                     c.execute(

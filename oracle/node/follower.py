@@ -31,6 +31,7 @@ FOLLOWED = (
     "BatchSettled",
     "BatchFinalized",
     "Refuted",
+    "Overturned",
 )
 
 

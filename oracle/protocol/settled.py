@@ -18,12 +18,16 @@ from eth_abi import encode
 
 from oracle.protocol.hashing import keccak256
 
-__all__ = ["VERDICT_REFUTED", "SettledBatch", "SettledItem"]
+__all__ = ["VERDICT_OVERTURNED", "VERDICT_REFUTED", "SettledBatch", "SettledItem"]
 
 #: An item's verdict after a dispute refuted its VALID verdict (only in a record).
 VERDICT_REFUTED = 3
+#: An item's verdict after a dispute proved its INVALID verdict's witness right.
+VERDICT_OVERTURNED = 4
 
-_ITEM_TYPES = ("uint256", "address", "bytes32", "uint8", "address", "uint256", "uint64", "uint256")
+_ITEM_TYPES = (
+    "uint256", "address", "bytes32", "uint8", "address", "uint256", "uint64", "uint256", "bytes32",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -38,8 +42,10 @@ class SettledItem:
     amount: int
     work_units: int
     stake: int
+    #: The attestation's; an INVALID matmul verdict's names its witness entry.
+    transcript_hash: bytes = bytes(32)
 
-    def as_tuple(self) -> tuple[int, str, bytes, int, str, int, int, int]:
+    def as_tuple(self) -> tuple[int, str, bytes, int, str, int, int, int, bytes]:
         return (
             self.job_id,
             self.worker,
@@ -49,6 +55,7 @@ class SettledItem:
             self.amount,
             self.work_units,
             self.stake,
+            self.transcript_hash,
         )
 
 
@@ -64,7 +71,9 @@ class SettledBatch:
 
     def args(
         self,
-    ) -> tuple[int, int, int, list[str], list[tuple[int, str, bytes, int, str, int, int, int]]]:
+    ) -> tuple[
+        int, int, int, list[str], list[tuple[int, str, bytes, int, str, int, int, int, bytes]]
+    ]:
         """The arguments of ``finalize`` (and the batch arguments of a dispute)."""
         return (
             self.batch_id,
@@ -90,7 +99,13 @@ class SettledBatch:
     def to_json(self) -> str:
         """The batch as JSON (hashes as 0x-hex), for a node's durable state."""
         items = [
-            [*i.as_tuple()[:2], "0x" + i.commitment.hex(), *i.as_tuple()[3:]] for i in self.items
+            [
+                *i.as_tuple()[:2],
+                "0x" + i.commitment.hex(),
+                *i.as_tuple()[3:8],
+                "0x" + i.transcript_hash.hex(),
+            ]
+            for i in self.items
         ]
         return json.dumps(
             {
@@ -107,17 +122,22 @@ class SettledBatch:
         """The inverse of :meth:`to_json`."""
         d = json.loads(text)
         items = tuple(
-            SettledItem(int(j), w, bytes.fromhex(c[2:]), int(v), a, int(amt), int(u), int(st))
-            for j, w, c, v, a, amt, u, st in d["items"]
-        )
+            SettledItem(
+                int(j), w, bytes.fromhex(c[2:]), int(v), a, int(amt), int(u), int(st),
+                bytes.fromhex(t[2:]),
+            )
+            for j, w, c, v, a, amt, u, st, t in d["items"]
+        )  # fmt: skip
         return cls(
             int(d["batch_id"]), int(d["epoch"]), int(d["final_at"]), tuple(d["signers"]), items
         )
 
     def refuted(self, index: int) -> SettledBatch:
-        """The batch after a dispute refuted item ``index``."""
+        """The batch after a dispute refuted item ``index`` (a VALID verdict) or overturned
+        it (an INVALID one)."""
         items = list(self.items)
-        items[index] = replace(items[index], verdict=VERDICT_REFUTED)
+        marked = VERDICT_REFUTED if items[index].verdict == 1 else VERDICT_OVERTURNED
+        items[index] = replace(items[index], verdict=marked)
         return replace(self, items=tuple(items))
 
     def refuted_job(self, job_id: int) -> SettledBatch:
@@ -125,6 +145,18 @@ class SettledBatch:
         the job; a batch pays a job at most once); unchanged if it holds none."""
         for index, item in enumerate(self.items):
             if item.job_id == job_id and item.verdict == 1:
+                return self.refuted(index)
+        return self
+
+    def overturned_job(self, job_id: int, worker: str) -> SettledBatch:
+        """The batch after a dispute overturned its INVALID item for ``job_id`` and ``worker``
+        (``Overturned`` names both); unchanged if it holds none."""
+        for index, item in enumerate(self.items):
+            if (
+                item.job_id == job_id
+                and item.verdict == 2
+                and item.worker.lower() == worker.lower()
+            ):
                 return self.refuted(index)
         return self
 
@@ -153,6 +185,7 @@ class SettledBatch:
                         amount,
                         units,
                         int(args["stake"]),  # type: ignore[call-overload]
+                        bytes(args["transcript_hash"]),  # type: ignore[call-overload]
                     )
                 )
             elif name == "WorkerSlashed":
@@ -166,6 +199,7 @@ class SettledBatch:
                         int(args["amount"]),  # type: ignore[call-overload]
                         job_terms[job_id][2],
                         0,
+                        bytes(args["transcript_hash"]),  # type: ignore[call-overload]
                     )
                 )
         return cls(

@@ -23,6 +23,7 @@ __all__ = [
     "VerdictKey",
     "make_verdict",
     "submission_invalid",
+    "witness_of",
 ]
 
 #: The reason of the INVALID verdict of a submission whose result was not in the job's stores
@@ -64,11 +65,30 @@ class Verdict:
 
 
 def make_verdict(code: VerdictCode, reason: str, transcript: dict[str, Any]) -> Verdict:
-    """Build a verdict; the reason is recorded in the transcript before hashing."""
+    """Build a verdict; the reason is recorded in the transcript before hashing.
+
+    An INVALID verdict whose transcript has a ``witness`` [i, j] (an entry C[i][j] of a
+    matmul result that the on-chain entry rule refutes) names it in the clear: its transcript
+    hash is the first 16 bytes of the transcript's keccak256, then i and j as 8-byte big-endian
+    integers, which is what ``Disputes.overturn_*`` reads (:func:`witness_of`), so the worker
+    can prove that entry right without the oracles' transcript."""
     body = dict(transcript)
     body["verdict"] = int(code)
     body["reason"] = reason
-    return Verdict(code, reason, body, keccak256(canonical_json(body)))
+    digest = keccak256(canonical_json(body))
+    witness = body.get("witness")
+    if code is VerdictCode.INVALID and witness is not None:
+        i, j = (int(x) for x in witness)
+        digest = digest[:16] + i.to_bytes(8, "big") + j.to_bytes(8, "big")
+    return Verdict(code, reason, body, digest)
+
+
+def witness_of(transcript_hash: bytes) -> tuple[int, int]:
+    """The entry (i, j) an INVALID matmul verdict's transcript hash names (``Disputes._witness``;
+    a verdict that names none decodes to an entry outside any matrix, almost surely)."""
+    return int.from_bytes(transcript_hash[16:24], "big"), int.from_bytes(
+        transcript_hash[24:], "big"
+    )
 
 
 def submission_invalid(spec: Spec, seed: bytes, key: VerdictKey, reason: str) -> Verdict:

@@ -25,11 +25,13 @@ from oracle.protocol.dispute_terms import spec_hash_of, terms_of
 from tests.conftest import commitment_of, settled_batch
 from tests.utils.constants import (
     ETHER,
+    INVALID,
     MIN_BOND,
     ORACLE_BOND,
     STATUS_OPEN,
     STATUS_PAID,
     STATUS_REFUNDED,
+    VALID,
     ZERO_ADDRESS,
 )
 
@@ -261,7 +263,7 @@ def test_dispute_blob__wrong_entry__refutes(
         )
     with ape.reverts("entry: bad proof of A"):
         disputes.dispute_blob(*args, *job.a_opening(3), b_col, b_proof, sender=stranger)
-    with ape.reverts("disputes: blob inputs (dispute_blob)"):
+    with ape.reverts("disputes: blob inputs (the _blob functions)"):
         disputes.dispute_seeded(*args, sender=stranger)
     tx = disputes.dispute_blob(*args, a_row, a_proof, b_col, b_proof, sender=stranger)
     [ev] = tx.decode_logs(market.Refuted)
@@ -373,7 +375,7 @@ def test_dispute__malformed_or_foreign_proofs__revert(
             dispute(disputes, job, batch, 3, 5, stranger, **over)
     with ape.reverts("entry: outside the matrix"):
         dispute(disputes, job, batch, 3, 16, stranger)
-    with ape.reverts("disputes: seeded inputs (dispute_seeded)"):
+    with ape.reverts("disputes: seeded inputs (the _seeded functions)"):
         disputes.dispute_blob(
             batch.args(),
             0,
@@ -466,10 +468,10 @@ def test_dispute__job_settled_in_another_batch__reverts(
     assert market.job(jobs[0].job_id).status == STATUS_PAID
 
 
-def test_refute__only_the_dispute_contract(market, stranger, settled):
+def test_undo__only_the_dispute_contract(market, stranger, settled):
     job, batch = settled(*seeded_job())
     with ape.reverts("market: not the dispute contract"):
-        market.refute(
+        market.undo(
             batch.batch_id,
             ZERO32,
             batch.epoch,
@@ -511,3 +513,203 @@ def test_refuted_epoch__claims_wait_for_the_window_and_pay_no_refuted_work(
     tx = market.claim([epoch], sender=honest)
     [ev] = tx.decode_logs(market.RewardClaimed)
     assert ev.amount == market.epoch_emission(epoch)
+
+
+# ---------------------------------------------------------------------------
+# overturning an INVALID verdict by its witness entry
+# ---------------------------------------------------------------------------
+
+
+def witness_hash(i: int, j: int) -> bytes:
+    """An INVALID matmul verdict's transcript hash naming entry (i, j) as wrong
+    (oracle.protocol.verdict.make_verdict)."""
+    return keccak(text="the oracles' transcript")[:16] + i.to_bytes(8, "big") + j.to_bytes(8, "big")
+
+
+@pytest.fixture
+def slashed(market, oracles, worker, bond, post, attest, settle):
+    """slashed(spec_hash, terms, a, b, c, witness) -> (Job, batch): posted, committed by
+    `worker` (bond 2 * MIN_BOND) and settled INVALID by the first two oracles, whose
+    transcript hash names `witness` (i, j) (None: a hash that names no entry)."""
+
+    def slashed_(spec_hash, terms, a, b, c, witness=(3, 5)):
+        job_id, salt = post(spec_hash)
+        job = Job(job_id, terms, salt, a, b, result_rows(c))
+        bond(worker, 2 * MIN_BOND)
+        market.submit_result(job_id, commitment_of(worker, job.root), sender=worker)
+        transcript = keccak(text="not delivered") if witness is None else witness_hash(*witness)
+        tx = settle([attest(job_id, worker, INVALID, transcript=transcript)], keys=oracles[:2])
+        return job, settled_batch(market, tx)
+
+    return slashed_
+
+
+def overturn(disputes, job, batch, sender, index=0, at=(3, 5), **over):
+    """Overturn item `index` with the chunk of C holding entry `at` (the witness, normally)."""
+    c_chunk, c_proof = job.opening(*at)
+    args = {"terms": job.terms, "salt": job.salt, "c_root": job.root, "c_chunk": c_chunk} | over
+    common = (batch.args(), index, args["terms"], args["salt"], args["c_root"])
+    if job.terms[5]:  # blobs
+        a_row, a_proof = job.a_opening(at[0])
+        b_col, b_proof = job.b_opening(at[1])
+        return disputes.overturn_blob(
+            *common, args["c_chunk"], c_proof, a_row, a_proof, b_col, b_proof, sender=sender
+        )
+    return disputes.overturn_seeded(*common, args["c_chunk"], c_proof, sender=sender)
+
+
+@pytest.mark.parametrize("inputs", ["seeded_int8", "seeded_fp32", "blob"])
+def test_overturn__witness_entry_right__worker_paid_and_signers_slashed_to_the_wei(
+    chain, market, oracle_set, disputes, oracles, worker, requester, stranger, slashed, inputs
+):
+    if inputs == "blob":
+        rng = np.random.default_rng(3)
+        a = rng.integers(-128, 128, (8, 40), dtype=np.int8)
+        b = rng.integers(-128, 128, (40, 16), dtype=np.int8)
+        spec_hash, terms = blob_terms(a, b)
+        c = a.astype(np.int32) @ b.astype(np.int32)
+        job, batch = slashed(spec_hash, terms, a, b, c)
+    else:
+        job, batch = slashed(*seeded_job(dtype=inputs[-4:], wrong=None))
+    signers = [o.address for o in oracles[:2]]
+    # settle took the worker's bond and stake into pending, for the requester at finalize
+    assert market.bonds(worker) == 0
+    assert market.pending(ZERO_ADDRESS) == 2 * MIN_BOND
+    set_balance = chain.provider.get_balance(oracle_set.address)
+
+    tx = overturn(disputes, job, batch, stranger)
+
+    [ev] = tx.decode_logs(market.Overturned)
+    assert (ev.batch_id, ev.job_id, ev.worker, ev.disputer) == (
+        batch.batch_id, job.job_id, worker.address, stranger.address,
+    )  # fmt: skip
+    assert (ev.returned, ev.asset, ev.paid, ev.oracles_slashed) == (
+        2 * MIN_BOND, ZERO_ADDRESS, AMOUNT, 2 * ORACLE_BOND,
+    )  # fmt: skip
+    [w] = tx.decode_logs(disputes.WitnessOverturned)
+    assert (w.job_id, w.index, w.row, w.col) == (job.job_id, 0, 3, 5)
+    # The bond is back, the job is paid to the worker, the signers' bonds are split.
+    assert market.bonds(worker) == 2 * MIN_BOND
+    assert market.job(job.job_id).status == STATUS_PAID
+    assert market.credited(worker, ZERO_ADDRESS) == AMOUNT + ORACLE_BOND
+    assert market.credited(stranger, ZERO_ADDRESS) == ORACLE_BOND
+    assert market.credited(requester, ZERO_ADDRESS) == 0
+    assert [oracle_set.bonds(s) for s in signers] == [0, 0]
+    assert oracle_set.bonds(oracles[2].address) == ORACLE_BOND
+    assert chain.provider.get_balance(oracle_set.address) == set_balance - 2 * ORACLE_BOND
+    assert market.pending(ZERO_ADDRESS) == 0
+    assert bytes(market.batch_record(batch.batch_id)) == batch.refuted(0).record_hash()
+    assert batch.refuted(0).items[0].verdict == 4  # OVERTURNED: finalize pays it nothing
+    books_balance(chain, market, oracle_set, [job.job_id], [worker, stranger, requester])
+
+
+def test_overturn__finalize_then_pays_nothing_more(
+    chain, market, oracle_set, disputes, worker, requester, stranger, slashed, finalize
+):
+    job, batch = slashed(*seeded_job(wrong=None))
+    overturn(disputes, job, batch, stranger)
+    credited = (market.credited(worker, ZERO_ADDRESS), market.credited(requester, ZERO_ADDRESS))
+    tx = finalize(batch.refuted(0))
+    [ev] = tx.decode_logs(market.BatchFinalized)
+    assert (ev.paid, ev.slashed) == (0, 0)
+    assert (market.credited(worker, ZERO_ADDRESS), market.credited(requester, ZERO_ADDRESS)) == (
+        credited
+    )
+    assert market.bonds(worker) == 2 * MIN_BOND
+    books_balance(chain, market, oracle_set, [job.job_id], [worker, stranger, requester])
+
+
+def test_overturn__witness_entry_wrong__reverts_and_moves_nothing(
+    disputes, stranger, slashed, ledger
+):
+    # The oracles were right: C[3][5] is wrong, and that is the witness they named.
+    job, batch = slashed(*seeded_job(wrong=(3, 5)))
+    state = ledger(jobs=[job.job_id])
+    with ape.reverts("disputes: the witness entry is wrong"):
+        overturn(disputes, job, batch, stranger)
+    state.assert_unchanged()
+
+
+@pytest.mark.parametrize("at", [(5, 3), (0, 0), (4, 5)])
+def test_overturn__a_right_entry_other_than_the_witness__reverts_and_moves_nothing(
+    disputes, stranger, slashed, ledger, at
+):
+    """The entry is the verdict's witness, read on-chain: the row (one leaf here) of another
+    entry, right as it is, does not open as the witness's leaf."""
+    job, batch = slashed(*seeded_job(wrong=None), witness=(3, 5))
+    assert job.chunks == 1
+    state = ledger(jobs=[job.job_id])
+    with ape.reverts("entry: bad proof of C"):
+        overturn(disputes, job, batch, stranger, at=at)
+    state.assert_unchanged()
+
+
+def test_overturn__verdict_without_witness__cannot_be_overturned(
+    disputes, stranger, slashed, ledger
+):
+    """An INVALID verdict whose transcript names no entry (a result not delivered: a plain
+    keccak256, whose last 16 bytes name no entry of the matrix) stays the oracles' word."""
+    job, batch = slashed(*seeded_job(wrong=None), witness=None)
+    state = ledger(jobs=[job.job_id])
+    for at in ((3, 5), (0, 0)):
+        with ape.reverts("entry: outside the matrix"):
+            overturn(disputes, job, batch, stranger, at=at)
+    state.assert_unchanged()
+
+
+def test_overturn__a_valid_verdict_or_a_dispute_of_an_invalid_one__reverts(
+    disputes, stranger, settled, slashed, ledger
+):
+    valid_job, valid_batch = settled(*seeded_job(wrong=None))
+    invalid_job, invalid_batch = slashed(*seeded_job(wrong=(3, 5), seed=8))
+    state = ledger(jobs=[valid_job.job_id, invalid_job.job_id])
+    with ape.reverts("disputes: not an INVALID verdict"):
+        overturn(disputes, valid_job, valid_batch, stranger)
+    with ape.reverts("disputes: not a VALID verdict"):
+        dispute(disputes, invalid_job, invalid_batch, 3, 5, stranger)
+    state.assert_unchanged()
+
+
+def test_overturn__after_the_window_or_twice__reverts(chain, disputes, stranger, slashed, ledger):
+    late_job, late_batch = slashed(*seeded_job(wrong=None, seed=9))
+    chain.pending_timestamp = late_batch.final_at
+    state = ledger(jobs=[late_job.job_id])
+    with ape.reverts("disputes: challenge window over"):
+        overturn(disputes, late_job, late_batch, stranger)
+    state.assert_unchanged()
+    job, batch = slashed(*seeded_job(wrong=None))
+    overturn(disputes, job, batch, stranger)
+    state = ledger(jobs=[job.job_id])
+    with ape.reverts("disputes: not the batch record"):  # the record now marks it
+        overturn(disputes, job, batch, stranger)
+    with ape.reverts("disputes: not an INVALID verdict"):
+        overturn(disputes, job, batch.refuted(0), stranger)
+    state.assert_unchanged()
+
+
+def test_overturn__job_paid_to_another_meanwhile__bond_back_no_escrow(
+    chain, market, oracle_set, disputes, oracles, workers, requester, stranger, post, bond,
+    attest, settle,
+):  # fmt: skip
+    """The batch that wrongly slashed `worker` paid the job to `other`: the escrow is gone,
+    so the overturn returns the bond and the oracles' bonds only."""
+    worker, other = workers[:2]
+    spec_hash, terms, a, b, c = seeded_job(wrong=None)
+    job_id, salt = post(spec_hash)
+    job = Job(job_id, terms, salt, a, b, result_rows(c))
+    for w in (worker, other):
+        bond(w, 2 * MIN_BOND)
+        market.submit_result(job_id, commitment_of(w, job.root), sender=w)
+    tx = settle(
+        [attest(job_id, worker, INVALID, transcript=witness_hash(3, 5)), attest(job_id, other)],
+        keys=oracles[:2],
+    )
+    batch = settled_batch(market, tx)
+    assert [it.verdict for it in batch.items] == [INVALID, VALID]
+    tx = overturn(disputes, job, batch, stranger, index=0)
+    [ev] = tx.decode_logs(market.Overturned)
+    assert (ev.returned, ev.paid, ev.oracles_slashed) == (2 * MIN_BOND, 0, 2 * ORACLE_BOND)
+    assert market.bonds(worker) == 2 * MIN_BOND
+    assert market.credited(worker, ZERO_ADDRESS) == ORACLE_BOND
+    assert market.job(job_id).status == STATUS_PAID  # paid to `other`, at finalize
+    books_balance(chain, market, oracle_set, [job_id], [worker, other, stranger, requester])

@@ -1,4 +1,4 @@
-"""Emission: epochs, the halving schedule, pending_reward and claim."""
+"""Emission: epochs, the halving schedule, what a worker has to claim, and claim."""
 
 import ape
 import pytest
@@ -118,11 +118,24 @@ def test_epoch_emission__known_values(market):
 
 def test_emission_schedule_total__equals_token_cap(market, token):
     total = emission.schedule_total(INITIAL_EMISSION, HALVING_EPOCHS)
-    assert market.emission_schedule_total() == total == token.cap()
+    assert total == token.cap()
+    halvings = (LAST_EPOCH + 1) // HALVING_EPOCHS
+    assert total == sum(
+        HALVING_EPOCHS * market.epoch_emission(h * HALVING_EPOCHS) for h in range(halvings)
+    )
     # Sum of every epoch's emission: the schedule cannot mint more than the cap.
     assert total == sum(
         HALVING_EPOCHS * (INITIAL_EMISSION >> h) for h in range(emission.MAX_HALVINGS)
     )
+
+
+def pending_reward(market, worker, epoch) -> int:
+    """What `pouw status` shows a worker has to claim (oracle.client.status.pending_reward),
+    from the market's public state."""
+    total = market.epoch_total_work(epoch)
+    if total == 0:
+        return 0
+    return market.epoch_emission(epoch) * market.epoch_work(epoch, worker) // total
 
 
 def test_pending_reward__tracks_share_and_clears_on_claim(
@@ -130,14 +143,15 @@ def test_pending_reward__tracks_share_and_clears_on_claim(
 ):
     w1, w2, idle = workers[:3]
     epoch = verified_work([(w1, 1), (w2, 2)])
-    assert market.pending_reward(w1, epoch) == expected_reward(epoch, 1, 3)
-    assert market.pending_reward(w2, epoch) == expected_reward(epoch, 2, 3)
-    assert market.pending_reward(idle, epoch) == 0
-    assert market.pending_reward(w1, epoch + 1) == 0  # no work at all in that epoch
+    assert pending_reward(market, w1, epoch) == expected_reward(epoch, 1, 3)
+    assert pending_reward(market, w2, epoch) == expected_reward(epoch, 2, 3)
+    assert pending_reward(market, idle, epoch) == 0
+    assert pending_reward(market, w1, epoch + 1) == 0  # no work at all in that epoch
     goto_claimable(epoch)
-    market.claim([epoch], sender=w1)
-    assert market.pending_reward(w1, epoch) == 0
-    assert market.pending_reward(w2, epoch) == expected_reward(epoch, 2, 3)
+    tx = market.claim([epoch], sender=w1)
+    assert tx.decode_logs(market.RewardClaimed)[0].amount == expected_reward(epoch, 1, 3)
+    assert pending_reward(market, w1, epoch) == 0
+    assert pending_reward(market, w2, epoch) == expected_reward(epoch, 2, 3)
 
 
 # ---------------------------------------------------------------------------
@@ -222,7 +236,7 @@ def test_claim__after_schedule_end__mints_nothing(
 ):
     epoch = verified_work([(worker, 10)], epoch=LAST_EPOCH + 1)
     assert epoch == LAST_EPOCH + 1
-    assert market.pending_reward(worker, epoch) == 0
+    assert pending_reward(market, worker, epoch) == 0
     goto_claimable(epoch)
     tx = market.claim([epoch], sender=worker)
     [ev] = tx.decode_logs(market.RewardClaimed)
@@ -317,7 +331,7 @@ def test_claim__epoch_in_challenge_window__reverts_until_final(
                 market.claim([epoch], sender=w)
     assert chain.blocks.head.timestamp == final_at - 1
     state.assert_unchanged()
-    assert market.pending_reward(w1, epoch) == expected_reward(epoch, 1, 4)
+    assert pending_reward(market, w1, epoch) == expected_reward(epoch, 1, 4)
 
     chain.pending_timestamp = final_at  # inclusive bound
     market.claim([epoch], sender=w1)

@@ -6,7 +6,7 @@ signature from before it joined the oracle set)."""
 
 import ape
 
-from oracle.protocol.attestation import SIGNATURE_TTL, sign_settlement
+from oracle.protocol.attestation import SIGNATURE_TTL, settlement_digest, sign_settlement
 from tests.utils.constants import (
     INVALID,
     MIN_BOND,
@@ -133,12 +133,14 @@ def test_signature_from_before_joining__has_expired_when_it_would_count(
     assert market.job(live_job).status == STATUS_PAID
 
 
-def test_settlement_digest__binds_submission_block_and_expiry(market, worker, live_job, attest):
+def test_settlement_digest__binds_submission_block_and_expiry(
+    chain, market, worker, live_job, attest
+):
     a = attest(live_job, worker)
-    base = bytes(market.settlement_digest([a.as_tuple()], 1_000))
+    base = settlement_digest(chain.chain_id, market.address, [a], 1_000)
     moved = attest(live_job, worker, block=a.submission_block + 1)
-    assert bytes(market.settlement_digest([moved.as_tuple()], 1_000)) != base
-    assert bytes(market.settlement_digest([a.as_tuple()], 1_001)) != base
+    assert settlement_digest(chain.chain_id, market.address, [moved], 1_000) != base
+    assert settlement_digest(chain.chain_id, market.address, [a], 1_001) != base
 
 
 def test_readme_eip712_snippet__signs_an_attestation_that_settles(

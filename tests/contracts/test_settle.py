@@ -561,7 +561,7 @@ def test_settle__invalid_before_valid_on_same_job__both_applied(
 
 
 @pytest.mark.parametrize("n", [1, 2, 7])
-def test_settlement_digest__equals_python_eip712(chain, market, worker, n):
+def test_settlement_digest__equals_python_eip712(chain, market, worker, settle, n):
     batch = [
         Attestation(
             job_id=2**256 - 1 - i if i % 2 else i,
@@ -574,22 +574,35 @@ def test_settlement_digest__equals_python_eip712(chain, market, worker, n):
         )
         for i in range(n)
     ]
-    on_chain = market.settlement_digest([a.as_tuple() for a in batch], VALID_UNTIL)
-    assert bytes(on_chain) == settlement_digest(chain.chain_id, market.address, batch, VALID_UNTIL)
+    # The market signs off on what it hashed: settle recovers the oracle's signature of the
+    # Python digest (every item is then skipped: no such jobs) and logs the digest it hashed.
+    tx = settle(batch)
+    [ev] = tx.decode_logs(market.BatchSettled)
+    python = settlement_digest(chain.chain_id, market.address, batch, VALID_UNTIL)
+    assert bytes(ev.digest) == python
+    assert (ev.settled, ev.slashed, ev.skipped) == (0, 0, n)
     # Order matters: the same items reversed are another message; so does the expiry.
     if n > 1:
-        reverse = [a.as_tuple() for a in batch[::-1]]
-        assert bytes(market.settlement_digest(reverse, VALID_UNTIL)) != on_chain
-    later = market.settlement_digest([a.as_tuple() for a in batch], VALID_UNTIL + 1)
-    assert bytes(later) != bytes(on_chain)
+        reverse = settlement_digest(chain.chain_id, market.address, batch[::-1], VALID_UNTIL)
+        assert reverse != python
+    assert settlement_digest(chain.chain_id, market.address, batch, VALID_UNTIL + 1) != python
 
 
-def test_settlement_digest__binds_chain_and_market(chain, market, deploy_protocol, oracles, worker):
+def test_settlement_digest__binds_chain_and_market(
+    chain, market, deploy_protocol, oracles, worker, sign, stranger
+):
     a = Attestation(1, worker.address, keccak(text="c"), 9, 5, VALID, keccak(text="t"))
     _, other = deploy_protocol([o.address for o in oracles])
-    mine = bytes(market.settlement_digest([a.as_tuple()], VALID_UNTIL))
-    assert bytes(other.settlement_digest([a.as_tuple()], VALID_UNTIL)) != mine
+    mine = settlement_digest(chain.chain_id, market.address, [a], VALID_UNTIL)
+    theirs = settlement_digest(chain.chain_id, other.address, [a], VALID_UNTIL)
+    assert theirs != mine
     assert settlement_digest(chain.chain_id + 1, market.address, [a], VALID_UNTIL) != mine
+    # Each market hashes under its own domain: a signature for one is no quorum on the other.
+    sigs = [s.as_tuple() for s in sign([a])]
+    tx = market.settle([a.as_tuple()], VALID_UNTIL, sigs, sender=stranger)
+    assert bytes(tx.decode_logs(market.BatchSettled)[0].digest) == mine
+    with ape.reverts("oracles: signer not oracle"):
+        other.settle([a.as_tuple()], VALID_UNTIL, sigs, sender=stranger)
 
 
 def test_settle__each_oracle_typed_data_signature_verifies(

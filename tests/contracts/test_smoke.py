@@ -9,10 +9,10 @@ def test_round_trip(chain, market, worker, create_job, bond, submit, attest, set
     bond(worker)
     submit(worker, job_id)
     a = attest(job_id, worker, VALID)
-    assert bytes(market.settlement_digest([a.as_tuple()], VALID_UNTIL)) == settlement_digest(
+    tx = settle([a])
+    assert bytes(tx.decode_logs(market.BatchSettled)[0].digest) == settlement_digest(
         chain.chain_id, market.address, [a], VALID_UNTIL
     )
-    tx = settle([a])
     assert market.job(job_id).status == STATUS_PAID
     assert len(tx.decode_logs(market.JobSettled)) == 1
     [batch] = tx.decode_logs(market.BatchSettled)

@@ -57,9 +57,16 @@ def _post(anvil: Any, keys: dict[str, Any], tmp_path: Path, a: np.ndarray, b: np
 
 
 def _commit_and_settle(
-    chain: Chain, store: Path, job_id: int, worker: Any, c: np.ndarray, signers: list[Any]
+    chain: Chain,
+    store: Path,
+    job_id: int,
+    worker: Any,
+    c: np.ndarray,
+    signers: list[Any],
+    verdict: int = 1,
+    transcript: bytes = keccak(text="whatever the colluders say"),
 ) -> None:
-    """`worker` delivers `c` to the job store and commits to it; `signers` sign it VALID."""
+    """`worker` delivers `c` to the job store and commits to it; `signers` sign `verdict`."""
     spec = parse_spec(LocalBlobStore(store).get(_spec_hash(chain, job_id)))
     root = result_tree(spec, c).root
     com = commitment(worker.address, root)
@@ -74,8 +81,8 @@ def _commit_and_settle(
         com,
         int(rcpt["blockNumber"]),
         int(chain.job(job_id)["work_units"]),
-        1,
-        keccak(text="whatever the colluders say"),
+        verdict,
+        transcript,
     )
     sigs = order_signatures(
         sign_settlement(k, chain.chain_id, chain.market.address, [att], VALID_UNTIL)
@@ -206,6 +213,22 @@ def test_pouw_watch__refutes_the_colluders_verdict_itself__and_not_again_after_a
             credited_before + slashed - slashed // 2
         )
         assert [chain.oracle_set_call("bonds", o.address) for o in colluders] == [0, 0]
+
+        # The colluders bond again and slash an honest worker, naming C[1][4] (right) as
+        # wrong: the watcher overturns that too (the oracles' bonds: half to it, half to the
+        # worker; the worker's bond back and the escrow paid to it).
+        for o in colluders:
+            bond = chain.oracle_set.functions.bond(o.address)
+            TxSender(chain, keys["deployer"]).send(bond, "bond", value=LOCAL.oracle_bond)
+        slashed_job = _post(anvil, keys, tmp_path, a, b)
+        bogus = keccak(text="colluders")[:16] + (1).to_bytes(8, "big") + (4).to_bytes(8, "big")
+        _commit_and_settle(chain, store, slashed_job, keys["honest"], right, colluders, 2, bogus)
+        wait_until(lambda: chain.job(slashed_job)["status"] == STATUS_PAID, 60)
+        wait_until(lambda: _metric(url, "verdicts_overturned") == 1, 30)
+        assert _metric(url, "disputes_sent_total") == 2
+        assert chain.call("credited", watcher.address, ZERO_ADDRESS) == (
+            slashed // 2 + LOCAL.oracle_bond
+        )
     finally:
         daemon.terminate()
         _, err = daemon.communicate(timeout=30)
@@ -219,6 +242,8 @@ def test_pouw_watch__refutes_the_colluders_verdict_itself__and_not_again_after_a
     assert by_job[job_id]["status"] == "refuted"
     assert by_job[job_id]["entry"] == "3,6"
     assert by_job[honest_job]["status"] == "right"
+    assert (by_job[slashed_job]["verdict"], by_job[slashed_job]["status"]) == (2, "overturned")
+    assert by_job[slashed_job]["entry"] == "1,4"
     assert chain.w3.eth.get_transaction_count(watcher.address) == nonce
 
 
@@ -271,3 +296,52 @@ def test_collusion__seeded_job_on_the_keccak_stream__refuted_from_its_seed_alone
     code, out, err = pouw("dispute", sfc64_job, *common, "--keyfile", watcher_key)
     assert code == 2, err
     assert "SFC64" in out and out.startswith(f"NOT DISPUTED job {sfc64_job}"), out
+
+
+def test_collusion__invalid_verdict_on_a_right_result__the_worker_overturns_it(
+    anvil, deploy, keys, tmp_path
+):
+    """Two of three oracles slash an honest worker: INVALID, naming C[2][3] as wrong (in the
+    clear, the last 16 bytes of the transcript hash). The worker proves that entry right with
+    `pouw dispute JOB --worker ME`: its bond is back, the escrow is its, and the colluders'
+    oracle bonds are its too (it is both the prover and the party harmed)."""
+    rec = deploy(2)
+    chain = Chain(anvil.url, rec)
+    store = tmp_path / "specs"
+    rng = np.random.default_rng(17)
+    a = rng.integers(-128, 128, (9, 21), dtype=np.int8)
+    b = rng.integers(-128, 128, (21, 8), dtype=np.int8)
+    right = a.astype(np.int32) @ b.astype(np.int32)
+    colluders = keys["oracles"][:2]
+    honest = keys["honest"]
+    honest_key = key_file(tmp_path, "honest", honest)
+    common = ["--rpc", anvil.url, "--deployments", tmp_path / "deployments"]
+    common += ["--spec-store", store]
+    job_id = _post(anvil, keys, tmp_path, a, b)
+    amount = int(chain.job(job_id)["amount"])
+    bogus = keccak(text="colluders")[:16] + (2).to_bytes(8, "big") + (3).to_bytes(8, "big")
+    _commit_and_settle(chain, store, job_id, honest, right, colluders, 2, bogus)
+    assert chain.call("bonds", honest.address) == 0  # slashed, pending for the requester
+    credited = chain.call("credited", honest.address, ZERO_ADDRESS)
+
+    # A VALID dispute finds nothing; anyone can see what the worker can do.
+    code, out, err = pouw("dispute", job_id, *common, "--worker", honest.address)
+    assert code == 0, err
+    assert out.startswith(f"OVERTURNABLE job {job_id}: C[2][3], the verdict's witness, is right")
+
+    code, out, err = pouw("dispute", job_id, *common, "--worker", honest.address, "--keyfile",
+                          honest_key, "--json")  # fmt: skip
+    assert code == 0, err
+    outcome = json.loads(out)
+    assert (outcome["status"], outcome["entry"]) == ("overturned", [2, 3])
+    min_bond = int(chain.call("min_bond"))
+    assert chain.call("bonds", honest.address) == min_bond  # its stake, back in its bond
+    assert chain.call("credited", honest.address, ZERO_ADDRESS) == (
+        credited + amount + 2 * LOCAL.oracle_bond
+    )
+    assert chain.job(job_id)["status"] == STATUS_PAID
+    assert [chain.oracle_set_call("bonds", o.address) for o in colluders] == [0, 0]
+    # Nothing is left to overturn.
+    code, out, err = pouw("dispute", job_id, *common, "--worker", honest.address)
+    assert code == 2, err
+    assert out.startswith(f"NOT DISPUTED job {job_id}: no INVALID verdict"), out

@@ -13,9 +13,11 @@ from oracle.compute.keccak_inputs import keccak_matmul_inputs
 from oracle.compute.rng import generate_tensor
 from oracle.compute.verify import check_full, check_sampled, prepare
 from oracle.compute.work import answer_challenge, compute, load_inputs, result_root, result_tree
+from oracle.protocol.canonical import canonical_json
+from oracle.protocol.hashing import keccak256
 from oracle.protocol.results import encode_result
 from oracle.protocol.spec import Spec, parse_spec
-from oracle.protocol.verdict import VerdictCode
+from oracle.protocol.verdict import VerdictCode, witness_of
 
 SEED = bytes.fromhex("11" * 32)
 
@@ -221,3 +223,37 @@ def test_keccak_inputs__version_2__the_keccak_stream__verified_like_version_1(dt
     tree = result_tree(sampled, wrong)
     answer = answer_challenge(sampled, wrong, SEED, tree=tree)
     assert check_sampled(prepare(sampled, SEED), answer, tree.root).verdict is VerdictCode.INVALID
+
+
+@pytest.mark.parametrize(("dtype", "version"), [("int8", 1), ("int8", 2), ("fp32", 2)])
+def test_check_full__invalid__names_the_first_refutable_entry_in_its_transcript_hash(
+    dtype: str, version: int
+) -> None:
+    """An INVALID full-mode verdict names its witness entry in the clear (the last 16 bytes of
+    its transcript hash, `Disputes._witness`): the first entry, in the first bad row, that the
+    on-chain entry rule refutes; the worker can overturn the verdict on-chain if it is right."""
+    body = {"kind": "matmul", "dtype": dtype, "m": 12, "n": 10, "k": 33, "inputs": {"seed": 4}}
+    spec = parse_spec({**body, "version": version, "verify": {"mode": "full"}})
+    c = compute(spec)
+    wrong = c.copy()
+    wrong[7, 6] += 1 if dtype == "int8" else np.float32(0.25)
+    wrong[7, 2] += 3 if dtype == "int8" else np.float32(-0.5)
+    wrong[9, 0] += 1 if dtype == "int8" else np.float32(0.25)
+    verdict = check_full(prepare(spec, SEED), encode_result(wrong))
+    assert verdict.verdict is VerdictCode.INVALID
+    assert verdict.transcript["witness"] == [7, 2]
+    assert witness_of(verdict.transcript_hash) == (7, 2)
+    body_hash = keccak256(canonical_json(verdict.transcript))
+    assert verdict.transcript_hash[:16] == body_hash[:16] != verdict.transcript_hash[16:]
+
+
+def test_check_full__invalid_fp32_on_sfc64_inputs__names_no_witness() -> None:
+    """fp32 on SFC64 inputs (not the 2^-23 grid the contract's rule needs): no witness, the
+    plain transcript hash (the verdict stays the oracles' word)."""
+    body = {"kind": "matmul", "dtype": "fp32", "m": 12, "n": 10, "k": 33, "inputs": {"seed": 4}}
+    spec = parse_spec({**body, "version": 1, "verify": {"mode": "full"}})
+    wrong = compute(spec)
+    wrong[3, 3] += np.float32(1.0)
+    verdict = check_full(prepare(spec, SEED), encode_result(wrong))
+    assert verdict.verdict is VerdictCode.INVALID and "witness" not in verdict.transcript
+    assert verdict.transcript_hash == keccak256(canonical_json(verdict.transcript))

@@ -73,6 +73,7 @@ from oracle.compute.kinds.base import (
 )
 from oracle.compute.merkle import MerkleTree, verify_openings
 from oracle.compute.merkle import jit_warm_up as merkle_warm_up
+from oracle.compute.refute import witness_entry
 from oracle.compute.rng import (
     DOMAIN_FREIVALDS,
     DOMAIN_ROWS,
@@ -271,6 +272,14 @@ class MatmulKind:
         nbad, bad = _bad_rows(ok)
         transcript = _transcript(prepared, bad_rows=bad, bad_row_count=nbad, **extra)
         if nbad:
+            # The entry the verdict names (in its transcript hash), which the worker could
+            # prove right on-chain if it were (Disputes.overturn_*): int8 exactly, fp32 only
+            # on the keccak stream's grid, where the contract's rule applies.
+            witness = witness_entry(
+                st.inputs.a, st.inputs.b, result, bad, fp32_rule=p.keccak_inputs
+            )
+            if witness is not None:
+                transcript["witness"] = list(witness)
             return make_verdict(
                 VerdictCode.INVALID, f"Freivalds check failed on {nbad} row(s)", transcript
             )
