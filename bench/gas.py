@@ -271,6 +271,33 @@ def dispute_gas() -> dict[str, int]:
                 # the slashed oracle bonds again for the next batch
                 bond = chain.oracle_set.functions.bond(oracle.address)
                 tx[requester.address].send(bond, "bond", value=LOCAL.oracle_bond)
+                if n > 1 or name == "int8_blob":
+                    continue
+                # Overturn: the same result slashed INVALID naming C[i][j + 1] (right, and in
+                # the same chunk) as its witness; the worker proves it right.
+                (job_id,), created = post(spec_hash_of(spec_obj), 1)
+                salt = chain.block_hash(created - 1)
+                tx[worker.address].send(m.register(), "register", value=LOCAL.min_bond)
+                r = tx[worker.address].send(m.submit_result(job_id, com), "submit")
+                named = keccak(text="t")[:16] + i.to_bytes(8, "big") + (j + 1).to_bytes(8, "big")
+                att = Attestation(
+                    job_id, worker.address, com, int(r["blockNumber"]), 1_000, 2, named
+                )
+                sig = sign_settlement(
+                    oracle, chain.chain_id, chain.market.address, [att], VALID_UNTIL
+                )
+                settle = m.settle([att.as_tuple()], VALID_UNTIL, [sig.as_tuple()])
+                logs = chain.receipt_events(tx[requester.address].send(settle, "settle"))
+                head = next(e.args for e in logs if e.name == "BatchSettled")
+                items = [(e.name, e.args) for e in logs if e.name == "WorkerSlashed"]
+                batch = SettledBatch.from_logs(head, items, {job_id: (ZERO, price, 1_000)})
+                fn = d.overturn_seeded(
+                    batch.args(), 0, terms_of(spec_obj), salt, tree.root, chunk, tree.proof(leaf)
+                )
+                r = tx[worker.address].send(fn, "overturn", gas=3_000_000)
+                assert [e.name for e in chain.receipt_events(r, ALL_EVENTS)] == ["Overturned"]
+                out[f"gas_overturn_{name.replace('_', '_4096_')}"] = int(r["gasUsed"])
+                tx[requester.address].send(bond, "bond", value=LOCAL.oracle_bond)
     finally:
         stop_anvil(proc)
     return out
@@ -486,6 +513,10 @@ def main() -> dict[str, float]:
                 out[key] = d[key]
                 label = f"dispute, {name.replace('_', ' ')} 4096³, batch of {n}"
                 rows.append((label, d[key], "per tx"))
+        for name in ("int8_seeded", "fp32_seeded"):
+            key = f"gas_overturn_{name.replace('_', '_4096_')}"
+            out[key] = d[key]
+            rows.append((f"overturn (INVALID), {name.replace('_', ' ')} 4096³", d[key], "per tx"))
 
         e = entry_check_gas(project, deployer)
         rows.append(("entry check, int8 4096³ blob job (not yet a dispute)", e["gas"], "per tx"))
