@@ -46,9 +46,10 @@ from oracle.chain.client import Chain
 from oracle.client.dispute import dispute_job, overturn_job
 from oracle.exceptions import PouwError
 from oracle.infra.logs import event
-from oracle.infra.metrics import CONTENT_TYPE, Metrics
+from oracle.infra.loop import run_until_stopped
+from oracle.infra.metrics import Metrics
 from oracle.infra.sqlite import SqliteFile
-from oracle.infra.web import WebServer, blocking, text
+from oracle.infra.web import WebServer, metrics_response, text
 
 __all__ = ["WatchConfig", "WatchDB", "Watcher"]
 
@@ -234,8 +235,7 @@ class Watcher:
         """Serve ``/metrics`` and ``/health``; returns the URL."""
 
         async def metrics(req: web.Request) -> web.Response:
-            body = await blocking(req, self.metrics.render)
-            return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+            return await metrics_response(req, self.metrics)
 
         async def health(_req: web.Request) -> web.Response:
             return text(200, "ok")
@@ -252,13 +252,7 @@ class Watcher:
 
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set; a failing iteration is logged and retried."""
-        while not stop.is_set():
-            try:
-                self.step()
-            except Exception as exc:  # the loop must go on; the cause is logged
-                self.metrics.inc("loop_errors")
-                event(log, "loop_error", logging.ERROR, error=f"{type(exc).__name__}: {exc}")
-            stop.wait(self.cfg.poll_interval)
+        run_until_stopped(stop, self.step, self.cfg.poll_interval, self.metrics, log)
 
     def step(self) -> None:
         """Follow the chain, then check what is due."""

@@ -37,6 +37,7 @@ import msgspec
 from aiohttp import web
 
 from oracle.infra.logs import event
+from oracle.infra.metrics import CONTENT_TYPE, Metrics
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
@@ -49,6 +50,7 @@ __all__ = [
     "decode_json",
     "error",
     "json_response",
+    "metrics_response",
     "path_int",
     "read_body",
     "text",
@@ -150,6 +152,12 @@ async def blocking(request: web.Request, fn: Callable[..., T], *args: Any) -> T:
     """Run ``fn(*args)`` on the server's thread pool and return its value."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(request.app[_EXECUTOR], fn, *args)
+
+
+async def metrics_response(request: web.Request, metrics: Metrics) -> web.Response:
+    """``GET /metrics``: ``metrics`` in the Prometheus text format (rendered off the loop)."""
+    body = await blocking(request, metrics.render)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 @web.middleware

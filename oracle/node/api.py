@@ -13,8 +13,15 @@ from aiohttp import web
 
 from oracle.exceptions import PeerError
 from oracle.infra.logs import event
-from oracle.infra.metrics import CONTENT_TYPE
-from oracle.infra.web import blocking, decode_json, error, json_response, read_body, text
+from oracle.infra.web import (
+    blocking,
+    decode_json,
+    error,
+    json_response,
+    metrics_response,
+    read_body,
+    text,
+)
 from oracle.node.context import NodeContext
 from oracle.node.decisions import CLOCK_SKEW, acceptable_expiry
 from oracle.node.settler import Settler, attestation
@@ -96,5 +103,4 @@ class NodeApi:
         checkpoint, the histograms of verification seconds and of the latency from a
         result's commitment to its settlement, and the durable state's row counts
         (``pouw_oracle_db_…``, kept across restarts)."""
-        body = await blocking(req, self.ctx.metrics.render)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+        return await metrics_response(req, self.ctx.metrics)

@@ -69,6 +69,7 @@ from oracle.compute.merkle import jit_warm_up as merkle_warm_up
 from oracle.exceptions import ChainError
 from oracle.infra.health import spec_store_reachability
 from oracle.infra.logs import event
+from oracle.infra.loop import run_until_stopped
 from oracle.infra.metrics import Metrics
 from oracle.infra.web import WebServer
 from oracle.node.api import NodeApi
@@ -238,13 +239,7 @@ class OracleNode:
             settler.join(timeout=30)
 
     def _loop(self, stop: threading.Event, body: Callable[[], object]) -> None:
-        while not stop.is_set():
-            try:
-                body()
-            except Exception as exc:  # the loop must go on; the cause is logged
-                self.metrics.inc("loop_errors")
-                event(log, "loop_error", logging.ERROR, error=f"{type(exc).__name__}: {exc}")
-            stop.wait(self.cfg.poll_interval)
+        run_until_stopped(stop, body, self.cfg.poll_interval, self.metrics, log)
 
     def step(self) -> None:
         """Follow, verify, settle: one iteration (what :meth:`run` does on two threads)."""

@@ -23,8 +23,17 @@ from aiohttp import web
 from oracle.compute.kinds.base import BlobSource
 from oracle.compute.work import answer_challenge
 from oracle.exceptions import BlobNameError
-from oracle.infra.metrics import CONTENT_TYPE, Metrics
-from oracle.infra.web import INT64_MAX, blocking, decode_json, error, json_response, path_int, text
+from oracle.infra.metrics import Metrics
+from oracle.infra.web import (
+    INT64_MAX,
+    blocking,
+    decode_json,
+    error,
+    json_response,
+    metrics_response,
+    path_int,
+    text,
+)
 from oracle.protocol.bundle import encode_bundle
 from oracle.protocol.results import decode_result
 from oracle.store.blobs import LocalBlobStore, check_name
@@ -95,8 +104,7 @@ class WorkerApi:
         """Prometheus text format of the worker's metrics."""
         if self.metrics is None:
             raise error(404, "no metrics")
-        body = await blocking(req, self.metrics.render)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+        return await metrics_response(req, self.metrics)
 
     def _path(self, req: web.Request) -> tuple[int, str, bytes]:
         jid = path_int(req, "job_id")

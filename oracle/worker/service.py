@@ -58,6 +58,7 @@ from oracle.compute.work import compute, result_root
 from oracle.exceptions import BlobError, BlobTransferError, ChainError
 from oracle.infra.health import spec_store_reachability, transition
 from oracle.infra.logs import event
+from oracle.infra.loop import run_until_stopped
 from oracle.infra.metrics import Metrics
 from oracle.infra.web import WebServer
 from oracle.protocol.announce import make_announcement
@@ -274,13 +275,7 @@ class Worker:
         """Loop until ``stop`` is set; one failing iteration is logged and retried. The spec
         stores are probed first, so a worker that cannot read any spec says so at start-up."""
         self.specs.probe()
-        while not stop.is_set():
-            try:
-                self.step()
-            except Exception as exc:  # the loop must go on; the cause is logged
-                self.metrics.inc("loop_errors")
-                event(log, "loop_error", logging.ERROR, error=f"{type(exc).__name__}: {exc}")
-            stop.wait(self.cfg.poll_interval)
+        run_until_stopped(stop, self.step, self.cfg.poll_interval, self.metrics, log)
 
     def step(self, wait: bool = False) -> None:
         """Announce (when due), bond, follow, compute, commit, claim: one iteration
