@@ -55,7 +55,6 @@ __all__ = [
     "disputable",
     "dispute_job",
     "overturn_job",
-    "pending_valid_verdict",
     "pending_verdict",
 ]
 
@@ -102,13 +101,8 @@ def applied_disputes(chain: Chain, batch: SettledBatch, start: int, head: int) -
     """``batch`` with the refutations and overturns of its items since block ``start`` marked,
     as the market's record has them."""
     for ev in chain.events(start, head, names=("Refuted", "Overturned")):
-        if int(ev.args["batch_id"]) != batch.batch_id:
-            continue
-        job = int(ev.args["job_id"])
-        if ev.name == "Refuted":
-            batch = batch.refuted_job(job)
-        else:
-            batch = batch.overturned_job(job, str(ev.args["worker"]))
+        if int(ev.args["batch_id"]) == batch.batch_id:
+            batch = batch.undone(ev.name, int(ev.args["job_id"]), str(ev.args["worker"]))
     return batch
 
 
@@ -174,11 +168,6 @@ def pending_verdict(
             transcript_hash=item.transcript_hash,
         )
     return None
-
-
-def pending_valid_verdict(chain: Chain, job_id: int) -> SettledVerdict | None:
-    """The job's VALID item in a batch whose record is still pending, or None."""
-    return pending_verdict(chain, job_id)
 
 
 def disputable(spec: Spec) -> str:
@@ -280,7 +269,7 @@ def dispute_job(
 ) -> DisputeOutcome:
     """Look for a refutable entry in the job's VALID result and, with ``account``, send the
     dispute (without one, only say what would be disputed: status ``refutable``)."""
-    verdict = pending_valid_verdict(chain, job_id)
+    verdict = pending_verdict(chain, job_id)
     if verdict is None:
         return DisputeOutcome(
             job_id, "no_pending_verdict", "no VALID verdict of this job is in a challenge window"

@@ -59,14 +59,27 @@ def _fp32_row(a_row: np.ndarray, b: np.ndarray) -> tuple[list[int], list[int]]:
     return [int(x) for x in exact], [int(x) for x in mag]
 
 
+def _first_refutable(a: np.ndarray, b: np.ndarray, c: np.ndarray, i: int) -> int | None:
+    """The first column j at which the contract's entry rule refutes C[i][j] (int8: unequal
+    to the exact product; fp32: outside the bound), or None."""
+    if c.dtype == np.int32:
+        wrong = np.flatnonzero(c[i].astype(np.int64) != _int8_row(a[i], b))
+        return int(wrong[0]) if wrong.size else None
+    exact, mag = _fp32_row(a[i], b)
+    k = a.shape[1]
+    return next(
+        (j for j in range(c.shape[1]) if fp32_outside(float(c[i, j]), exact[j], mag[j], k)),
+        None,
+    )
+
+
 def refutable_entry(
     a: np.ndarray, b: np.ndarray, c: np.ndarray, *, seed: int = 0
 ) -> tuple[int, int] | None:
     """(i, j) of an entry of ``c`` that the contract refutes as a product of ``a`` (m×k)
     and ``b`` (k×n), or None if none is found (int8: C is right except with probability
     2^-64; fp32: no checked row holds an entry outside the bound)."""
-    m, k = a.shape
-    n = b.shape[1]
+    m, n = a.shape[0], b.shape[1]
     if c.shape != (m, n):
         raise ValueError(f"C is {c.shape}, expected {(m, n)}")
     rng = np.random.default_rng(seed)
@@ -75,23 +88,15 @@ def refutable_entry(
         with np.errstate(over="ignore"):
             y = c.astype(np.int64) @ r
             z = a.astype(np.int64) @ (b.astype(np.int64) @ r)
-        for i in np.flatnonzero(y != z):
-            wrong = np.flatnonzero(c[i].astype(np.int64) != _int8_row(a[i], b))
-            if wrong.size:
-                return int(i), int(wrong[0])
-        return None
+        return witness_entry(a, b, c, np.flatnonzero(y != z).tolist(), fp32_rule=False)
     rf = rng.standard_normal(n)
     with np.errstate(all="ignore"):
         yf = c.astype(np.float64) @ rf
         zf = a.astype(np.float64) @ (b.astype(np.float64) @ rf)
         gap = np.abs(yf - zf)
     gap[~np.isfinite(gap)] = np.inf
-    for i in np.argsort(-gap, kind="stable")[:FP32_ROWS_CHECKED]:
-        exact, mag = _fp32_row(a[i], b)
-        for j in range(n):
-            if fp32_outside(float(c[i, j]), exact[j], mag[j], k):
-                return int(i), j
-    return None
+    rows = np.argsort(-gap, kind="stable")[:FP32_ROWS_CHECKED].tolist()
+    return witness_entry(a, b, c, rows, fp32_rule=True)
 
 
 def witness_entry(
@@ -103,17 +108,12 @@ def witness_entry(
     that entry is in fact right. int8: the first entry unequal to the exact product; fp32
     (``fp32_rule``: inputs on the 2^-23 grid, the keccak stream) the first entry outside the
     bound; None if no row given holds one (fp32 without the rule: always None)."""
-    k = a.shape[1]
+    if c.dtype != np.int32 and not fp32_rule:
+        return None
     for i in rows:
-        if c.dtype == np.int32:
-            wrong = np.flatnonzero(c[i].astype(np.int64) != _int8_row(a[i], b))
-            if wrong.size:
-                return int(i), int(wrong[0])
-        elif fp32_rule:
-            exact, mag = _fp32_row(a[i], b)
-            for j in range(c.shape[1]):
-                if fp32_outside(float(c[i, j]), exact[j], mag[j], k):
-                    return int(i), j
+        j = _first_refutable(a, b, c, int(i))
+        if j is not None:
+            return int(i), j
     return None
 
 

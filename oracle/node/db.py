@@ -226,11 +226,8 @@ class OracleDB(SqliteFile):
                         "SELECT batch FROM settled_batches WHERE batch_id=?", (a["batch_id"],)
                     ).fetchone()
                     if row is not None:
-                        batch = SettledBatch.from_json(row[0])
-                        batch = (
-                            batch.refuted_job(int(a["job_id"]))
-                            if name == "Refuted"
-                            else batch.overturned_job(int(a["job_id"]), str(a["worker"]))
+                        batch = SettledBatch.from_json(row[0]).undone(
+                            name, int(a["job_id"]), str(a.get("worker", ""))
                         )
                         c.execute(
                             "UPDATE settled_batches SET batch=? WHERE batch_id=?",

@@ -148,6 +148,14 @@ class SettledBatch:
                 return self.refuted(index)
         return self
 
+    def undone(self, event: str, job_id: int, worker: str) -> SettledBatch:
+        """The batch after a dispute's ``Refuted`` (its VALID item for ``job_id``) or
+        ``Overturned`` event (its INVALID item for ``job_id`` and ``worker``), as the market's
+        record has it."""
+        if event == "Refuted":
+            return self.refuted_job(job_id)
+        return self.overturned_job(job_id, worker)
+
     def overturned_job(self, job_id: int, worker: str) -> SettledBatch:
         """The batch after a dispute overturned its INVALID item for ``job_id`` and ``worker``
         (``Overturned`` names both); unchanged if it holds none."""

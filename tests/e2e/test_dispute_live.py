@@ -92,6 +92,14 @@ def _commit_and_settle(
     tx.send(fn, "settle")
 
 
+def _int8_product(seed: int, m: int, k: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random int8 A (m×k) and B (k×n) and their exact product."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(-128, 128, (m, k), dtype=np.int8)
+    b = rng.integers(-128, 128, (k, n), dtype=np.int8)
+    return a, b, a.astype(np.int32) @ b.astype(np.int32)
+
+
 def _spec_hash(chain: Chain, job_id: int) -> str:
     [ev] = chain.events(chain.deployment.block, chain.head(), job_id=job_id, names=("JobCreated",))
     return "0x" + bytes(ev.args["spec_hash"]).hex()
@@ -103,10 +111,7 @@ def test_collusion__two_of_three_sign_a_wrong_result__pouw_dispute_refutes_it(
     rec = deploy(2)
     chain = Chain(anvil.url, rec)
     store = tmp_path / "specs"
-    rng = np.random.default_rng(15)
-    a = rng.integers(-128, 128, (12, 40), dtype=np.int8)
-    b = rng.integers(-128, 128, (40, 9), dtype=np.int8)
-    right = a.astype(np.int32) @ b.astype(np.int32)
+    a, b, right = _int8_product(15, 12, 40, 9)
     oracles = keys["oracles"]
     colluders, honest_oracle = oracles[:2], oracles[2]
     watcher = dev_accounts(10)[8]
@@ -172,10 +177,7 @@ def test_pouw_watch__refutes_the_colluders_verdict_itself__and_not_again_after_a
     rec = deploy(2)
     chain = Chain(anvil.url, rec)
     store = tmp_path / "specs"
-    rng = np.random.default_rng(16)
-    a = rng.integers(-128, 128, (10, 33), dtype=np.int8)
-    b = rng.integers(-128, 128, (33, 7), dtype=np.int8)
-    right = a.astype(np.int32) @ b.astype(np.int32)
+    a, b, right = _int8_product(16, 10, 33, 7)
     colluders = keys["oracles"][:2]
     watcher = dev_accounts(10)[9]
     watcher_key = key_file(tmp_path, "watcher", watcher)
@@ -308,10 +310,7 @@ def test_collusion__invalid_verdict_on_a_right_result__the_worker_overturns_it(
     rec = deploy(2)
     chain = Chain(anvil.url, rec)
     store = tmp_path / "specs"
-    rng = np.random.default_rng(17)
-    a = rng.integers(-128, 128, (9, 21), dtype=np.int8)
-    b = rng.integers(-128, 128, (21, 8), dtype=np.int8)
-    right = a.astype(np.int32) @ b.astype(np.int32)
+    a, b, right = _int8_product(17, 9, 21, 8)
     colluders = keys["oracles"][:2]
     honest = keys["honest"]
     honest_key = key_file(tmp_path, "honest", honest)
