@@ -227,35 +227,40 @@ def dispute_gas() -> dict[str, int]:
             r = tx[requester.address].send(m.create_jobs(reqs), "post", value=count * price)
             return list(range(first, first + count)), int(r["blockNumber"])
 
-        def attest(job: int, who: str, com: bytes, block: int) -> Attestation:
-            return Attestation(job, who, com, block, 1_000, 1, keccak(text="t"))
+        def attest(
+            job: int, who: str, com: bytes, block: int, verdict: int = 1, th: bytes = b""
+        ) -> Attestation:
+            return Attestation(job, who, com, block, 1_000, verdict, th or keccak(text="t"))
+
+        def committed(spec_hash: bytes, com: bytes) -> tuple[int, bytes, int]:
+            """A job posted and committed to by `worker`: (job id, spec tag salt, block)."""
+            (job_id,), created = post(spec_hash, 1)
+            tx[worker.address].send(m.register(), "register", value=LOCAL.min_bond)
+            r = tx[worker.address].send(m.submit_result(job_id, com), "submit")
+            return job_id, chain.block_hash(created - 1), int(r["blockNumber"])
+
+        def settled(atts: list[Attestation]) -> SettledBatch:
+            """The batch as the market recorded it, signed by the one oracle."""
+            sig = sign_settlement(oracle, chain.chain_id, chain.market.address, atts, VALID_UNTIL)
+            fn = m.settle([a.as_tuple() for a in atts], VALID_UNTIL, [sig.as_tuple()])
+            logs = chain.receipt_events(tx[requester.address].send(fn, "settle", gas=12_000_000))
+            head = next(e.args for e in logs if e.name == "BatchSettled")
+            items = [(e.name, e.args) for e in logs if e.name in ("JobSettled", "WorkerSlashed")]
+            terms = {int(a["job_id"]): (ZERO, price, 1_000) for _, a in items}  # type: ignore[call-overload]
+            return SettledBatch.from_logs(head, items, terms)
 
         for name in ("int8_seeded", "fp32_seeded", "int8_blob"):
             spec_obj, tree, c_row = fx[name][:3]  # type: ignore[index]
             for n in (1, 64):
-                (job_id,), created = post(spec_hash_of(spec_obj), 1)
-                salt = chain.block_hash(created - 1)
                 com = keccak(bytes.fromhex(worker.address[2:]) + tree.root)
-                tx[worker.address].send(m.register(), "register", value=LOCAL.min_bond)
-                r = tx[worker.address].send(m.submit_result(job_id, com), "submit")
-                atts = [attest(job_id, worker.address, com, int(r["blockNumber"]))]
+                job_id, salt, block = committed(spec_hash_of(spec_obj), com)
+                atts = [attest(job_id, worker.address, com, block)]
                 if n > 1:
                     others, _ = post(keccak(text=f"filler {name}"), n - 1)
                     coms = [(o, keccak(text=f"filler {o}")) for o in others]
                     r = tx[filler.address].send(m.submit_results(coms), "submit")
                     atts += [attest(o, filler.address, c, int(r["blockNumber"])) for o, c in coms]
-                sig = sign_settlement(
-                    oracle, chain.chain_id, chain.market.address, atts, VALID_UNTIL
-                )
-                settle = m.settle([a.as_tuple() for a in atts], VALID_UNTIL, [sig.as_tuple()])
-                r = tx[requester.address].send(settle, "settle", gas=12_000_000)
-                logs = chain.receipt_events(r)
-                head = next(e.args for e in logs if e.name == "BatchSettled")
-                items = [
-                    (e.name, e.args) for e in logs if e.name in ("JobSettled", "WorkerSlashed")
-                ]
-                terms = {int(a["job_id"]): (ZERO, price, 1_000) for _, a in items}  # type: ignore[call-overload]
-                batch = SettledBatch.from_logs(head, items, terms)
+                batch = settled(atts)
                 chunk = c_row[at : at + 4 * width]
                 common = (batch.args(), 0, terms_of(spec_obj), salt, tree.root, i, j, chunk)
                 d = chain.disputes.functions
@@ -275,22 +280,9 @@ def dispute_gas() -> dict[str, int]:
                     continue
                 # Overturn: the same result slashed INVALID naming C[i][j + 1] (right, and in
                 # the same chunk) as its witness; the worker proves it right.
-                (job_id,), created = post(spec_hash_of(spec_obj), 1)
-                salt = chain.block_hash(created - 1)
-                tx[worker.address].send(m.register(), "register", value=LOCAL.min_bond)
-                r = tx[worker.address].send(m.submit_result(job_id, com), "submit")
+                job_id, salt, block = committed(spec_hash_of(spec_obj), com)
                 named = keccak(text="t")[:16] + i.to_bytes(8, "big") + (j + 1).to_bytes(8, "big")
-                att = Attestation(
-                    job_id, worker.address, com, int(r["blockNumber"]), 1_000, 2, named
-                )
-                sig = sign_settlement(
-                    oracle, chain.chain_id, chain.market.address, [att], VALID_UNTIL
-                )
-                settle = m.settle([att.as_tuple()], VALID_UNTIL, [sig.as_tuple()])
-                logs = chain.receipt_events(tx[requester.address].send(settle, "settle"))
-                head = next(e.args for e in logs if e.name == "BatchSettled")
-                items = [(e.name, e.args) for e in logs if e.name == "WorkerSlashed"]
-                batch = SettledBatch.from_logs(head, items, {job_id: (ZERO, price, 1_000)})
+                batch = settled([attest(job_id, worker.address, com, block, 2, named)])
                 fn = d.overturn_seeded(
                     batch.args(), 0, terms_of(spec_obj), salt, tree.root, chunk, tree.proof(leaf)
                 )
